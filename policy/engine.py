@@ -1,0 +1,50 @@
+"""One step of enforcement shared by the stream and the file replay.
+
+Both shells call :func:`step` with the stored value for the event's key and get back the
+value to store and the decisions to publish; only where bytes come from and go to differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from policy.core import decide
+from policy.decisions import to_decisions
+from schemas.decisions import Cause, Decision
+from schemas.events import InputEvent
+from schemas.policy import LoadedPolicy
+from schemas.state import StoredSubject, SubjectState
+
+__all__ = ["Step", "step"]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one event did: the subject's new stored value and the decisions to publish."""
+
+    stored: StoredSubject
+    decisions: tuple[Decision, ...]
+    changed: bool
+
+
+def step(
+    stored: StoredSubject | None,
+    event: InputEvent,
+    policy: LoadedPolicy,
+    cause: Cause,
+    emitted_at: datetime | None = None,
+) -> Step:
+    """Decide one event in event time against the subject's state in the event's tenant."""
+    stored = stored if stored is not None else StoredSubject()
+    state = stored.tenants.get(event.tenant, SubjectState())
+    new_state, verdicts = decide(state, event, event.at, policy.policy)
+    if new_state is state:
+        return Step(stored=stored, decisions=(), changed=False)
+    # A new mapping, never a mutation: the table gets a fresh value to assign back.
+    tenants = {**stored.tenants, event.tenant: new_state}
+    return Step(
+        stored=StoredSubject(tenants=tenants),
+        decisions=to_decisions(verdicts, event, policy.ref, cause, emitted_at),
+        changed=True,
+    )

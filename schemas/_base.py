@@ -1,0 +1,36 @@
+"""Shared building blocks of every wire and state model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, StringConstraints
+
+__all__ = ["Identifier", "Model", "UtcDatetime", "format_time"]
+
+
+def _to_utc(value: datetime) -> datetime:
+    # Every time is kept in UTC so that equal instants encode to equal bytes.
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""An RFC 3339 time with an offset, normalised to UTC. Naive times are refused."""
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+"""A non-empty id of at most 128 characters (event, request, session ids)."""
+
+
+class Model(BaseModel):
+    """Immutable model; unknown fields are ignored, as the contract allows."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+def format_time(value: datetime) -> str:
+    """Format a UTC time as RFC 3339 with a ``Z`` suffix, milliseconds only when present."""
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,132 @@
+"""The faust shell: consume raw bytes, plan the batch with the pure core, send, then store.
+
+Nothing here decides anything; see :mod:`streams.enforcer` and :mod:`policy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from schemas.policy import LoadedPolicy
+from streams.enforcer import BatchPlan, Record, plan_batch
+from streams.settings import Settings
+
+__all__ = ["TABLE_NAME", "build_app"]
+
+log = logging.getLogger(__name__)
+
+TABLE_NAME = "grants"
+"""Table of per-subject state; its changelog topic is ``<app_id>-grants-changelog``."""
+
+
+class _PartitionedTable:
+    """Reads and writes table values on the partition of the event they belong to.
+
+    faust takes a write's changelog partition (and its RocksDB shard) from the *current*
+    event, which in a batch is not the event the value belongs to; setting the current event
+    to the owning one keeps every write co-partitioned with its input.
+    """
+
+    def __init__(self, table: Any, stream: faust.Stream[Any]) -> None:
+        self._table = table
+        self._stream = stream
+
+    def get(self, event: EventT[Any], key: bytes) -> bytes | None:
+        self._stream._set_current_event(event)  # noqa: SLF001 - see class docstring.
+        value = self._table.get(key)
+        return value if value is None else bytes(value)
+
+    def set(self, event: EventT[Any], key: bytes, value: bytes) -> None:
+        self._stream._set_current_event(event)  # noqa: SLF001 - see class docstring.
+        # Assign a new value; stored values are never mutated in place.
+        self._table[key] = value
+
+
+def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
+    """Build the worker's faust app and register the enforcement agent."""
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        table_standby_replicas=settings.standby_replicas,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    inputs = app.topic(
+        settings.topic_requests,
+        partitions=settings.topic_partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    table = app.Table(
+        TABLE_NAME,
+        default=None,
+        partitions=settings.topic_partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    async def send(plan: BatchPlan) -> None:
+        futures = [
+            await app.producer.send(
+                out.topic, out.key, out.value, partition=None, timestamp=None,
+                headers=out.headers or None,
+            )
+            for out in plan.outbound
+        ]
+        # Every verdict is acknowledged by Kafka before the state that records it is stored.
+        await asyncio.gather(*futures)
+
+    async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
+        access = _PartitionedTable(table, stream)
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            await _handle_batch(events, access, send, settings, policy)
+
+    app.agent(inputs, name="enforce", concurrency=1)(enforce)
+    return app
+
+
+async def _handle_batch(
+    events: Sequence[EventT[Any]],
+    access: _PartitionedTable,
+    send: Any,
+    settings: Settings,
+    policy: LoadedPolicy,
+) -> None:
+    records = [
+        Record(
+            topic=event.message.topic,
+            partition=event.message.partition,
+            offset=event.message.offset,
+            key=event.message.key,
+            value=event.message.value,
+        )
+        for event in events
+    ]
+    plan = plan_batch(
+        records,
+        lambda index, key: access.get(events[index], key),
+        policy,
+        decisions_topic=settings.topic_decisions,
+        deadletter_topic=settings.topic_deadletter,
+        max_event_bytes=settings.max_event_bytes,
+        now=lambda: datetime.now(UTC),
+    )
+    await send(plan)
+    for write in plan.writes.values():
+        access.set(events[write.source], write.key, write.value)
+    if plan.dead_letters:
+        log.warning("batch of %d: %d to dead letters", len(records), plan.dead_letters)

@@ -1,0 +1,94 @@
+"""The edge: raw Kafka bytes in, validated events or a dead-letter reason out."""
+
+from __future__ import annotations
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.errors import InputError
+from schemas.events import INPUT_EVENT, InputEvent
+from schemas.state import StoredSubject
+
+__all__ = [
+    "dead_letter_headers",
+    "decode_event",
+    "decode_stored",
+    "encode_stored",
+]
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        parts.append(f"{where}: {error['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def decode_event(key: bytes | None, value: bytes | None, max_bytes: int) -> InputEvent:
+    """Validate one input record.
+
+    The key must be the subject id: that is what puts one subject's events, and its state,
+    on one partition.
+
+    Raises:
+        InputError: with ``error_class`` one of ``missing-key``, ``missing-value``,
+            ``oversized``, ``invalid-json``, ``schema-violation``, ``key-mismatch``.
+    """
+    if not key:
+        raise InputError("missing-key", "record has no key; the key must be the subject id")
+    if value is None:
+        raise InputError("missing-value", "record has no value")
+    if len(value) > max_bytes:
+        raise InputError(
+            "oversized", f"value has {len(value)} bytes, limit is {max_bytes} (max_event_bytes)"
+        )
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise InputError("invalid-json", f"value is not JSON: {exc}") from exc
+    try:
+        event = INPUT_EVENT.validate_python(data)
+    except ValidationError as exc:
+        raise InputError("schema-violation", _describe(exc)) from exc
+    if key != event.subject.id.encode("utf-8"):
+        raise InputError(
+            "key-mismatch",
+            f"record key {key[:80]!r} is not subject.id {event.subject.id[:80]!r}; "
+            "producers must key records by subject id",
+        )
+    return event
+
+
+def decode_stored(value: bytes | None) -> StoredSubject | None:
+    """Read a table value; an unreadable one is an error, never an empty state.
+
+    Raises:
+        InputError: ``state-unreadable`` so the event goes to the dead letter topic.
+    """
+    if value is None:
+        return None
+    try:
+        return StoredSubject.model_validate_json(value)
+    except ValidationError as exc:
+        raise InputError("state-unreadable", f"stored state is unreadable: {_describe(exc)}") \
+            from exc
+
+
+def encode_stored(stored: StoredSubject) -> bytes:
+    """Encode a table value compactly (defaults left out keep state small)."""
+    return stored.model_dump_json(exclude_defaults=True).encode("utf-8")
+
+
+def dead_letter_headers(
+    topic: str, partition: int, offset: int, error_class: str, message: str
+) -> list[tuple[str, bytes]]:
+    """The contract's dead-letter headers; the message is capped to keep records small."""
+    return [
+        ("source.topic", topic.encode()),
+        ("source.partition", str(partition).encode()),
+        ("source.offset", str(offset).encode()),
+        ("error.class", error_class.encode()),
+        ("error.message", message[:2000].encode("utf-8", "replace")),
+    ]

@@ -1,0 +1,74 @@
+"""A short scripted scenario that shows each rule fire, and a readable decision printer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = ["demo_events", "format_decision"]
+
+
+def demo_events(now: datetime | None = None, run: str | None = None) -> list[dict[str, Any]]:
+    """Events for two subjects; ids carry a run tag so every demo run is decided afresh."""
+    now = now or datetime.now(UTC)
+    run = run or uuid.uuid4().hex[:6]
+    alice = {"id": f"alice@{run}", "kind": "human", "issuer": "https://login.acme.example",
+             "owner": "team-payments"}
+    deployer = {"id": f"spiffe://acme.example/ns/ci/sa/deployer-{run}", "kind": "workload",
+                "issuer": "spiffe://acme.example", "attested": True, "owner": "team-platform"}
+
+    def times() -> Iterator[str]:
+        second = 0
+        while True:
+            yield (now + timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
+            second += 1
+
+    clock = times()
+
+    def request(subject: dict[str, Any], number: int, resources: list[tuple[str, str]],
+                **extra: Any) -> dict[str, Any]:
+        return {
+            "type": "request.created", "event_id": f"e-{run}-{number}", "at": next(clock),
+            "tenant": "acme", "subject": subject, "request_id": f"r-{run}-{number}",
+            "resources": [{"id": rid, "env": env, "sensitivity": "medium", "roles": ["reader"]}
+                          for rid, env in resources],
+            "ttl_s": 900, "reason": "demo", **extra,
+        }
+
+    return [
+        request(alice, 1, [("db/orders", "prod")]),
+        request(alice, 2, [("db/users", "prod"), ("s3/reports", "prod")]),
+        # A fourth resource: the oldest grant (r-1) is revoked to stay within 3.
+        request(alice, 3, [("k8s/payments", "prod")]),
+        # Research while holding prod: the older prod grants are revoked.
+        request(alice, 4, [("notebook/ml", "research")]),
+        # One request spanning prod and research is denied outright.
+        request(deployer, 5, [("k8s/deploy", "prod"), ("notebook/ml", "research")]),
+        # Too many resources in one request: denied.
+        request(deployer, 6, [("a", "prod"), ("b", "prod"), ("c", "prod"), ("d", "prod")]),
+        request(deployer, 7, [("k8s/deploy", "prod")], ttl_s=10 * 3600),
+        {"type": "task.completed", "event_id": f"e-{run}-8", "at": next(clock),
+         "tenant": "acme", "subject": deployer, "request_id": f"r-{run}-7"},
+    ]
+
+
+_COLOURS = {"approve": "32", "deny": "31", "revoke": "33", "escalate": "35", "lock": "31;1",
+            "unlock": "36"}
+
+
+def format_decision(decision: dict[str, Any], colour: bool = False) -> str:
+    """One line an operator can read: time, action, subject, request, rule and reason."""
+    action = str(decision["action"]).upper()
+    if colour:
+        action = f"\x1b[{_COLOURS.get(decision['action'], '0')}m{action:<8}\x1b[0m"
+    else:
+        action = f"{action:<8}"
+    at = str(decision["at"])[11:19]
+    targets = ",".join(decision.get("targets") or []) or decision.get("request_id") or "-"
+    subject = decision["subject"]["id"]
+    if len(subject) > 40:
+        subject = "…" + subject[-39:]
+    return (f"{at}  {action} {subject:<40} {targets:<14} [{decision['rule']['id']}] "
+            f"{decision['reason']}")

@@ -1,0 +1,68 @@
+"""Runtime settings, read once in ``main`` from ``JITWATCH_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+
+
+class Settings(BaseSettings):
+    """Every knob of the worker and the audit sink; frozen once built."""
+
+    model_config = SettingsConfigDict(env_prefix="JITWATCH_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    """Kafka bootstrap servers, ``host:port[,host:port]``."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis for the audit trail."""
+    app_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "jitwatch"
+    """Consumer group of the workers and prefix of their changelog topics."""
+    topic_requests: TopicName = "jit.requests"
+    topic_sessions: TopicName = "jit.sessions"
+    topic_decisions: TopicName = "jit.decisions"
+    topic_deadletter: TopicName = "jit.deadletter"
+    topic_partitions: int = Field(default=8, ge=1, le=10_000)
+    """Partitions of every topic; inputs and changelogs must all have this many."""
+    topic_replication: int = Field(default=1, ge=1, le=7)
+    policy_file: Path | None = None
+    """Policy TOML; the packaged default policy when unset."""
+    data_dir: Path = Path(".jitwatch-data")
+    """Where the worker keeps its RocksDB tables (rebuilt from changelogs when lost)."""
+    store: str = "rocksdb://"
+    """faust table store URL: ``rocksdb://`` in production, ``memory://`` for experiments."""
+    standby_replicas: int = Field(default=1, ge=0, le=5)
+    batch_max: int = Field(default=500, ge=1, le=100_000)
+    """Most events decided in one batch."""
+    batch_within_s: float = Field(default=0.01, gt=0, le=10)
+    """Longest wait to fill a batch before deciding what has arrived."""
+    max_event_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Inputs larger than this go to the dead letter topic."""
+    audit_group: Annotated[str, StringConstraints(min_length=1)] = "jitwatch-audit"
+    """Consumer group of the audit sink (apart from the workers')."""
+    audit_key_prefix: Annotated[str, StringConstraints(min_length=1)] = "jitwatch:audit"
+    log_level: str = "info"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the one settings object; explicit overrides win over the environment.
+
+    Raises:
+        ConfigError: naming each bad ``JITWATCH_*`` variable and what it expects.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]  # keys are checked by pydantic
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  - JITWATCH_{str(error['loc'][0]).upper()}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid settings:\n{problems}") from exc
