@@ -1,0 +1,230 @@
+"""Fixtures for tests on the real stack: a Kafka broker (KRaft) and Redis from ``ops/stack``.
+
+Without a reachable broker these tests skip on a laptop, and fail when ``CI`` is set.
+Each test session gets its own topic names, consumer groups and audit keys, so runs never
+see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[2]
+BOOTSTRAP = os.environ.get("JITWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+REDIS_URL = os.environ.get("JITWATCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _reachable(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _require_stack() -> None:
+    redis_address = REDIS_URL.split("//", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    missing = [
+        f"{name} at {address}"
+        for name, address in (("Kafka", BOOTSTRAP.split(",")[0]), ("Redis", redis_address))
+        if not _reachable(address)
+    ]
+    if not missing:
+        return
+    message = f"{' and '.join(missing)} unreachable; start them with `ops/stack up`"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set and {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@dataclass
+class Stack:
+    """One test session's names on the shared stack, and the env for our processes."""
+
+    run: str
+    env: dict[str, str]
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def requests(self) -> str:
+        return self.env["JITWATCH_TOPIC_REQUESTS"]
+
+    @property
+    def decisions(self) -> str:
+        return self.env["JITWATCH_TOPIC_DECISIONS"]
+
+    @property
+    def deadletter(self) -> str:
+        return self.env["JITWATCH_TOPIC_DEADLETTER"]
+
+    @property
+    def audit_prefix(self) -> str:
+        return self.env["JITWATCH_AUDIT_KEY_PREFIX"]
+
+    def start(self, command: str, log_dir: Path) -> subprocess.Popen[bytes]:
+        """Start a ``jitwatch`` subcommand in the background with this session's settings."""
+        log = (log_dir / f"{command}-{len(self.processes)}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", command],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        return process
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Session names on the real stack; topics created; processes stopped at the end."""
+    _require_stack()
+    run = uuid.uuid4().hex[:8]
+    data = tmp_path_factory.mktemp("jitwatch-data")
+    env = {
+        **os.environ,
+        "JITWATCH_KAFKA_BOOTSTRAP": BOOTSTRAP,
+        "JITWATCH_REDIS_URL": REDIS_URL,
+        "JITWATCH_APP_ID": f"jitwatch-it-{run}",
+        "JITWATCH_TOPIC_REQUESTS": f"it-{run}.requests",
+        "JITWATCH_TOPIC_SESSIONS": f"it-{run}.sessions",
+        "JITWATCH_TOPIC_DECISIONS": f"it-{run}.decisions",
+        "JITWATCH_TOPIC_DEADLETTER": f"it-{run}.deadletter",
+        "JITWATCH_TOPIC_PARTITIONS": "4",
+        "JITWATCH_AUDIT_GROUP": f"jitwatch-audit-it-{run}",
+        "JITWATCH_AUDIT_KEY_PREFIX": f"jitwatch:it-{run}:audit",
+        "JITWATCH_DATA_DIR": str(data),
+        "JITWATCH_LOG_LEVEL": "info",
+    }
+    created = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "topics", "create"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    session = Stack(run=run, env=env)
+    yield session
+    for process in session.processes:
+        process.terminate()
+    for process in session.processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where background processes write their output (shown when a test fails)."""
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def worker(stack: Stack, logs: Path) -> subprocess.Popen[bytes]:
+    """One enforcement worker for the session."""
+    return stack.start("worker", logs)
+
+
+@pytest.fixture(scope="session")
+def audit_sink(stack: Stack, logs: Path) -> subprocess.Popen[bytes]:
+    """One audit sink for the session."""
+    return stack.start("audit-sink", logs)
+
+
+class Producer:
+    """A plain aiokafka producer, as any upstream broker would use."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self._producer = producer
+        self.topic = topic
+
+    async def publish(self, event: dict[str, Any]) -> tuple[int, int]:
+        """Send one event keyed by its subject id; returns (partition, offset)."""
+        return await self.raw(str(event["subject"]["id"]).encode(), orjson.dumps(event))
+
+    async def raw(self, key: bytes | None, value: bytes | None) -> tuple[int, int]:
+        """Send exact bytes (for bad input)."""
+        metadata = await (await self._producer.send(self.topic, value, key=key))
+        return metadata.partition, metadata.offset
+
+
+@pytest.fixture
+async def producer(stack: Stack) -> AsyncIterator[Producer]:
+    """Publishes to the session's requests topic."""
+    client = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all",
+                              max_request_size=4 * 1024 * 1024)
+    await client.start()
+    try:
+        yield Producer(client, stack.requests)
+    finally:
+        await client.stop()
+
+
+async def read_topic(topic: str, wanted: Any, count: int, timeout_s: float = 60.0) -> list[Any]:
+    """Read ``topic`` from the start with a plain consumer until ``count`` records match.
+
+    ``wanted(message)`` returns the item to keep or None. Fails with what it found on
+    timeout, so a missing verdict shows up as a clear assertion.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
+                                isolation_level="read_committed")
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        partitions: set[int] = set()
+        while not partitions and time.monotonic() < deadline:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while len(found) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for messages in batches.values():
+                for message in messages:
+                    item = wanted(message)
+                    if item is not None:
+                        found.append(item)
+    finally:
+        await consumer.stop()
+    assert len(found) >= count, f"only {len(found)} of {count} records on {topic}: {found}"
+    return found
+
+
+async def decisions_for(stack: Stack, subject: str, count: int,
+                        timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """The first ``count`` decisions about ``subject``, in topic order."""
+
+    def wanted(message: Any) -> dict[str, Any] | None:
+        decision: dict[str, Any] = orjson.loads(message.value)
+        return decision if decision["subject"]["id"] == subject else None
+
+    return await read_topic(stack.decisions, wanted, count, timeout_s)
+
+
+async def settle() -> None:
+    """Give the worker a moment to emit anything it should not have."""
+    await asyncio.sleep(2)
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[aioredis.Redis]:
+    """A Redis client on the stack's Redis."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        yield client
+    finally:
+        await client.aclose()

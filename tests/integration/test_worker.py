@@ -1,0 +1,159 @@
+"""End to end on the real broker: request → verdict on the decisions topic → audit entry."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from streams.audit import stream_key
+from tests.factories import raw_request
+from tests.integration.conftest import (
+    Producer,
+    Stack,
+    decisions_for,
+    read_topic,
+    settle,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("worker", "audit_sink")]
+
+
+def _subject() -> str:
+    return f"it-{uuid.uuid4().hex[:10]}"
+
+
+async def test_compliant_request_is_approved_with_full_decision(
+    stack: Stack, producer: Producer
+) -> None:
+    subject = _subject()
+    partition, offset = await producer.publish(
+        raw_request("r-1", [("db/orders", "prod")], subject=subject, tenant="acme", ttl_s=600)
+    )
+    [decision] = await decisions_for(stack, subject, 1)
+    assert decision["action"] == "approve"
+    assert decision["rule"]["id"] == "auto-approve"
+    assert decision["tenant"] == "acme"
+    assert decision["request_id"] == "r-1"
+    assert decision["expires_at"] == "2026-11-23T10:10:00Z"
+    assert decision["cause"] == {"event_id": "e-r-1", "type": "request.created",
+                                 "topic": stack.requests, "partition": partition,
+                                 "offset": offset}
+    assert decision["state"]["before"]["active_grants"] == 0
+    assert decision["state"]["after"] == {"active_grants": 1, "active_resources": 1,
+                                          "envs": ["prod"]}
+    assert len(decision["policy"]["sha256"]) == 64
+
+
+async def test_cap_revokes_the_oldest_grant(stack: Stack, producer: Producer) -> None:
+    subject = _subject()
+    await producer.publish(raw_request("r-1", [("a", "prod"), ("b", "prod")], subject=subject))
+    await producer.publish(raw_request("r-2", [("c", "prod")], subject=subject, t=1))
+    await producer.publish(raw_request("r-3", [("d", "prod")], subject=subject, t=2))
+    decisions = await decisions_for(stack, subject, 4)
+    assert [(d["action"], d["rule"]["id"], d["targets"]) for d in decisions] == [
+        ("approve", "auto-approve", []),
+        ("approve", "auto-approve", []),
+        ("approve", "auto-approve", []),
+        ("revoke", "max-active-resources", ["r-1"]),
+    ]
+    assert decisions[3]["state"]["after"]["active_resources"] == 2
+
+
+async def test_exclusive_environments(stack: Stack, producer: Producer) -> None:
+    subject = _subject()
+    await producer.publish(raw_request("r-1", [("db", "prod"), ("nb", "research")],
+                                       subject=subject))
+    await producer.publish(raw_request("r-2", [("db", "prod")], subject=subject, t=1))
+    await producer.publish(raw_request("r-3", [("nb", "research")], subject=subject, t=2))
+    decisions = await decisions_for(stack, subject, 4)
+    assert [(d["action"], d["request_id"], d["rule"]["id"]) for d in decisions] == [
+        ("deny", "r-1", "exclusive-environments"),
+        ("approve", "r-2", "auto-approve"),
+        ("approve", "r-3", "auto-approve"),
+        ("revoke", "r-2", "exclusive-environments"),
+    ]
+
+
+async def test_redelivered_event_yields_no_new_verdict(stack: Stack, producer: Producer) -> None:
+    subject = _subject()
+    event = raw_request("r-1", [("db", "prod")], subject=subject)
+    await producer.publish(event)
+    await producer.publish(event)
+    await producer.publish(raw_request("r-2", [("db2", "prod")], subject=subject, t=1))
+    await decisions_for(stack, subject, 2)
+    await settle()
+    decisions = await decisions_for(stack, subject, 2)
+    assert [d["request_id"] for d in decisions] == ["r-1", "r-2"]
+    ids = {d["decision_id"] for d in decisions}
+    assert len(ids) == 2
+
+
+async def test_bad_input_goes_to_dead_letters_and_nothing_is_approved(
+    stack: Stack, producer: Producer
+) -> None:
+    subject = _subject()
+    good = raw_request("r-ok", [("db", "prod")], subject=subject)
+    wrong_type = {**good, "event_id": "e-wrong", "resources": "everything"}
+    bad: list[tuple[bytes | None, bytes | None, str]] = [
+        (subject.encode(), b"{definitely not json", "invalid-json"),
+        (subject.encode(), orjson.dumps(wrong_type), "schema-violation"),
+        (None, orjson.dumps({**good, "event_id": "e-nokey"}), "missing-key"),
+        (subject.encode(), b'{"pad": "' + b"x" * 70_000 + b'"}', "oversized"),
+        (b"someone-else", orjson.dumps({**good, "event_id": "e-mismatch"}), "key-mismatch"),
+    ]
+    sent = {}
+    for key, value, error_class in bad:
+        partition, offset = await producer.raw(key, value)
+        sent[(partition, offset)] = (key, value, error_class)
+    await producer.publish(good)  # the worker keeps going after bad input
+
+    def ours(message: Any) -> Any:
+        headers = dict(message.headers)
+        coordinates = (int(headers["source.partition"]), int(headers["source.offset"]))
+        if headers["source.topic"].decode() != stack.requests or coordinates not in sent:
+            return None
+        return coordinates, message.key, message.value, headers
+
+    dead = await read_topic(stack.deadletter, ours, len(bad))
+    for coordinates, key, value, headers in dead:
+        sent_key, sent_value, error_class = sent[coordinates]
+        assert (key, value) == (sent_key, sent_value), "original bytes must be kept"
+        assert headers["error.class"].decode() == error_class
+        assert headers["error.message"]
+
+    [decision] = await decisions_for(stack, subject, 1)
+    assert (decision["action"], decision["request_id"]) == ("approve", "r-ok")
+    await settle()
+    assert len(await decisions_for(stack, subject, 1)) == 1
+
+
+async def test_every_decision_reaches_the_audit_trail(
+    stack: Stack, producer: Producer, redis_client: aioredis.Redis
+) -> None:
+    subject = _subject()
+    await producer.publish(raw_request("r-1", [("db", "prod")], subject=subject))
+    await producer.publish(raw_request("r-2", [("db", "prod"), ("x", "research")],
+                                       subject=subject, t=1))
+    decisions = await decisions_for(stack, subject, 2)
+    wanted = {d["decision_id"] for d in decisions}
+    found: set[str] = set()
+    for _ in range(100):
+        for partition in range(int(stack.env["JITWATCH_TOPIC_PARTITIONS"])):
+            entries = await redis_client.xrange(stream_key(stack.audit_prefix, partition))
+            for _entry_id, fields in entries:
+                found.add(orjson.loads(fields[b"decision"])["decision_id"])
+        if wanted <= found:
+            break
+        await settle()
+    assert wanted <= found
+
+
+def test_worker_and_sink_still_running(worker: subprocess.Popen[bytes],
+                                       audit_sink: subprocess.Popen[bytes]) -> None:
+    assert worker.poll() is None, "worker exited"
+    assert audit_sink.poll() is None, "audit sink exited"

@@ -1,0 +1,89 @@
+"""Batch planning without a broker: the same core, bytes in and bytes out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import resources
+
+import orjson
+
+from schemas.policy import parse_policy
+from streams.enforcer import Record, plan_batch
+from tests.factories import raw_request
+
+POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text())
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+def _record(offset: int, raw: dict[str, object] | None, key: bytes | None = b"alice",
+            value: bytes | None = None) -> Record:
+    return Record("jit.requests", 0, offset, key,
+                  value if value is not None else orjson.dumps(raw))
+
+
+def _plan(records: list[Record], store: dict[bytes, bytes] | None = None):  # type: ignore[no-untyped-def]
+    store = store or {}
+    return plan_batch(
+        records,
+        lambda index, key: store.get(key),
+        POLICY,
+        decisions_topic="jit.decisions",
+        deadletter_topic="jit.deadletter",
+        max_event_bytes=64 * 1024,
+        now=lambda: NOW,
+    )
+
+
+def test_batch_threads_state_between_records_of_one_subject() -> None:
+    records = [
+        _record(offset, raw_request(f"r-{offset}", [(f"res-{offset}", "prod")], t=offset))
+        for offset in range(4)
+    ]
+    plan = _plan(records)
+    actions = [orjson.loads(out.value)["action"] for out in plan.outbound]  # type: ignore[arg-type]
+    # The fourth resource pushes out the oldest grant.
+    assert actions == ["approve", "approve", "approve", "approve", "revoke"]
+    assert len(plan.writes) == 1  # one key: only its last value is stored
+    assert plan.writes[b"alice"].source == 3
+
+
+def test_bad_record_goes_to_dead_letter_and_the_rest_continue() -> None:
+    records = [
+        _record(0, None, value=b"{oops"),
+        _record(1, raw_request("r-1", [("db", "prod")])),
+        _record(2, None, key=None, value=b"{}"),
+    ]
+    plan = _plan(records)
+    topics = [out.topic for out in plan.outbound]
+    assert topics == ["jit.deadletter", "jit.decisions", "jit.deadletter"]
+    assert plan.dead_letters == 2
+    dead = plan.outbound[0]
+    assert dead.value == b"{oops"
+    assert dict(dead.headers)["error.class"] == b"invalid-json"
+    assert dict(dead.headers)["source.offset"] == b"0"
+
+
+def test_unreadable_state_is_a_dead_letter_never_an_approve() -> None:
+    plan = _plan([_record(0, raw_request("r-1", [("db", "prod")]))],
+                 store={b"alice": b"garbage"})
+    assert [out.topic for out in plan.outbound] == ["jit.deadletter"]
+    assert dict(plan.outbound[0].headers)["error.class"] == b"state-unreadable"
+    assert plan.writes == {}
+
+
+def test_decision_carries_cause_coordinates_and_policy() -> None:
+    plan = _plan([_record(41, raw_request("r-1", [("db", "prod")]))])
+    decision = orjson.loads(plan.outbound[0].value)  # type: ignore[arg-type]
+    assert decision["schema"] == "jit.decision/v1"
+    assert decision["cause"] == {"event_id": "e-r-1", "type": "request.created",
+                                 "topic": "jit.requests", "partition": 0, "offset": 41}
+    assert decision["policy"] == {"version": POLICY.ref.version, "sha256": POLICY.ref.sha256}
+    assert decision["emitted_at"] == "2026-11-23T12:00:00Z"
+
+
+def test_redelivered_batch_yields_nothing_new() -> None:
+    record = _record(0, raw_request("r-1", [("db", "prod")]))
+    first = _plan([record])
+    again = _plan([record], store={b"alice": first.writes[b"alice"].value})
+    assert again.outbound == []
+    assert again.writes == {}
