@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.streams import _current_event  # see _PartitionedTable
 from faust.types import EventT
 
 from schemas.policy import LoadedPolicy
@@ -30,21 +32,22 @@ class _PartitionedTable:
     """Reads and writes table values on the partition of the event they belong to.
 
     faust takes a write's changelog partition (and its RocksDB shard) from the *current*
-    event, which in a batch is not the event the value belongs to; setting the current event
-    to the owning one keeps every write co-partitioned with its input.
+    event, which in a batch is not the event the value belongs to. We point the current
+    event at the owning one first. Only the context variable of the agent's own task is
+    set: the stream's ``current_event`` attribute is what ``take_events`` reads to buffer
+    the next event in its background task, so touching it would swap events in the buffer.
     """
 
-    def __init__(self, table: Any, stream: faust.Stream[Any]) -> None:
+    def __init__(self, table: Any) -> None:
         self._table = table
-        self._stream = stream
 
     def get(self, event: EventT[Any], key: bytes) -> bytes | None:
-        self._stream._set_current_event(event)  # noqa: SLF001 - see class docstring.
+        _current_event.set(weakref.ref(event))
         value = self._table.get(key)
         return value if value is None else bytes(value)
 
     def set(self, event: EventT[Any], key: bytes, value: bytes) -> None:
-        self._stream._set_current_event(event)  # noqa: SLF001 - see class docstring.
+        _current_event.set(weakref.ref(event))
         # Assign a new value; stored values are never mutated in place.
         self._table[key] = value
 
@@ -75,8 +78,8 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
         TABLE_NAME,
         default=None,
         partitions=settings.topic_partitions,
-        key_serializer="raw",
-        value_serializer="raw",
+        key_type=bytes,  # bytes means the raw serializer: we encode state ourselves
+        value_type=bytes,
     )
 
     async def send(plan: BatchPlan) -> None:
@@ -91,7 +94,7 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
         await asyncio.gather(*futures)
 
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
-        access = _PartitionedTable(table, stream)
+        access = _PartitionedTable(table)
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
             await _handle_batch(events, access, send, settings, policy)
 

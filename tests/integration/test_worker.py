@@ -157,3 +157,46 @@ def test_worker_and_sink_still_running(worker: subprocess.Popen[bytes],
                                        audit_sink: subprocess.Popen[bytes]) -> None:
     assert worker.poll() is None, "worker exited"
     assert audit_sink.poll() is None, "audit sink exited"
+
+
+async def test_state_is_co_partitioned_with_its_input(stack: Stack, producer: Producer) -> None:
+    """Every changelog write lands on the partition of the input it belongs to, even when
+    one batch mixes partitions."""
+    subjects = [_subject() for _ in range(12)]
+    placed = {}
+    for number, subject in enumerate(subjects):
+        partition, _ = await producer.publish(
+            raw_request(f"r-{number}", [("db", "prod")], subject=subject))
+        placed[subject.encode()] = partition
+    for subject in subjects:
+        await decisions_for(stack, subject, 1)
+    assert len(set(placed.values())) > 1, "test needs subjects on several partitions"
+
+    changelog = f"{stack.env['JITWATCH_APP_ID']}-grants-changelog"
+
+    def ours(message: Any) -> Any:
+        return (message.key, message.partition) if message.key in placed else None
+
+    writes = await read_topic(changelog, ours, len(placed))
+    assert {key: partition for key, partition in writes} == placed
+
+
+async def test_restarted_worker_recovers_state_from_the_changelog(
+    stack: Stack, producer: Producer, worker: subprocess.Popen[bytes], logs: Any,
+    tmp_path: Any,
+) -> None:
+    subject = _subject()
+    await producer.publish(raw_request("r-1", [("a", "prod"), ("b", "prod")], subject=subject))
+    await producer.publish(raw_request("r-2", [("c", "prod")], subject=subject, t=1))
+    await decisions_for(stack, subject, 2)
+    await settle()  # let the worker commit its offsets
+
+    worker.terminate()
+    assert worker.wait(timeout=60) == 0
+    # A new data directory: the state can only come back from the changelog topic.
+    stack.start("worker", logs, JITWATCH_DATA_DIR=str(tmp_path / "fresh"))
+    await producer.publish(raw_request("r-3", [("d", "prod")], subject=subject, t=2))
+    decisions = await decisions_for(stack, subject, 4, timeout_s=120)
+    assert [(d["action"], d["targets"]) for d in decisions] == [
+        ("approve", []), ("approve", []), ("approve", []), ("revoke", ["r-1"]),
+    ]
