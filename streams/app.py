@@ -68,8 +68,11 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    # One agent over both inputs: they are co-partitioned, so a subject's request and
+    # session events meet its state on the same partition.
     inputs = app.topic(
         settings.topic_requests,
+        settings.topic_sessions,
         partitions=settings.topic_partitions,
         key_serializer="raw",
         value_serializer="raw",

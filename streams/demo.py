@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["demo_events", "format_decision"]
+__all__ = ["DemoPhase", "demo_phases", "format_decision"]
 
 
-def demo_events(now: datetime | None = None, run: str | None = None) -> list[dict[str, Any]]:
-    """Events for two subjects; ids carry a run tag so every demo run is decided afresh."""
+@dataclass(frozen=True)
+class DemoPhase:
+    """Events to publish together, and how many decisions they yield."""
+
+    events: list[dict[str, Any]]
+    decisions: int
+
+
+def demo_phases(now: datetime | None = None, run: str | None = None) -> list[DemoPhase]:
+    """Events for two subjects; ids carry a run tag so every demo run is decided afresh.
+
+    The task completion comes in a second phase, once its grant is approved: requests and
+    sessions are separate topics, so Kafka does not order one against the other.
+    """
     now = now or datetime.now(UTC)
     run = run or uuid.uuid4().hex[:6]
     alice = {"id": f"alice@{run}", "kind": "human", "issuer": "https://login.acme.example",
@@ -37,7 +50,7 @@ def demo_events(now: datetime | None = None, run: str | None = None) -> list[dic
             "ttl_s": 900, "reason": "demo", **extra,
         }
 
-    return [
+    requests = [
         request(alice, 1, [("db/orders", "prod")]),
         request(alice, 2, [("db/users", "prod"), ("s3/reports", "prod")]),
         # A fourth resource: the oldest grant (r-1) is revoked to stay within 3.
@@ -49,9 +62,10 @@ def demo_events(now: datetime | None = None, run: str | None = None) -> list[dic
         # Too many resources in one request: denied.
         request(deployer, 6, [("a", "prod"), ("b", "prod"), ("c", "prod"), ("d", "prod")]),
         request(deployer, 7, [("k8s/deploy", "prod")], ttl_s=10 * 3600),
-        {"type": "task.completed", "event_id": f"e-{run}-8", "at": next(clock),
-         "tenant": "acme", "subject": deployer, "request_id": f"r-{run}-7"},
     ]
+    done = {"type": "task.completed", "event_id": f"e-{run}-8", "at": next(clock),
+            "tenant": "acme", "subject": deployer, "request_id": f"r-{run}-7"}
+    return [DemoPhase(requests, decisions=10), DemoPhase([done], decisions=1)]
 
 
 _COLOURS = {"approve": "32", "deny": "31", "revoke": "33", "escalate": "35", "lock": "31;1",
