@@ -185,9 +185,9 @@ def _expire(ledger: _Ledger, now: datetime) -> None:
 def _conflicting_envs(envs: set[str], policy: Policy) -> list[tuple[str, ...]]:
     """Groups of mutually exclusive environments that ``envs`` holds more than one of."""
     return [
-        tuple(sorted(group & envs))
+        tuple(sorted(envs.intersection(group)))
         for group in policy.exclusive_env_groups
-        if len(group & envs) > 1
+        if len(envs.intersection(group)) > 1
     ]
 
 

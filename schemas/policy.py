@@ -33,8 +33,9 @@ class Policy(BaseModel):
     version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     max_active_resources: int = Field(default=3, ge=1, le=10_000)
     """At most this many distinct resources live per subject."""
-    exclusive_env_groups: tuple[frozenset[EnvName], ...] = (frozenset({"prod", "research"}),)
-    """A subject may hold grants in at most one environment of each group."""
+    exclusive_env_groups: tuple[tuple[EnvName, ...], ...] = (("prod", "research"),)
+    """A subject may hold grants in at most one environment of each group (kept sorted, so
+    the exported schema and every summary are deterministic)."""
     default_ttl_s: int = Field(default=3600, gt=0)
     """Lifetime of a grant whose request names no ``ttl_s``."""
     max_ttl_s: int = Field(default=8 * 3600, gt=0)
@@ -43,15 +44,16 @@ class Policy(BaseModel):
     @field_validator("exclusive_env_groups")
     @classmethod
     def _groups_have_two_envs(
-        cls, groups: tuple[frozenset[str], ...]
-    ) -> tuple[frozenset[str], ...]:
-        for group in groups:
+        cls, groups: tuple[tuple[str, ...], ...]
+    ) -> tuple[tuple[str, ...], ...]:
+        normalised = tuple(tuple(sorted(set(group))) for group in groups)
+        for group in normalised:
             if len(group) < 2:
                 raise ValueError(
-                    f"group {sorted(group)} names fewer than two environments; "
+                    f"group {list(group)} names fewer than two distinct environments; "
                     "list at least two, e.g. [\"prod\", \"research\"]"
                 )
-        return groups
+        return normalised
 
     @model_validator(mode="after")
     def _default_within_max(self) -> Policy:

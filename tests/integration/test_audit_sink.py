@@ -1,0 +1,45 @@
+"""The Redis audit sink on a real Redis: order kept, replays not appended twice."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from streams.audit import AuditRecord, RedisAuditSink, stream_key
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def prefix(stack: object) -> str:  # `stack` checks that Redis is reachable (or fails in CI)
+    return f"jitwatch:test-{uuid.uuid4().hex[:8]}"
+
+
+async def test_flush_appends_in_offset_order_and_skips_replays(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    sink = RedisAuditSink(redis_client, prefix)
+    for offset in range(3):
+        sink.add(AuditRecord(0, offset, b"alice", f'{{"n": {offset}}}'.encode()))
+    sink.add(AuditRecord(1, 7, b"bob", b'{"n": 7}'))
+    assert len(sink) == 4
+    assert await sink.flush() == 4
+    assert len(sink) == 0
+
+    # Redelivery after a crash: offsets 1..2 again, then one new record.
+    for offset in (1, 2, 3):
+        sink.add(AuditRecord(0, offset, b"alice", f'{{"n": {offset}}}'.encode()))
+    assert await sink.flush() == 1
+
+    entries = await redis_client.xrange(stream_key(prefix, 0))
+    assert [fields[b"offset"] for _, fields in entries] == [b"0", b"1", b"2", b"3"]
+    assert [entry_id for entry_id, _ in entries] == [b"0-1", b"0-2", b"0-3", b"0-4"]
+    assert await redis_client.xlen(stream_key(prefix, 1)) == 1
+    await redis_client.delete(stream_key(prefix, 0), stream_key(prefix, 1))
+
+
+async def test_empty_flush_writes_nothing(redis_client: aioredis.Redis, prefix: str) -> None:
+    assert await RedisAuditSink(redis_client, prefix).flush() == 0
+    assert await redis_client.exists(stream_key(prefix, 0)) == 0
