@@ -8,7 +8,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -16,9 +16,11 @@ from typing import Any
 
 import orjson
 
+from schemas.decisions import Decision
 from schemas.errors import JitwatchError
 from schemas.policy import LoadedPolicy, parse_policy
 from streams.settings import Settings, load_settings
+from streams.simulate import BadLine, Replay
 
 __all__ = ["main"]
 
@@ -124,6 +126,95 @@ def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(path: Path, policy: LoadedPolicy, settings: Settings,
+            progress: bool) -> Iterator[tuple[Replay, Decision | BadLine]]:
+    from tqdm import tqdm
+
+    from streams.simulate import replay_lines
+
+    replay = Replay()
+    size = path.stat().st_size
+    with path.open("rb") as handle, tqdm(
+        total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr,
+        disable=not progress or size < 1_000_000, leave=False,
+    ) as bar:
+
+        def lines() -> Iterator[bytes]:
+            for line in handle:
+                bar.update(len(line))
+                yield line
+
+        for item in replay_lines(lines(), policy, replay, settings.max_event_bytes):
+            yield replay, item
+
+
+def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.demo import format_decision
+    from streams.enforcer import encode_decision
+    policy = load_policy(args.policy or settings.policy_file)
+    if not args.events.is_file():
+        raise JitwatchError(f"events file {args.events} does not exist")
+    if args.diff is not None:
+        return _simulate_diff(settings, args, policy, load_policy(args.diff))
+    out = args.out.open("wb") if args.out else None
+    as_jsonl = args.format == "jsonl"
+    replay: Replay | None = None
+    try:
+        for seen, item in _replay(args.events, policy, settings, progress=True):
+            replay = seen
+            if isinstance(item, BadLine):
+                print(f"{args.events}:{item.number}: skipped ({item.error_class}): "
+                      f"{item.message}", file=sys.stderr)
+                continue
+            encoded = encode_decision(item)
+            if out is not None:
+                out.write(encoded + b"\n")
+            elif as_jsonl:
+                sys.stdout.buffer.write(encoded + b"\n")
+            else:
+                print(format_decision(item.model_dump(mode="json", by_alias=True)))
+    finally:
+        if out is not None:
+            out.close()
+    if replay is None:
+        print("no events in file", file=sys.stderr)
+        return 0
+    summary = (f"{replay.events} events, {sum(replay.actions.values())} decisions, "
+               f"{len(replay.bad_lines)} bad lines skipped")
+    print(summary, file=sys.stderr)
+    for label, counts in (("action", replay.actions), ("rule", replay.rules)):
+        for name, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+            print(f"  {label:<6} {name:<28} {count}", file=sys.stderr)
+    return 0
+
+
+def _simulate_diff(settings: Settings, args: argparse.Namespace, current: LoadedPolicy,
+                   candidate: LoadedPolicy) -> int:
+    """Print the events whose decisions change from the current to the candidate policy."""
+    def outcomes(policy: LoadedPolicy) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for _, item in _replay(args.events, policy, settings, progress=True):
+            if not isinstance(item, BadLine):
+                found.setdefault(item.cause.event_id, []).append(
+                    f"{item.action} {item.request_id or '-'} {','.join(item.targets)} "
+                    f"[{item.rule.id}]"
+                )
+        return found
+
+    before, after = outcomes(current), outcomes(candidate)
+    changed = [event_id for event_id in dict.fromkeys([*before, *after])
+               if before.get(event_id) != after.get(event_id)]
+    for event_id in changed:
+        print(f"{event_id}:")
+        for line in before.get(event_id, []):
+            print(f"  - {line}")
+        for line in after.get(event_id, []):
+            print(f"  + {line}")
+    print(f"{len(changed)} of {len(set(before) | set(after))} events decide differently "
+          f"under {candidate.ref.version} than under {current.ref.version}", file=sys.stderr)
+    return 0
+
+
 def _cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     from streams.demo import format_decision
     from streams.kafka_io import follow_decisions
@@ -168,6 +259,17 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="publish a demo scenario and print its decisions")
     demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
     demo.set_defaults(run=_cmd_demo)
+
+    simulate = commands.add_parser(
+        "simulate", help="replay a JSONL file of events through the policy, in event time")
+    simulate.add_argument("--events", type=Path, required=True, help="JSONL, one event a line")
+    simulate.add_argument("--policy", type=Path, help="policy TOML (default: packaged policy)")
+    simulate.add_argument("--out", type=Path, help="write decisions as JSONL to this file")
+    simulate.add_argument("--format", choices=["text", "jsonl"], default="text",
+                          help="stdout format when --out is not given")
+    simulate.add_argument("--diff", type=Path, metavar="OTHER_POLICY",
+                          help="list the decisions that change under OTHER_POLICY")
+    simulate.set_defaults(run=_cmd_simulate)
 
     tail = commands.add_parser("tail", help="print decisions as they arrive")
     tail.add_argument("--from-beginning", action="store_true")

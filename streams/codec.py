@@ -14,6 +14,7 @@ __all__ = [
     "decode_event",
     "decode_stored",
     "encode_stored",
+    "parse_event",
 ]
 
 
@@ -40,6 +41,22 @@ def decode_event(key: bytes | None, value: bytes | None, max_bytes: int) -> Inpu
         raise InputError("missing-key", "record has no key; the key must be the subject id")
     if value is None:
         raise InputError("missing-value", "record has no value")
+    event = parse_event(value, max_bytes)
+    if key != event.subject.id.encode("utf-8"):
+        raise InputError(
+            "key-mismatch",
+            f"record key {key[:80]!r} is not subject.id {event.subject.id[:80]!r}; "
+            "producers must key records by subject id",
+        )
+    return event
+
+
+def parse_event(value: bytes, max_bytes: int) -> InputEvent:
+    """Validate one event's bytes (a record value or a line of a replay file).
+
+    Raises:
+        InputError: ``oversized``, ``invalid-json`` or ``schema-violation``.
+    """
     if len(value) > max_bytes:
         raise InputError(
             "oversized", f"value has {len(value)} bytes, limit is {max_bytes} (max_event_bytes)"
@@ -49,16 +66,9 @@ def decode_event(key: bytes | None, value: bytes | None, max_bytes: int) -> Inpu
     except orjson.JSONDecodeError as exc:
         raise InputError("invalid-json", f"value is not JSON: {exc}") from exc
     try:
-        event = INPUT_EVENT.validate_python(data)
+        return INPUT_EVENT.validate_python(data)
     except ValidationError as exc:
         raise InputError("schema-violation", _describe(exc)) from exc
-    if key != event.subject.id.encode("utf-8"):
-        raise InputError(
-            "key-mismatch",
-            f"record key {key[:80]!r} is not subject.id {event.subject.id[:80]!r}; "
-            "producers must key records by subject id",
-        )
-    return event
 
 
 def decode_stored(value: bytes | None) -> StoredSubject | None:
