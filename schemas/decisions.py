@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from pydantic import ConfigDict, Field
@@ -48,8 +49,12 @@ class PolicyRef(Model):
     sha256: str
 
 
-class StateSummary(Model):
-    """What the subject held at one moment: live grants, distinct resources, environments."""
+@dataclass(frozen=True, slots=True)
+class StateSummary:
+    """What the subject held at one moment: live grants, distinct resources, environments.
+
+    A plain dataclass: the core makes two per verdict.
+    """
 
     active_grants: int
     active_resources: int

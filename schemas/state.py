@@ -1,6 +1,13 @@
-"""What the watcher remembers per subject (the value of the grant table)."""
+"""What the watcher remembers per subject (the value of the grant table).
+
+``Grant`` and ``SubjectState`` are plain frozen dataclasses: the core builds them on every
+event, where pydantic's validation would cost more than the decision itself. They are
+validated when a stored value is read back, as fields of the pydantic ``StoredSubject``.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pydantic import Field
 
@@ -12,7 +19,8 @@ __all__ = ["STORED_STATE_VERSION", "Grant", "StoredSubject", "SubjectState"]
 STORED_STATE_VERSION = 1
 
 
-class Grant(Model):
+@dataclass(frozen=True, slots=True)
+class Grant:
     """Access the watcher approved and has not yet ended."""
 
     request_id: str
@@ -21,7 +29,8 @@ class Grant(Model):
     expires_at: UtcDatetime
 
 
-class SubjectState(Model):
+@dataclass(frozen=True, slots=True)
+class SubjectState:
     """One subject's state within one tenant.
 
     ``applied`` holds the ids of the most recent events already applied, oldest first, so a
@@ -38,3 +47,5 @@ class StoredSubject(Model):
 
     v: int = STORED_STATE_VERSION
     tenants: dict[str, SubjectState] = Field(default_factory=dict)
+
+
