@@ -3,37 +3,35 @@
 No clock, no I/O, no environment: the same inputs always give the same outputs, which is
 what lets a file replay (``simulate``) stand as the oracle for the stream. Errors inside
 evaluation come back as a ``deny`` verdict, never as an exception and never as an approve.
+
+For a new request every rule is asked; the one place that combines them is
+:func:`_on_request_created`: any deny wins, then any escalation, and only then approve.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
 
-from policy.rules import (
-    AUTO_APPROVE,
-    EVALUATION_ERROR,
-    EXCLUSIVE_ENVIRONMENTS,
-    MAX_ACTIVE_RESOURCES,
-    REQUEST_ID_REUSED,
-    REQUEST_WITHDRAWN,
-    REVIEW_NOT_PENDING,
-    TASK_COMPLETED,
-    TTL_EXPIRED,
-    Rule,
-)
+from policy import rules
+from policy.rules import Rule
 from schemas._base import format_time
 from schemas.decisions import Action, StateSummary
 from schemas.events import (
     InputEvent,
+    LockReleased,
     RequestCreated,
     RequestReviewed,
     RequestWithdrawn,
+    Resource,
     TaskCompleted,
 )
-from schemas.policy import Policy
-from schemas.state import Grant, SubjectState
+from schemas.policy import SENSITIVITY_RANK, WEEKDAYS, Policy, TenantPolicy
+from schemas.state import Grant, Pending, SubjectState
 
 __all__ = ["APPLIED_EVENT_MEMORY", "Verdict", "decide", "summarize"]
 
@@ -64,6 +62,7 @@ class Verdict:
     before: StateSummary
     after: StateSummary
     key: str
+    post_review: bool = False
 
 
 def summarize(grants: Iterable[Grant]) -> StateSummary:
@@ -76,25 +75,38 @@ def summarize(grants: Iterable[Grant]) -> StateSummary:
     )
 
 
-def _resource_ids(grants: Iterable[Grant]) -> set[str]:
-    return {resource.id for grant in grants for resource in grant.resources}
+def _rank(resources: Iterable[Resource]) -> int:
+    return max(SENSITIVITY_RANK[resource.sensitivity] for resource in resources)
+
+
+def _reaches(resources: Iterable[Resource], threshold: str) -> bool:
+    """Whether any resource is at or above ``threshold`` (``never`` is never reached)."""
+    return threshold != "never" and _rank(resources) >= SENSITIVITY_RANK[threshold]
+
+
+def _ids(resources: Iterable[Resource]) -> tuple[str, ...]:
+    return tuple(resource.id for resource in resources)
 
 
 class _Ledger:
-    """Grants being changed by one event, and the verdicts that record each change."""
+    """The subject's state being changed by one event, and the verdicts that record it."""
 
-    def __init__(self, grants: tuple[Grant, ...], event: InputEvent) -> None:
-        self.grants = list(grants)
+    def __init__(self, state: SubjectState, event: InputEvent) -> None:
+        self.grants = list(state.grants)
+        self.pending = list(state.pending)
+        self.request_locks = list(state.request_locks)
+        self.locked_until = state.locked_until
+        self.state = state
         self.verdicts: list[Verdict] = []
         self._event = event
         self._count = 0
 
-    def _emit(
+    def emit(
         self,
         action: Action,
         rule: Rule,
         reason: str,
-        before: StateSummary,
+        before: StateSummary | None = None,
         *,
         at: datetime | None = None,
         request_id: str | None = None,
@@ -102,201 +114,414 @@ class _Ledger:
         resources: tuple[str, ...] = (),
         expires_at: datetime | None = None,
         key: str | None = None,
+        post_review: bool = False,
     ) -> None:
+        after = summarize(self.grants)
         if key is None:
             key = f"{self._event.event_id}#{self._count}"
             self._count += 1
-        self.verdicts.append(
-            Verdict(
-                action=action,
-                rule=rule,
-                reason=reason,
-                at=self._event.at if at is None else at,
-                request_id=request_id,
-                targets=targets,
-                resources=resources,
-                expires_at=expires_at,
-                before=before,
-                after=summarize(self.grants),
-                key=key,
-            )
-        )
+        self.verdicts.append(Verdict(
+            action=action, rule=rule, reason=reason,
+            at=self._event.at if at is None else at,
+            request_id=request_id, targets=targets, resources=resources,
+            expires_at=expires_at, before=after if before is None else before,
+            after=after, key=key, post_review=post_review,
+        ))
 
     def live(self, request_id: str) -> Grant | None:
         return next((grant for grant in self.grants if grant.request_id == request_id), None)
 
+    def waiting(self, request_id: str) -> Pending | None:
+        return next((item for item in self.pending if item.request_id == request_id), None)
+
     def grant(self, grant: Grant, rule: Rule, reason: str) -> None:
         before = summarize(self.grants)
         self.grants.append(grant)
-        self._emit(
-            "approve",
-            rule,
-            reason,
-            before,
-            request_id=grant.request_id,
-            resources=tuple(resource.id for resource in grant.resources),
-            expires_at=grant.expires_at,
-        )
+        self.emit("approve", rule, reason, before, request_id=grant.request_id,
+                  resources=_ids(grant.resources), expires_at=grant.expires_at,
+                  post_review=grant.post_review)
 
-    def revoke(
-        self, grant: Grant, rule: Rule, reason: str, *, at: datetime | None = None,
-        key: str | None = None,
-    ) -> None:
+    def revoke(self, grant: Grant, rule: Rule, reason: str, *, at: datetime | None = None,
+               key: str | None = None) -> None:
         before = summarize(self.grants)
         self.grants.remove(grant)
-        self._emit(
-            "revoke",
-            rule,
-            reason,
-            before,
-            at=at,
-            request_id=grant.request_id,
-            targets=(grant.request_id,),
-            resources=tuple(resource.id for resource in grant.resources),
-            key=key,
-        )
+        self.emit("revoke", rule, reason, before, at=at, request_id=grant.request_id,
+                  targets=(grant.request_id,), resources=_ids(grant.resources), key=key)
 
     def deny(self, request_id: str | None, resources: tuple[str, ...], rule: Rule,
-             reason: str) -> None:
-        self._emit(
-            "deny", rule, reason, summarize(self.grants),
-            request_id=request_id, resources=resources,
-        )
+             reason: str, *, at: datetime | None = None, key: str | None = None) -> None:
+        self.emit("deny", rule, reason, at=at, request_id=request_id, resources=resources,
+                  key=key)
+
+    def lock_subject(self, until: datetime, rule: Rule, reason: str,
+                     request_id: str | None) -> None:
+        """Freeze the subject: its live grants end with the lock (listed as targets)."""
+        before = summarize(self.grants)
+        ended = tuple(grant.request_id for grant in self.grants)
+        self.grants.clear()
+        self.locked_until = until
+        self.emit("lock", rule, reason, before, request_id=request_id, targets=ended,
+                  expires_at=until)
 
 
 def _expire(ledger: _Ledger, now: datetime) -> None:
-    # Oldest expiry first, so the verdicts read in the order the grants ran out.
-    due = sorted(
-        (grant for grant in ledger.grants if grant.expires_at <= now),
-        key=lambda grant: grant.expires_at,
-    )
-    for grant in due:
-        ledger.revoke(
-            grant,
-            TTL_EXPIRED,
-            f"grant {grant.request_id} reached its expiry at {format_time(grant.expires_at)}",
-            at=grant.expires_at,
-            # Keyed by the grant, not the event that noticed: the stream's timer and a file
-            # replay notice expiry through different events but must agree on the id.
-            key=f"expire:{grant.request_id}:{format_time(grant.expires_at)}",
-        )
+    """Everything whose time ran out by ``now`` ends first, oldest first.
+
+    Keys name the thing that ended, not the event that noticed: the stream's timer and a
+    file replay notice an expiry through different events but must agree on its id.
+    """
+    for grant in sorted((g for g in ledger.grants if g.expires_at <= now),
+                        key=lambda g: g.expires_at):
+        ledger.revoke(grant, rules.TTL_EXPIRED,
+                      f"grant {grant.request_id} reached its expiry at "
+                      f"{format_time(grant.expires_at)}",
+                      at=grant.expires_at,
+                      key=f"expire:{grant.request_id}:{format_time(grant.expires_at)}")
+    for item in [p for p in ledger.pending if p.pending_until <= now]:
+        ledger.pending.remove(item)
+        ledger.deny(item.request_id, _ids(item.resources), rules.PENDING_EXPIRED,
+                    f"request {item.request_id} was not reviewed by "
+                    f"{format_time(item.pending_until)}",
+                    at=item.pending_until,
+                    key=f"pending:{item.request_id}:{format_time(item.pending_until)}")
+    if ledger.locked_until is not None and ledger.locked_until <= now:
+        until, ledger.locked_until = ledger.locked_until, None
+        ledger.emit("unlock", rules.LOCK_EXPIRED, f"subject lock ended at {format_time(until)}",
+                    at=until, key=f"unlock:subject:{format_time(until)}")
+    for lock in [lock for lock in ledger.request_locks if lock.until <= now]:
+        ledger.request_locks.remove(lock)
+        ledger.emit("unlock", rules.LOCK_EXPIRED,
+                    f"lock on request {lock.request_id} ended at {format_time(lock.until)}",
+                    at=lock.until, request_id=lock.request_id, targets=(lock.request_id,),
+                    key=f"unlock:{lock.request_id}:{format_time(lock.until)}")
 
 
-def _conflicting_envs(envs: set[str], policy: Policy) -> list[tuple[str, ...]]:
-    """Groups of mutually exclusive environments that ``envs`` holds more than one of."""
-    return [
-        tuple(sorted(envs.intersection(group)))
-        for group in policy.exclusive_env_groups
-        if len(envs.intersection(group)) > 1
-    ]
+# ---------------------------------------------------------------- rules asked per request
 
 
-def _objections(ledger: _Ledger, event: RequestCreated, policy: Policy) -> list[tuple[Rule, str]]:
-    """Every rule that forbids this request outright, in rule order (deny wins)."""
-    found: list[tuple[Rule, str]] = []
-    if ledger.live(event.request_id) is not None:
-        found.append(
-            (REQUEST_ID_REUSED, f"request {event.request_id} already has a live grant")
-        )
-    asked = {resource.id for resource in event.resources}
-    if len(asked) > policy.max_active_resources:
-        found.append(
-            (
-                MAX_ACTIVE_RESOURCES,
-                f"request asks for {len(asked)} resources, "
-                f"limit is {policy.max_active_resources}",
-            )
-        )
-    for clash in _conflicting_envs({resource.env for resource in event.resources}, policy):
-        found.append(
-            (
-                EXCLUSIVE_ENVIRONMENTS,
-                f"request spans mutually exclusive environments {' and '.join(clash)}",
-            )
-        )
+def _sides(resources: Iterable[Resource], envs: tuple[str, ...],
+           roles: tuple[str, ...]) -> set[str]:
+    """Which sides of an exclusive group these resources stand on."""
+    found = set()
+    for resource in resources:
+        if resource.env in envs:
+            found.add(resource.env)
+        found.update(f"role {role}" for role in resource.roles if role in roles)
     return found
 
 
-def _on_request_created(ledger: _Ledger, event: RequestCreated, policy: Policy) -> None:
-    resource_ids = tuple(resource.id for resource in event.resources)
-    objections = _objections(ledger, event, policy)
+def _ttl(event: RequestCreated, tenant: TenantPolicy) -> tuple[int, int]:
+    """(requested or default lifetime, maximum): the strictest limit matching any resource."""
+    default_s, max_s = tenant.ttl.default_s, tenant.ttl.max_s
+    for limit in tenant.ttl.limits:
+        for resource in event.resources:
+            if (limit.env is None or limit.env == resource.env) and (
+                limit.sensitivity_from is None
+                or SENSITIVITY_RANK[resource.sensitivity]
+                >= SENSITIVITY_RANK[limit.sensitivity_from]
+            ):
+                default_s, max_s = min(default_s, limit.default_s), min(max_s, limit.max_s)
+    return (event.ttl_s if event.ttl_s is not None else default_s), max_s
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+@cache
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(text)
+
+
+def _outside_window(event: RequestCreated, tenant: TenantPolicy) -> list[tuple[str, str]]:
+    """(outcome, reason) for each time window the request falls outside of."""
+    found: list[tuple[str, str]] = []
+    for window in tenant.windows:
+        covered = [r for r in event.resources
+                   if (not window.envs or r.env in window.envs)
+                   and SENSITIVITY_RANK[r.sensitivity] >= SENSITIVITY_RANK[window.sensitivity_from]]
+        if not covered:
+            continue
+        local = event.at.astimezone(_zone(window.timezone))
+        if WEEKDAYS[local.weekday()] in window.days and window.start <= local.time() < window.end:
+            continue
+        found.append((window.outside,
+                      f"{', '.join(_ids(covered))} outside {'/'.join(window.days)} "
+                      f"{window.start:%H:%M}-{window.end:%H:%M} {window.timezone} "
+                      f"(request at {local:%a %H:%M})"))
+    return found
+
+
+def _objections(ledger: _Ledger, event: RequestCreated,
+                tenant: TenantPolicy) -> list[tuple[Rule, str]]:
+    """Every rule that forbids this request outright, in rule order (deny wins)."""
+    found: list[tuple[Rule, str]] = []
+    subject = event.subject
+    issuers = tenant.identity.allowed_issuers.get(subject.kind)
+    if issuers is not None and subject.issuer not in issuers:
+        found.append((rules.IDENTITY_ISSUER, f"{subject.kind} issuer {subject.issuer!r} is not "
+                      f"allowed (allowed: {', '.join(issuers) or 'none'})"))
+    if subject.kind in tenant.identity.require_attestation and not subject.attested:
+        found.append((rules.IDENTITY_ATTESTATION,
+                      f"{subject.kind} identity is not attested"))
+    if ledger.live(event.request_id) or ledger.waiting(event.request_id):
+        found.append((rules.REQUEST_ID_REUSED,
+                      f"request {event.request_id} is already live or pending"))
+    asked = {resource.id for resource in event.resources}
+    caps = tenant.caps
+    if len(asked) > caps.max_active_resources:
+        found.append((rules.MAX_ACTIVE_RESOURCES, f"request asks for {len(asked)} resources, "
+                      f"limit is {caps.max_active_resources}"))
+    if len(asked) > caps.max_resources_per_request:
+        found.append((rules.CAPS_PER_REQUEST, f"request asks for {len(asked)} resources, limit "
+                      f"is {caps.max_resources_per_request} per request"))
+    if len(asked) <= caps.max_active_resources and caps.strategy == "deny_new":
+        held = {r.id for grant in ledger.grants for r in grant.resources} | asked
+        if len(held) > caps.max_active_resources:
+            found.append((rules.MAX_ACTIVE_RESOURCES, f"subject would hold {len(held)} resources, "
+                          f"limit is {caps.max_active_resources} (deny_new)"))
+    for group in tenant.exclusive:
+        sides = _sides(event.resources, group.envs, group.roles)
+        if len(sides) > 1:
+            found.append((rules.EXCLUSIVE_ENVIRONMENTS, f"request spans mutually exclusive "
+                          f"{' and '.join(sorted(sides))} ({group.name})"))
+        elif sides and group.strategy == "deny_new":
+            clash = [grant.request_id for grant in ledger.grants
+                     if _sides(grant.resources, group.envs, group.roles) - sides]
+            if clash:
+                found.append((rules.EXCLUSIVE_ENVIRONMENTS, f"{''.join(sides)} excluded by live "
+                              f"grant(s) {', '.join(clash)} ({group.name}, deny_new)"))
+    justify = tenant.justification
+    if _reaches(event.resources, justify.reason_from) and not (event.reason or "").strip():
+        found.append((rules.JUSTIFICATION_REASON,
+                      f"a reason is required from sensitivity {justify.reason_from}"))
+    if _reaches(event.resources, justify.ticket_from) and not _pattern(
+            justify.ticket_pattern).fullmatch(event.ticket or ""):
+        found.append((rules.JUSTIFICATION_TICKET, f"a ticket matching {justify.ticket_pattern} is "
+                      f"required from sensitivity {justify.ticket_from} "
+                      f"(got {event.ticket!r})"))
+    requested, max_s = _ttl(event, tenant)
+    if requested > max_s and tenant.ttl.over_max == "deny":
+        found.append((rules.TTL_MAX, f"ttl_s {requested} exceeds the maximum {max_s}"))
+    if not event.break_glass:
+        found.extend((rules.TIME_WINDOW, reason)
+                     for outcome, reason in _outside_window(event, tenant) if outcome == "deny")
+    return found
+
+
+def _escalations(ledger: _Ledger, event: RequestCreated,
+                 tenant: TenantPolicy) -> list[tuple[Rule, str]]:
+    """Every rule that wants a human to look first, in rule order."""
+    found = [(rules.TIME_WINDOW, reason)
+             for outcome, reason in _outside_window(event, tenant) if outcome == "escalate"]
+    if _reaches(event.resources, tenant.step_up.from_sensitivity):
+        found.append((rules.STEP_UP, f"sensitivity reaches {tenant.step_up.from_sensitivity}"))
+    if event.subject.kind == "workload" and tenant.baseline.novel_workload == "escalate":
+        novel = sorted({f"{r.env}/{r.sensitivity}" for r in event.resources}
+                       - set(ledger.state.seen))
+        if novel:
+            found.append((rules.BASELINE_NOVEL, f"first request for {', '.join(novel)}"))
+    return found
+
+
+def _window(times: Iterable[datetime], now: datetime, seconds: int) -> tuple[datetime, ...]:
+    start = now - timedelta(seconds=seconds)
+    return tuple(moment for moment in times if moment > start)
+
+
+def _combined(found: list[tuple[Rule, str]]) -> tuple[Rule, str]:
+    rule, reason = found[0]
+    if len(found) > 1:
+        reason += "; also: " + "; ".join(other for _, other in found[1:])
+    return rule, reason
+
+
+# ---------------------------------------------------------------- event handlers
+
+
+def _on_request_created(ledger: _Ledger, event: RequestCreated,
+                        tenant: TenantPolicy) -> SubjectState:
+    now, request_id, resource_ids = event.at, event.request_id, _ids(event.resources)
+    state = ledger.state
+    recent = (*_window(state.recent_requests, now, tenant.baseline.window_s), now)
+    extra: dict[str, object] = {"recent_requests": recent[-(tenant.baseline.max_requests + 1):]}
+
+    if ledger.locked_until is not None:
+        ledger.deny(request_id, resource_ids, rules.SUBJECT_LOCKED,
+                    f"subject is locked until {format_time(ledger.locked_until)}")
+        return replace(state, **extra)  # type: ignore[arg-type]
+    lock = next((lock for lock in ledger.request_locks if lock.request_id == request_id), None)
+    if lock is not None:
+        ledger.deny(request_id, resource_ids, rules.REQUEST_LOCKED,
+                    f"request {request_id} is locked until {format_time(lock.until)}")
+        return replace(state, **extra)  # type: ignore[arg-type]
+    if len(recent) > tenant.baseline.max_requests:
+        until = now + timedelta(seconds=tenant.baseline.lock_s)
+        ledger.deny(request_id, resource_ids, rules.BASELINE_RATE,
+                    f"{len(recent)} requests within {tenant.baseline.window_s} s, baseline "
+                    f"allows {tenant.baseline.max_requests}")
+        ledger.lock_subject(until, rules.BASELINE_RATE,
+                            f"request rate above baseline: locked for "
+                            f"{tenant.baseline.lock_s} s", request_id)
+        return replace(state, **extra)  # type: ignore[arg-type]
+
+    objections = _objections(ledger, event, tenant)
+    glass = tenant.break_glass
+    uses = _window(state.break_glass_uses, now, glass.window_s)
+    if event.break_glass and not objections:
+        if not glass.enabled:
+            objections.append((rules.BREAK_GLASS, "break-glass is disabled for this tenant"))
+        elif len(uses) >= glass.max_per_window:
+            ledger.deny(request_id, resource_ids, rules.BREAK_GLASS_LIMIT,
+                        f"{len(uses)} break-glass grant(s) within {glass.window_s} s, "
+                        f"allowed {glass.max_per_window}")
+            ledger.lock_subject(now + timedelta(seconds=glass.lock_s), rules.BREAK_GLASS_LIMIT,
+                                f"break-glass used beyond its ration: locked for "
+                                f"{glass.lock_s} s", request_id)
+            return replace(state, **extra)  # type: ignore[arg-type]
     if objections:
-        rule, reason = objections[0]
-        if len(objections) > 1:
-            reason += "; also: " + "; ".join(other for _, other in objections[1:])
-        ledger.deny(event.request_id, resource_ids, rule, reason)
-        return
+        ledger.deny(request_id, resource_ids, *_combined(objections))
+        return replace(state, **extra)  # type: ignore[arg-type]
 
-    requested = event.ttl_s if event.ttl_s is not None else policy.default_ttl_s
-    ttl = min(requested, policy.max_ttl_s)
-    new = Grant(
-        request_id=event.request_id,
-        resources=event.resources,
-        granted_at=event.at,
-        expires_at=event.at + timedelta(seconds=ttl),
-    )
+    requested, max_s = _ttl(event, tenant)
+    if event.break_glass:
+        ttl = min(requested, max_s, glass.ttl_s)
+        extra["break_glass_uses"] = (*uses, now)
+        _approve(ledger, request_id, event.resources, now, ttl, tenant, rules.BREAK_GLASS,
+                 f"break-glass: granted for {ttl} s, marked for post-review",
+                 post_review=True)
+        return replace(state, **extra)  # type: ignore[arg-type]
+
+    escalations = _escalations(ledger, event, tenant)
+    ttl = min(requested, max_s)
+    if escalations:
+        pending_until = now + timedelta(seconds=tenant.step_up.pending_ttl_s)
+        ledger.pending.append(Pending(request_id, event.resources, now, pending_until, ttl))
+        rule, reason = _combined(escalations)
+        ledger.emit("escalate", rule, f"{reason}; waiting for review until "
+                    f"{format_time(pending_until)}", request_id=request_id,
+                    resources=resource_ids, expires_at=pending_until)
+        return replace(state, **extra)  # type: ignore[arg-type]
+
     clamp = f" (requested {requested} s, clamped to the maximum)" if ttl < requested else ""
-    ledger.grant(new, AUTO_APPROVE, f"no rule objects; granted for {ttl} s{clamp}")
-
-    # The newest grant wins a conflict: older grants in an excluded environment end now.
-    new_envs = {resource.env for resource in new.resources}
-    for older in [grant for grant in ledger.grants if grant is not new]:
-        older_envs = {resource.env for resource in older.resources}
-        clashes = _conflicting_envs(new_envs | older_envs, policy)
-        if clashes:
-            ledger.revoke(
-                older,
-                EXCLUSIVE_ENVIRONMENTS,
-                f"new grant {new.request_id} in {', '.join(sorted(new_envs))} excludes "
-                f"{', '.join(sorted(older_envs - new_envs))}: older grant "
-                f"{older.request_id} revoked",
-            )
-
-    # Over the cap: the oldest grants end first (ties in time keep arrival order).
-    limit = policy.max_active_resources
-    while len(held := _resource_ids(ledger.grants)) > limit:
-        oldest = min(
-            (grant for grant in ledger.grants if grant is not new),
-            key=lambda grant: grant.granted_at,
-        )
-        ledger.revoke(
-            oldest,
-            MAX_ACTIVE_RESOURCES,
-            f"subject holds {len(held)} resources, limit is {limit}: "
-            f"oldest grant {oldest.request_id} revoked",
-        )
+    _approve(ledger, request_id, event.resources, now, ttl, tenant, rules.AUTO_APPROVE,
+             f"no rule objects; granted for {ttl} s{clamp}")
+    if event.subject.kind == "workload":
+        extra["seen"] = tuple(sorted(set(state.seen) | {f"{r.env}/{r.sensitivity}"
+                                                        for r in event.resources}))
+    return replace(state, **extra)  # type: ignore[arg-type]
 
 
-def _end_grant(ledger: _Ledger, request_id: str, rule: Rule, why: str) -> None:
-    grant = ledger.live(request_id)
+def _approve(ledger: _Ledger, request_id: str, resources: tuple[Resource, ...],
+             now: datetime, ttl: int, tenant: TenantPolicy, rule: Rule, reason: str,
+             *, post_review: bool = False) -> None:
+    """Grant, then end what the new grant displaces: conflicting and oldest grants."""
+    new = Grant(request_id, resources, now, now + timedelta(seconds=ttl), post_review)
+    ledger.grant(new, rule, reason)
+    for group in tenant.exclusive:
+        sides = _sides(new.resources, group.envs, group.roles)
+        if not sides:
+            continue
+        for older in [grant for grant in ledger.grants if grant is not new]:
+            excluded = _sides(older.resources, group.envs, group.roles) - sides
+            if excluded:
+                ledger.revoke(older, rules.EXCLUSIVE_ENVIRONMENTS,
+                              f"new grant {request_id} in {', '.join(sorted(sides))} "
+                              f"excludes {', '.join(sorted(excluded))}: older grant "
+                              f"{older.request_id} revoked")
+    limit = tenant.caps.max_active_resources
+    while len(held := {r.id for g in ledger.grants for r in g.resources}) > limit:
+        # The oldest grant ends first; ties in time keep arrival order.
+        oldest = min((g for g in ledger.grants if g is not new), key=lambda g: g.granted_at)
+        ledger.revoke(oldest, rules.MAX_ACTIVE_RESOURCES,
+                      f"subject holds {len(held)} resources, limit is {limit}: oldest grant "
+                      f"{oldest.request_id} revoked")
+
+
+def _on_review(ledger: _Ledger, event: RequestReviewed, tenant: TenantPolicy) -> None:
+    waiting = ledger.waiting(event.request_id)
+    if waiting is None:
+        ledger.deny(event.request_id, (), rules.REVIEW_NOT_PENDING,
+                    f"request {event.request_id} is not waiting for review; the "
+                    f"{event.outcome} review by {event.reviewer.id} changes nothing")
+        return
+    resource_ids = _ids(waiting.resources)
+    if event.reviewer.id == event.subject.id:
+        ledger.deny(event.request_id, resource_ids, rules.REVIEW_SELF_APPROVAL,
+                    f"{event.reviewer.id} cannot review their own request; it stays pending")
+        return
+    envs = {resource.env for resource in waiting.resources}
+    allowed = all(any(event.reviewer.id in group.ids and (not group.envs or env in group.envs)
+                      for group in tenant.step_up.reviewers) for env in envs)
+    if not allowed:
+        ledger.deny(event.request_id, resource_ids, rules.REVIEWER_NOT_ALLOWED,
+                    f"{event.reviewer.id} may not review requests for "
+                    f"{', '.join(sorted(envs))}; it stays pending")
+        return
+    ledger.pending.remove(waiting)
+    if event.outcome == "denied":
+        ledger.deny(event.request_id, resource_ids, rules.REVIEW_DENIED,
+                    f"denied by {event.reviewer.id}")
+        return
+    if ledger.locked_until is not None:
+        ledger.deny(event.request_id, resource_ids, rules.SUBJECT_LOCKED,
+                    f"subject is locked until {format_time(ledger.locked_until)}")
+        return
+    _approve(ledger, event.request_id, waiting.resources, event.at, waiting.ttl_s, tenant,
+             rules.REVIEW_APPROVED, f"approved by {event.reviewer.id}; granted for "
+             f"{waiting.ttl_s} s")
+
+
+def _on_withdrawn(ledger: _Ledger, event: RequestWithdrawn) -> None:
+    grant = ledger.live(event.request_id)
     if grant is not None:
-        ledger.revoke(grant, rule, f"{why}: grant {grant.request_id} revoked")
+        ledger.revoke(grant, rules.REQUEST_WITHDRAWN,
+                      f"the subject withdrew it: grant {grant.request_id} revoked")
+    waiting = ledger.waiting(event.request_id)
+    if waiting is not None:
+        ledger.pending.remove(waiting)
+        ledger.deny(event.request_id, _ids(waiting.resources), rules.REQUEST_WITHDRAWN,
+                    "withdrawn while waiting for review")
 
 
-def _on_request_reviewed(ledger: _Ledger, event: RequestReviewed) -> None:
-    ledger.deny(
-        event.request_id,
-        (),
-        REVIEW_NOT_PENDING,
-        f"request {event.request_id} is not waiting for review; "
-        f"the {event.outcome} review by {event.reviewer.id} changes nothing",
-    )
+def _on_task_completed(ledger: _Ledger, event: TaskCompleted) -> None:
+    grant = ledger.live(event.request_id)
+    if grant is not None:
+        ledger.revoke(grant, rules.TASK_COMPLETED,
+                      f"its task is done: grant {grant.request_id} revoked")
 
 
-def _apply(ledger: _Ledger, event: InputEvent, policy: Policy) -> None:
-    """The one dispatch from event type to rules."""
+def _on_lock_released(ledger: _Ledger, event: LockReleased) -> None:
+    by = f" by {event.by}" if event.by else ""
+    if event.target.subject is not None and ledger.locked_until is not None:
+        ledger.locked_until = None
+        ledger.emit("unlock", rules.LOCK_RELEASED, f"subject lock released{by}")
+    lock = next((lock for lock in ledger.request_locks
+                 if lock.request_id == event.target.request_id), None)
+    if lock is not None:
+        ledger.request_locks.remove(lock)
+        ledger.emit("unlock", rules.LOCK_RELEASED, f"lock on {lock.request_id} released{by}",
+                    request_id=lock.request_id, targets=(lock.request_id,))
+
+
+def _apply(ledger: _Ledger, event: InputEvent, tenant: TenantPolicy) -> SubjectState:
+    """The one dispatch from event type to rules; returns the state's untracked fields."""
+    state = ledger.state
     match event:
         case RequestCreated():
-            _on_request_created(ledger, event, policy)
+            return _on_request_created(ledger, event, tenant)
         case RequestReviewed():
-            _on_request_reviewed(ledger, event)
+            _on_review(ledger, event, tenant)
         case RequestWithdrawn():
-            _end_grant(ledger, event.request_id, REQUEST_WITHDRAWN, "the subject withdrew it")
+            _on_withdrawn(ledger, event)
         case TaskCompleted():
-            _end_grant(ledger, event.request_id, TASK_COMPLETED, "its task is done")
+            _on_task_completed(ledger, event)
+        case LockReleased():
+            _on_lock_released(ledger, event)
         case _:
-            # Sessions and lock releases are recorded as applied; no rule acts on them yet.
-            pass
+            pass  # session events are recorded as applied; issue C adds their rules
+    return state
 
 
 def decide(
@@ -304,24 +529,36 @@ def decide(
 ) -> tuple[SubjectState, tuple[Verdict, ...]]:
     """Apply one event to one subject's state in one tenant.
 
-    Grants whose expiry is at or before ``now`` are revoked first. A redelivered event (its
-    id already applied) returns the state unchanged and no verdict.
+    Whatever ran out by ``now`` (grants, pending reviews, locks) ends first. A redelivered
+    event (its id already applied) returns the state unchanged and no verdict.
     """
     if event.event_id in state.applied:
         return state, ()
     applied = (*state.applied, event.event_id)[-APPLIED_EVENT_MEMORY:]
-    ledger = _Ledger(state.grants, event)
+    tenant = policy.for_tenant(event.tenant)
+    if tenant is None:
+        refused = _Ledger(state, event)
+        refused.deny(getattr(event, "request_id", None), (), rules.UNKNOWN_TENANT,
+                     f"tenant {event.tenant!r} is not in policy {policy.version}")
+        return replace(state, applied=applied), tuple(refused.verdicts)
+    ledger = _Ledger(state, event)
     try:
         _expire(ledger, now)
-        _apply(ledger, event, policy)
+        untracked = _apply(ledger, event, tenant)
     except Exception as exc:  # noqa: BLE001 - errors are data here: the event is denied.
-        failed = _Ledger(state.grants, event)
-        failed.deny(
-            getattr(event, "request_id", None),
-            (),
-            EVALUATION_ERROR,
-            f"policy evaluation failed ({type(exc).__name__}: {exc}); denied to fail closed",
-        )
-        return SubjectState(grants=state.grants, applied=applied), tuple(failed.verdicts)
-    new_state = SubjectState(grants=tuple(ledger.grants), applied=applied)
+        failed = _Ledger(state, event)
+        failed.deny(getattr(event, "request_id", None), (), rules.EVALUATION_ERROR,
+                    f"policy evaluation failed ({type(exc).__name__}: {exc}); denied to "
+                    "fail closed")
+        return replace(state, applied=applied), tuple(failed.verdicts)
+    new_state = replace(
+        untracked,
+        grants=tuple(ledger.grants),
+        pending=tuple(ledger.pending),
+        request_locks=tuple(ledger.request_locks),
+        locked_until=ledger.locked_until,
+        applied=applied,
+    )
     return new_state, tuple(ledger.verdicts)
+
+

@@ -52,6 +52,7 @@ def to_decisions(
             policy=policy,
             state=StateChange(before=verdict.before, after=verdict.after),
             cause=cause,
+            post_review=verdict.post_review,
         )
         for verdict in verdicts
     )

@@ -4,19 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = [
-    "AUTO_APPROVE",
-    "EVALUATION_ERROR",
-    "EXCLUSIVE_ENVIRONMENTS",
-    "MAX_ACTIVE_RESOURCES",
-    "REQUEST_ID_REUSED",
-    "REQUEST_WITHDRAWN",
-    "REVIEW_NOT_PENDING",
-    "RULES",
-    "TASK_COMPLETED",
-    "TTL_EXPIRED",
-    "Rule",
-]
+__all__ = ["RULES", "Rule"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,52 +15,66 @@ class Rule:
     description: str
 
 
-MAX_ACTIVE_RESOURCES = Rule(
-    "max-active-resources",
-    "A subject holds at most the policy's number of distinct resources at once.",
-)
-EXCLUSIVE_ENVIRONMENTS = Rule(
-    "exclusive-environments",
-    "A subject never holds access to two mutually exclusive environments at the same time.",
-)
-AUTO_APPROVE = Rule(
-    "auto-approve",
-    "A request that no rule objects to is approved for its time to live.",
-)
-TTL_EXPIRED = Rule(
-    "ttl-expired",
-    "A grant ends when its time to live runs out.",
-)
-REQUEST_WITHDRAWN = Rule(
-    "request-withdrawn",
-    "A grant ends when the subject withdraws the request it was made for.",
-)
-TASK_COMPLETED = Rule(
-    "task-completed",
-    "A grant ends when the task it was made for is reported done.",
-)
-REQUEST_ID_REUSED = Rule(
-    "request-id-reused",
-    "A new request may not reuse the id of a grant that is still live.",
-)
-REVIEW_NOT_PENDING = Rule(
-    "review-not-pending",
-    "A review can only decide a request that is waiting for review.",
-)
-EVALUATION_ERROR = Rule(
-    "evaluation-error",
-    "When the policy cannot be evaluated for an event, the event is denied.",
-)
+def _rule(rule_id: str, description: str) -> Rule:
+    return Rule(rule_id, description)
 
-RULES: tuple[Rule, ...] = (
-    MAX_ACTIVE_RESOURCES,
-    EXCLUSIVE_ENVIRONMENTS,
-    AUTO_APPROVE,
-    TTL_EXPIRED,
-    REQUEST_WITHDRAWN,
-    TASK_COMPLETED,
-    REQUEST_ID_REUSED,
-    REVIEW_NOT_PENDING,
-    EVALUATION_ERROR,
+
+UNKNOWN_TENANT = _rule("unknown-tenant", "Events of a tenant the policy does not name are denied.")
+SUBJECT_LOCKED = _rule("subject-locked", "A locked subject's requests are denied until the lock "
+                       "ends.")
+REQUEST_LOCKED = _rule("request-locked", "A locked request is denied until the lock ends.")
+BASELINE_RATE = _rule("baseline-rate", "A subject asking more often than its baseline allows is "
+                      "locked.")
+IDENTITY_ISSUER = _rule("identity-issuer", "A subject's identity must come from an issuer the "
+                        "policy allows for its kind.")
+IDENTITY_ATTESTATION = _rule("identity-attestation", "Workloads and agents must present a "
+                             "cryptographically attested identity.")
+REQUEST_ID_REUSED = _rule("request-id-reused", "A new request may not reuse the id of a live "
+                          "grant or a pending request.")
+CAPS_PER_REQUEST = _rule("caps-per-request", "One request asks for at most the policy's number "
+                         "of resources.")
+MAX_ACTIVE_RESOURCES = _rule("max-active-resources", "A subject holds at most the policy's "
+                             "number of distinct resources at once.")
+EXCLUSIVE_ENVIRONMENTS = _rule("exclusive-environments", "A subject never holds access to two "
+                               "mutually exclusive environments or roles at the same time.")
+JUSTIFICATION_REASON = _rule("justification-reason", "Sensitive access needs a stated reason.")
+JUSTIFICATION_TICKET = _rule("justification-ticket", "More sensitive access needs a ticket of "
+                             "the agreed form.")
+TTL_MAX = _rule("ttl-max", "A grant may not be asked for longer than the policy's maximum.")
+BREAK_GLASS = _rule("break-glass", "Emergency access is granted at once for a short time and "
+                    "reviewed afterwards.")
+BREAK_GLASS_LIMIT = _rule("break-glass-limit", "Emergency access is rationed per subject; "
+                          "beyond the ration the subject is locked.")
+TIME_WINDOW = _rule("time-window", "Access to covered resources outside their time window "
+                    "needs a human or is denied.")
+STEP_UP = _rule("step-up", "Access from the policy's sensitivity level up needs a human's "
+                "approval.")
+BASELINE_NOVEL = _rule("baseline-novel", "A workload's first request for an environment and "
+                       "sensitivity never granted to it needs a human.")
+AUTO_APPROVE = _rule("auto-approve", "A request that no rule objects to is approved for its "
+                     "time to live.")
+REVIEW_APPROVED = _rule("review-approved", "A pending request approved by an allowed reviewer "
+                        "is granted.")
+REVIEW_DENIED = _rule("review-denied", "A pending request denied by an allowed reviewer ends.")
+REVIEW_NOT_PENDING = _rule("review-not-pending", "A review can only decide a request that is "
+                           "waiting for review.")
+REVIEW_SELF_APPROVAL = _rule("review-self-approval", "Nobody reviews their own request.")
+REVIEWER_NOT_ALLOWED = _rule("reviewer-not-allowed", "Only reviewers the policy lists for the "
+                             "request's environments may decide it.")
+PENDING_EXPIRED = _rule("pending-expired", "A request nobody reviewed within its pending time "
+                        "is denied.")
+TTL_EXPIRED = _rule("ttl-expired", "A grant ends when its time to live runs out.")
+REQUEST_WITHDRAWN = _rule("request-withdrawn", "A grant or pending request ends when the "
+                          "subject withdraws it.")
+TASK_COMPLETED = _rule("task-completed", "A grant ends when the task it was made for is "
+                       "reported done.")
+LOCK_RELEASED = _rule("lock-released", "An operator may release a lock before it ends.")
+LOCK_EXPIRED = _rule("lock-expired", "A lock ends when its duration runs out.")
+EVALUATION_ERROR = _rule("evaluation-error", "When the policy cannot be evaluated for an event, "
+                         "the event is denied.")
+
+RULES: tuple[Rule, ...] = tuple(
+    value for value in globals().values() if isinstance(value, Rule)
 )
-"""All rules, in the order the core evaluates objections to a request (first wins the id)."""
+"""Every rule, in the order objections to a request are reported (first names the verdict)."""
+

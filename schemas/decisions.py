@@ -99,3 +99,5 @@ class Decision(Model):
     policy: PolicyRef
     state: StateChange
     cause: Cause
+    post_review: bool = False
+    """jitwatch addition: the grant was made by break-glass and must be reviewed afterwards."""

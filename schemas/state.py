@@ -14,7 +14,8 @@ from pydantic import Field
 from schemas._base import Model, UtcDatetime
 from schemas.events import Resource
 
-__all__ = ["STORED_STATE_VERSION", "Grant", "StoredSubject", "SubjectState"]
+__all__ = ["STORED_STATE_VERSION", "Grant", "Pending", "RequestLock", "StoredSubject",
+           "SubjectState"]
 
 STORED_STATE_VERSION = 1
 
@@ -29,17 +30,48 @@ class Grant:
     expires_at: UtcDatetime
 
 
+    post_review: bool = False
+    """Granted by break-glass: a human must review it afterwards."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A request escalated to a human, waiting until ``pending_until``."""
+
+    request_id: str
+    resources: tuple[Resource, ...]
+    requested_at: UtcDatetime
+    pending_until: UtcDatetime
+    ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLock:
+    """One request frozen until ``until`` (or an explicit release)."""
+
+    request_id: str
+    until: UtcDatetime
+
+
 @dataclass(frozen=True, slots=True)
 class SubjectState:
     """One subject's state within one tenant.
 
     ``applied`` holds the ids of the most recent events already applied, oldest first, so a
     redelivered event changes nothing (at-least-once delivery redelivers only what was not
-    yet committed, so a bounded window suffices).
+    yet committed, so a bounded window suffices). ``recent_requests`` and
+    ``break_glass_uses`` keep only what their sliding windows still need; ``seen`` holds the
+    ``env/sensitivity`` pairs a workload has been granted before.
     """
 
     grants: tuple[Grant, ...] = ()
     applied: tuple[str, ...] = ()
+    pending: tuple[Pending, ...] = ()
+    locked_until: UtcDatetime | None = None
+    request_locks: tuple[RequestLock, ...] = ()
+    recent_requests: tuple[UtcDatetime, ...] = ()
+    break_glass_uses: tuple[UtcDatetime, ...] = ()
+    seen: tuple[str, ...] = ()
 
 
 class StoredSubject(Model):

@@ -39,6 +39,7 @@ def raw_request(
         "subject": {"id": subject, "kind": "human"},
         "request_id": request_id,
         "resources": listed,
+        "reason": "testing",
         **extra,
     }
 
@@ -64,3 +65,14 @@ def event(raw: dict[str, Any]) -> InputEvent:
 def request(request_id: str, resources: list[tuple[str, str]], **kwargs: Any) -> InputEvent:
     """A validated ``request.created``."""
     return event(raw_request(request_id, resources, **kwargs))
+
+
+def variant(base: Any, **sections: dict[str, Any] | tuple[Any, ...]) -> Any:
+    """``base`` (a Policy) with sections of its defaults replaced or updated, unvalidated."""
+    defaults = base.defaults
+    updates: dict[str, Any] = {}
+    for name, change in sections.items():
+        current = getattr(defaults, name)
+        updates[name] = (current.model_copy(update=change) if isinstance(change, dict)
+                         else change)
+    return base.model_copy(update={"defaults": defaults.model_copy(update=updates)})

@@ -65,13 +65,13 @@ def test_invariants_hold_after_every_event(sequence: list[tuple[Any, int]]) -> N
     events = build(sequence)
     for item, (state, verdicts) in zip(events, replay(events), strict=True):
         held = {r.id for grant in state.grants for r in grant.resources}
-        assert len(held) <= POLICY.max_active_resources
+        assert len(held) <= POLICY.defaults.caps.max_active_resources
         assert all(grant.expires_at > item.at for grant in state.grants), "no grant outlives"
         envs = {r.env for grant in state.grants for r in grant.resources}
         assert not {"prod", "research"} <= envs, "never both exclusive environments"
         denied = {v.request_id for v in verdicts if v.action == "deny"}
         assert not denied & {grant.request_id for grant in state.grants}
-        assert all(grant.expires_at - grant.granted_at <= at(POLICY.max_ttl_s) - at(0)
+        assert all(grant.expires_at - grant.granted_at <= at(POLICY.defaults.ttl.max_s) - at(0)
                    for grant in state.grants)
 
 

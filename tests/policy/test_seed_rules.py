@@ -9,9 +9,9 @@ import pytest
 
 from policy.core import APPLIED_EVENT_MEMORY, Verdict, decide
 from schemas.events import InputEvent
-from schemas.policy import Policy, parse_policy
+from schemas.policy import ExclusiveGroup, Policy, parse_policy
 from schemas.state import SubjectState
-from tests.factories import at, event, raw_event, request
+from tests.factories import at, event, raw_event, request, variant
 
 POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text()).policy
 
@@ -102,7 +102,7 @@ class TestResourceCap:
     def test_single_request_over_the_cap_is_denied(self) -> None:
         state, verdicts = run([request("r-1", [(x, "prod") for x in "abcd"])])
         assert brief(verdicts) == [("deny", "max-active-resources", "r-1", ())]
-        assert verdicts[0].reason == "request asks for 4 resources, limit is 3"
+        assert verdicts[0].reason.startswith("request asks for 4 resources, limit is 3;")
         assert state.grants == ()
 
     def test_duplicate_ids_within_one_request_count_once(self) -> None:
@@ -111,7 +111,7 @@ class TestResourceCap:
         assert verdicts[0].action == "approve"
 
     def test_a_cap_of_one(self) -> None:
-        policy = POLICY.model_copy(update={"max_active_resources": 1})
+        policy = variant(POLICY, caps={"max_active_resources": 1})
         state, verdicts = run([request("r-1", [("a", "prod")]),
                                request("r-2", [("b", "prod")], t=1)], policy=policy)
         assert brief(verdicts)[-1] == ("revoke", "max-active-resources", "r-1", ("r-1",))
@@ -160,7 +160,7 @@ class TestExclusiveEnvironments:
         assert live(state) == ["r-3"]
 
     def test_configured_groups(self) -> None:
-        policy = POLICY.model_copy(update={"exclusive_env_groups": (("dev", "pci"),)})
+        policy = variant(POLICY, exclusive=(ExclusiveGroup(name="pci", envs=("dev", "pci")),))
         _, verdicts = run([request("r-1", [("db", "prod"), ("nb", "research")]),
                            request("r-2", [("x", "dev"), ("y", "pci")], t=1)], policy=policy)
         assert [v.action for v in verdicts] == ["approve", "deny"]
@@ -172,7 +172,8 @@ class TestDenyWins:
                                            ("d", "prod")])])
         [verdict] = verdicts
         assert (verdict.action, verdict.rule.id) == ("deny", "max-active-resources")
-        assert "also: request spans mutually exclusive environments" in verdict.reason
+        assert "; also: " in verdict.reason
+        assert "request spans mutually exclusive prod and research" in verdict.reason
 
     def test_reused_live_request_id_is_denied(self) -> None:
         state, verdicts = run([
@@ -264,7 +265,7 @@ def test_every_verdict_carries_state_before_and_after() -> None:
 
 
 def test_evaluation_errors_are_denials_not_exceptions() -> None:
-    broken = POLICY.model_copy(update={"max_ttl_s": "not a number"})
+    broken = variant(POLICY, ttl={"max_s": "not a number"})
     state, verdicts = run([request("r-1", [("a", "prod")])], policy=broken)
     assert brief(verdicts) == [("deny", "evaluation-error", "r-1", ())]
     assert state.grants == ()
