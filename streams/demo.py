@@ -22,13 +22,16 @@ class DemoPhase:
 def demo_phases(now: datetime | None = None, run: str | None = None) -> list[DemoPhase]:
     """Events for two subjects; ids carry a run tag so every demo run is decided afresh.
 
-    The task completion comes in a second phase, once its grant is approved: requests and
-    sessions are separate topics, so Kafka does not order one against the other.
+    Phases follow each other once the previous one is decided: a review only makes sense
+    once its request is pending, and requests and sessions are separate topics that Kafka
+    does not order against each other. Meant for ops/demo-policy.toml.
     """
     now = now or datetime.now(UTC)
     run = run or uuid.uuid4().hex[:6]
     alice = {"id": f"alice@{run}", "kind": "human", "issuer": "https://login.acme.example",
              "owner": "team-payments"}
+    oncall = {"id": f"bob@{run}", "kind": "human", "issuer": "https://login.acme.example",
+              "owner": "team-sre"}
     deployer = {"id": f"spiffe://acme.example/ns/ci/sa/deployer-{run}", "kind": "workload",
                 "issuer": "spiffe://acme.example", "attested": True, "owner": "team-platform"}
 
@@ -40,13 +43,13 @@ def demo_phases(now: datetime | None = None, run: str | None = None) -> list[Dem
 
     clock = times()
 
-    def request(subject: dict[str, Any], number: int, resources: list[tuple[str, str]],
+    def request(subject: dict[str, Any], number: int, resources: list[tuple[str, ...]],
                 **extra: Any) -> dict[str, Any]:
         return {
             "type": "request.created", "event_id": f"e-{run}-{number}", "at": next(clock),
             "tenant": "acme", "subject": subject, "request_id": f"r-{run}-{number}",
-            "resources": [{"id": rid, "env": env, "sensitivity": "medium", "roles": ["reader"]}
-                          for rid, env in resources],
+            "resources": [{"id": rid, "env": env, "sensitivity": level[0] if level else "medium",
+                           "roles": ["reader"]} for rid, env, *level in resources],
             "ttl_s": 900, "reason": "demo", **extra,
         }
 
@@ -61,11 +64,19 @@ def demo_phases(now: datetime | None = None, run: str | None = None) -> list[Dem
         request(deployer, 5, [("k8s/deploy", "prod"), ("notebook/ml", "research")]),
         # Too many resources in one request: denied.
         request(deployer, 6, [("a", "prod"), ("b", "prod"), ("c", "prod"), ("d", "prod")]),
+        # The workload's first prod request: a human must look (baseline-novel).
         request(deployer, 7, [("k8s/deploy", "prod")], ttl_s=10 * 3600),
+        # Break-glass: granted at once for 15 minutes, marked for post-review.
+        request(oncall, 8, [("db/orders", "prod", "critical")], break_glass=True,
+                ticket="INC-4711", reason="orders database down"),
     ]
-    done = {"type": "task.completed", "event_id": f"e-{run}-8", "at": next(clock),
+    review = {"type": "request.reviewed", "event_id": f"e-{run}-9", "at": next(clock),
+              "tenant": "acme", "subject": deployer, "request_id": f"r-{run}-7",
+              "reviewer": {"id": "carol@acme.example"}, "outcome": "approved"}
+    done = {"type": "task.completed", "event_id": f"e-{run}-10", "at": next(clock),
             "tenant": "acme", "subject": deployer, "request_id": f"r-{run}-7"}
-    return [DemoPhase(requests, decisions=10), DemoPhase([done], decisions=1)]
+    return [DemoPhase(requests, decisions=11), DemoPhase([review], decisions=1),
+            DemoPhase([done], decisions=1)]
 
 
 _COLOURS = {"approve": "32", "deny": "31", "revoke": "33", "escalate": "35", "lock": "31;1",
