@@ -273,7 +273,7 @@ def _objections(ledger: _Ledger, event: RequestCreated,
     if len(asked) > caps.max_active_resources:
         found.append((rules.MAX_ACTIVE_RESOURCES, f"request asks for {len(asked)} resources, "
                       f"limit is {caps.max_active_resources}"))
-    if len(asked) > caps.max_resources_per_request:
+    elif len(asked) > caps.max_resources_per_request:
         found.append((rules.CAPS_PER_REQUEST, f"request asks for {len(asked)} resources, limit "
                       f"is {caps.max_resources_per_request} per request"))
     if len(asked) <= caps.max_active_resources and caps.strategy == "deny_new":

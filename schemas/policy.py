@@ -109,7 +109,7 @@ class JustificationPolicy(_Section):
 class CapsPolicy(_Section):
     """How much one request and one subject may hold."""
 
-    max_resources_per_request: int = Field(default=10, ge=1, le=10_000)
+    max_resources_per_request: int = Field(default=3, ge=1, le=10_000)
     max_active_resources: int = Field(default=3, ge=1, le=10_000)
     strategy: Literal["revoke_oldest", "deny_new"] = "revoke_oldest"
 

@@ -215,6 +215,27 @@ def _simulate_diff(settings: Settings, args: argparse.Namespace, current: Loaded
     return 0
 
 
+def _cmd_policy(settings: Settings, args: argparse.Namespace) -> int:
+    from policy.lint import describe, lint
+
+    try:
+        loaded = load_policy(args.file)
+    except JitwatchError as exc:
+        print(f"INVALID {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: policy {loaded.ref.version}, sha256 {loaded.ref.sha256}")
+    for line in describe(loaded.policy):
+        print(f"  {line}")
+    findings = lint(loaded.policy)
+    for finding in findings:
+        print(f"{finding.level}: {finding.where}: {finding.message}")
+    errors = sum(finding.level == "error" for finding in findings)
+    if errors or (args.strict and findings):
+        return 1
+    print(f"valid ({len(findings)} warning(s))")
+    return 0
+
+
 def _cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     from streams.demo import format_decision
     from streams.kafka_io import follow_decisions
@@ -259,6 +280,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="publish a demo scenario and print its decisions")
     demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
     demo.set_defaults(run=_cmd_demo)
+
+    policy = commands.add_parser("policy", help="validate and lint a policy file")
+    policy.add_argument("action", choices=["check"])
+    policy.add_argument("file", type=Path)
+    policy.add_argument("--strict", action="store_true", help="warnings fail too")
+    policy.set_defaults(run=_cmd_policy)
 
     simulate = commands.add_parser(
         "simulate", help="replay a JSONL file of events through the policy, in event time")
