@@ -22,6 +22,7 @@ from policy.rules import Rule
 from schemas._base import format_time
 from schemas.decisions import Action, StateSummary
 from schemas.events import (
+    ClockTick,
     InputEvent,
     LockReleased,
     RequestCreated,
@@ -33,7 +34,7 @@ from schemas.events import (
 from schemas.policy import SENSITIVITY_RANK, WEEKDAYS, Policy, TenantPolicy
 from schemas.state import Grant, Pending, SubjectState
 
-__all__ = ["APPLIED_EVENT_MEMORY", "Verdict", "decide", "summarize"]
+__all__ = ["APPLIED_EVENT_MEMORY", "Verdict", "decide", "next_deadline", "summarize"]
 
 APPLIED_EVENT_MEMORY = 64
 """How many recent event ids a subject remembers to drop redeliveries.
@@ -91,7 +92,7 @@ def _ids(resources: Iterable[Resource]) -> tuple[str, ...]:
 class _Ledger:
     """The subject's state being changed by one event, and the verdicts that record it."""
 
-    def __init__(self, state: SubjectState, event: InputEvent) -> None:
+    def __init__(self, state: SubjectState, event: InputEvent | ClockTick) -> None:
         self.grants = list(state.grants)
         self.pending = list(state.pending)
         self.request_locks = list(state.request_locks)
@@ -162,6 +163,16 @@ class _Ledger:
         self.locked_until = until
         self.emit("lock", rule, reason, before, request_id=request_id, targets=ended,
                   expires_at=until)
+
+
+def next_deadline(state: SubjectState) -> datetime | None:
+    """When something of this subject next runs out (grant, pending review, lock)."""
+    moments = [grant.expires_at for grant in state.grants]
+    moments += [item.pending_until for item in state.pending]
+    moments += [lock.until for lock in state.request_locks]
+    if state.locked_until is not None:
+        moments.append(state.locked_until)
+    return min(moments, default=None)
 
 
 def _expire(ledger: _Ledger, now: datetime) -> None:
@@ -525,16 +536,28 @@ def _apply(ledger: _Ledger, event: InputEvent, tenant: TenantPolicy) -> SubjectS
 
 
 def decide(
-    state: SubjectState, event: InputEvent, now: datetime, policy: Policy
+    state: SubjectState, event: InputEvent | ClockTick, now: datetime, policy: Policy
 ) -> tuple[SubjectState, tuple[Verdict, ...]]:
     """Apply one event to one subject's state in one tenant.
 
     Whatever ran out by ``now`` (grants, pending reviews, locks) ends first. A redelivered
-    event (its id already applied) returns the state unchanged and no verdict.
+    event (its id already applied) returns the state unchanged and no verdict. A
+    :class:`ClockTick` only ends what ran out; it is not remembered as applied, since
+    running it again finds nothing left to end.
     """
+    if isinstance(event, ClockTick):
+        ledger = _Ledger(state, event)
+        _expire(ledger, now)
+        if not ledger.verdicts:
+            return state, ()
+        return replace(state, grants=tuple(ledger.grants), pending=tuple(ledger.pending),
+                       request_locks=tuple(ledger.request_locks),
+                       locked_until=ledger.locked_until), tuple(ledger.verdicts)
     if event.event_id in state.applied:
         return state, ()
     applied = (*state.applied, event.event_id)[-APPLIED_EVENT_MEMORY:]
+    if (state.kind, state.owner) != (event.subject.kind, event.subject.owner):
+        state = replace(state, kind=event.subject.kind, owner=event.subject.owner)
     tenant = policy.for_tenant(event.tenant)
     if tenant is None:
         refused = _Ledger(state, event)

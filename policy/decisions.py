@@ -7,7 +7,7 @@ from datetime import datetime
 
 from policy.core import Verdict
 from schemas.decisions import Cause, Decision, DecisionSubject, PolicyRef, RuleRef, StateChange
-from schemas.events import InputEvent
+from schemas.events import ClockTick, InputEvent
 
 __all__ = ["decision_id", "to_decisions"]
 
@@ -22,7 +22,7 @@ def decision_id(tenant: str, subject_id: str, verdict: Verdict) -> str:
 
 def to_decisions(
     verdicts: tuple[Verdict, ...],
-    event: InputEvent,
+    event: InputEvent | ClockTick,
     policy: PolicyRef,
     cause: Cause,
     emitted_at: datetime | None,

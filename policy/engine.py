@@ -11,12 +11,13 @@ from datetime import datetime
 
 from policy.core import decide
 from policy.decisions import to_decisions
+from schemas._base import format_time
 from schemas.decisions import Cause, Decision
-from schemas.events import InputEvent
+from schemas.events import ClockTick, InputEvent, Subject
 from schemas.policy import LoadedPolicy
 from schemas.state import StoredSubject, SubjectState
 
-__all__ = ["Step", "step"]
+__all__ = ["Step", "step", "tick"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ class Step:
 
 def step(
     stored: StoredSubject | None,
-    event: InputEvent,
+    event: InputEvent | ClockTick,
     policy: LoadedPolicy,
     cause: Cause,
     emitted_at: datetime | None = None,
@@ -48,3 +49,23 @@ def step(
         decisions=to_decisions(verdicts, event, policy.ref, cause, emitted_at),
         changed=True,
     )
+
+
+def tick(
+    stored: StoredSubject,
+    tenant: str,
+    subject_id: str,
+    at: datetime,
+    policy: LoadedPolicy,
+    emitted_at: datetime | None = None,
+) -> Step:
+    """Let event time reach ``at`` for one subject: whatever ran out by then ends."""
+    state = stored.tenants.get(tenant, SubjectState())
+    event = ClockTick(
+        event_id=f"tick:{format_time(at)}",
+        at=at,
+        tenant=tenant,
+        subject=Subject(id=subject_id, kind=state.kind, owner=state.owner),
+    )
+    return step(stored, event, policy, Cause(event_id=event.event_id, type=event.type),
+                emitted_at)

@@ -10,6 +10,7 @@ from schemas._base import Identifier, Model, UtcDatetime
 
 __all__ = [
     "INPUT_EVENT",
+    "ClockTick",
     "InputEvent",
     "LockReleased",
     "LockTarget",
@@ -140,6 +141,20 @@ class TaskCompleted(_Event):
 
     type: Literal["task.completed"]
     request_id: Identifier
+
+
+class ClockTick(Model):
+    """Internal: event time reached ``at`` for one subject, so whatever ran out ends.
+
+    Made by the replay (and the stream's expiry timer), never accepted from input topics:
+    it is not part of :data:`InputEvent`.
+    """
+
+    type: Literal["clock.tick"] = "clock.tick"
+    event_id: str
+    at: UtcDatetime
+    tenant: str
+    subject: Subject
 
 
 InputEvent = Annotated[

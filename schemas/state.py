@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pydantic import Field
 
 from schemas._base import Model, UtcDatetime
-from schemas.events import Resource
+from schemas.events import Resource, SubjectKind
 
 __all__ = ["STORED_STATE_VERSION", "Grant", "Pending", "RequestLock", "StoredSubject",
            "SubjectState"]
@@ -72,6 +72,9 @@ class SubjectState:
     recent_requests: tuple[UtcDatetime, ...] = ()
     break_glass_uses: tuple[UtcDatetime, ...] = ()
     seen: tuple[str, ...] = ()
+    kind: SubjectKind = "human"
+    owner: str | None = None
+    """The subject's kind and owner as last seen, for verdicts made by a clock tick."""
 
 
 class StoredSubject(Model):

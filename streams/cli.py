@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -126,8 +127,8 @@ def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay(path: Path, policy: LoadedPolicy, settings: Settings,
-            progress: bool) -> Iterator[tuple[Replay, Decision | BadLine]]:
+def _replay(path: Path, policy: LoadedPolicy, settings: Settings, progress: bool,
+            until: datetime | None = None) -> Iterator[tuple[Replay, Decision | BadLine]]:
     from tqdm import tqdm
 
     from streams.simulate import replay_lines
@@ -144,7 +145,7 @@ def _replay(path: Path, policy: LoadedPolicy, settings: Settings,
                 bar.update(len(line))
                 yield line
 
-        for item in replay_lines(lines(), policy, replay, settings.max_event_bytes):
+        for item in replay_lines(lines(), policy, replay, settings.max_event_bytes, until):
             yield replay, item
 
 
@@ -160,7 +161,8 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     as_jsonl = args.format == "jsonl"
     replay: Replay | None = None
     try:
-        for seen, item in _replay(args.events, policy, settings, progress=True):
+        for seen, item in _replay(args.events, policy, settings, progress=True,
+                                  until=args.until):
             replay = seen
             if isinstance(item, BadLine):
                 print(f"{args.events}:{item.number}: skipped ({item.error_class}): "
@@ -193,7 +195,8 @@ def _simulate_diff(settings: Settings, args: argparse.Namespace, current: Loaded
     """Print the events whose decisions change from the current to the candidate policy."""
     def outcomes(policy: LoadedPolicy) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        for _, item in _replay(args.events, policy, settings, progress=True):
+        for _, item in _replay(args.events, policy, settings, progress=True,
+                               until=args.until):
             if not isinstance(item, BadLine):
                 found.setdefault(item.cause.event_id, []).append(
                     f"{item.action} {item.request_id or '-'} {','.join(item.targets)} "
@@ -253,6 +256,18 @@ def _cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _utc_time(text: str) -> datetime:
+    from pydantic import TypeAdapter, ValidationError
+
+    from schemas._base import UtcDatetime
+
+    try:
+        return TypeAdapter(UtcDatetime).validate_python(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 time with offset, e.g. 2026-11-23T18:00:00Z") from exc
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jitwatch",
@@ -294,6 +309,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", type=Path, help="write decisions as JSONL to this file")
     simulate.add_argument("--format", choices=["text", "jsonl"], default="text",
                           help="stdout format when --out is not given")
+    simulate.add_argument("--until", type=_utc_time, metavar="TIME",
+                          help="let event time run on to TIME (RFC 3339) after the last "
+                          "event, so expiries up to then fire")
     simulate.add_argument("--diff", type=Path, metavar="OTHER_POLICY",
                           help="list the decisions that change under OTHER_POLICY")
     simulate.set_defaults(run=_cmd_simulate)

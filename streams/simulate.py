@@ -7,11 +7,14 @@ from run to run.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from policy.engine import step
+from policy.core import next_deadline
+from policy.engine import step, tick
 from schemas.decisions import Cause, Decision
 from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
@@ -46,10 +49,51 @@ class Replay:
         self.rules[decision.rule.id] += 1
 
 
+class _Timeline:
+    """When each (subject, tenant) next has something run out, earliest first."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[datetime, bytes, str]] = []
+
+    def watch(self, replay: Replay, key: bytes, tenant: str) -> None:
+        stored = replay.states.get(key)
+        state = stored.tenants.get(tenant) if stored is not None else None
+        deadline = next_deadline(state) if state is not None else None
+        if deadline is not None:
+            heapq.heappush(self._heap, (deadline, key, tenant))
+
+    def due(self, until: datetime) -> Iterator[tuple[datetime, bytes, str]]:
+        while self._heap and self._heap[0][0] <= until:
+            yield heapq.heappop(self._heap)
+
+
+def _ticks(timeline: _Timeline, until: datetime, policy: LoadedPolicy,
+           replay: Replay) -> Iterator[Decision]:
+    """Fire every deadline up to ``until`` in time order, as the stream's timer would."""
+    for deadline, key, tenant in timeline.due(until):
+        stored = replay.states[key]
+        state = stored.tenants.get(tenant)
+        if state is None or next_deadline(state) != deadline:
+            continue  # superseded: the subject's own events changed its deadline since
+        result = tick(stored, tenant, key.decode("utf-8"), deadline, policy)
+        if result.changed:
+            replay.states[key] = result.stored
+        timeline.watch(replay, key, tenant)
+        for decision in result.decisions:
+            replay.record(decision)
+            yield decision
+
+
 def replay_lines(
-    lines: Iterable[bytes], policy: LoadedPolicy, replay: Replay, max_event_bytes: int
+    lines: Iterable[bytes], policy: LoadedPolicy, replay: Replay, max_event_bytes: int,
+    until: datetime | None = None,
 ) -> Iterator[Decision | BadLine]:
-    """Decide every line in order; blank lines are skipped, bad ones reported by number."""
+    """Decide every line in order; blank lines are skipped, bad ones reported by number.
+
+    Event time drives expiry: before each event, everything any subject had run out by that
+    event's time ends, in time order. ``until`` lets time run on after the last line.
+    """
+    timeline = _Timeline()
     for number, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
@@ -62,11 +106,15 @@ def replay_lines(
             yield bad
             continue
         replay.events += 1
+        yield from _ticks(timeline, event.at, policy, replay)
         key = event.subject.id.encode("utf-8")
         cause = Cause(event_id=event.event_id, type=event.type)
         result = step(replay.states.get(key), event, policy, cause, emitted_at=None)
         if result.changed:
             replay.states[key] = result.stored
+            timeline.watch(replay, key, event.tenant)
         for decision in result.decisions:
             replay.record(decision)
             yield decision
+    if until is not None:
+        yield from _ticks(timeline, until, policy, replay)
