@@ -42,7 +42,8 @@ def generate(count: int, subjects: int, seed: int = 7) -> list[InputEvent]:
                 for _ in range(rng.randint(1, 3))
             ]
             raw = {**base, "type": "request.created", "request_id": f"r-{number}",
-                   "resources": resources, "ttl_s": rng.choice((60, 600, 3600))}
+                   "resources": resources, "ttl_s": rng.choice((60, 600, 3600)),
+                   "reason": "bench"}
         else:
             kind = "request.withdrawn" if roll < 0.9 else "task.completed"
             raw = {**base, "type": kind, "request_id": f"r-{max(0, number - rng.randrange(50))}"}

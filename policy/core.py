@@ -352,21 +352,23 @@ def _combined(found: list[tuple[Rule, str]]) -> tuple[Rule, str]:
 
 
 def _on_request_created(ledger: _Ledger, event: RequestCreated,
-                        tenant: TenantPolicy) -> SubjectState:
+                        tenant: TenantPolicy) -> dict[str, object]:
+    """Decide a new request; returns the state fields it changed beyond the ledger's."""
     now, request_id, resource_ids = event.at, event.request_id, _ids(event.resources)
     state = ledger.state
     recent = (*_window(state.recent_requests, now, tenant.baseline.window_s), now)
     extra: dict[str, object] = {"recent_requests": recent[-(tenant.baseline.max_requests + 1):]}
+    # Returning `extra` early below still records this request for the rate baseline.
 
     if ledger.locked_until is not None:
         ledger.deny(request_id, resource_ids, rules.SUBJECT_LOCKED,
                     f"subject is locked until {format_time(ledger.locked_until)}")
-        return replace(state, **extra)  # type: ignore[arg-type]
+        return extra
     lock = next((lock for lock in ledger.request_locks if lock.request_id == request_id), None)
     if lock is not None:
         ledger.deny(request_id, resource_ids, rules.REQUEST_LOCKED,
                     f"request {request_id} is locked until {format_time(lock.until)}")
-        return replace(state, **extra)  # type: ignore[arg-type]
+        return extra
     if len(recent) > tenant.baseline.max_requests:
         until = now + timedelta(seconds=tenant.baseline.lock_s)
         ledger.deny(request_id, resource_ids, rules.BASELINE_RATE,
@@ -375,7 +377,7 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
         ledger.lock_subject(until, rules.BASELINE_RATE,
                             f"request rate above baseline: locked for "
                             f"{tenant.baseline.lock_s} s", request_id)
-        return replace(state, **extra)  # type: ignore[arg-type]
+        return extra
 
     objections = _objections(ledger, event, tenant)
     glass = tenant.break_glass
@@ -390,10 +392,10 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
             ledger.lock_subject(now + timedelta(seconds=glass.lock_s), rules.BREAK_GLASS_LIMIT,
                                 f"break-glass used beyond its ration: locked for "
                                 f"{glass.lock_s} s", request_id)
-            return replace(state, **extra)  # type: ignore[arg-type]
+            return extra
     if objections:
         ledger.deny(request_id, resource_ids, *_combined(objections))
-        return replace(state, **extra)  # type: ignore[arg-type]
+        return extra
 
     requested, max_s = _ttl(event, tenant)
     if event.break_glass:
@@ -402,7 +404,7 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
         _approve(ledger, request_id, event.resources, now, ttl, tenant, rules.BREAK_GLASS,
                  f"break-glass: granted for {ttl} s, marked for post-review",
                  post_review=True)
-        return replace(state, **extra)  # type: ignore[arg-type]
+        return extra
 
     escalations = _escalations(ledger, event, tenant)
     ttl = min(requested, max_s)
@@ -413,7 +415,7 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
         ledger.emit("escalate", rule, f"{reason}; waiting for review until "
                     f"{format_time(pending_until)}", request_id=request_id,
                     resources=resource_ids, expires_at=pending_until)
-        return replace(state, **extra)  # type: ignore[arg-type]
+        return extra
 
     clamp = f" (requested {requested} s, clamped to the maximum)" if ttl < requested else ""
     _approve(ledger, request_id, event.resources, now, ttl, tenant, rules.AUTO_APPROVE,
@@ -421,7 +423,7 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
     if event.subject.kind == "workload":
         extra["seen"] = tuple(sorted(set(state.seen) | {f"{r.env}/{r.sensitivity}"
                                                         for r in event.resources}))
-    return replace(state, **extra)  # type: ignore[arg-type]
+    return extra
 
 
 def _approve(ledger: _Ledger, request_id: str, resources: tuple[Resource, ...],
@@ -516,9 +518,9 @@ def _on_lock_released(ledger: _Ledger, event: LockReleased) -> None:
                     request_id=lock.request_id, targets=(lock.request_id,))
 
 
-def _apply(ledger: _Ledger, event: InputEvent, tenant: TenantPolicy) -> SubjectState:
-    """The one dispatch from event type to rules; returns the state's untracked fields."""
-    state = ledger.state
+def _apply(ledger: _Ledger, event: InputEvent, tenant: TenantPolicy) -> dict[str, object]:
+    """The one dispatch from event type to rules; returns the state fields it changed
+    beyond the ledger's (grants, pending, locks)."""
     match event:
         case RequestCreated():
             return _on_request_created(ledger, event, tenant)
@@ -532,7 +534,7 @@ def _apply(ledger: _Ledger, event: InputEvent, tenant: TenantPolicy) -> SubjectS
             _on_lock_released(ledger, event)
         case _:
             pass  # session events are recorded as applied; issue C adds their rules
-    return state
+    return {}
 
 
 def decide(
@@ -556,8 +558,6 @@ def decide(
     if event.event_id in state.applied:
         return state, ()
     applied = (*state.applied, event.event_id)[-APPLIED_EVENT_MEMORY:]
-    if (state.kind, state.owner) != (event.subject.kind, event.subject.owner):
-        state = replace(state, kind=event.subject.kind, owner=event.subject.owner)
     tenant = policy.for_tenant(event.tenant)
     if tenant is None:
         refused = _Ledger(state, event)
@@ -567,20 +567,25 @@ def decide(
     ledger = _Ledger(state, event)
     try:
         _expire(ledger, now)
-        untracked = _apply(ledger, event, tenant)
+        changed = _apply(ledger, event, tenant)
     except Exception as exc:  # noqa: BLE001 - errors are data here: the event is denied.
         failed = _Ledger(state, event)
         failed.deny(getattr(event, "request_id", None), (), rules.EVALUATION_ERROR,
                     f"policy evaluation failed ({type(exc).__name__}: {exc}); denied to "
                     "fail closed")
         return replace(state, applied=applied), tuple(failed.verdicts)
-    new_state = replace(
-        untracked,
+    # One construction per event (dataclasses.replace costs more than a decision here).
+    new_state = SubjectState(
         grants=tuple(ledger.grants),
-        pending=tuple(ledger.pending),
-        request_locks=tuple(ledger.request_locks),
-        locked_until=ledger.locked_until,
         applied=applied,
+        pending=tuple(ledger.pending),
+        locked_until=ledger.locked_until,
+        request_locks=tuple(ledger.request_locks),
+        recent_requests=changed.get("recent_requests", state.recent_requests),  # type: ignore[arg-type]
+        break_glass_uses=changed.get("break_glass_uses", state.break_glass_uses),  # type: ignore[arg-type]
+        seen=changed.get("seen", state.seen),  # type: ignore[arg-type]
+        kind=event.subject.kind,
+        owner=event.subject.owner,
     )
     return new_state, tuple(ledger.verdicts)
 
