@@ -84,3 +84,40 @@ def test_redelivering_everything_changes_nothing(sequence: list[tuple[Any, int]]
         again, verdicts = decide(state, item, item.at, POLICY)
         assert verdicts == ()
         assert again is state
+
+
+locking_step = st.one_of(
+    st.tuples(st.just("glass"), st.sampled_from("abc"), st.none()),
+    st.tuples(st.just("release"), st.none(), st.none()),
+    st.tuples(st.just("plain"), st.sampled_from("abc"), st.none()),
+)
+locking_sequences = st.lists(st.tuples(locking_step, st.integers(0, 4000)), min_size=1,
+                             max_size=25)
+
+
+def build_locking(sequence: list[tuple[Any, int]]) -> list[Any]:
+    events, clock = [], 0
+    for number, ((kind, resource, _), gap) in enumerate(sequence):
+        clock += gap
+        if kind == "release":
+            events.append(event(raw_event("lock.released", event_id=f"e-{number}", t=clock,
+                                          target={"subject": "alice"}, by="ops")))
+        else:
+            events.append(event(raw_request(f"r-{number}", [(resource, "prod")], t=clock,
+                                            event_id=f"e-{number}",
+                                            break_glass=kind == "glass")))
+    return events
+
+
+@common
+@given(locking_sequences)
+def test_a_locked_subject_is_never_approved(sequence: list[tuple[Any, int]]) -> None:
+    events = build_locking(sequence)
+    state = SubjectState()
+    for item in events:
+        locked = state.locked_until is not None and state.locked_until > item.at
+        state, verdicts = decide(state, item, item.at, POLICY)
+        if locked and item.type == "request.created":
+            assert "approve" not in [v.action for v in verdicts]
+        if state.locked_until is not None:
+            assert state.grants == (), "a lock ends every grant"
