@@ -65,3 +65,13 @@ def test_simulate_diff_lists_changed_events(tmp_path: Path,
 
 def test_schemas_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schemas", "export", "--check"]) == 0
+
+
+def test_worker_refuses_to_start_on_an_invalid_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('version = "x"\n[defaults.ttl]\nover_max = "ignore"\n')
+    # The policy is checked before anything connects to Kafka.
+    assert main(["worker", "--policy", str(bad)]) == 2
+    assert "defaults.ttl.over_max" in capsys.readouterr().err
