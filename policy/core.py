@@ -98,6 +98,11 @@ class _Ledger:
         self.request_locks = list(state.request_locks)
         self.locked_until = state.locked_until
         self.state = state
+        # A request states who asks; other events (reviews, sessions) may name the subject
+        # by id only, so they do not overwrite what the request said.
+        claims = isinstance(event, RequestCreated)
+        self.kind = event.subject.kind if claims else state.kind
+        self.owner = event.subject.owner if claims else state.owner
         self.verdicts: list[Verdict] = []
         self._event = event
         self._count = 0
@@ -420,10 +425,16 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
     clamp = f" (requested {requested} s, clamped to the maximum)" if ttl < requested else ""
     _approve(ledger, request_id, event.resources, now, ttl, tenant, rules.AUTO_APPROVE,
              f"no rule objects; granted for {ttl} s{clamp}")
-    if event.subject.kind == "workload":
-        extra["seen"] = tuple(sorted(set(state.seen) | {f"{r.env}/{r.sensitivity}"
-                                                        for r in event.resources}))
+    extra.update(_now_seen(ledger, event.resources))
     return extra
+
+
+def _now_seen(ledger: _Ledger, resources: tuple[Resource, ...]) -> dict[str, object]:
+    """A workload's approved env/sensitivity pairs, so they no longer count as novel."""
+    if ledger.kind != "workload":
+        return {}
+    pairs = set(ledger.state.seen) | {f"{r.env}/{r.sensitivity}" for r in resources}
+    return {"seen": tuple(sorted(pairs))}
 
 
 def _approve(ledger: _Ledger, request_id: str, resources: tuple[Resource, ...],
@@ -452,18 +463,20 @@ def _approve(ledger: _Ledger, request_id: str, resources: tuple[Resource, ...],
                       f"{oldest.request_id} revoked")
 
 
-def _on_review(ledger: _Ledger, event: RequestReviewed, tenant: TenantPolicy) -> None:
+def _on_review(ledger: _Ledger, event: RequestReviewed,
+              tenant: TenantPolicy) -> dict[str, object]:
+    """Decide a review; returns the state fields it changed beyond the ledger's."""
     waiting = ledger.waiting(event.request_id)
     if waiting is None:
         ledger.deny(event.request_id, (), rules.REVIEW_NOT_PENDING,
                     f"request {event.request_id} is not waiting for review; the "
                     f"{event.outcome} review by {event.reviewer.id} changes nothing")
-        return
+        return {}
     resource_ids = _ids(waiting.resources)
     if event.reviewer.id == event.subject.id:
         ledger.deny(event.request_id, resource_ids, rules.REVIEW_SELF_APPROVAL,
                     f"{event.reviewer.id} cannot review their own request; it stays pending")
-        return
+        return {}
     envs = {resource.env for resource in waiting.resources}
     allowed = all(any(event.reviewer.id in group.ids and (not group.envs or env in group.envs)
                       for group in tenant.step_up.reviewers) for env in envs)
@@ -471,19 +484,20 @@ def _on_review(ledger: _Ledger, event: RequestReviewed, tenant: TenantPolicy) ->
         ledger.deny(event.request_id, resource_ids, rules.REVIEWER_NOT_ALLOWED,
                     f"{event.reviewer.id} may not review requests for "
                     f"{', '.join(sorted(envs))}; it stays pending")
-        return
+        return {}
     ledger.pending.remove(waiting)
     if event.outcome == "denied":
         ledger.deny(event.request_id, resource_ids, rules.REVIEW_DENIED,
                     f"denied by {event.reviewer.id}")
-        return
+        return {}
     if ledger.locked_until is not None:
         ledger.deny(event.request_id, resource_ids, rules.SUBJECT_LOCKED,
                     f"subject is locked until {format_time(ledger.locked_until)}")
-        return
+        return {}
     _approve(ledger, event.request_id, waiting.resources, event.at, waiting.ttl_s, tenant,
              rules.REVIEW_APPROVED, f"approved by {event.reviewer.id}; granted for "
              f"{waiting.ttl_s} s")
+    return _now_seen(ledger, waiting.resources)
 
 
 def _on_withdrawn(ledger: _Ledger, event: RequestWithdrawn) -> None:
@@ -525,7 +539,7 @@ def _apply(ledger: _Ledger, event: InputEvent, tenant: TenantPolicy) -> dict[str
         case RequestCreated():
             return _on_request_created(ledger, event, tenant)
         case RequestReviewed():
-            _on_review(ledger, event, tenant)
+            return _on_review(ledger, event, tenant)
         case RequestWithdrawn():
             _on_withdrawn(ledger, event)
         case TaskCompleted():
@@ -584,8 +598,8 @@ def decide(
         recent_requests=changed.get("recent_requests", state.recent_requests),  # type: ignore[arg-type]
         break_glass_uses=changed.get("break_glass_uses", state.break_glass_uses),  # type: ignore[arg-type]
         seen=changed.get("seen", state.seen),  # type: ignore[arg-type]
-        kind=event.subject.kind,
-        owner=event.subject.owner,
+        kind=ledger.kind,
+        owner=ledger.owner,
     )
     return new_state, tuple(ledger.verdicts)
 
