@@ -58,8 +58,12 @@ def tick(
     at: datetime,
     policy: LoadedPolicy,
     emitted_at: datetime | None = None,
+    coordinates: tuple[str, int, int] | None = None,
 ) -> Step:
-    """Let event time reach ``at`` for one subject: whatever ran out by then ends."""
+    """Let event time reach ``at`` for one subject: whatever ran out by then ends.
+
+    ``coordinates`` (topic, partition, offset) name the tick command in the stream.
+    """
     state = stored.tenants.get(tenant, SubjectState())
     event = ClockTick(
         event_id=f"tick:{format_time(at)}",
@@ -67,5 +71,7 @@ def tick(
         tenant=tenant,
         subject=Subject(id=subject_id, kind=state.kind, owner=state.owner),
     )
-    return step(stored, event, policy, Cause(event_id=event.event_id, type=event.type),
-                emitted_at)
+    topic, partition, offset = coordinates if coordinates is not None else (None, None, None)
+    cause = Cause(event_id=event.event_id, type=event.type, topic=topic, partition=partition,
+                  offset=offset)
+    return step(stored, event, policy, cause, emitted_at)

@@ -59,6 +59,7 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
         settings.topic_sessions,
         settings.topic_decisions,
         settings.topic_deadletter,
+        settings.topic_commands,
     )
     admin = await wait_for_broker(settings)
     try:
@@ -78,7 +79,7 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
         counts = {item["topic"]: len(item["partitions"]) for item in described}
     finally:
         await admin.close()
-    for name in (settings.topic_requests, settings.topic_sessions):
+    for name in (settings.topic_requests, settings.topic_sessions, settings.topic_commands):
         if counts.get(name) != settings.topic_partitions:
             raise ConfigError(
                 f"topic {name} has {counts.get(name)} partitions but JITWATCH_TOPIC_PARTITIONS "

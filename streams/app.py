@@ -9,15 +9,19 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
 from faust.streams import _current_event  # see _PartitionedTable
 from faust.types import EventT
 
+from policy.core import next_deadline
+from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
+from streams.codec import decode_stored
 from streams.enforcer import BatchPlan, Record, plan_batch
+from streams.expiry import DeadlineIndex, encode_tick
 from streams.settings import Settings
 
 __all__ = ["TABLE_NAME", "build_app"]
@@ -73,6 +77,7 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
     inputs = app.topic(
         settings.topic_requests,
         settings.topic_sessions,
+        settings.topic_commands,
         partitions=settings.topic_partitions,
         key_serializer="raw",
         value_serializer="raw",
@@ -96,13 +101,50 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
         # Every verdict is acknowledged by Kafka before the state that records it is stored.
         await asyncio.gather(*futures)
 
+    deadlines = DeadlineIndex()
+
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
         access = _PartitionedTable(table)
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            await _handle_batch(events, access, send, settings, policy)
+            await _handle_batch(events, access, send, settings, policy, deadlines)
+
+    async def send_ticks() -> None:
+        # Timers cannot write tables: this only asks the owning partition to expire.
+        cutoff = datetime.now(UTC) - timedelta(seconds=settings.expiry_grace_s)
+        for deadline, key, tenant in deadlines.due(cutoff):
+            try:
+                await app.producer.send(settings.topic_commands, key,
+                                        encode_tick(deadline, key, tenant), partition=None,
+                                        timestamp=None, headers=None)
+            except Exception:
+                deadlines.set(key, tenant, deadline)  # try again on the next tick
+                raise
+
+    async def index_recovered() -> None:
+        # After recovery (start-up, rebalance) the deadlines of recovered subjects are
+        # known only to the table: grants that expired while no worker ran fire now.
+        count = _index_table(table, deadlines)
+        log.info("expiry index holds %d subject deadlines after recovery", count)
 
     app.agent(inputs, name="enforce", concurrency=1)(enforce)
+    app.timer(interval=settings.expiry_check_s, name="expiry-ticks")(send_ticks)
+    table.on_recover(index_recovered)
     return app
+
+
+def _index_table(table: Any, deadlines: DeadlineIndex) -> int:
+    for key, value in table.items():
+        try:
+            stored = decode_stored(value)
+        except InputError:
+            log.exception("unreadable state for %r skipped by the expiry index", key[:80])
+            continue
+        if stored is None:
+            continue
+        for tenant, state in stored.tenants.items():
+            deadlines.set(bytes(key), tenant, next_deadline(state))
+    return len(deadlines)
+
 
 
 async def _handle_batch(
@@ -111,6 +153,7 @@ async def _handle_batch(
     send: Any,
     settings: Settings,
     policy: LoadedPolicy,
+    deadlines: DeadlineIndex,
 ) -> None:
     records = [
         Record(
@@ -130,9 +173,12 @@ async def _handle_batch(
         deadletter_topic=settings.topic_deadletter,
         max_event_bytes=settings.max_event_bytes,
         now=lambda: datetime.now(UTC),
+        commands_topic=settings.topic_commands,
     )
     await send(plan)
     for write in plan.writes.values():
         access.set(events[write.source], write.key, write.value)
+    for (key, tenant), deadline in plan.deadlines.items():
+        deadlines.set(key, tenant, deadline)
     if plan.dead_letters:
         log.warning("batch of %d: %d to dead letters", len(records), plan.dead_letters)

@@ -12,12 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from policy.engine import step
+from policy.core import next_deadline
+from policy.engine import step, tick
 from schemas.decisions import Cause, Decision
 from schemas.errors import InputError
+from schemas.events import ClockTick, InputEvent
 from schemas.policy import LoadedPolicy
 from schemas.state import StoredSubject
 from streams.codec import dead_letter_headers, decode_event, decode_stored, encode_stored
+from streams.expiry import decode_command
 
 __all__ = ["BatchPlan", "Outbound", "Record", "Write", "encode_decision", "plan_batch"]
 
@@ -62,6 +65,8 @@ class BatchPlan:
     outbound: list[Outbound] = field(default_factory=list)
     writes: dict[bytes, Write] = field(default_factory=dict)
     """The last value per key: earlier values of a key in the same batch need no write."""
+    deadlines: dict[tuple[bytes, str], datetime | None] = field(default_factory=dict)
+    """Each changed (subject, tenant)'s next deadline, for the expiry timer."""
     decisions: int = 0
     dead_letters: int = 0
 
@@ -80,6 +85,7 @@ def plan_batch(
     deadletter_topic: str,
     max_event_bytes: int,
     now: Callable[[], datetime],
+    commands_topic: str | None = None,
 ) -> BatchPlan:
     """Decide every record of a batch in order.
 
@@ -91,17 +97,27 @@ def plan_batch(
     pending: dict[bytes, StoredSubject] = {}
     for index, record in enumerate(records):
         try:
-            event = decode_event(record.key, record.value, max_event_bytes)
+            event: InputEvent | ClockTick = (
+                decode_command(record.key, record.value) if record.topic == commands_topic
+                else decode_event(record.key, record.value, max_event_bytes)
+            )
             key = event.subject.id.encode("utf-8")
             stored = pending[key] if key in pending else decode_stored(load(index, key))
-            cause = Cause(
-                event_id=event.event_id,
-                type=event.type,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-            )
-            result = step(stored, event, policy, cause, emitted_at=now())
+            if isinstance(event, ClockTick):
+                if stored is None:
+                    continue  # nothing was ever stored for this subject: nothing to end
+                result = tick(stored, event.tenant, event.subject.id, event.at, policy,
+                              emitted_at=now(), coordinates=(record.topic, record.partition,
+                                                             record.offset))
+            else:
+                cause = Cause(
+                    event_id=event.event_id,
+                    type=event.type,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+                result = step(stored, event, policy, cause, emitted_at=now())
         except InputError as exc:
             _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message)
             continue
@@ -113,6 +129,9 @@ def plan_batch(
         if result.changed:
             pending[key] = result.stored
             plan.writes[key] = Write(key=key, value=encode_stored(result.stored), source=index)
+            state = result.stored.tenants.get(event.tenant)
+            plan.deadlines[(key, event.tenant)] = (
+                next_deadline(state) if state is not None else None)
         for decision in result.decisions:
             plan.outbound.append(
                 Outbound(decisions_topic, key, encode_decision(decision), source=index)

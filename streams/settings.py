@@ -46,10 +46,20 @@ class Settings(BaseSettings):
     """Longest wait to fill a batch before deciding what has arrived."""
     max_event_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     """Inputs larger than this go to the dead letter topic."""
+    expiry_check_s: float = Field(default=0.2, gt=0, le=60)
+    """How often the expiry timer looks for deadlines that passed."""
+    expiry_grace_s: float = Field(default=0.5, ge=0, le=60)
+    """How long past a deadline the timer waits, so earlier events are decided first."""
     audit_group: Annotated[str, StringConstraints(min_length=1)] = "jitwatch-audit"
     """Consumer group of the audit sink (apart from the workers')."""
     audit_key_prefix: Annotated[str, StringConstraints(min_length=1)] = "jitwatch:audit"
     log_level: str = "info"
+
+
+    @property
+    def topic_commands(self) -> str:
+        """The watcher's own command topic (expiry ticks), co-partitioned with the inputs."""
+        return f"{self.app_id}-commands"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -60,6 +60,8 @@ class Stack:
     run: str
     env: dict[str, str]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker: subprocess.Popen[bytes] | None = None
+    """The worker serving the session now (restarts replace it)."""
 
     @property
     def requests(self) -> str:
@@ -86,6 +88,15 @@ class Stack:
         )
         self.processes.append(process)
         return process
+
+    def restart_worker(self, log_dir: Path, **env: str) -> subprocess.Popen[bytes]:
+        """Stop the session's worker cleanly and start a new one (e.g. with a fresh data
+        directory, so its state can only come from the changelog)."""
+        if self.worker is not None:
+            self.worker.terminate()
+            assert self.worker.wait(timeout=60) == 0, "worker did not stop cleanly"
+        self.worker = self.start("worker", log_dir, **env)
+        return self.worker
 
 
 @pytest.fixture(scope="session")
@@ -133,8 +144,10 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def worker(stack: Stack, logs: Path) -> subprocess.Popen[bytes]:
-    """One enforcement worker for the session."""
-    return stack.start("worker", logs)
+    """One enforcement worker for the session (see Stack.restart_worker)."""
+    if stack.worker is None:
+        stack.worker = stack.start("worker", logs)
+    return stack.worker
 
 
 @pytest.fixture(scope="session")

@@ -153,9 +153,10 @@ async def test_every_decision_reaches_the_audit_trail(
     assert wanted <= found
 
 
-def test_worker_and_sink_still_running(worker: subprocess.Popen[bytes],
+def test_worker_and_sink_still_running(stack: Stack,
                                        audit_sink: subprocess.Popen[bytes]) -> None:
-    assert worker.poll() is None, "worker exited"
+    assert stack.worker is not None
+    assert stack.worker.poll() is None, "worker exited"
     assert audit_sink.poll() is None, "audit sink exited"
 
 
@@ -182,8 +183,7 @@ async def test_state_is_co_partitioned_with_its_input(stack: Stack, producer: Pr
 
 
 async def test_restarted_worker_recovers_state_from_the_changelog(
-    stack: Stack, producer: Producer, worker: subprocess.Popen[bytes], logs: Any,
-    tmp_path: Any,
+    stack: Stack, producer: Producer, logs: Any, tmp_path: Any,
 ) -> None:
     subject = _subject()
     await producer.publish(raw_request("r-1", [("a", "prod"), ("b", "prod")], subject=subject))
@@ -191,10 +191,8 @@ async def test_restarted_worker_recovers_state_from_the_changelog(
     await decisions_for(stack, subject, 2)
     await settle()  # let the worker commit its offsets
 
-    worker.terminate()
-    assert worker.wait(timeout=60) == 0
     # A new data directory: the state can only come back from the changelog topic.
-    stack.start("worker", logs, JITWATCH_DATA_DIR=str(tmp_path / "fresh"))
+    stack.restart_worker(logs, JITWATCH_DATA_DIR=str(tmp_path / "fresh"))
     await producer.publish(raw_request("r-3", [("d", "prod")], subject=subject, t=2))
     decisions = await decisions_for(stack, subject, 4, timeout_s=120)
     assert [(d["action"], d["targets"]) for d in decisions] == [

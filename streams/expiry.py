@@ -1,0 +1,88 @@
+"""On-time expiry for the stream: a deadline index and the tick commands it sends.
+
+faust timers cannot write tables, so the timer only *sends* a ``clock.tick`` command, keyed
+by subject id, to the commands topic, which is co-partitioned with the inputs; the agent
+that owns the subject's partition handles it in-stream like any event. A tick is sent once
+the wall clock is ``grace`` past the deadline, so events stamped before the deadline have
+been decided first (event time tracks wall time in live operation); a tick that finds
+nothing left to end changes nothing, so stale or duplicate ticks are harmless.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+
+from schemas._base import format_time
+from schemas.errors import InputError
+from schemas.events import ClockTick
+
+__all__ = ["DeadlineIndex", "decode_command", "encode_tick"]
+
+
+@dataclass
+class DeadlineIndex:
+    """Earliest-first deadlines of the subjects this worker has seen or recovered.
+
+    One entry per (subject, tenant) is current; older entries are skipped when popped.
+    """
+
+    _heap: list[tuple[datetime, bytes, str]] = field(default_factory=list)
+    _current: dict[tuple[bytes, str], datetime] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self._current)
+
+    def set(self, key: bytes, tenant: str, deadline: datetime | None) -> None:
+        """Record the subject's next deadline (None: nothing left to run out)."""
+        if deadline is None:
+            self._current.pop((key, tenant), None)
+            return
+        if self._current.get((key, tenant)) == deadline:
+            return
+        self._current[(key, tenant)] = deadline
+        heapq.heappush(self._heap, (deadline, key, tenant))
+
+    def due(self, until: datetime) -> list[tuple[datetime, bytes, str]]:
+        """Pop every current deadline at or before ``until``."""
+        found = []
+        while self._heap and self._heap[0][0] <= until:
+            deadline, key, tenant = heapq.heappop(self._heap)
+            if self._current.get((key, tenant)) == deadline:
+                del self._current[(key, tenant)]
+                found.append((deadline, key, tenant))
+        return found
+
+
+def encode_tick(deadline: datetime, key: bytes, tenant: str) -> bytes:
+    """A tick command for one subject at one deadline (kind and owner come from state)."""
+    return orjson.dumps({
+        "type": "clock.tick",
+        "event_id": f"tick:{format_time(deadline)}",
+        # Full precision: a tick rounded down to milliseconds would fall just short of
+        # the deadline it is for and end nothing.
+        "at": deadline.isoformat(),
+        "tenant": tenant,
+        "subject": {"id": key.decode("utf-8")},
+    })
+
+
+def decode_command(key: bytes | None, value: bytes | None) -> ClockTick:
+    """Validate a command record; only the watcher writes the commands topic.
+
+    Raises:
+        InputError: ``invalid-command`` for anything but a well-formed tick keyed by its
+            subject.
+    """
+    try:
+        tick = ClockTick.model_validate_json(value or b"")
+    except ValueError as exc:
+        raise InputError("invalid-command", f"not a clock.tick command: {exc}") from exc
+    if key != tick.subject.id.encode("utf-8"):
+        raise InputError("invalid-command", "command key is not its subject id")
+    return tick
+
+

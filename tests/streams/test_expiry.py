@@ -1,0 +1,45 @@
+"""The expiry timer's pieces without a broker: deadline index and tick commands."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas.errors import InputError
+from streams.expiry import DeadlineIndex, decode_command, encode_tick
+
+T = datetime(2026, 11, 23, 10, 0, 0, 714523, tzinfo=UTC)
+
+
+def test_index_keeps_one_current_deadline_per_subject_and_tenant() -> None:
+    index = DeadlineIndex()
+    index.set(b"alice", "acme", T + timedelta(seconds=5))
+    index.set(b"alice", "acme", T + timedelta(seconds=2))  # supersedes
+    index.set(b"alice", "globex", T + timedelta(seconds=3))
+    index.set(b"bob", "acme", T + timedelta(seconds=1))
+    index.set(b"bob", "acme", None)  # nothing left to run out
+    assert len(index) == 2
+    assert index.due(T) == []
+    assert index.due(T + timedelta(seconds=10)) == [
+        (T + timedelta(seconds=2), b"alice", "acme"),
+        (T + timedelta(seconds=3), b"alice", "globex"),
+    ]
+    assert index.due(T + timedelta(days=1)) == []
+
+
+def test_tick_round_trips_at_full_precision() -> None:
+    tick = decode_command(b"alice", encode_tick(T, b"alice", "acme"))
+    assert tick.at == T, "a tick rounded to milliseconds would miss its deadline"
+    assert (tick.tenant, tick.subject.id, tick.type) == ("acme", "alice", "clock.tick")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    (b"bob", encode_tick(T, b"alice", "acme")),
+    (b"alice", b'{"type": "request.created"}'),
+    (b"alice", None),
+])
+def test_bad_commands_are_refused(key: bytes, value: bytes | None) -> None:
+    with pytest.raises(InputError) as caught:
+        decode_command(key, value)
+    assert caught.value.error_class == "invalid-command"
