@@ -269,6 +269,30 @@ def _outside_window(event: RequestCreated, tenant: TenantPolicy) -> list[tuple[s
     return found
 
 
+def _displacements(ledger: _Ledger, resources: tuple[Resource, ...],
+                   tenant: TenantPolicy) -> list[tuple[Rule, str]]:
+    """Objections of ``deny_new`` strategies: granting these resources would displace live
+    grants. Asked for a new request and again when a review approves a pending one."""
+    found: list[tuple[Rule, str]] = []
+    caps = tenant.caps
+    if caps.strategy == "deny_new":
+        held = {r.id for grant in ledger.grants for r in grant.resources}
+        held |= {resource.id for resource in resources}
+        if len(held) > caps.max_active_resources:
+            found.append((rules.MAX_ACTIVE_RESOURCES, f"subject would hold {len(held)} "
+                          f"resources, limit is {caps.max_active_resources} (deny_new)"))
+    for group in tenant.exclusive:
+        sides = _sides(resources, group.envs, group.roles)
+        if len(sides) != 1 or group.strategy != "deny_new":
+            continue
+        clash = [grant.request_id for grant in ledger.grants
+                 if _sides(grant.resources, group.envs, group.roles) - sides]
+        if clash:
+            found.append((rules.EXCLUSIVE_ENVIRONMENTS, f"{''.join(sides)} excluded by live "
+                          f"grant(s) {', '.join(clash)} ({group.name}, deny_new)"))
+    return found
+
+
 def _objections(ledger: _Ledger, event: RequestCreated,
                 tenant: TenantPolicy) -> list[tuple[Rule, str]]:
     """Every rule that forbids this request outright, in rule order (deny wins)."""
@@ -286,28 +310,20 @@ def _objections(ledger: _Ledger, event: RequestCreated,
                       f"request {event.request_id} is already live or pending"))
     asked = {resource.id for resource in event.resources}
     caps = tenant.caps
+    # The stricter cap names the denial; equal limits would say the same thing twice.
+    if len(asked) > caps.max_resources_per_request < caps.max_active_resources:
+        found.append((rules.CAPS_PER_REQUEST, f"request asks for {len(asked)} resources, limit "
+                      f"is {caps.max_resources_per_request} per request"))
     if len(asked) > caps.max_active_resources:
         found.append((rules.MAX_ACTIVE_RESOURCES, f"request asks for {len(asked)} resources, "
                       f"limit is {caps.max_active_resources}"))
-    elif len(asked) > caps.max_resources_per_request:
-        found.append((rules.CAPS_PER_REQUEST, f"request asks for {len(asked)} resources, limit "
-                      f"is {caps.max_resources_per_request} per request"))
-    if len(asked) <= caps.max_active_resources and caps.strategy == "deny_new":
-        held = {r.id for grant in ledger.grants for r in grant.resources} | asked
-        if len(held) > caps.max_active_resources:
-            found.append((rules.MAX_ACTIVE_RESOURCES, f"subject would hold {len(held)} resources, "
-                          f"limit is {caps.max_active_resources} (deny_new)"))
     for group in tenant.exclusive:
         sides = _sides(event.resources, group.envs, group.roles)
         if len(sides) > 1:
             found.append((rules.EXCLUSIVE_ENVIRONMENTS, f"request spans mutually exclusive "
                           f"{' and '.join(sorted(sides))} ({group.name})"))
-        elif sides and group.strategy == "deny_new":
-            clash = [grant.request_id for grant in ledger.grants
-                     if _sides(grant.resources, group.envs, group.roles) - sides]
-            if clash:
-                found.append((rules.EXCLUSIVE_ENVIRONMENTS, f"{''.join(sides)} excluded by live "
-                              f"grant(s) {', '.join(clash)} ({group.name}, deny_new)"))
+    if len(asked) <= caps.max_active_resources:
+        found += _displacements(ledger, event.resources, tenant)
     justify = tenant.justification
     if _reaches(event.resources, justify.reason_from) and not (event.reason or "").strip():
         found.append((rules.JUSTIFICATION_REASON,
@@ -415,16 +431,16 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
     ttl = min(requested, max_s)
     if escalations:
         pending_until = now + timedelta(seconds=tenant.step_up.pending_ttl_s)
-        ledger.pending.append(Pending(request_id, event.resources, now, pending_until, ttl))
+        ledger.pending.append(Pending(request_id, event.resources, now, pending_until, ttl,
+                                      requested))
         rule, reason = _combined(escalations)
         ledger.emit("escalate", rule, f"{reason}; waiting for review until "
                     f"{format_time(pending_until)}", request_id=request_id,
                     resources=resource_ids, expires_at=pending_until)
         return extra
 
-    clamp = f" (requested {requested} s, clamped to the maximum)" if ttl < requested else ""
     _approve(ledger, request_id, event.resources, now, ttl, tenant, rules.AUTO_APPROVE,
-             f"no rule objects; granted for {ttl} s{clamp}")
+             f"no rule objects; granted for {ttl} s{_clamped(ttl, requested)}")
     extra.update(_now_seen(ledger, event.resources))
     return extra
 
@@ -435,6 +451,12 @@ def _now_seen(ledger: _Ledger, resources: tuple[Resource, ...]) -> dict[str, obj
         return {}
     pairs = set(ledger.state.seen) | {f"{r.env}/{r.sensitivity}" for r in resources}
     return {"seen": tuple(sorted(pairs))}
+
+
+def _clamped(ttl: int, requested: int | None) -> str:
+    if requested is None or ttl >= requested:
+        return ""
+    return f" (requested {requested} s, clamped to the maximum)"
 
 
 def _approve(ledger: _Ledger, request_id: str, resources: tuple[Resource, ...],
@@ -494,9 +516,13 @@ def _on_review(ledger: _Ledger, event: RequestReviewed,
         ledger.deny(event.request_id, resource_ids, rules.SUBJECT_LOCKED,
                     f"subject is locked until {format_time(ledger.locked_until)}")
         return {}
+    displaced = _displacements(ledger, waiting.resources, tenant)
+    if displaced:
+        ledger.deny(event.request_id, resource_ids, *_combined(displaced))
+        return {}
     _approve(ledger, event.request_id, waiting.resources, event.at, waiting.ttl_s, tenant,
              rules.REVIEW_APPROVED, f"approved by {event.reviewer.id}; granted for "
-             f"{waiting.ttl_s} s")
+             f"{waiting.ttl_s} s{_clamped(waiting.ttl_s, waiting.requested_ttl_s)}")
     return _now_seen(ledger, waiting.resources)
 
 
@@ -521,7 +547,9 @@ def _on_task_completed(ledger: _Ledger, event: TaskCompleted) -> None:
 
 def _on_lock_released(ledger: _Ledger, event: LockReleased) -> None:
     by = f" by {event.by}" if event.by else ""
-    if event.target.subject is not None and ledger.locked_until is not None:
+    # A release names its target; one keyed to this subject but naming another changes
+    # nothing here (the other subject's state lives under its own key).
+    if event.target.subject == event.subject.id and ledger.locked_until is not None:
         ledger.locked_until = None
         ledger.emit("unlock", rules.LOCK_RELEASED, f"subject lock released{by}")
     lock = next((lock for lock in ledger.request_locks

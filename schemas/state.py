@@ -43,6 +43,9 @@ class Pending:
     requested_at: UtcDatetime
     pending_until: UtcDatetime
     ttl_s: int
+    """The lifetime the grant gets if approved (already clamped)."""
+    requested_ttl_s: int | None = None
+    """What the request asked for, so an approval can say it was clamped."""
 
 
 @dataclass(frozen=True, slots=True)
