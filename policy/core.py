@@ -11,10 +11,10 @@ For a new request every rule is asked; the one place that combines them is
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from zoneinfo import ZoneInfo
 
 from policy import rules
@@ -32,7 +32,7 @@ from schemas.events import (
     TaskCompleted,
 )
 from schemas.policy import SENSITIVITY_RANK, WEEKDAYS, Policy, TenantPolicy
-from schemas.state import Grant, Pending, SubjectState
+from schemas.state import Grant, Pending, RequestLock, SubjectState
 
 __all__ = ["APPLIED_EVENT_MEMORY", "Verdict", "decide", "next_deadline", "summarize"]
 
@@ -181,35 +181,59 @@ def next_deadline(state: SubjectState) -> datetime | None:
 
 
 def _expire(ledger: _Ledger, now: datetime) -> None:
-    """Everything whose time ran out by ``now`` ends first, oldest first.
+    """Everything whose time ran out by ``now`` ends first, oldest first across kinds.
 
     Keys name the thing that ended, not the event that noticed: the stream's timer and a
     file replay notice an expiry through different events but must agree on its id.
     """
-    for grant in sorted((g for g in ledger.grants if g.expires_at <= now),
-                        key=lambda g: g.expires_at):
-        ledger.revoke(grant, rules.TTL_EXPIRED,
-                      f"grant {grant.request_id} reached its expiry at "
-                      f"{format_time(grant.expires_at)}",
-                      at=grant.expires_at,
-                      key=f"expire:{grant.request_id}:{format_time(grant.expires_at)}")
-    for item in [p for p in ledger.pending if p.pending_until <= now]:
-        ledger.pending.remove(item)
-        ledger.deny(item.request_id, _ids(item.resources), rules.PENDING_EXPIRED,
-                    f"request {item.request_id} was not reviewed by "
-                    f"{format_time(item.pending_until)}",
-                    at=item.pending_until,
-                    key=f"pending:{item.request_id}:{format_time(item.pending_until)}")
+    due: list[tuple[datetime, int, int, Callable[[], None]]] = []
+    for number, grant in enumerate(ledger.grants):
+        if grant.expires_at <= now:
+            due.append((grant.expires_at, 0, number, partial(_grant_ran_out, ledger, grant)))
+    for number, item in enumerate(ledger.pending):
+        if item.pending_until <= now:
+            due.append((item.pending_until, 1, number, partial(_review_ran_out, ledger, item)))
     if ledger.locked_until is not None and ledger.locked_until <= now:
-        until, ledger.locked_until = ledger.locked_until, None
-        ledger.emit("unlock", rules.LOCK_EXPIRED, f"subject lock ended at {format_time(until)}",
-                    at=until, key=f"unlock:subject:{format_time(until)}")
-    for lock in [lock for lock in ledger.request_locks if lock.until <= now]:
-        ledger.request_locks.remove(lock)
-        ledger.emit("unlock", rules.LOCK_EXPIRED,
-                    f"lock on request {lock.request_id} ended at {format_time(lock.until)}",
-                    at=lock.until, request_id=lock.request_id, targets=(lock.request_id,),
-                    key=f"unlock:{lock.request_id}:{format_time(lock.until)}")
+        due.append((ledger.locked_until, 2, 0, partial(_subject_lock_ran_out, ledger)))
+    for number, lock in enumerate(ledger.request_locks):
+        if lock.until <= now:
+            due.append((lock.until, 3, number, partial(_request_lock_ran_out, ledger, lock)))
+    for *_, end in sorted(due, key=lambda item: item[:3]):
+        end()
+
+
+def _grant_ran_out(ledger: _Ledger, grant: Grant) -> None:
+    ledger.revoke(grant, rules.TTL_EXPIRED,
+                  f"grant {grant.request_id} reached its expiry at "
+                  f"{format_time(grant.expires_at)}",
+                  at=grant.expires_at,
+                  key=f"expire:{grant.request_id}:{format_time(grant.expires_at)}")
+
+
+def _review_ran_out(ledger: _Ledger, item: Pending) -> None:
+    ledger.pending.remove(item)
+    ledger.deny(item.request_id, _ids(item.resources), rules.PENDING_EXPIRED,
+                f"request {item.request_id} was not reviewed by "
+                f"{format_time(item.pending_until)}",
+                at=item.pending_until,
+                key=f"pending:{item.request_id}:{format_time(item.pending_until)}")
+
+
+def _subject_lock_ran_out(ledger: _Ledger) -> None:
+    until = ledger.locked_until
+    if until is None:  # only scheduled for a set lock
+        return
+    ledger.locked_until = None
+    ledger.emit("unlock", rules.LOCK_EXPIRED, f"subject lock ended at {format_time(until)}",
+                at=until, key=f"unlock:subject:{format_time(until)}")
+
+
+def _request_lock_ran_out(ledger: _Ledger, lock: RequestLock) -> None:
+    ledger.request_locks.remove(lock)
+    ledger.emit("unlock", rules.LOCK_EXPIRED,
+                f"lock on request {lock.request_id} ended at {format_time(lock.until)}",
+                at=lock.until, request_id=lock.request_id, targets=(lock.request_id,),
+                key=f"unlock:{lock.request_id}:{format_time(lock.until)}")
 
 
 # ---------------------------------------------------------------- rules asked per request
@@ -478,7 +502,8 @@ def _approve(ledger: _Ledger, request_id: str, resources: tuple[Resource, ...],
                               f"{older.request_id} revoked")
     limit = tenant.caps.max_active_resources
     while len(held := {r.id for g in ledger.grants for r in g.resources}) > limit:
-        # The oldest grant ends first; ties in time keep arrival order.
+        # The oldest grant ends first (ties in time keep arrival order), even one whose
+        # resources are also held through a newer grant: oldest-first stays predictable.
         oldest = min((g for g in ledger.grants if g is not new), key=lambda g: g.granted_at)
         ledger.revoke(oldest, rules.MAX_ACTIVE_RESOURCES,
                       f"subject holds {len(held)} resources, limit is {limit}: oldest grant "
@@ -605,7 +630,8 @@ def decide(
         refused = _Ledger(state, event)
         refused.deny(getattr(event, "request_id", None), (), rules.UNKNOWN_TENANT,
                      f"tenant {event.tenant!r} is not in policy {policy.version}")
-        return replace(state, applied=applied), tuple(refused.verdicts)
+        return replace(state, applied=applied, kind=refused.kind, owner=refused.owner), \
+            tuple(refused.verdicts)
     ledger = _Ledger(state, event)
     try:
         _expire(ledger, now)
@@ -615,7 +641,8 @@ def decide(
         failed.deny(getattr(event, "request_id", None), (), rules.EVALUATION_ERROR,
                     f"policy evaluation failed ({type(exc).__name__}: {exc}); denied to "
                     "fail closed")
-        return replace(state, applied=applied), tuple(failed.verdicts)
+        return replace(state, applied=applied, kind=failed.kind, owner=failed.owner), \
+            tuple(failed.verdicts)
     # One construction per event (dataclasses.replace costs more than a decision here).
     new_state = SubjectState(
         grants=tuple(ledger.grants),

@@ -26,15 +26,18 @@ def to_decisions(
     policy: PolicyRef,
     cause: Cause,
     emitted_at: datetime | None,
+    subject: DecisionSubject | None = None,
 ) -> tuple[Decision, ...]:
     """Wrap verdicts for the decisions topic.
 
     ``emitted_at`` is the wall clock in the stream; ``None`` (a file replay) uses each
-    verdict's own ``at`` so that replays are byte-identical.
+    verdict's own ``at`` so that replays are byte-identical. ``subject`` is who the
+    verdicts are about as the state knows them (default: as the event names them).
     """
-    subject = DecisionSubject(
-        id=event.subject.id, kind=event.subject.kind, owner=event.subject.owner
-    )
+    if subject is None:
+        subject = DecisionSubject(
+            id=event.subject.id, kind=event.subject.kind, owner=event.subject.owner
+        )
     return tuple(
         Decision(
             decision_id=decision_id(event.tenant, event.subject.id, verdict),

@@ -12,7 +12,7 @@ from datetime import datetime
 from policy.core import decide
 from policy.decisions import to_decisions
 from schemas._base import format_time
-from schemas.decisions import Cause, Decision
+from schemas.decisions import Cause, Decision, DecisionSubject
 from schemas.events import ClockTick, InputEvent, Subject
 from schemas.policy import LoadedPolicy
 from schemas.state import StoredSubject, SubjectState
@@ -44,9 +44,12 @@ def step(
         return Step(stored=stored, decisions=(), changed=False)
     # A new mapping, never a mutation: the table gets a fresh value to assign back.
     tenants = {**stored.tenants, event.tenant: new_state}
+    # Kind and owner as the subject's requests stated them: reviews and session events may
+    # name the subject by id alone, and one decision id must always carry one content.
+    subject = DecisionSubject(id=event.subject.id, kind=new_state.kind, owner=new_state.owner)
     return Step(
         stored=StoredSubject(tenants=tenants),
-        decisions=to_decisions(verdicts, event, policy.ref, cause, emitted_at),
+        decisions=to_decisions(verdicts, event, policy.ref, cause, emitted_at, subject),
         changed=True,
     )
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+)
 
 __all__ = ["Identifier", "Model", "UtcDatetime", "format_time"]
 
@@ -15,8 +22,16 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""An RFC 3339 time with an offset, normalised to UTC. Naive times are refused."""
+def _not_a_number(value: object) -> object:
+    # pydantic would read a number as Unix time; the contract says RFC 3339.
+    if isinstance(value, int | float):
+        raise ValueError("expected an RFC 3339 time such as 2026-11-23T10:00:00Z, "
+                         "not a number")
+    return value
+
+
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_to_utc)]
+"""An RFC 3339 time with an offset, normalised to UTC. Naive times and numbers are refused."""
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 """A non-empty id of at most 128 characters (event, request, session ids)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, TypeAdapter
+from pydantic import Field, StrictBool, StringConstraints, TypeAdapter
 
 from schemas._base import Identifier, Model, UtcDatetime
 
@@ -41,7 +41,7 @@ class Subject(Model):
     id: SubjectId
     kind: SubjectKind = "human"
     issuer: Text | None = None
-    attested: bool = False
+    attested: StrictBool = False
     owner: Text | None = None
 
 
@@ -70,7 +70,7 @@ class RequestCreated(_Event):
     ttl_s: int | None = Field(default=None, gt=0, le=366 * 24 * 3600)
     reason: Text | None = None
     ticket: Text | None = None
-    break_glass: bool = False
+    break_glass: StrictBool = False
 
 
 class Reviewer(Model):

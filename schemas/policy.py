@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -59,6 +60,8 @@ WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class _Section(BaseModel):
+    # Numbers and switches are strict (TOML `true` is no count, "3" no number); strings
+    # such as "08:00" still become times.
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -75,15 +78,15 @@ class TtlLimit(_Section):
 
     env: Name | None = None
     sensitivity_from: Sensitivity | None = None
-    default_s: int = Field(gt=0)
-    max_s: int = Field(gt=0)
+    default_s: int = Field(strict=True, gt=0)
+    max_s: int = Field(strict=True, gt=0)
 
 
 class TtlPolicy(_Section):
     """How long grants live; the strictest matching limit of a request's resources applies."""
 
-    default_s: int = Field(default=3600, gt=0)
-    max_s: int = Field(default=8 * 3600, gt=0)
+    default_s: int = Field(strict=True, default=3600, gt=0)
+    max_s: int = Field(strict=True, default=8 * 3600, gt=0)
     over_max: Literal["clamp", "deny"] = "clamp"
     limits: tuple[TtlLimit, ...] = ()
 
@@ -109,8 +112,8 @@ class JustificationPolicy(_Section):
 class CapsPolicy(_Section):
     """How much one request and one subject may hold."""
 
-    max_resources_per_request: int = Field(default=3, ge=1, le=10_000)
-    max_active_resources: int = Field(default=3, ge=1, le=10_000)
+    max_resources_per_request: int = Field(strict=True, default=3, ge=1, le=10_000)
+    max_active_resources: int = Field(strict=True, default=3, ge=1, le=10_000)
     strategy: Literal["revoke_oldest", "deny_new"] = "revoke_oldest"
 
 
@@ -172,33 +175,33 @@ class StepUpPolicy(_Section):
     """From which sensitivity a human must approve, and who may."""
 
     from_sensitivity: Threshold = "high"
-    pending_ttl_s: int = Field(default=3600, gt=0)
+    pending_ttl_s: int = Field(strict=True, default=3600, gt=0)
     reviewers: tuple[ReviewerSet, ...] = ()
 
 
 class BreakGlassPolicy(_Section):
     """Emergency access: approved at once, short-lived, reviewed afterwards, rationed."""
 
-    enabled: bool = True
-    ttl_s: int = Field(default=900, gt=0)
-    max_per_window: int = Field(default=1, ge=1)
-    window_s: int = Field(default=24 * 3600, gt=0)
-    lock_s: int = Field(default=3600, gt=0)
+    enabled: StrictBool = True
+    ttl_s: int = Field(strict=True, default=900, gt=0)
+    max_per_window: int = Field(strict=True, default=1, ge=1)
+    window_s: int = Field(strict=True, default=24 * 3600, gt=0)
+    lock_s: int = Field(strict=True, default=3600, gt=0)
 
 
 class BaselinePolicy(_Section):
     """Normal behaviour: request rate per subject, and what a workload usually asks for."""
 
-    max_requests: int = Field(default=30, ge=1, le=10_000)
-    window_s: int = Field(default=3600, gt=0)
-    lock_s: int = Field(default=3600, gt=0)
+    max_requests: int = Field(strict=True, default=30, ge=1, le=10_000)
+    window_s: int = Field(strict=True, default=3600, gt=0)
+    lock_s: int = Field(strict=True, default=3600, gt=0)
     novel_workload: Literal["escalate", "off"] = "escalate"
 
 
 class LocksPolicy(_Section):
     """How long a lock lasts when the rule that locks names no duration."""
 
-    default_s: int = Field(default=3600, gt=0)
+    default_s: int = Field(strict=True, default=3600, gt=0)
 
 
 class TenantPolicy(_Section):

@@ -87,3 +87,14 @@ def test_unknown_fields_are_ignored_and_times_normalised_to_utc() -> None:
     assert isinstance(event, SessionStarted)
     assert event.at == datetime(2026, 11, 23, 10, tzinfo=UTC)
     assert event.at.tzinfo == UTC
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"at": 1795420800}, "at"),
+    ({"subject": {"id": "alice", "attested": "yes"}}, "attested"),
+    ({"break_glass": 1}, "break_glass"),
+])
+def test_loose_values_are_refused_not_coerced(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        INPUT_EVENT.validate_python({**raw_request("r-1", [("db", "prod")]), **change})
+    assert field in str(caught.value)
