@@ -29,10 +29,13 @@ from schemas.events import (
     RequestReviewed,
     RequestWithdrawn,
     Resource,
+    SessionActivity,
+    SessionEnded,
+    SessionStarted,
     TaskCompleted,
 )
 from schemas.policy import SENSITIVITY_RANK, WEEKDAYS, Policy, TenantPolicy
-from schemas.state import Grant, Pending, RequestLock, SubjectState
+from schemas.state import Grant, Pending, RequestLock, Session, SubjectState
 
 __all__ = ["APPLIED_EVENT_MEMORY", "Verdict", "decide", "next_deadline", "summarize"]
 
@@ -96,10 +99,12 @@ class _Ledger:
         self.grants = list(state.grants)
         self.pending = list(state.pending)
         self.request_locks = list(state.request_locks)
+        self.sessions = list(state.sessions)
         self.locked_until = state.locked_until
         self.state = state
         # A request states who asks; other events (reviews, sessions) may name the subject
         # by id only, so they do not overwrite what the request said.
+        self.lock_s = 3600  # set from the tenant's policy before any rule runs
         claims = isinstance(event, RequestCreated)
         self.kind = event.subject.kind if claims else state.kind
         self.owner = event.subject.owner if claims else state.owner
@@ -160,14 +165,16 @@ class _Ledger:
                   key=key)
 
     def lock_subject(self, until: datetime, rule: Rule, reason: str,
-                     request_id: str | None) -> None:
+                     request_id: str | None, *, at: datetime | None = None,
+                     key: str | None = None) -> None:
         """Freeze the subject: its live grants end with the lock (listed as targets)."""
         before = summarize(self.grants)
         ended = tuple(grant.request_id for grant in self.grants)
         self.grants.clear()
-        self.locked_until = until
-        self.emit("lock", rule, reason, before, request_id=request_id, targets=ended,
-                  expires_at=until)
+        if self.locked_until is None or self.locked_until < until:
+            self.locked_until = until
+        self.emit("lock", rule, reason, before, at=at, request_id=request_id, targets=ended,
+                  expires_at=self.locked_until, key=key)
 
 
 def next_deadline(state: SubjectState) -> datetime | None:
@@ -175,6 +182,8 @@ def next_deadline(state: SubjectState) -> datetime | None:
     moments = [grant.expires_at for grant in state.grants]
     moments += [item.pending_until for item in state.pending]
     moments += [lock.until for lock in state.request_locks]
+    moments += [session.held_until for session in state.sessions
+                if session.held_until is not None]
     if state.locked_until is not None:
         moments.append(state.locked_until)
     return min(moments, default=None)
@@ -198,6 +207,10 @@ def _expire(ledger: _Ledger, now: datetime) -> None:
     for number, lock in enumerate(ledger.request_locks):
         if lock.until <= now:
             due.append((lock.until, 3, number, partial(_request_lock_ran_out, ledger, lock)))
+    for number, session in enumerate(ledger.sessions):
+        if session.held_until is not None and session.held_until <= now:
+            due.append((session.held_until, 4, number,
+                        partial(_session_hold_ran_out, ledger, session)))
     for *_, end in sorted(due, key=lambda item: item[:3]):
         end()
 
@@ -234,6 +247,32 @@ def _request_lock_ran_out(ledger: _Ledger, lock: RequestLock) -> None:
                 f"lock on request {lock.request_id} ended at {format_time(lock.until)}",
                 at=lock.until, request_id=lock.request_id, targets=(lock.request_id,),
                 key=f"unlock:{lock.request_id}:{format_time(lock.until)}")
+
+
+def _session_hold_ran_out(ledger: _Ledger, session: Session) -> None:
+    """A session waited for its grant; the grant is live now, or the subject is locked."""
+    index = ledger.sessions.index(session)
+    at = session.held_until
+    if at is None:
+        return
+    if _covering(ledger, session.request_id, session.resource) is not None:
+        ledger.sessions[index] = replace(session, held_until=None)
+        return
+    del ledger.sessions[index]
+    ledger.lock_subject(at + timedelta(seconds=ledger.lock_s), rules.SESSION_WITHOUT_GRANT,
+                        f"session {session.session_id} used request {session.request_id}, "
+                        f"which had no live grant of this subject for {session.resource} "
+                        f"by {format_time(at)}", session.request_id, at=at,
+                        key=f"session:{session.session_id}:{format_time(at)}")
+
+
+def _covering(ledger: _Ledger, request_id: str | None, resource: str) -> Grant | None:
+    """A live grant covering ``resource`` (of ``request_id`` when given)."""
+    for grant in ledger.grants:
+        if (request_id is None or grant.request_id == request_id) and any(
+                r.id == resource for r in grant.resources):
+            return grant
+    return None
 
 
 # ---------------------------------------------------------------- rules asked per request
@@ -570,6 +609,41 @@ def _on_task_completed(ledger: _Ledger, event: TaskCompleted) -> None:
                       f"its task is done: grant {grant.request_id} revoked")
 
 
+def _on_session_started(ledger: _Ledger, event: SessionStarted,
+                        tenant: TenantPolicy) -> None:
+    grant = ledger.live(event.request_id)
+    if grant is not None and _covering(ledger, event.request_id, event.resource) is None:
+        ledger.lock_subject(event.at + timedelta(seconds=tenant.locks.default_s),
+                            rules.SESSION_OUT_OF_SCOPE,
+                            f"session {event.session_id} opened {event.resource} on grant "
+                            f"{event.request_id}, which does not cover it", event.request_id)
+        return
+    # Without a live grant the session waits for one: its approval may still be on its way.
+    held = None if grant is not None else event.at + timedelta(seconds=tenant.sessions.grace_s)
+    ledger.sessions.append(Session(event.session_id, event.request_id, event.resource,
+                                   event.at, held))
+    del ledger.sessions[:-tenant.sessions.max_tracked]
+    if held is not None and tenant.sessions.grace_s == 0:
+        _expire(ledger, event.at)
+
+
+def _on_session_activity(ledger: _Ledger, event: SessionActivity,
+                         tenant: TenantPolicy) -> None:
+    session = next((s for s in ledger.sessions if s.session_id == event.session_id), None)
+    if session is not None and session.held_until is not None:
+        return  # decided when the hold ends: with a covering grant or by a lock
+    if _covering(ledger, None, event.resource) is None:
+        ledger.lock_subject(event.at + timedelta(seconds=tenant.locks.default_s),
+                            rules.SESSION_OUT_OF_SCOPE,
+                            f"session {event.session_id} did {event.action!r} on "
+                            f"{event.resource}, which no live grant covers",
+                            session.request_id if session is not None else None)
+
+
+def _on_session_ended(ledger: _Ledger, event: SessionEnded) -> None:
+    ledger.sessions = [s for s in ledger.sessions if s.session_id != event.session_id]
+
+
 def _on_lock_released(ledger: _Ledger, event: LockReleased) -> None:
     by = f" by {event.by}" if event.by else ""
     # A release names its target; one keyed to this subject but naming another changes
@@ -599,8 +673,12 @@ def _apply(ledger: _Ledger, event: InputEvent, tenant: TenantPolicy) -> dict[str
             _on_task_completed(ledger, event)
         case LockReleased():
             _on_lock_released(ledger, event)
-        case _:
-            pass  # session events are recorded as applied; issue C adds their rules
+        case SessionStarted():
+            _on_session_started(ledger, event, tenant)
+        case SessionActivity():
+            _on_session_activity(ledger, event, tenant)
+        case SessionEnded():
+            _on_session_ended(ledger, event)
     return {}
 
 
@@ -616,12 +694,17 @@ def decide(
     """
     if isinstance(event, ClockTick):
         ledger = _Ledger(state, event)
+        tenant = policy.for_tenant(event.tenant)
+        if tenant is not None:
+            ledger.lock_s = tenant.locks.default_s
         _expire(ledger, now)
-        if not ledger.verdicts:
+        sessions = tuple(ledger.sessions)
+        if not ledger.verdicts and sessions == state.sessions:
             return state, ()
         return replace(state, grants=tuple(ledger.grants), pending=tuple(ledger.pending),
                        request_locks=tuple(ledger.request_locks),
-                       locked_until=ledger.locked_until), tuple(ledger.verdicts)
+                       locked_until=ledger.locked_until, sessions=sessions), \
+            tuple(ledger.verdicts)
     if event.event_id in state.applied:
         return state, ()
     applied = (*state.applied, event.event_id)[-APPLIED_EVENT_MEMORY:]
@@ -633,6 +716,7 @@ def decide(
         return replace(state, applied=applied, kind=refused.kind, owner=refused.owner), \
             tuple(refused.verdicts)
     ledger = _Ledger(state, event)
+    ledger.lock_s = tenant.locks.default_s
     try:
         _expire(ledger, now)
         changed = _apply(ledger, event, tenant)
@@ -650,6 +734,7 @@ def decide(
         pending=tuple(ledger.pending),
         locked_until=ledger.locked_until,
         request_locks=tuple(ledger.request_locks),
+        sessions=tuple(ledger.sessions),
         recent_requests=changed.get("recent_requests", state.recent_requests),  # type: ignore[arg-type]
         break_glass_uses=changed.get("break_glass_uses", state.break_glass_uses),  # type: ignore[arg-type]
         seen=changed.get("seen", state.seen),  # type: ignore[arg-type]

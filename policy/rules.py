@@ -68,6 +68,10 @@ REQUEST_WITHDRAWN = _rule("request-withdrawn", "A grant or pending request ends 
                           "subject withdraws it.")
 TASK_COMPLETED = _rule("task-completed", "A grant ends when the task it was made for is "
                        "reported done.")
+SESSION_WITHOUT_GRANT = _rule("session-without-grant", "A session must use a live grant of its "
+                              "own subject; one that does not locks the subject.")
+SESSION_OUT_OF_SCOPE = _rule("session-out-of-scope", "A session may only touch resources its "
+                             "subject's live grants cover; anything else locks the subject.")
 LOCK_RELEASED = _rule("lock-released", "An operator may release a lock before it ends.")
 LOCK_EXPIRED = _rule("lock-expired", "A lock ends when its duration runs out.")
 EVALUATION_ERROR = _rule("evaluation-error", "When the policy cannot be evaluated for an event, "

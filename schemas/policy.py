@@ -42,6 +42,7 @@ __all__ = [
     "LocksPolicy",
     "Policy",
     "ReviewerSet",
+    "SessionsPolicy",
     "StepUpPolicy",
     "TenantPolicy",
     "TimeWindow",
@@ -204,6 +205,16 @@ class LocksPolicy(_Section):
     default_s: int = Field(strict=True, default=3600, gt=0)
 
 
+class SessionsPolicy(_Section):
+    """How sessions must match live grants."""
+
+    grace_s: int = Field(strict=True, default=30, ge=0, le=3600)
+    """How long a session may wait for the approval of the grant it names (the two arrive
+    on different topics, in no fixed order) before the subject is locked."""
+    max_tracked: int = Field(strict=True, default=64, ge=1, le=10_000)
+    """Open sessions remembered per subject; the oldest are forgotten first."""
+
+
 class TenantPolicy(_Section):
     """Every rule's settings for one tenant."""
 
@@ -218,6 +229,7 @@ class TenantPolicy(_Section):
     break_glass: BreakGlassPolicy = BreakGlassPolicy()
     baseline: BaselinePolicy = BaselinePolicy()
     locks: LocksPolicy = LocksPolicy()
+    sessions: SessionsPolicy = SessionsPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> TenantPolicy:

@@ -14,8 +14,8 @@ from pydantic import Field
 from schemas._base import Model, UtcDatetime
 from schemas.events import Resource, SubjectKind
 
-__all__ = ["STORED_STATE_VERSION", "Grant", "Pending", "RequestLock", "StoredSubject",
-           "SubjectState"]
+__all__ = ["STORED_STATE_VERSION", "Grant", "Pending", "RequestLock", "Session",
+           "StoredSubject", "SubjectState"]
 
 STORED_STATE_VERSION = 1
 
@@ -57,6 +57,22 @@ class RequestLock:
 
 
 @dataclass(frozen=True, slots=True)
+class Session:
+    """A session the subject opened on a grant.
+
+    ``held_until`` is set while the grant it names is not (yet) live: requests and sessions
+    are separate topics, so a session may overtake the approval it relies on. If no live
+    grant covers it by then, the subject is locked.
+    """
+
+    session_id: str
+    request_id: str
+    resource: str
+    started_at: UtcDatetime
+    held_until: UtcDatetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SubjectState:
     """One subject's state within one tenant.
 
@@ -75,6 +91,7 @@ class SubjectState:
     recent_requests: tuple[UtcDatetime, ...] = ()
     break_glass_uses: tuple[UtcDatetime, ...] = ()
     seen: tuple[str, ...] = ()
+    sessions: tuple[Session, ...] = ()
     kind: SubjectKind = "human"
     owner: str | None = None
     """The subject's kind and owner as last seen, for verdicts made by a clock tick."""
