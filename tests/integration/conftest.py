@@ -169,7 +169,12 @@ class Producer:
 
     async def raw(self, key: bytes | None, value: bytes | None) -> tuple[int, int]:
         """Send exact bytes (for bad input)."""
-        metadata = await (await self._producer.send(self.topic, value, key=key))
+        return await self.raw_to(self.topic, key, value)
+
+    async def raw_to(self, topic: str, key: bytes | None,
+                     value: bytes | None) -> tuple[int, int]:
+        """Send exact bytes to ``topic``."""
+        metadata = await (await self._producer.send(topic, value, key=key))
         return metadata.partition, metadata.offset
 
 
