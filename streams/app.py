@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from streams.codec import decode_stored
 from streams.enforcer import BatchPlan, Record, plan_batch
-from streams.expiry import DeadlineIndex, encode_tick
+from streams.expiry import DeadlineIndex, PartitionClock, encode_tick, partition_of
 from streams.settings import Settings
 
 __all__ = ["TABLE_NAME", "build_app"]
@@ -69,6 +70,8 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         web_enabled=False,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         key_serializer="raw",
         value_serializer="raw",
     )
@@ -102,16 +105,21 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
         await asyncio.gather(*futures)
 
     deadlines = DeadlineIndex()
+    clock = PartitionClock(idle_s=settings.expiry_idle_s)
 
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
         access = _PartitionedTable(table)
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            await _handle_batch(events, access, send, settings, policy, deadlines)
+            await _handle_batch(events, access, send, settings, policy, deadlines, clock)
 
     async def send_ticks() -> None:
         # Timers cannot write tables: this only asks the owning partition to expire.
         cutoff = datetime.now(UTC) - timedelta(seconds=settings.expiry_grace_s)
+        wall = time.monotonic()
         for deadline, key, tenant in deadlines.due(cutoff):
+            if not clock.due(partition_of(key, settings.topic_partitions), deadline, wall):
+                deadlines.set(key, tenant, deadline)  # input before it is still undecided
+                continue
             try:
                 await app.producer.send(settings.topic_commands, key,
                                         encode_tick(deadline, key, tenant), partition=None,
@@ -123,6 +131,7 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
     async def index_recovered() -> None:
         # After recovery (start-up, rebalance) the deadlines of recovered subjects are
         # known only to the table: grants that expired while no worker ran fire now.
+        clock.restarted(settings.topic_partitions, time.monotonic())
         count = _index_table(table, deadlines)
         log.info("expiry index holds %d subject deadlines after recovery", count)
 
@@ -154,6 +163,7 @@ async def _handle_batch(
     settings: Settings,
     policy: LoadedPolicy,
     deadlines: DeadlineIndex,
+    clock: PartitionClock,
 ) -> None:
     records = [
         Record(
@@ -180,5 +190,8 @@ async def _handle_batch(
         access.set(events[write.source], write.key, write.value)
     for (key, tenant), deadline in plan.deadlines.items():
         deadlines.set(key, tenant, deadline)
+    wall = time.monotonic()
+    for partition, at in plan.decided_until.items():
+        clock.decided(partition, at, wall)
     if plan.dead_letters:
         log.warning("batch of %d: %d to dead letters", len(records), plan.dead_letters)

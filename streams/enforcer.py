@@ -67,6 +67,8 @@ class BatchPlan:
     """The last value per key: earlier values of a key in the same batch need no write."""
     deadlines: dict[tuple[bytes, str], datetime | None] = field(default_factory=dict)
     """Each changed (subject, tenant)'s next deadline, for the expiry timer."""
+    decided_until: dict[int, datetime] = field(default_factory=dict)
+    """Per partition, the latest event time decided in this batch."""
     decisions: int = 0
     dead_letters: int = 0
 
@@ -102,6 +104,8 @@ def plan_batch(
                 else decode_event(record.key, record.value, max_event_bytes)
             )
             key = event.subject.id.encode("utf-8")
+            if plan.decided_until.get(record.partition, event.at) <= event.at:
+                plan.decided_until[record.partition] = event.at
             stored = pending[key] if key in pending else decode_stored(load(index, key))
             if isinstance(event, ClockTick):
                 if stored is None:

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
+from aiokafka.partitioner import murmur2
 
 from schemas._base import format_time
 from schemas.errors import InputError
 from schemas.events import ClockTick
 
-__all__ = ["DeadlineIndex", "decode_command", "encode_tick"]
+__all__ = ["DeadlineIndex", "PartitionClock", "decode_command", "encode_tick", "partition_of"]
 
 
 @dataclass
@@ -55,6 +56,44 @@ class DeadlineIndex:
                 del self._current[(key, tenant)]
                 found.append((deadline, key, tenant))
         return found
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives ``key``, as the contract
+    requires of every producer."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@dataclass
+class PartitionClock:
+    """How far each partition's input has been decided, to gate expiry ticks.
+
+    A tick must not overtake input stamped before its deadline: after a takeover or a
+    restart the backlog carries such events. A deadline is due on a partition once an event
+    at or after it has been decided there (the watermark), or once the partition has been
+    idle for ``idle_s`` (it has caught up, so wall time stands in for event time).
+    """
+
+    idle_s: float
+    watermark: dict[int, datetime] = field(default_factory=dict)
+    last_active: dict[int, float] = field(default_factory=dict)
+
+    def decided(self, partition: int, at: datetime, wall: float) -> None:
+        """An event stamped ``at`` was decided on ``partition`` at monotonic time ``wall``."""
+        if partition not in self.watermark or self.watermark[partition] < at:
+            self.watermark[partition] = at
+        self.last_active[partition] = wall
+
+    def restarted(self, partitions: int, wall: float) -> None:
+        """After recovery: wait for the backlog before trusting wall time."""
+        for partition in range(partitions):
+            self.last_active[partition] = wall
+
+    def due(self, partition: int, deadline: datetime, wall: float) -> bool:
+        mark = self.watermark.get(partition)
+        if mark is not None and deadline <= mark:
+            return True
+        return wall - self.last_active.get(partition, float("-inf")) >= self.idle_s
 
 
 def encode_tick(deadline: datetime, key: bytes, tenant: str) -> bytes:

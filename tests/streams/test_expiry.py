@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas.errors import InputError
-from streams.expiry import DeadlineIndex, decode_command, encode_tick
+from streams.expiry import DeadlineIndex, PartitionClock, decode_command, encode_tick, partition_of
 
 T = datetime(2026, 11, 23, 10, 0, 0, 714523, tzinfo=UTC)
 
@@ -43,3 +43,22 @@ def test_bad_commands_are_refused(key: bytes, value: bytes | None) -> None:
     with pytest.raises(InputError) as caught:
         decode_command(key, value)
     assert caught.value.error_class == "invalid-command"
+
+
+def test_partition_of_matches_kafkas_default_partitioner() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    for key in (b"alice", b"spiffe://acme.example/ns/ci/sa/deployer", b"x" * 300):
+        assert partition_of(key, 8) == DefaultPartitioner()(key, list(range(8)), [])
+
+
+def test_ticks_wait_for_input_stamped_before_their_deadline() -> None:
+    clock = PartitionClock(idle_s=0.5)
+    clock.restarted(2, wall=100.0)
+    assert not clock.due(0, T, wall=100.2), "just recovered: the backlog comes first"
+    clock.decided(0, T - timedelta(seconds=1), wall=100.3)
+    assert not clock.due(0, T, wall=100.4), "decided input is still before the deadline"
+    clock.decided(0, T + timedelta(seconds=1), wall=100.5)
+    assert clock.due(0, T, wall=100.6), "input past the deadline was decided"
+    assert not clock.due(1, T, wall=100.3)
+    assert clock.due(1, T, wall=100.6), "idle long enough: caught up, wall time rules"
