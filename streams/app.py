@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event  # see _PartitionedTable
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from policy.core import next_deadline
 from schemas.errors import InputError
@@ -105,7 +104,24 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
         await asyncio.gather(*futures)
 
     deadlines = DeadlineIndex()
-    clock = PartitionClock(idle_s=settings.expiry_idle_s)
+    clock = PartitionClock()
+    input_topics = (settings.topic_requests, settings.topic_sessions)
+
+    async def may_expire(partition: int, deadline: datetime) -> bool:
+        # Every input topic of the partition is past the deadline or decided to its end;
+        # offsets not decided here yet (just assigned) count from the consumer position.
+        behind = [TP(topic, partition) for topic in input_topics
+                  if not clock.passed(topic, partition, deadline)]
+        if not behind:
+            return True
+        ends = await app.consumer.highwaters(*behind)
+        for tp in behind:
+            done = clock.decided_offsets.get((tp.topic, partition))
+            if done is None:
+                done = await app.consumer.position(tp)
+            if done is None or done < ends.get(tp, 0):
+                return False
+        return True
 
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
         access = _PartitionedTable(table)
@@ -115,10 +131,16 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
     async def send_ticks() -> None:
         # Timers cannot write tables: this only asks the owning partition to expire.
         cutoff = datetime.now(UTC) - timedelta(seconds=settings.expiry_grace_s)
-        wall = time.monotonic()
+        owned = {tp.partition for tp in app.consumer.assignment()
+                 if tp.topic == settings.topic_requests}
+        held: set[int] = set()  # partitions whose earlier input is still undecided
         for deadline, key, tenant in deadlines.due(cutoff):
-            if not clock.due(partition_of(key, settings.topic_partitions), deadline, wall):
-                deadlines.set(key, tenant, deadline)  # input before it is still undecided
+            partition = partition_of(key, settings.topic_partitions)
+            if partition not in owned:
+                continue  # moved to another worker, which indexed it when it recovered
+            if partition in held or not await may_expire(partition, deadline):
+                held.add(partition)  # deadlines come in order: later ones wait as well
+                deadlines.set(key, tenant, deadline)
                 continue
             try:
                 await app.producer.send(settings.topic_commands, key,
@@ -131,7 +153,6 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
     async def index_recovered() -> None:
         # After recovery (start-up, rebalance) the deadlines of recovered subjects are
         # known only to the table: grants that expired while no worker ran fire now.
-        clock.restarted(settings.topic_partitions, time.monotonic())
         count = _index_table(table, deadlines)
         log.info("expiry index holds %d subject deadlines after recovery", count)
 
@@ -190,8 +211,7 @@ async def _handle_batch(
         access.set(events[write.source], write.key, write.value)
     for (key, tenant), deadline in plan.deadlines.items():
         deadlines.set(key, tenant, deadline)
-    wall = time.monotonic()
-    for partition, at in plan.decided_until.items():
-        clock.decided(partition, at, wall)
+    for topic, partition, offset, at in plan.decided:
+        clock.decided(topic, partition, offset, at)
     if plan.dead_letters:
         log.warning("batch of %d: %d to dead letters", len(records), plan.dead_letters)

@@ -67,8 +67,8 @@ class BatchPlan:
     """The last value per key: earlier values of a key in the same batch need no write."""
     deadlines: dict[tuple[bytes, str], datetime | None] = field(default_factory=dict)
     """Each changed (subject, tenant)'s next deadline, for the expiry timer."""
-    decided_until: dict[int, datetime] = field(default_factory=dict)
-    """Per partition, the latest event time decided in this batch."""
+    decided: list[tuple[str, int, int, datetime]] = field(default_factory=list)
+    """(topic, partition, offset, at) of every input decided, for the expiry gate."""
     decisions: int = 0
     dead_letters: int = 0
 
@@ -89,23 +89,31 @@ def plan_batch(
     now: Callable[[], datetime],
     commands_topic: str | None = None,
 ) -> BatchPlan:
-    """Decide every record of a batch in order.
+    """Decide every record of a batch, in event-time order.
 
+    Kafka orders each topic, not requests against sessions against ticks; within a batch
+    the decodable records are decided in order of their ``at`` (stable, so one topic's
+    order stands on ties), which is how a replay of the same events decides them.
     ``load(index, key)`` reads the stored value for ``key`` as of before the batch; later
     records of the same key see the earlier ones' results. Any failure of one record sends
     that record to the dead letter topic and never yields an approve.
     """
     plan = BatchPlan()
     pending: dict[bytes, StoredSubject] = {}
+    decoded: list[tuple[int, InputEvent | ClockTick]] = []
     for index, record in enumerate(records):
         try:
-            event: InputEvent | ClockTick = (
-                decode_command(record.key, record.value) if record.topic == commands_topic
-                else decode_event(record.key, record.value, max_event_bytes)
-            )
+            decoded.append((index, decode_command(record.key, record.value)
+                            if record.topic == commands_topic
+                            else decode_event(record.key, record.value, max_event_bytes)))
+        except InputError as exc:
+            _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message)
+    decoded.sort(key=lambda item: item[1].at)
+    for index, event in decoded:
+        record = records[index]
+        try:
             key = event.subject.id.encode("utf-8")
-            if plan.decided_until.get(record.partition, event.at) <= event.at:
-                plan.decided_until[record.partition] = event.at
+            plan.decided.append((record.topic, record.partition, record.offset, event.at))
             stored = pending[key] if key in pending else decode_stored(load(index, key))
             if isinstance(event, ClockTick):
                 if stored is None:

@@ -66,34 +66,31 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 @dataclass
 class PartitionClock:
-    """How far each partition's input has been decided, to gate expiry ticks.
+    """How far each input topic's partition has been decided, to gate expiry ticks.
 
     A tick must not overtake input stamped before its deadline: after a takeover or a
-    restart the backlog carries such events. A deadline is due on a partition once an event
-    at or after it has been decided there (the watermark), or once the partition has been
-    idle for ``idle_s`` (it has caught up, so wall time stands in for event time).
+    restart the backlog carries such events, and Kafka orders each topic on its own. A
+    deadline is due on a partition once, for every input topic, either an event stamped at
+    or after it has been decided there (the watermark) or the topic's partition is decided
+    up to its end offset (caught up: wall time stands in for event time). End offsets come
+    from the broker; this class keeps what was decided.
     """
 
-    idle_s: float
-    watermark: dict[int, datetime] = field(default_factory=dict)
-    last_active: dict[int, float] = field(default_factory=dict)
+    watermark: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    decided_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Next offset to decide per (input topic, partition)."""
 
-    def decided(self, partition: int, at: datetime, wall: float) -> None:
-        """An event stamped ``at`` was decided on ``partition`` at monotonic time ``wall``."""
-        if partition not in self.watermark or self.watermark[partition] < at:
-            self.watermark[partition] = at
-        self.last_active[partition] = wall
+    def decided(self, topic: str, partition: int, offset: int, at: datetime) -> None:
+        """The event at ``offset`` of ``topic``/``partition``, stamped ``at``, was decided."""
+        where = (topic, partition)
+        if where not in self.watermark or self.watermark[where] < at:
+            self.watermark[where] = at
+        self.decided_offsets[where] = max(offset + 1, self.decided_offsets.get(where, 0))
 
-    def restarted(self, partitions: int, wall: float) -> None:
-        """After recovery: wait for the backlog before trusting wall time."""
-        for partition in range(partitions):
-            self.last_active[partition] = wall
-
-    def due(self, partition: int, deadline: datetime, wall: float) -> bool:
-        mark = self.watermark.get(partition)
-        if mark is not None and deadline <= mark:
-            return True
-        return wall - self.last_active.get(partition, float("-inf")) >= self.idle_s
+    def passed(self, topic: str, partition: int, deadline: datetime) -> bool:
+        """Whether input stamped at or after ``deadline`` was decided on this topic."""
+        mark = self.watermark.get((topic, partition))
+        return mark is not None and deadline <= mark
 
 
 def encode_tick(deadline: datetime, key: bytes, tenant: str) -> bytes:

@@ -50,9 +50,6 @@ class Settings(BaseSettings):
     """How often the expiry timer looks for deadlines that passed."""
     expiry_grace_s: float = Field(default=0.5, ge=0, le=60)
     """How long past a deadline the timer waits, so earlier events are decided first."""
-    expiry_idle_s: float = Field(default=0.5, ge=0, le=60)
-    """A partition with no input for this long has caught up: ticks then follow wall time;
-    before, a tick waits until input stamped past its deadline has been decided."""
     session_timeout_s: float = Field(default=10.0, ge=3, le=300)
     """How soon the group notices a worker that died without leaving (kill -9)."""
     audit_group: Annotated[str, StringConstraints(min_length=1)] = "jitwatch-audit"

@@ -29,9 +29,11 @@ def _stamp(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def scenario(start: datetime, tag: str, seed: int = 11) -> list[dict[str, Any]]:
+def scenario(start: datetime, tag: str, seed: int = 11,
+             sessions: bool = True) -> list[dict[str, Any]]:
     """About 120 events over 12 s for 8 subjects: requests with 1 to 4 s lifetimes (so
-    grants expire during the run), caps, env conflicts, withdrawals, task completions."""
+    grants expire during the run), caps, env conflicts, withdrawals and, with ``sessions``,
+    task completions on the sessions topic."""
     rng = random.Random(seed)
     events: list[dict[str, Any]] = []
     approved: dict[str, list[str]] = {}
@@ -52,7 +54,7 @@ def scenario(start: datetime, tag: str, seed: int = 11) -> list[dict[str, Any]]:
             events.append({**base, "type": "request.created", "request_id": request_id,
                            "resources": resources_, "ttl_s": rng.randint(1, 4),
                            "reason": "equivalence"})
-        elif roll < 0.9:
+        elif roll < 0.9 or not sessions:
             events.append({**base, "type": "request.withdrawn",
                            "request_id": rng.choice(earlier)})
         else:

@@ -54,10 +54,10 @@ def test_bad_record_goes_to_dead_letter_and_the_rest_continue() -> None:
         _record(2, None, key=None, value=b"{}"),
     ]
     plan = _plan(records)
-    topics = [out.topic for out in plan.outbound]
-    assert topics == ["jit.deadletter", "jit.decisions", "jit.deadletter"]
+    by_source = sorted((out.source, out.topic) for out in plan.outbound)
+    assert by_source == [(0, "jit.deadletter"), (1, "jit.decisions"), (2, "jit.deadletter")]
     assert plan.dead_letters == 2
-    dead = plan.outbound[0]
+    dead = next(out for out in plan.outbound if out.source == 0)
     assert dead.value == b"{oops"
     assert dict(dead.headers)["error.class"] == b"invalid-json"
     assert dict(dead.headers)["source.offset"] == b"0"
@@ -87,3 +87,18 @@ def test_redelivered_batch_yields_nothing_new() -> None:
     again = _plan([record], store={b"alice": first.writes[b"alice"].value})
     assert again.outbound == []
     assert again.writes == {}
+
+
+def test_a_batch_is_decided_in_event_time_across_topics() -> None:
+    """A task completion read before the approval it ends (another topic) still ends it."""
+    from tests.factories import raw_event
+
+    done = raw_event("task.completed", event_id="e-done", t=5, request_id="r-1")
+    records = [
+        Record("jit.sessions", 0, 0, b"alice", orjson.dumps(done)),
+        _record(0, raw_request("r-1", [("db", "prod")], t=1)),
+    ]
+    plan = _plan(records)
+    decisions = [orjson.loads(out.value) for out in plan.outbound]  # type: ignore[arg-type]
+    assert [(d["action"], d["rule"]["id"]) for d in decisions] == [
+        ("approve", "auto-approve"), ("revoke", "task-completed")]

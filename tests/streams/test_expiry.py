@@ -52,13 +52,14 @@ def test_partition_of_matches_kafkas_default_partitioner() -> None:
         assert partition_of(key, 8) == DefaultPartitioner()(key, list(range(8)), [])
 
 
-def test_ticks_wait_for_input_stamped_before_their_deadline() -> None:
-    clock = PartitionClock(idle_s=0.5)
-    clock.restarted(2, wall=100.0)
-    assert not clock.due(0, T, wall=100.2), "just recovered: the backlog comes first"
-    clock.decided(0, T - timedelta(seconds=1), wall=100.3)
-    assert not clock.due(0, T, wall=100.4), "decided input is still before the deadline"
-    clock.decided(0, T + timedelta(seconds=1), wall=100.5)
-    assert clock.due(0, T, wall=100.6), "input past the deadline was decided"
-    assert not clock.due(1, T, wall=100.3)
-    assert clock.due(1, T, wall=100.6), "idle long enough: caught up, wall time rules"
+def test_watermark_says_when_input_past_a_deadline_was_decided() -> None:
+    clock = PartitionClock()
+    assert not clock.passed("jit.requests", 0, T), "nothing decided yet"
+    clock.decided("jit.requests", 0, 7, T - timedelta(seconds=1))
+    assert not clock.passed("jit.requests", 0, T)
+    clock.decided("jit.requests", 0, 8, T + timedelta(seconds=1))
+    clock.decided("jit.requests", 0, 3, T - timedelta(seconds=5))  # older: no step back
+    assert clock.passed("jit.requests", 0, T)
+    assert clock.decided_offsets[("jit.requests", 0)] == 9
+    assert not clock.passed("jit.sessions", 0, T), "each topic keeps its own order"
+    assert not clock.passed("jit.requests", 1, T)
