@@ -107,19 +107,28 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
     clock = PartitionClock()
     input_topics = (settings.topic_requests, settings.topic_sessions)
 
-    async def may_expire(partition: int, deadline: datetime) -> bool:
+    async def caught_up(tp: TP) -> bool:
+        # Decided up to the end offset? Offsets not decided here yet (just assigned)
+        # count from the consumer position.
+        end = (await app.consumer.highwaters(tp)).get(tp, 0)
+        if end == 0:
+            return True  # nothing was ever written there
+        done = clock.decided_offsets.get((tp.topic, tp.partition))
+        if done is None:
+            done = await app.consumer.position(tp)
+        return done is not None and done >= end
+
+    async def may_expire(partition: int, deadline: datetime,
+                         checked: dict[TP, bool]) -> bool:
         # Every input topic of the partition is past the deadline or decided to its end;
-        # offsets not decided here yet (just assigned) count from the consumer position.
-        behind = [TP(topic, partition) for topic in input_topics
-                  if not clock.passed(topic, partition, deadline)]
-        if not behind:
-            return True
-        ends = await app.consumer.highwaters(*behind)
-        for tp in behind:
-            done = clock.decided_offsets.get((tp.topic, partition))
-            if done is None:
-                done = await app.consumer.position(tp)
-            if done is None or done < ends.get(tp, 0):
+        # end offsets are asked once per timer run and partition (`checked`).
+        for topic in input_topics:
+            if clock.passed(topic, partition, deadline):
+                continue
+            tp = TP(topic, partition)
+            if tp not in checked:
+                checked[tp] = await caught_up(tp)
+            if not checked[tp]:
                 return False
         return True
 
@@ -134,11 +143,12 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
         owned = {tp.partition for tp in app.consumer.assignment()
                  if tp.topic == settings.topic_requests}
         held: set[int] = set()  # partitions whose earlier input is still undecided
+        checked: dict[TP, bool] = {}
         for deadline, key, tenant in deadlines.due(cutoff):
             partition = partition_of(key, settings.topic_partitions)
             if partition not in owned:
                 continue  # moved to another worker, which indexed it when it recovered
-            if partition in held or not await may_expire(partition, deadline):
+            if partition in held or not await may_expire(partition, deadline, checked):
                 held.add(partition)  # deadlines come in order: later ones wait as well
                 deadlines.set(key, tenant, deadline)
                 continue
