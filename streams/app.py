@@ -107,30 +107,26 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
     clock = PartitionClock()
     input_topics = (settings.topic_requests, settings.topic_sessions)
 
-    async def caught_up(tp: TP) -> bool:
-        # Decided up to the end offset? Offsets not decided here yet (just assigned)
-        # count from the consumer position.
-        end = (await app.consumer.highwaters(tp)).get(tp, 0)
+    def caught_up(tp: TP) -> bool:
+        # Decided up to the end offset the last fetch reported? Offsets not decided here
+        # yet (just assigned) count from the group's committed offset. No broker call: a
+        # call through faust's consumer thread waits out its current fetch (up to 1.5 s),
+        # which made ticks seconds late.
+        end = app.consumer.highwater(tp)
+        if end is None:
+            return False  # no fetch answered for it yet
         if end == 0:
             return True  # nothing was ever written there
         done = clock.decided_offsets.get((tp.topic, tp.partition))
         if done is None:
-            done = await app.consumer.position(tp)
+            committed: dict[TP, int | None] = getattr(app.consumer, "_committed_offset", {})
+            done = committed.get(tp)
         return done is not None and done >= end
 
-    async def may_expire(partition: int, deadline: datetime,
-                         checked: dict[TP, bool]) -> bool:
-        # Every input topic of the partition is past the deadline or decided to its end;
-        # end offsets are asked once per timer run and partition (`checked`).
-        for topic in input_topics:
-            if clock.passed(topic, partition, deadline):
-                continue
-            tp = TP(topic, partition)
-            if tp not in checked:
-                checked[tp] = await caught_up(tp)
-            if not checked[tp]:
-                return False
-        return True
+    def may_expire(partition: int, deadline: datetime) -> bool:
+        # Every input topic of the partition is past the deadline or decided to its end.
+        return all(clock.passed(topic, partition, deadline) or caught_up(TP(topic, partition))
+                   for topic in input_topics)
 
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
         access = _PartitionedTable(table)
@@ -143,12 +139,11 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
         owned = {tp.partition for tp in app.consumer.assignment()
                  if tp.topic == settings.topic_requests}
         held: set[int] = set()  # partitions whose earlier input is still undecided
-        checked: dict[TP, bool] = {}
         for deadline, key, tenant in deadlines.due(cutoff):
             partition = partition_of(key, settings.topic_partitions)
             if partition not in owned:
                 continue  # moved to another worker, which indexed it when it recovered
-            if partition in held or not await may_expire(partition, deadline, checked):
+            if partition in held or not may_expire(partition, deadline):
                 held.add(partition)  # deadlines come in order: later ones wait as well
                 deadlines.set(key, tenant, deadline)
                 continue
