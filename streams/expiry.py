@@ -47,14 +47,20 @@ class DeadlineIndex:
         self._current[(key, tenant)] = deadline
         heapq.heappush(self._heap, (deadline, key, tenant))
 
-    def due(self, until: datetime) -> list[tuple[datetime, bytes, str]]:
-        """Pop every current deadline at or before ``until``."""
-        found = []
+    def pop_due(self, until: datetime) -> tuple[datetime, bytes, str] | None:
+        """Pop the earliest current deadline at or before ``until``, if any."""
         while self._heap and self._heap[0][0] <= until:
             deadline, key, tenant = heapq.heappop(self._heap)
             if self._current.get((key, tenant)) == deadline:
                 del self._current[(key, tenant)]
-                found.append((deadline, key, tenant))
+                return deadline, key, tenant
+        return None
+
+    def due(self, until: datetime) -> list[tuple[datetime, bytes, str]]:
+        """Pop every current deadline at or before ``until``, earliest first."""
+        found = []
+        while (entry := self.pop_due(until)) is not None:
+            found.append(entry)
         return found
 
 

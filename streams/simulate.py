@@ -7,7 +7,6 @@ from run to run.
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from schemas.state import StoredSubject
 from streams.codec import parse_event
+from streams.expiry import DeadlineIndex
 
 __all__ = ["BadLine", "Replay", "replay_lines"]
 
@@ -49,36 +49,22 @@ class Replay:
         self.rules[decision.rule.id] += 1
 
 
-class _Timeline:
-    """When each (subject, tenant) next has something run out, earliest first."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[datetime, bytes, str]] = []
-
-    def watch(self, replay: Replay, key: bytes, tenant: str) -> None:
-        stored = replay.states.get(key)
-        state = stored.tenants.get(tenant) if stored is not None else None
-        deadline = next_deadline(state) if state is not None else None
-        if deadline is not None:
-            heapq.heappush(self._heap, (deadline, key, tenant))
-
-    def due(self, until: datetime) -> Iterator[tuple[datetime, bytes, str]]:
-        while self._heap and self._heap[0][0] <= until:
-            yield heapq.heappop(self._heap)
+def _watch(deadlines: DeadlineIndex, replay: Replay, key: bytes, tenant: str) -> None:
+    stored = replay.states.get(key)
+    state = stored.tenants.get(tenant) if stored is not None else None
+    deadlines.set(key, tenant, next_deadline(state) if state is not None else None)
 
 
-def _ticks(timeline: _Timeline, until: datetime, policy: LoadedPolicy,
+def _ticks(deadlines: DeadlineIndex, until: datetime, policy: LoadedPolicy,
            replay: Replay) -> Iterator[Decision]:
-    """Fire every deadline up to ``until`` in time order, as the stream's timer would."""
-    for deadline, key, tenant in timeline.due(until):
-        stored = replay.states[key]
-        state = stored.tenants.get(tenant)
-        if state is None or next_deadline(state) != deadline:
-            continue  # superseded: the subject's own events changed its deadline since
-        result = tick(stored, tenant, key.decode("utf-8"), deadline, policy)
+    """Fire every deadline up to ``until`` in time order, as the stream's timer would; one
+    at a time, since a tick may set its subject a new deadline before the others."""
+    while (entry := deadlines.pop_due(until)) is not None:
+        deadline, key, tenant = entry
+        result = tick(replay.states[key], tenant, key.decode("utf-8"), deadline, policy)
         if result.changed:
             replay.states[key] = result.stored
-        timeline.watch(replay, key, tenant)
+        _watch(deadlines, replay, key, tenant)
         for decision in result.decisions:
             replay.record(decision)
             yield decision
@@ -93,7 +79,7 @@ def replay_lines(
     Event time drives expiry: before each event, everything any subject had run out by that
     event's time ends, in time order. ``until`` lets time run on after the last line.
     """
-    timeline = _Timeline()
+    deadlines = DeadlineIndex()
     for number, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
@@ -106,15 +92,15 @@ def replay_lines(
             yield bad
             continue
         replay.events += 1
-        yield from _ticks(timeline, event.at, policy, replay)
+        yield from _ticks(deadlines, event.at, policy, replay)
         key = event.subject.id.encode("utf-8")
         cause = Cause(event_id=event.event_id, type=event.type)
         result = step(replay.states.get(key), event, policy, cause, emitted_at=None)
         if result.changed:
             replay.states[key] = result.stored
-            timeline.watch(replay, key, event.tenant)
+            _watch(deadlines, replay, key, event.tenant)
         for decision in result.decisions:
             replay.record(decision)
             yield decision
     if until is not None:
-        yield from _ticks(timeline, until, policy, replay)
+        yield from _ticks(deadlines, until, policy, replay)

@@ -74,6 +74,21 @@ async def publish_paced(producer: Producer, stack: Stack, events: list[dict[str,
         await producer.raw_to(topic, event["subject"]["id"].encode(), orjson.dumps(event))
 
 
+async def assert_stream_equals_simulate(stack: Stack, events: list[dict[str, Any]], tag: str,
+                                        until: datetime) -> None:
+    """Compare the stream's decisions about this run's subjects with simulate's."""
+    expected = simulated(events, POLICY, until=until)
+    stream = await read_topic(
+        stack.decisions,
+        lambda m: (d := orjson.loads(m.value)) and (d if d["subject"]["id"].startswith(
+            f"eq-{tag}-") else None),
+        len(expected), timeout_s=90)
+    report = compare(stream, expected)
+    print(report)  # shown with -s: how much was compared
+    assert report.equal, str(report)
+    assert sum(d["rule"]["id"] == "ttl-expired" for d in expected) > 10, "scenario too tame"
+
+
 async def test_stream_decisions_equal_simulate(stack: Stack, producer: Producer) -> None:
     tag = uuid.uuid4().hex[:6]
     start = datetime.now(UTC) + timedelta(seconds=1)
@@ -82,13 +97,4 @@ async def test_stream_decisions_equal_simulate(stack: Stack, producer: Producer)
     # Every grant lives at most 4 s; let the stream's ticks (0.5 s grace) fire them all.
     until = start + timedelta(seconds=12 + 4 + 1)
     await asyncio.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds() + 2))
-    expected = simulated(events, POLICY, until=until)
-    stream = await read_topic(
-        stack.decisions,
-        lambda m: (d := orjson.loads(m.value)) and (d if d["subject"]["id"].startswith(
-            f"eq-{tag}-") else None),
-        len(expected), timeout_s=60)
-    report = compare(stream, expected)
-    assert report.equal, str(report)
-    print(report)  # shown with -s: how much was compared
-    assert sum(d["rule"]["id"] == "ttl-expired" for d in expected) > 10, "scenario too tame"
+    await assert_stream_equals_simulate(stack, events, tag, until)

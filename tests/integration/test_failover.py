@@ -16,12 +16,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import pytest
 
-from tests.integration.conftest import Producer, Stack, read_topic
-from tests.integration.test_equivalence import POLICY, publish_paced, scenario
-from tests.oracle import compare, simulated
+from tests.integration.conftest import Producer, Stack
+from tests.integration.test_equivalence import (
+    assert_stream_equals_simulate,
+    publish_paced,
+    scenario,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("worker")]
 
@@ -44,12 +46,4 @@ async def test_kill_9_one_of_two_workers(stack: Stack, producer: Producer, logs:
     until = start + timedelta(seconds=12 + 4 + 1)
     # Session timeout (10 s), rebalance, recovery from the changelog, backlog, ticks.
     await asyncio.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()) + 20)
-    expected = simulated(events, POLICY, until=until)
-    stream = await read_topic(
-        stack.decisions,
-        lambda m: (d := orjson.loads(m.value)) and (d if d["subject"]["id"].startswith(
-            f"eq-{tag}-") else None),
-        len(expected), timeout_s=90)
-    report = compare(stream, expected)
-    print(report)  # shown with -s
-    assert report.equal, str(report)
+    await assert_stream_equals_simulate(stack, events, tag, until)
