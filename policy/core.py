@@ -356,8 +356,9 @@ def _displacements(ledger: _Ledger, resources: tuple[Resource, ...],
     return found
 
 
-def _objections(ledger: _Ledger, event: RequestCreated,
-                tenant: TenantPolicy) -> list[tuple[Rule, str]]:
+def _objections(ledger: _Ledger, event: RequestCreated, tenant: TenantPolicy,
+                lifetime: tuple[int, int],
+                outside: list[tuple[str, str]]) -> list[tuple[Rule, str]]:
     """Every rule that forbids this request outright, in rule order (deny wins)."""
     found: list[tuple[Rule, str]] = []
     subject = event.subject
@@ -396,20 +397,20 @@ def _objections(ledger: _Ledger, event: RequestCreated,
         found.append((rules.JUSTIFICATION_TICKET, f"a ticket matching {justify.ticket_pattern} is "
                       f"required from sensitivity {justify.ticket_from} "
                       f"(got {event.ticket!r})"))
-    requested, max_s = _ttl(event, tenant)
+    requested, max_s = lifetime
     if requested > max_s and tenant.ttl.over_max == "deny":
         found.append((rules.TTL_MAX, f"ttl_s {requested} exceeds the maximum {max_s}"))
     if not event.break_glass:
         found.extend((rules.TIME_WINDOW, reason)
-                     for outcome, reason in _outside_window(event, tenant) if outcome == "deny")
+                     for outcome, reason in outside if outcome == "deny")
     return found
 
 
-def _escalations(ledger: _Ledger, event: RequestCreated,
-                 tenant: TenantPolicy) -> list[tuple[Rule, str]]:
+def _escalations(ledger: _Ledger, event: RequestCreated, tenant: TenantPolicy,
+                 outside: list[tuple[str, str]]) -> list[tuple[Rule, str]]:
     """Every rule that wants a human to look first, in rule order."""
     found = [(rules.TIME_WINDOW, reason)
-             for outcome, reason in _outside_window(event, tenant) if outcome == "escalate"]
+             for outcome, reason in outside if outcome == "escalate"]
     if _reaches(event.resources, tenant.step_up.from_sensitivity):
         found.append((rules.STEP_UP, f"sensitivity reaches {tenant.step_up.from_sensitivity}"))
     if event.subject.kind == "workload" and tenant.baseline.novel_workload == "escalate":
@@ -463,7 +464,10 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
                             f"{tenant.baseline.lock_s} s", request_id)
         return extra
 
-    objections = _objections(ledger, event, tenant)
+    # Worked out once per request: both the deny and the escalate rules read them.
+    lifetime = _ttl(event, tenant)
+    outside = _outside_window(event, tenant)
+    objections = _objections(ledger, event, tenant, lifetime, outside)
     glass = tenant.break_glass
     uses = _window(state.break_glass_uses, now, glass.window_s)
     if event.break_glass and not objections:
@@ -481,7 +485,7 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
         ledger.deny(request_id, resource_ids, *_combined(objections))
         return extra
 
-    requested, max_s = _ttl(event, tenant)
+    requested, max_s = lifetime
     if event.break_glass:
         ttl = min(requested, max_s, glass.ttl_s)
         extra["break_glass_uses"] = (*uses, now)
@@ -490,7 +494,7 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
                  post_review=True)
         return extra
 
-    escalations = _escalations(ledger, event, tenant)
+    escalations = _escalations(ledger, event, tenant, outside)
     ttl = min(requested, max_s)
     if escalations:
         pending_until = now + timedelta(seconds=tenant.step_up.pending_ttl_s)
