@@ -10,6 +10,7 @@ import logging
 import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import faust
@@ -19,6 +20,7 @@ from faust.types import TP, EventT
 from policy.core import next_deadline
 from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
+from streams.batching import in_batches
 from streams.codec import decode_stored
 from streams.enforcer import BatchPlan, Record, plan_batch
 from streams.expiry import DeadlineIndex, PartitionClock, encode_tick, partition_of
@@ -68,6 +70,7 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
         table_standby_replicas=settings.standby_replicas,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger_ms=settings.producer_linger_ms,
         web_enabled=False,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
@@ -130,8 +133,10 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
 
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
         access = _PartitionedTable(table)
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            await _handle_batch(events, access, send, settings, policy, deadlines, clock)
+        await in_batches(stream, partial(_handle_batch, access=access, send=send,
+                                         settings=settings, policy=policy,
+                                         deadlines=deadlines, clock=clock),
+                         settings.batch_max)
 
     async def send_ticks() -> None:
         # Timers cannot write tables: this only asks the owning partition to expire.
@@ -184,6 +189,7 @@ def _index_table(table: Any, deadlines: DeadlineIndex) -> int:
 
 async def _handle_batch(
     events: Sequence[EventT[Any]],
+    *,
     access: _PartitionedTable,
     send: Any,
     settings: Settings,
