@@ -1,0 +1,211 @@
+"""End-to-end figures of one worker on the real stack, with a bare aiokafka baseline.
+
+Run (stack up):
+  .venv/bin/python bench/e2e.py throughput [--events N] [--subjects N]
+  .venv/bin/python bench/e2e.py latency [--rate EVENTS_PER_S] [--seconds S]
+
+throughput: N request events are published first; then one worker decides them all. The
+figure is N over the time between the first and the last verdict's create timestamp
+(startup and group join excluded). In the same run, a bare aiokafka consume -> produce
+passthrough (``passthrough`` below: same payloads, same partitions, batched sends, offsets
+committed after the acks, as the worker does) is timed the same way: the physical baseline.
+
+latency: a worker runs; events are offered at a steady rate; for each event the time from
+just before ``send`` to its first verdict arriving at a plain consumer is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from common import (
+    BOOTSTRAP,
+    BenchRun,
+    create_topics,
+    percentile,
+    publish,
+    request_payloads,
+    topic_span,
+)
+
+HERE = Path(__file__).resolve().parent
+
+
+def _cause(value: bytes) -> str | None:
+    decision: dict[str, Any] = orjson.loads(value)
+    cause = decision.get("cause") or {}
+    return cause.get("event_id") if isinstance(cause, dict) else None
+
+
+def _event_id(value: bytes) -> str | None:
+    event: dict[str, Any] = orjson.loads(value)
+    return str(event["event_id"])
+
+
+async def _warm_up(run: BenchRun) -> None:
+    # One event decided means the worker has joined the group and owns every partition.
+    await publish(run.requests, request_payloads(1, 1, seed=1, prefix="warm-up-"))
+    covered, _ = await topic_span(run.decisions, 1, 120, _cause)
+    if covered < 1:
+        raise SystemExit("worker did not decide the warm-up event within 120 s")
+
+
+def throughput(events: int, subjects: int) -> None:
+    """Worker and passthrough over the same payloads; prints both and the ratio."""
+    run = BenchRun("e2e")
+    run.start_worker()
+    try:
+        asyncio.run(_warm_up(run))
+        run.stop_worker()  # publish with the worker stopped: it then starts on a full topic
+        payloads = list(request_payloads(events, subjects))
+        asyncio.run(publish(run.requests, iter(payloads)))
+        run.start_worker()
+        covered, span = asyncio.run(topic_span(run.decisions, events + 1, 900, _cause))
+        rss = run.peak_rss_mib()
+    finally:
+        run.stop_worker()
+    worker_rate = (covered - 1) / span if span > 0 else 0.0
+    print(f"e2e.worker.events_per_s {worker_rate:,.0f} events/s ({covered - 1} of {events})")
+    if rss is not None:
+        print(f"e2e.worker.peak_rss {rss:,.0f} MiB")
+
+    source, sink = f"{run.requests}.passthrough", f"{run.decisions}.passthrough"
+    asyncio.run(create_topics([source, sink], run.partitions))
+    asyncio.run(publish(source, iter(payloads)))
+    group = f"bench-passthrough-{uuid.uuid4().hex[:6]}"
+    baseline = subprocess.Popen([sys.executable, str(HERE / "e2e.py"), "passthrough",
+                                 source, sink, group], env=run.env)
+    try:
+        passed, base_span = asyncio.run(topic_span(sink, events, 600, _event_id))
+    finally:
+        baseline.terminate()
+        baseline.wait(timeout=30)
+    base_rate = passed / base_span if base_span > 0 else 0.0
+    print(f"e2e.passthrough.events_per_s {base_rate:,.0f} events/s ({passed} of {events})")
+    if base_rate:
+        print(f"e2e.worker_vs_passthrough {worker_rate / base_rate:.2f} x")
+
+
+async def passthrough(source: str, sink: str, group: str) -> None:
+    """The baseline: consume a batch, produce each record unchanged, await acks, commit."""
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=BOOTSTRAP, group_id=group,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                max_partition_fetch_bytes=8 << 20)
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5,
+                                max_batch_size=1 << 20)
+    await consumer.start()
+    await producer.start()
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=100, max_records=2000)
+            futures = [await producer.send(sink, message.value, key=message.key)
+                       for messages in batches.values() for message in messages]
+            await asyncio.gather(*futures)
+            if futures:
+                await consumer.commit()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def _offer(run: BenchRun, rate: int, seconds: float) -> list[float]:
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    await consumer.start()
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topic
+    tps = [TopicPartition(run.decisions, p)
+           for p in sorted(consumer.partitions_for_topic(run.decisions) or ())]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks=1, linger_ms=0)
+    await producer.start()
+    total = int(rate * seconds)
+    stop = asyncio.Event()
+
+    async def read() -> None:
+        while not stop.is_set():
+            for messages in (await consumer.getmany(timeout_ms=50)).values():
+                seen = time.perf_counter()
+                for message in messages:
+                    started = sent.pop(_cause(message.value) or "", None)
+                    if started is not None:
+                        latencies.append(seen - started)
+            if len(latencies) >= total:
+                stop.set()
+
+    reader = asyncio.create_task(read())
+    tick = 0.01  # send in 10 ms slices: steady load without one task per event
+    payloads = request_payloads(total, 20_000, seed=5)
+    began = time.perf_counter()
+    for number, (key, value) in enumerate(payloads):
+        due = began + number / rate
+        if due - time.perf_counter() > tick:
+            await asyncio.sleep(due - time.perf_counter())
+        sent[f"e-{number}"] = time.perf_counter()
+        await producer.send(run.requests, value, key=key)
+    await producer.flush()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=60)
+    stop.set()
+    await reader
+    await producer.stop()
+    await consumer.stop()
+    return latencies
+
+
+def latency(rate: int, seconds: float) -> None:
+    """Decision latency at a steady offered load."""
+    run = BenchRun("latency")
+    run.start_worker()
+    try:
+        asyncio.run(_warm_up(run))
+        latencies = asyncio.run(_offer(run, rate, seconds))
+    finally:
+        run.stop_worker()
+    total = int(rate * seconds)
+    print(f"latency.offered {rate:,} events/s for {seconds:.0f} s "
+          f"({len(latencies)} of {total} decided)")
+    if latencies:
+        print(f"latency.p50 {percentile(latencies, 0.5) * 1000:.1f} ms")
+        print(f"latency.p99 {percentile(latencies, 0.99) * 1000:.1f} ms")
+        print(f"latency.max {max(latencies) * 1000:.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    through = commands.add_parser("throughput")
+    through.add_argument("--events", type=int, default=100_000)
+    through.add_argument("--subjects", type=int, default=10_000)
+    late = commands.add_parser("latency")
+    late.add_argument("--rate", type=int, default=5_000)
+    late.add_argument("--seconds", type=float, default=20.0)
+    relay = commands.add_parser("passthrough")
+    relay.add_argument("source")
+    relay.add_argument("sink")
+    relay.add_argument("group")
+    args = parser.parse_args()
+    if args.command == "throughput":
+        throughput(args.events, args.subjects)
+    elif args.command == "latency":
+        latency(args.rate, args.seconds)
+    else:
+        asyncio.run(passthrough(args.source, args.sink, args.group))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
