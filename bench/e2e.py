@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,21 +80,37 @@ def throughput(events: int, subjects: int) -> None:
     if rss is not None:
         print(f"e2e.worker.peak_rss {rss:,.0f} MiB")
 
-    source, sink = f"{run.requests}.passthrough", f"{run.decisions}.passthrough"
+    base_rate = _baseline(run, payloads, "passthrough",
+                          lambda source, sink: [sys.executable, str(HERE / "e2e.py"),
+                                                "passthrough", source, sink,
+                                                f"bench-passthrough-{uuid.uuid4().hex[:6]}"])
+    floor_rate = _baseline(run, payloads, "faust_floor",
+                           lambda source, sink: [sys.executable, str(HERE / "faust_floor.py"),
+                                                 "worker", "--without-web", "-l", "warn"])
+    for name, rate in (("passthrough", base_rate), ("faust_floor", floor_rate)):
+        if rate:
+            print(f"e2e.worker_vs_{name} {worker_rate / rate:.2f} x")
+
+
+def _baseline(run: BenchRun, payloads: list[tuple[bytes, bytes]], name: str,
+              command: Callable[[str, str], list[str]]) -> float:
+    """Time one baseline process over the same payloads; prints and returns its rate."""
+    source, sink = f"{run.requests}.{name}", f"{run.decisions}.{name}"
     asyncio.run(create_topics([source, sink], run.partitions))
     asyncio.run(publish(source, iter(payloads)))
-    group = f"bench-passthrough-{uuid.uuid4().hex[:6]}"
-    baseline = subprocess.Popen([sys.executable, str(HERE / "e2e.py"), "passthrough",
-                                 source, sink, group], env=run.env)
+    data = Path(run.env["JITWATCH_DATA_DIR"]) / name
+    env = {**run.env, "FLOOR_SOURCE": source, "FLOOR_SINK": sink, "FLOOR_DATA": str(data),
+           "FLOOR_APP": f"bench-{name}-{uuid.uuid4().hex[:6]}"}
+    process = subprocess.Popen(command(source, sink), env=env, cwd=HERE,
+                               stdout=run.log, stderr=subprocess.STDOUT)
     try:
-        passed, base_span = asyncio.run(topic_span(sink, events, 600, _event_id))
+        passed, span = asyncio.run(topic_span(sink, len(payloads), 900, _event_id))
     finally:
-        baseline.terminate()
-        baseline.wait(timeout=30)
-    base_rate = passed / base_span if base_span > 0 else 0.0
-    print(f"e2e.passthrough.events_per_s {base_rate:,.0f} events/s ({passed} of {events})")
-    if base_rate:
-        print(f"e2e.worker_vs_passthrough {worker_rate / base_rate:.2f} x")
+        process.kill()
+        process.wait(timeout=30)
+    rate = passed / span if span > 0 else 0.0
+    print(f"e2e.{name}.events_per_s {rate:,.0f} events/s ({passed} of {len(payloads)})")
+    return rate
 
 
 async def passthrough(source: str, sink: str, group: str) -> None:
@@ -175,12 +191,12 @@ def latency(rate: int, seconds: float) -> None:
     finally:
         run.stop_worker()
     total = int(rate * seconds)
-    print(f"latency.offered {rate:,} events/s for {seconds:.0f} s "
-          f"({len(latencies)} of {total} decided)")
+    name = f"latency.at_{rate}_per_s"
+    print(f"{name}.decided {len(latencies)} of {total} events (offered for {seconds:.0f} s)")
     if latencies:
-        print(f"latency.p50 {percentile(latencies, 0.5) * 1000:.1f} ms")
-        print(f"latency.p99 {percentile(latencies, 0.99) * 1000:.1f} ms")
-        print(f"latency.max {max(latencies) * 1000:.1f} ms")
+        print(f"{name}.p50 {percentile(latencies, 0.5) * 1000:.1f} ms")
+        print(f"{name}.p99 {percentile(latencies, 0.99) * 1000:.1f} ms")
+        print(f"{name}.max {max(latencies) * 1000:.1f} ms")
 
 
 def main() -> None:
@@ -207,5 +223,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()

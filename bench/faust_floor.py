@@ -1,0 +1,61 @@
+"""faust's own floor: what the worker must do for every event, minus deciding anything.
+
+One agent, the worker's batching, one table write per event (RocksDB + changelog) and one
+record produced per event, acks awaited before the table is written: the worker's shape
+with the policy taken out. ``bench/e2e.py throughput`` runs it as a second baseline, so
+the figures tell faust's share from ours.
+
+Run by e2e.py: FLOOR_SOURCE=... FLOOR_SINK=... FLOOR_APP=... FLOOR_DATA=...
+python bench/faust_floor.py worker --without-web -l warn
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import EventT
+
+from streams.batching import in_batches
+
+app = faust.App(
+    os.environ["FLOOR_APP"],
+    broker=f"kafka://{os.environ.get('JITWATCH_KAFKA_BOOTSTRAP', '127.0.0.1:9092')}",
+    store="rocksdb://",
+    datadir=os.environ["FLOOR_DATA"],
+    topic_partitions=8,
+    consumer_auto_offset_reset="earliest",
+    producer_acks=-1,
+    producer_linger_ms=2,
+    web_enabled=False,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+source = app.topic(os.environ["FLOOR_SOURCE"], key_serializer="raw", value_serializer="raw")
+table = app.Table("floor", default=None, partitions=8, key_type=bytes, value_type=bytes)
+sink = os.environ["FLOOR_SINK"]
+
+
+async def _handle(events: Sequence[EventT[Any]]) -> None:
+    futures = [await app.producer.send(sink, event.message.key, event.message.value,
+                                       partition=None, timestamp=None, headers=None)
+               for event in events]
+    await asyncio.gather(*futures)
+    for event in events:
+        _current_event.set(weakref.ref(event))
+        table[event.message.key] = event.message.value
+
+
+@app.agent(source, concurrency=1)
+async def floor(stream: Any) -> None:
+    """Produce and store every event, in natural batches."""
+    await in_batches(stream, _handle, 500)
+
+
+if __name__ == "__main__":
+    app.main()

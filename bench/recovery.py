@@ -1,0 +1,173 @@
+"""A worker with N subjects in state: restart time, memory, and expiry lateness.
+
+Run (stack up): .venv/bin/python bench/recovery.py [--subjects 1000000] [--spread 3600]
+                                                   [--measure 90]
+
+The grants changelog is written directly (one live grant per subject, the exact bytes the
+worker stores, on the partition faust would use), so the state of a million subjects is
+there in seconds rather than after a million decided requests. Then:
+
+1. cold start: a worker with an empty data directory rebuilds RocksDB from the changelog;
+   ``recovery.cold_s`` is the time from process start to its verdict on a probe request
+   published at that moment (start-up, group join, recovery, the expiry index).
+2. expiry lateness: the grants expire evenly over ``--spread`` seconds from ``--lead``
+   seconds after the start; for ``--measure`` seconds every ``ttl-expired`` revoke's
+   ``emitted_at - expires_at`` is recorded (p50/p99/max) while all N deadlines are indexed.
+3. restart: the worker is stopped cleanly and started again on the same RocksDB data;
+   ``recovery.restart_s`` is measured as in 1.
+
+Peak memory (VmHWM) of the worker is printed after each phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from common import BOOTSTRAP, BenchRun, percentile
+
+from schemas._base import format_time
+from streams.app import TABLE_NAME
+
+
+def _stored(number: int, granted: datetime, expires: datetime) -> bytes:
+    # The shape encode_stored gives a subject with one approved request (see
+    # tests/streams: the codec round trip), built without the models for speed.
+    at = format_time(granted)
+    return orjson.dumps({"tenants": {"default": {
+        "grants": [{"request_id": f"r-{number}",
+                    "resources": [{"id": "db", "env": "prod", "sensitivity": "low"}],
+                    "granted_at": at, "expires_at": format_time(expires)}],
+        "applied": [f"e-{number}"], "recent_requests": [at]}}})
+
+
+async def preload(run: BenchRun, subjects: int, lead: float, spread: float) -> datetime:
+    """Write the changelog; returns when the first grant expires."""
+    changelog = f"{run.env['JITWATCH_APP_ID']}-{TABLE_NAME}-changelog"
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(changelog, run.partitions, 1,
+                                            topic_configs={"cleanup.policy": "compact"})])
+    finally:
+        await admin.close()
+    now = datetime.now(UTC)
+    first = now + timedelta(seconds=lead)
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=20, acks=1,
+                                max_batch_size=1 << 20)
+    await producer.start()
+    started = time.monotonic()
+    try:
+        for number in range(subjects):
+            expires = first + timedelta(seconds=spread * number / subjects)
+            await producer.send(changelog, _stored(number, now, expires),
+                                key=f"s-{number}".encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    print(f"recovery.preload {subjects:,} subjects in {time.monotonic() - started:.1f} s")
+    return first
+
+
+async def probe(run: BenchRun, started: float, name: str, timeout_s: float = 900) -> float:
+    """Publish one request now; seconds from ``started`` to its verdict."""
+    event = {"type": "request.created", "event_id": f"probe-{name}",
+             "at": format_time(datetime.now(UTC)), "subject": {"id": f"probe-{name}"},
+             "request_id": f"probe-{name}",
+             "resources": [{"id": "db", "env": "prod", "sensitivity": "low"}], "ttl_s": 60}
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
+    await producer.start()
+    await producer.send_and_wait(run.requests, orjson.dumps(event), key=event["event_id"].encode())
+    await producer.stop()
+    async with contextlib.aclosing(_decisions(run, timeout_s)) as decisions:
+        async for decision in decisions:
+            if decision["cause"]["event_id"] == event["event_id"]:
+                return time.monotonic() - started
+    raise SystemExit(f"no verdict on the probe within {timeout_s} s")
+
+
+async def _decisions(run: BenchRun, timeout_s: float) -> AsyncIterator[dict[str, Any]]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topic
+        tps = [TopicPartition(run.decisions, p)
+               for p in sorted(consumer.partitions_for_topic(run.decisions) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=200,
+                                                    max_records=20_000)).values():
+                for message in messages:
+                    yield orjson.loads(message.value)
+    finally:
+        await consumer.stop()
+
+
+async def lateness(run: BenchRun, first: datetime, measure: float) -> list[float]:
+    """Lateness of the revokes due in the ``measure`` seconds after ``first``."""
+    wait = (first - datetime.now(UTC)).total_seconds()
+    if wait < 0:
+        print(f"recovery.warning the first grants expired {-wait:.0f} s before the worker "
+              "was ready; raise --lead")
+    await asyncio.sleep(max(0.0, wait) + measure + 3)
+    end = first + timedelta(seconds=measure)
+    late: list[float] = []
+    async for decision in _decisions(run, 30):
+        if decision["rule"]["id"] == "ttl-expired":
+            due = datetime.fromisoformat(decision["at"])
+            if due <= end:
+                late.append((datetime.fromisoformat(decision["emitted_at"])
+                             - due).total_seconds())
+    return late
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subjects", type=int, default=1_000_000)
+    parser.add_argument("--spread", type=float, default=3600.0,
+                        help="seconds over which the grants expire")
+    parser.add_argument("--lead", type=float, default=None,
+                        help="seconds from preload to the first expiry (default: N/8000+60)")
+    parser.add_argument("--measure", type=float, default=90.0,
+                        help="seconds of expiries to measure lateness over")
+    args = parser.parse_args()
+    lead = args.lead if args.lead is not None else args.subjects / 8000 + 60
+    run = BenchRun("recovery")
+    first = asyncio.run(preload(run, args.subjects, lead, args.spread))
+    try:
+        started = time.monotonic()
+        run.start_worker()
+        print(f"recovery.cold_s {asyncio.run(probe(run, started, 'cold')):.1f} s "
+              f"({args.subjects:,} subjects from the changelog, empty data dir)")
+        print(f"recovery.cold_peak_rss {run.peak_rss_mib() or 0:,.0f} MiB")
+        late = asyncio.run(lateness(run, first, args.measure))
+        print(f"expiry.revoked {len(late):,} due in the first {args.measure:.0f} s "
+              f"({args.subjects:,} grants live)")
+        if late:
+            print(f"expiry.lateness_p50 {percentile(late, 0.5) * 1000:.0f} ms")
+            print(f"expiry.lateness_p99 {percentile(late, 0.99) * 1000:.0f} ms")
+            print(f"expiry.lateness_max {max(late) * 1000:.0f} ms")
+        print(f"expiry.peak_rss {run.peak_rss_mib() or 0:,.0f} MiB")
+        run.stop_worker()
+        started = time.monotonic()
+        run.start_worker()
+        print(f"recovery.restart_s {asyncio.run(probe(run, started, 'restart')):.1f} s "
+              "(same RocksDB data dir, clean stop before)")
+        print(f"recovery.restart_peak_rss {run.peak_rss_mib() or 0:,.0f} MiB")
+    finally:
+        run.stop_worker()
+
+
+if __name__ == "__main__":
+    main()
