@@ -91,11 +91,13 @@ class Stack:
     def audit_prefix(self) -> str:
         return self.env["JITWATCH_AUDIT_KEY_PREFIX"]
 
-    def start(self, command: str, log_dir: Path, **env: str) -> subprocess.Popen[bytes]:
-        """Start a ``jitwatch`` subcommand in the background with this session's settings."""
+    def start(self, command: str, log_dir: Path, *args: str,
+              **env: str) -> subprocess.Popen[bytes]:
+        """Start a ``jitwatch`` subcommand (with ``args``) in the background with this
+        session's settings."""
         log = (log_dir / f"{command}-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", command],
+            [sys.executable, "-m", "streams.cli", command, *args],
             cwd=REPO, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
         )
         self.processes.append(process)
