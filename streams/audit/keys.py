@@ -13,7 +13,8 @@ The stack's ACLs (ops/stack) grant the sink ``P:p*`` and ``P:ix:*``, the notary 
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import AsyncIterator
+from typing import Literal, cast
 
 import redis.asyncio as aioredis
 from pydantic import SecretStr
@@ -26,12 +27,14 @@ __all__ = [
     "checkpoint_key",
     "index_key",
     "index_prefix",
+    "read_stream",
     "redis_for",
     "stream_key",
 ]
 
 Role = Literal["sink", "notary", "verifier"]
 INDEXED_FIELDS = ("subject", "request", "action", "rule")
+StreamEntry = tuple[bytes, dict[bytes, bytes]]
 
 
 def stream_key(prefix: str, partition: int) -> str:
@@ -71,3 +74,16 @@ def redis_for(settings: Settings, role: Role) -> aioredis.Redis:
     if password is not None:
         credentials["password"] = password.get_secret_value()
     return aioredis.Redis.from_url(settings.redis_url, **credentials)  # type: ignore[arg-type]
+
+
+async def read_stream(client: aioredis.Redis, key: str, after: str | None = None,
+                      page: int = 10_000) -> AsyncIterator[list[StreamEntry]]:
+    """A Redis Stream's entries (after stream id ``after``) in pages, oldest first, so a
+    long chain is never held in memory at once."""
+    start = "-" if after is None else f"({after}"
+    while True:
+        reply = cast(list[StreamEntry], await client.xrange(key, min=start, count=page))
+        if not reply:
+            return
+        yield reply
+        start = "(" + reply[-1][0].decode()

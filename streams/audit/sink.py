@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -46,8 +47,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # KEYS[1] the chain; ARGV[1] the index key prefix, ARGV[2] the partition, ARGV[3]/ARGV[4]
-# the head seq/hash the new entries link to; then _STRIDE values per entry. Commands run
-# under the caller's ACL user, so the script can do nothing the sink may not.
+# the head seq/hash the new entries link to; then one argument per entry: its _ENTRY_PARTS
+# values, each with a 4-byte big-endian length (13 arguments per entry cost the client more
+# to pack than everything else). Low-cardinality indexes (action, rule) get one ZADD per
+# value and batch. Commands run under the caller's ACL user, so the script can do nothing
+# the sink may not.
 _APPEND = """
 local head = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local seq, hash = '-1', ''
@@ -58,24 +62,38 @@ if #head > 0 then
   end
 end
 if seq ~= ARGV[3] or hash ~= ARGV[4] then return {'conflict', seq, hash} end
-local names = {'subject', 'request', 'action', 'rule'}
-local n = 0
-for i = 5, #ARGV, 13 do
-  redis.call('XADD', KEYS[1], ARGV[i], 'seq', ARGV[i + 1], 'offset', ARGV[i + 2],
-    'key', ARGV[i + 3], 'decision_id', ARGV[i + 4], 'decision', ARGV[i + 5],
-    'prev', ARGV[i + 6], 'hash', ARGV[i + 7])
-  local ref = ARGV[2] .. ':' .. ARGV[i + 2]
-  for j = 1, 4 do
-    local value = ARGV[i + 8 + j]
-    if value ~= '' then
-      redis.call('ZADD', ARGV[1] .. names[j] .. ':' .. value, ARGV[i + 8], ref)
-    end
-  end
-  n = n + 1
+local ix, partition = ARGV[1], ARGV[2]
+local grouped = {}
+local function group(key, score, ref)
+  local list = grouped[key]
+  if list == nil then list = {}; grouped[key] = list end
+  list[#list + 1] = score
+  list[#list + 1] = ref
 end
-return {'ok', n}
+local v = {}
+for i = 5, #ARGV do
+  local blob, pos = ARGV[i], 1
+  for j = 1, 13 do
+    local size = struct.unpack('>I4', blob, pos)
+    v[j] = string.sub(blob, pos + 4, pos + 3 + size)
+    pos = pos + 4 + size
+  end
+  redis.call('XADD', KEYS[1], v[1], 'seq', v[2], 'offset', v[3], 'key', v[4],
+    'decision_id', v[5], 'decision', v[6], 'prev', v[7], 'hash', v[8])
+  local ref = partition .. ':' .. v[3]
+  if v[10] ~= '' then redis.call('ZADD', ix .. 'subject:' .. v[10], v[9], ref) end
+  if v[11] ~= '' then redis.call('ZADD', ix .. 'request:' .. v[11], v[9], ref) end
+  if v[12] ~= '' then group(ix .. 'action:' .. v[12], v[9], ref) end
+  if v[13] ~= '' then group(ix .. 'rule:' .. v[13], v[9], ref) end
+end
+for key, list in pairs(grouped) do
+  for first = 1, #list, 2000 do  -- unpack() has a stack limit
+    redis.call('ZADD', key, unpack(list, first, math.min(first + 1999, #list)))
+  end
+end
+return {'ok', #ARGV - 4}
 """
-_STRIDE = 13
+_LENGTH = struct.Struct(">I").pack
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +106,15 @@ class AuditRecord:
     value: bytes
 
 
-def _index_values(decision: bytes) -> tuple[str, bytes, bytes, bytes, bytes, bytes]:
+def _index_values(decision: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes, bytes]:
     """Score (ms of ``at``), decision id and the indexed values; empty when unreadable, so
     an odd record is still chained (evidence), just not indexed."""
     try:
         data = orjson.loads(decision)
         at = data.get("at") or ""
-        score = "0"
+        score = b"0"
         if at:
-            score = str(int(datetime.fromisoformat(at).timestamp() * 1000))
+            score = b"%d" % (datetime.fromisoformat(at).timestamp() * 1000)
         rule = data.get("rule") or {}
         subject = data.get("subject") or {}
         return (score, str(data.get("decision_id") or "").encode(),
@@ -104,7 +122,7 @@ def _index_values(decision: bytes) -> tuple[str, bytes, bytes, bytes, bytes, byt
                 str(data.get("request_id") or "").encode(),
                 str(data.get("action") or "").encode(), str(rule.get("id") or "").encode())
     except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError):
-        return "0", b"", b"", b"", b"", b""
+        return b"0", b"", b"", b"", b"", b""
 
 
 class RedisAuditSink:
@@ -187,20 +205,24 @@ class RedisAuditSink:
                 await self.read_heads(unknown)
             await self._check_replays()
             calls: list[tuple[int, Head, int]] = []
-            async with self._client.pipeline(transaction=False) as pipe:
-                for partition, records in self._buffer.items():
-                    head = self._heads[partition]
-                    args, new_head = self._chain(partition, head, records)
-                    if new_head is None or new_head == head:
-                        continue
-                    await self._append(keys=[stream_key(self._prefix, partition)],
-                                 args=[self._index_prefix, partition,
-                                       -1 if head is None else head.seq,
-                                       "" if head is None else head.hash, *args],
-                                 client=pipe)
-                    calls.append((partition, new_head, len(args) // _STRIDE))
-                replies = await pipe.execute() if calls else []
+            sends: list[asyncio.Future[Any]] = []
+            for partition, records in self._buffer.items():
+                head = self._heads[partition]
+                args, new_head = self._chain(partition, head, records)
+                if new_head is None or new_head == head:
+                    continue
+                sends.append(asyncio.ensure_future(self._append(
+                    keys=[stream_key(self._prefix, partition)],
+                    args=[self._index_prefix, partition, -1 if head is None else head.seq,
+                          "" if head is None else head.hash, *args])))
+                calls.append((partition, new_head, len(args)))
+                # Let the call go out: Redis appends it while the next partition is hashed.
+                await asyncio.sleep(0)
+            replies = await asyncio.gather(*sends, return_exceptions=True)
+            failure = next((r for r in replies if isinstance(r, BaseException)), None)
             for (partition, new_head, count), reply in zip(calls, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    continue  # kept in the buffer for the retry; raised below
                 if reply[0] == b"ok":
                     self._heads[partition] = new_head
                     appended += count
@@ -209,6 +231,10 @@ class RedisAuditSink:
                 else:  # another writer, or Redis lost writes: look again
                     known = self._heads.pop(partition, None)
                     self._compare(partition, known, await self._read_head(partition))
+            if failure is not None:
+                # Whether a failed call was applied shows on the retry: its head check
+                # reports a conflict and the records become replays.
+                raise failure
             for partition in [p for p in self._buffer if p not in {c[0] for c in calls}]:
                 self._buffer.pop(partition)  # only replays: nothing to append
         return appended
@@ -230,8 +256,10 @@ class RedisAuditSink:
             score, decision_id, *indexed = _index_values(record.value)
             digest = entry_hash(partition, seq, record.offset, key, decision_id, record.value,
                                 prev)
-            args += [entry_id(record.offset), seq, record.offset, key, decision_id,
-                     record.value, prev, digest, score, *indexed]
+            parts = (entry_id(record.offset).encode(), b"%d" % seq, b"%d" % record.offset, key,
+                     decision_id, record.value, prev.encode(), digest.encode(), score,
+                     *indexed)
+            args.append(b"".join([_LENGTH(len(part)) + part for part in parts]))
             prev, last = digest, record.offset
         return args, (head if seq == (-1 if head is None else head.seq)
                       else Head(seq, last, prev))
