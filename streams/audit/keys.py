@@ -3,8 +3,9 @@
 Under the prefix ``P`` (``JITWATCH_AUDIT_KEY_PREFIX``):
 
 - ``P:p<partition>``: the hash chain of one decisions partition (a Redis Stream),
-- ``P:ix:<field>:<value>``: sorted sets of entry refs ``<partition>:<offset>`` scored by
-  the decision's ``at`` (ms) for ``subject``, ``request``, ``action`` and ``rule``,
+- ``P:ix:<field>``: for ``subject``, ``request``, ``action`` and ``rule``, one sorted set
+  of members ``<value> NUL <at in epoch ms, 13 digits> NUL <partition>:<offset>``, all with
+  score 0, so ``ZRANGEBYLEX`` finds a value's entries in time order (:func:`index_member`),
 - ``P:cp:p<partition>``: the notary's signed checkpoints of that chain (a Redis Stream).
 
 The stack's ACLs (ops/stack) grant the sink ``P:p*`` and ``P:ix:*``, the notary read on
@@ -26,7 +27,8 @@ __all__ = [
     "Role",
     "checkpoint_key",
     "index_key",
-    "index_prefix",
+    "index_member",
+    "index_range",
     "read_stream",
     "redis_for",
     "stream_key",
@@ -47,15 +49,25 @@ def checkpoint_key(prefix: str, partition: int) -> str:
     return f"{prefix}:cp:p{partition}"
 
 
-def index_prefix(prefix: str) -> str:
-    """Common start of every index key (the sink's append script adds ``<field>:<value>``)."""
-    return f"{prefix}:ix:"
+def index_key(prefix: str, field: str) -> str:
+    """The index of one field: a sorted set ordered by value, then time (one key per field,
+    so a batch's index entries are one ZADD per field, however many values it has)."""
+    return f"{prefix}:ix:{field}"
 
 
-def index_key(prefix: str, field: str, value: str) -> str:
-    """Sorted set of entry refs ``<partition>:<offset>`` whose decision has ``field`` ==
-    ``value``, scored by the decision's ``at`` in epoch milliseconds."""
-    return f"{index_prefix(prefix)}{field}:{value}"
+def index_member(value: bytes, at_ms: int, partition: int, offset: int) -> bytes:
+    """One index entry: the value, the decision's time and where the entry is."""
+    return b"%s\x00%013d\x00%d:%d" % (value, max(at_ms, 0), partition, offset)
+
+
+def index_range(value: bytes, since_ms: int | None,
+                until_ms: int | None) -> tuple[bytes, bytes]:
+    """``ZRANGEBYLEX`` bounds of a value's entries from ``since_ms`` to ``until_ms``
+    (inclusive; None: unbounded)."""
+    low = b"[%s\x00%013d" % (value, max(since_ms or 0, 0))
+    if until_ms is None:
+        return low, b"(%s\x01" % value
+    return low, b"(%s\x00%013d" % (value, max(until_ms + 1, 0))
 
 
 def redis_for(settings: Settings, role: Role) -> aioredis.Redis:

@@ -1,10 +1,10 @@
 """``jitwatch audit query`` and ``export``: find decisions in the chains, or copy them out
 with the proof data to verify them offline.
 
-A query with a subject, request, action or rule reads the sink's index (a sorted set per
-value, scored by the decision's time), starting from the smallest matching set, so it
-touches only candidate entries however long the chains are. A query by time range alone
-scans the chains.
+A query with a subject, request, action or rule reads the sink's index (per field a sorted
+set ordered by value, then time; see :func:`streams.audit.keys.index_member`), starting
+from the criterion with the fewest entries in the time range, so it touches only candidate
+entries however long the chains are. A query by time range alone scans the chains.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from streams.audit.keys import (
     StreamEntry,
     checkpoint_key,
     index_key,
+    index_range,
     read_stream,
     stream_key,
 )
@@ -81,8 +82,8 @@ class Found:
                 "decision": self.decision}
 
 
-def _ms(moment: datetime | None, default: str) -> str:
-    return default if moment is None else str(int(moment.timestamp() * 1000))
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
 
 
 def _found(partition: int, stream_id: bytes, fields: dict[bytes, bytes],
@@ -101,18 +102,20 @@ async def query(client: aioredis.Redis, prefix: str, partitions: int,
     results: list[Found] = []
     indexed = filters.indexed()
     if indexed:
-        keys = [index_key(prefix, name, value) for name, value in indexed]
+        since, until = _ms(filters.since), _ms(filters.until)
+        ranges = [(index_key(prefix, name), *index_range(value.encode(), since, until))
+                  for name, value in indexed]
         async with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zcount(key, _ms(filters.since, "-inf"), _ms(filters.until, "+inf"))
+            for key, low, high in ranges:
+                pipe.zlexcount(key, low, high)
             sizes = await pipe.execute()
-        smallest = keys[min(range(len(keys)), key=lambda i: sizes[i])]
-        refs = cast(list[bytes], await client.zrangebyscore(
-            smallest, _ms(filters.since, "-inf"), _ms(filters.until, "+inf")))
+        key, low, high = ranges[min(range(len(ranges)), key=lambda i: sizes[i])]
+        members = cast(list[bytes], await client.zrangebylex(key, low, high))
         async with client.pipeline(transaction=False) as pipe:
             places = []
-            for ref in refs:
-                partition, offset = (int(part) for part in ref.split(b":"))
+            for member in members:
+                partition, offset = (int(part) for part in member.rsplit(b"\x00", 1)[1]
+                                     .split(b":"))
                 places.append(partition)
                 pipe.xrange(stream_key(prefix, partition), min=entry_id(offset),
                             max=entry_id(offset))

@@ -38,7 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.errors import ConfigError
 from streams.audit.chain import GENESIS, AuditTamperError, Head, entry_hash, entry_id
-from streams.audit.keys import index_prefix, redis_for, stream_key
+from streams.audit.keys import INDEXED_FIELDS, index_key, index_member, redis_for, stream_key
 from streams.settings import Settings
 
 __all__ = ["AuditRecord", "RedisAuditSink", "run_audit_sink"]
@@ -46,12 +46,12 @@ __all__ = ["AuditRecord", "RedisAuditSink", "run_audit_sink"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# KEYS[1] the chain; ARGV[1] the index key prefix, ARGV[2] the partition, ARGV[3]/ARGV[4]
-# the head seq/hash the new entries link to; then one argument per entry: its _ENTRY_PARTS
-# values, each with a 4-byte big-endian length (13 arguments per entry cost the client more
-# to pack than everything else). Low-cardinality indexes (action, rule) get one ZADD per
-# value and batch. Commands run under the caller's ACL user, so the script can do nothing
-# the sink may not.
+# KEYS[1] the chain, KEYS[2..5] the subject, request, action and rule indexes; ARGV[1]/
+# ARGV[2] the head seq/hash the new entries link to; then one argument per entry: its
+# _ENTRY_PARTS values, each with a 4-byte big-endian length (13 arguments per entry cost
+# the client more to pack than everything else). Index members go as one ZADD per index
+# and batch. Commands run under the caller's ACL user, so the script can do nothing the
+# sink may not.
 _APPEND = """
 local head = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local seq, hash = '-1', ''
@@ -61,37 +61,33 @@ if #head > 0 then
     if f[i] == 'seq' then seq = f[i + 1] elseif f[i] == 'hash' then hash = f[i + 1] end
   end
 end
-if seq ~= ARGV[3] or hash ~= ARGV[4] then return {'conflict', seq, hash} end
-local ix, partition = ARGV[1], ARGV[2]
-local grouped = {}
-local function group(key, score, ref)
-  local list = grouped[key]
-  if list == nil then list = {}; grouped[key] = list end
-  list[#list + 1] = score
-  list[#list + 1] = ref
-end
+if seq ~= ARGV[1] or hash ~= ARGV[2] then return {'conflict', seq, hash} end
+local members = {{}, {}, {}, {}}
 local v = {}
-for i = 5, #ARGV do
+for i = 3, #ARGV do
   local blob, pos = ARGV[i], 1
-  for j = 1, 13 do
+  for j = 1, 12 do
     local size = struct.unpack('>I4', blob, pos)
     v[j] = string.sub(blob, pos + 4, pos + 3 + size)
     pos = pos + 4 + size
   end
   redis.call('XADD', KEYS[1], v[1], 'seq', v[2], 'offset', v[3], 'key', v[4],
     'decision_id', v[5], 'decision', v[6], 'prev', v[7], 'hash', v[8])
-  local ref = partition .. ':' .. v[3]
-  if v[10] ~= '' then redis.call('ZADD', ix .. 'subject:' .. v[10], v[9], ref) end
-  if v[11] ~= '' then redis.call('ZADD', ix .. 'request:' .. v[11], v[9], ref) end
-  if v[12] ~= '' then group(ix .. 'action:' .. v[12], v[9], ref) end
-  if v[13] ~= '' then group(ix .. 'rule:' .. v[13], v[9], ref) end
-end
-for key, list in pairs(grouped) do
-  for first = 1, #list, 2000 do  -- unpack() has a stack limit
-    redis.call('ZADD', key, unpack(list, first, math.min(first + 1999, #list)))
+  for j = 1, 4 do
+    if v[8 + j] ~= '' then
+      local list = members[j]
+      list[#list + 1] = 0
+      list[#list + 1] = v[8 + j]
+    end
   end
 end
-return {'ok', #ARGV - 4}
+for j = 1, 4 do
+  local list = members[j]
+  for first = 1, #list, 4000 do  -- unpack() has a stack limit
+    redis.call('ZADD', KEYS[1 + j], unpack(list, first, math.min(first + 3999, #list)))
+  end
+end
+return {'ok', #ARGV - 2}
 """
 _LENGTH = struct.Struct(">I").pack
 
@@ -106,23 +102,23 @@ class AuditRecord:
     value: bytes
 
 
-def _index_values(decision: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes, bytes]:
-    """Score (ms of ``at``), decision id and the indexed values; empty when unreadable, so
-    an odd record is still chained (evidence), just not indexed."""
+def _index_parts(decision: bytes, partition: int,
+                 offset: int) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """The decision id and the subject, request, action and rule index members (empty when
+    absent); all empty when the decision is unreadable: it is still chained (evidence),
+    just not indexed."""
     try:
         data = orjson.loads(decision)
-        at = data.get("at") or ""
-        score = b"0"
-        if at:
-            score = b"%d" % (datetime.fromisoformat(at).timestamp() * 1000)
-        rule = data.get("rule") or {}
-        subject = data.get("subject") or {}
-        return (score, str(data.get("decision_id") or "").encode(),
-                str(subject.get("id") or "").encode(),
-                str(data.get("request_id") or "").encode(),
-                str(data.get("action") or "").encode(), str(rule.get("id") or "").encode())
+        at = data.get("at")
+        at_ms = int(datetime.fromisoformat(at).timestamp() * 1000) if at else 0
+        values = (str((data.get("subject") or {}).get("id") or ""),
+                  str(data.get("request_id") or ""), str(data.get("action") or ""),
+                  str((data.get("rule") or {}).get("id") or ""))
+        return (str(data.get("decision_id") or "").encode(),
+                *[index_member(value.encode(), at_ms, partition, offset) if value else b""
+                  for value in values])  # type: ignore[return-value]  # four members
     except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError):
-        return b"0", b"", b"", b"", b"", b""
+        return b"", b"", b"", b"", b""
 
 
 class RedisAuditSink:
@@ -136,7 +132,7 @@ class RedisAuditSink:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._client = client
         self._prefix = prefix
-        self._index_prefix = index_prefix(prefix)
+        self._index_keys = [index_key(prefix, field) for field in INDEXED_FIELDS]
         self._buffer: dict[int, list[AuditRecord]] = defaultdict(list)
         self._heads: dict[int, Head | None] = {}
         self._append = client.register_script(_APPEND)
@@ -212,9 +208,9 @@ class RedisAuditSink:
                 if new_head is None or new_head == head:
                     continue
                 sends.append(asyncio.ensure_future(self._append(
-                    keys=[stream_key(self._prefix, partition)],
-                    args=[self._index_prefix, partition, -1 if head is None else head.seq,
-                          "" if head is None else head.hash, *args])))
+                    keys=[stream_key(self._prefix, partition), *self._index_keys],
+                    args=[-1 if head is None else head.seq, "" if head is None else head.hash,
+                          *args])))
                 calls.append((partition, new_head, len(args)))
                 # Let the call go out: Redis appends it while the next partition is hashed.
                 await asyncio.sleep(0)
@@ -253,12 +249,11 @@ class RedisAuditSink:
                 continue  # a replay, checked by _check_replays, or a duplicate in the batch
             seq += 1
             key = record.key or b""
-            score, decision_id, *indexed = _index_values(record.value)
+            decision_id, *members = _index_parts(record.value, partition, record.offset)
             digest = entry_hash(partition, seq, record.offset, key, decision_id, record.value,
                                 prev)
             parts = (entry_id(record.offset).encode(), b"%d" % seq, b"%d" % record.offset, key,
-                     decision_id, record.value, prev.encode(), digest.encode(), score,
-                     *indexed)
+                     decision_id, record.value, prev.encode(), digest.encode(), *members)
             args.append(b"".join([_LENGTH(len(part)) + part for part in parts]))
             prev, last = digest, record.offset
         return args, (head if seq == (-1 if head is None else head.seq)
