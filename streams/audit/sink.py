@@ -4,9 +4,9 @@ One chain (Redis Stream) per decisions partition, entry id ``0-<offset + 1>``, s
 order is topic order and a replayed offset is recognised instead of appended twice (and a
 replayed offset whose stored entry differs stops the sink as tampering). Each flush hashes
 the new entries in Python (:mod:`streams.audit.chain`) and appends them, with their query
-index, through one Lua script per partition that first checks the chain's head is still the
-one the hashes link to: a compare-and-append, atomic in Redis, all partitions in one round
-trip.
+index, through one Lua script call per partition that first checks the chain's head is
+still the one the hashes link to: a compare-and-append, atomic in Redis. Partitions' calls
+go out one after another without waiting, so Redis appends one while the next is hashed.
 
 Redis is the source of truth for the position: on assignment the sink reads each chain's
 head and seeks Kafka to the offset after it, and Kafka offsets are committed only after
