@@ -33,6 +33,17 @@ REDIS_ADMIN_USER = os.environ.get("REDIS_ADMIN_USER")
 REDIS_ADMIN_PASSWORD_FILE = os.environ.get("REDIS_ADMIN_PASSWORD_FILE")
 
 
+def secrets_of(env: dict[str, str]) -> list[str]:
+    """The Redis passwords and the notary's private key of ``env``: never in any output."""
+    found = [Path(path).read_text(encoding="utf-8").strip()
+             for name, path in env.items() if name.endswith("PASSWORD_FILE")]
+    key = env.get("JITWATCH_AUDIT_SIGNING_KEY_FILE")
+    if key:
+        found += [line for line in Path(key).read_text(encoding="utf-8").splitlines()
+                  if line and not line.startswith("-----")]
+    return found
+
+
 def redis_admin() -> aioredis.Redis:
     """A client as the stack's admin user (or Redis' default user without ACLs)."""
     if REDIS_ADMIN_USER and REDIS_ADMIN_PASSWORD_FILE:

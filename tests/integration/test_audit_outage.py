@@ -17,7 +17,14 @@ import redis.asyncio as aioredis
 
 from streams.audit import stream_key
 from tests.factories import raw_request
-from tests.integration.conftest import REPO, Producer, Stack, decisions_for, read_topic
+from tests.integration.conftest import (
+    REPO,
+    Producer,
+    Stack,
+    decisions_for,
+    read_topic,
+    secrets_of,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("worker", "audit_sink")]
 
@@ -56,7 +63,7 @@ async def publish(producer: Producer, subject: str, count: int, start: int = 0) 
 
 
 async def test_chain_equals_topic_and_is_signed(
-    stack: Stack, producer: Producer, notary: subprocess.Popen[bytes]
+    stack: Stack, producer: Producer, notary: subprocess.Popen[bytes], logs: Path
 ) -> None:
     subject = f"audit-{uuid.uuid4().hex[:8]}"
     await publish(producer, subject, 12)
@@ -66,6 +73,9 @@ async def test_chain_equals_topic_and_is_signed(
     assert "equal to the topic's" in result.stdout
     assert "INTACT" in result.stdout
     assert notary.poll() is None, "notary exited"
+    logged = read_logs(logs)
+    assert "checkpoint: partition" in logged
+    assert not [secret for secret in secrets_of(stack.env) if secret in logged]
 
 
 def restart_stack() -> None:
@@ -73,6 +83,11 @@ def restart_stack() -> None:
     restarted = subprocess.run([str(REPO / "ops" / "stack"), "up"], cwd=REPO,
                                capture_output=True, text=True, timeout=120, check=False)
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+
+
+def read_logs(logs: Path) -> str:
+    """Everything the session's processes wrote."""
+    return "".join(path.read_text(errors="replace") for path in logs.iterdir())
 
 
 def _stack_dir() -> Path:

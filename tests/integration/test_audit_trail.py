@@ -30,7 +30,7 @@ from streams.audit.notary import Notary, load_private_key, load_public_key
 from streams.audit.query import Filters, export, query
 from streams.audit.verify import VerifyReport, verify_export, verify_redis
 from streams.settings import Settings, load_settings
-from tests.integration.conftest import REDIS_ADMIN_USER, REDIS_URL, REPO, Stack
+from tests.integration.conftest import REDIS_ADMIN_USER, REDIS_URL, REPO, Stack, secrets_of
 
 pytestmark = pytest.mark.integration
 
@@ -253,39 +253,31 @@ async def test_a_rewritten_chain_with_fresh_hashes_is_caught_by_the_checkpoint(
     assert "notary signed" in report.problems[0].what
 
 
+def cli(stack: Stack, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``jitwatch audit ARGS`` on the test's keys, as the operators run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "audit", *args], cwd=REPO,
+        env={**stack.env, "JITWATCH_AUDIT_KEY_PREFIX": prefix,
+             "JITWATCH_TOPIC_PARTITIONS": str(PARTITIONS)},
+        capture_output=True, text=True, timeout=60, check=False)
+
+
 async def test_verify_command_names_the_entry_and_exits_1(
     stack: Stack, settings: Settings, prefix: str, redis_client: aioredis.Redis,
     role: Callable[[str], aioredis.Redis]
 ) -> None:
     await signed_chain(settings, prefix, role, 6)
 
-    def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "streams.cli", "audit", "verify"], cwd=REPO,
-            env={**stack.env, "JITWATCH_AUDIT_KEY_PREFIX": prefix,
-                 "JITWATCH_TOPIC_PARTITIONS": str(PARTITIONS)},
-            capture_output=True, text=True, timeout=60, check=False)
-
-    ok = run()
+    ok = cli(stack, prefix, "verify")
     assert ok.returncode == 0, ok.stderr
     assert "INTACT" in ok.stdout
     await rewrite(redis_client, stream_key(prefix, 0), delete_middle)
-    bad = run()
+    bad = cli(stack, prefix, "verify")
     assert bad.returncode == 1
     assert "first bad entry: TAMPERED: partition 0 seq 4 offset 4" in bad.stderr
     output = ok.stdout + ok.stderr + bad.stdout + bad.stderr
-    assert not [secret for secret in secrets(stack.env) if secret in output]
+    assert not [secret for secret in secrets_of(stack.env) if secret in output]
 
-
-def secrets(env: dict[str, str]) -> list[str]:
-    """The Redis passwords and the notary's private key: never in any output."""
-    files = [value for name, value in env.items() if name.endswith("PASSWORD_FILE")]
-    found = [Path(path).read_text(encoding="utf-8").strip() for path in files]
-    key = env.get("JITWATCH_AUDIT_SIGNING_KEY_FILE")
-    if key:
-        found += [line for line in Path(key).read_text(encoding="utf-8").splitlines()
-                  if line and not line.startswith("-----")]
-    return found
 
 
 # ---------------------------------------------------------------- query and export
@@ -339,6 +331,37 @@ async def test_export_verifies_offline_and_shows_tampering(
     assert (report.problems[0].partition, report.problems[0].seq) == (0, 2)
     assert verify_export([line for line in exported if b'"seq":5' not in line],
                          public_key).exit_code == 1  # cut tail behind the checkpoint
+
+
+async def test_query_export_and_offline_verify_commands(
+    stack: Stack, settings: Settings, prefix: str, role: Callable[[str], aioredis.Redis],
+    tmp_path: Path
+) -> None:
+    sink = RedisAuditSink(role("sink"), prefix)
+    sink.add(AuditRecord(0, 0, b"alice", decision(0, "alice")))
+    sink.add(AuditRecord(1, 0, b"bob", decision(1, "bob", "deny", "ttl-max", minutes=1)))
+    await sink.flush()
+    await sign_all(settings, prefix, role("notary"))
+
+    jsonl = cli(stack, prefix, "query", "--action", "deny", "--format", "jsonl")
+    assert jsonl.returncode == 0, jsonl.stderr
+    [line] = jsonl.stdout.splitlines()
+    found = orjson.loads(line)
+    assert (found["partition"], found["seq"], found["decision"]["subject"]["id"]) == \
+        (1, 0, "bob")
+    table = cli(stack, prefix, "query", "--since", "2026-11-23T10:00:30Z")
+    assert table.returncode == 0, table.stderr
+    assert "bob" in table.stdout
+    assert "alice" not in table.stdout
+    assert "1 entries" in table.stderr
+
+    out = tmp_path / "audit.jsonl"
+    exported = cli(stack, prefix, "export", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    offline = cli(stack, prefix, "verify", "--export", str(out), "--public-key",
+                  stack.env["JITWATCH_AUDIT_VERIFY_KEY_FILE"])
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    assert "ok: partition 1: 1 entries, 1 checkpoints" in offline.stdout
 
 
 # ---------------------------------------------------------------- least privilege
