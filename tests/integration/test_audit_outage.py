@@ -146,3 +146,34 @@ async def test_entries_redis_lost_are_refilled_from_kafka(
     assert result.returncode == 0, result.stdout + result.stderr
     assert await redis_client.xlen(chain) == len(entries)
     assert audit_sink.poll() is None
+
+
+async def test_the_sink_stops_loudly_when_its_chain_is_altered(
+    stack: Stack, producer: Producer, redis_client: aioredis.Redis, logs: Path
+) -> None:
+    """A sink of its own (group and keys) sees its chain's head entry replaced."""
+    prefix = f"jitwatch:it-{uuid.uuid4().hex[:8]}:audit"
+    sink = stack.start("audit-sink", logs, JITWATCH_AUDIT_KEY_PREFIX=prefix,
+                       JITWATCH_AUDIT_GROUP=f"{prefix}-group")
+    subject = f"alter-{uuid.uuid4().hex[:8]}"
+    await publish(producer, subject, 2)
+    await decisions_for(stack, subject, 2)
+    chains = [stream_key(prefix, p) for p in range(int(stack.env["JITWATCH_TOPIC_PARTITIONS"]))]
+    for _ in range(60):
+        lengths = [await redis_client.xlen(chain) for chain in chains]
+        if sum(lengths) >= 2:
+            break
+        await asyncio.sleep(0.5)
+    chain = chains[max(range(len(chains)), key=lambda i: lengths[i])]
+    entries = await redis_client.xrange(chain)
+    last_id, last = entries[-1]
+    await redis_client.delete(chain)
+    for entry_id, fields in [*entries[:-1], (last_id, {**last, b"hash": b"f" * 64})]:
+        await redis_client.xadd(chain, fields, id=entry_id)
+    try:
+        code = await asyncio.to_thread(sink.wait, 60)
+    finally:
+        for key in [key async for key in redis_client.scan_iter(match=f"{prefix}:*")]:
+            await redis_client.delete(key)
+    assert code == 2
+    assert "changed under the sink" in read_logs(logs)
