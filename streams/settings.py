@@ -86,6 +86,7 @@ class Settings(BaseSettings):
         """Fill each ``*_password`` from its ``*_password_file`` when only the file is set."""
         if not isinstance(data, dict):
             return data
+        data = dict(data)  # the caller's mapping stays as given
         lowered = {str(name).lower(): name for name in data}
         for role in ("redis", "notary_redis", "verifier_redis"):
             path = data.get(lowered.get(f"{role}_password_file", ""))
