@@ -121,19 +121,21 @@ class Notary:
         self._last: dict[int, tuple[Head | None, str, float]] = {}
         """Partition -> (signed head, digest of that checkpoint, monotonic time signed)."""
 
-    async def load(self) -> bool:
-        """Read each partition's newest checkpoint (where signing continues)."""
+    async def load(self, partitions: range | list[int] | None = None) -> bool:
+        """Read each partition's newest checkpoint from Redis (where signing continues)."""
+        partitions = self._partitions if partitions is None else partitions
         async with self._client.pipeline(transaction=False) as pipe:
-            for partition in self._partitions:
+            for partition in partitions:
                 pipe.xrevrange(checkpoint_key(self._prefix, partition), count=1)
             replies = await pipe.execute()
-        for partition, reply in zip(self._partitions, replies, strict=True):
+        for partition, reply in zip(partitions, replies, strict=True):
+            signed_at = self._last.get(partition, (None, GENESIS, 0.0))[2]
             if reply:
                 payload = reply[0][1][b"payload"]
                 checkpoint = Checkpoint.from_payload(payload)
-                self._last[partition] = (checkpoint.head, checkpoint_digest(payload), 0.0)
+                self._last[partition] = (checkpoint.head, checkpoint_digest(payload), signed_at)
             else:
-                self._last[partition] = (None, GENESIS, 0.0)
+                self._last[partition] = (None, GENESIS, signed_at)
         return True
 
     async def tick(self, force: bool = False) -> int:
@@ -159,6 +161,9 @@ class Notary:
         return signed
 
     async def _sign(self, partition: int, now: float) -> None:
+        # Link to the newest checkpoint Redis has, not the one remembered: if Redis lost
+        # the last one (an OS crash inside the AOF fsync window), a link to it would break.
+        await self.load([partition])
         last_head, last_digest, _ = self._last[partition]
         verifier = ChainVerifier(partition, None)
         after = None

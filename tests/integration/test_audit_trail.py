@@ -149,6 +149,25 @@ async def test_a_chain_that_lost_its_tail_is_refilled(
     assert (await verified(settings, prefix, role("verifier"))).exit_code == 0
 
 
+async def test_the_notary_links_to_the_checkpoint_redis_has(
+    settings: Settings, prefix: str, redis_client: aioredis.Redis,
+    role: Callable[[str], aioredis.Redis]
+) -> None:
+    """Redis lost the newest checkpoint (OS crash in the fsync window): the notary's next
+    one links to what is there, so verify still passes."""
+    sink = RedisAuditSink(role("sink"), prefix)
+    await fill(sink, 3)
+    notary = await sign_all(settings, prefix, role("notary"))
+    await fill(sink, 2, start=3)
+    await notary.tick(force=True)
+    await rewrite(redis_client, checkpoint_key(prefix, 0), lambda entries: entries[:1])
+    await fill(sink, 2, start=5)
+    assert await notary.tick(force=True) == 1
+    report = await verified(settings, prefix, role("verifier"))
+    assert report.exit_code == 0, report.problems
+    assert report.partitions[0].checkpoints == 2
+
+
 # ---------------------------------------------------------------- tampering, as an admin
 
 async def rewrite(client: aioredis.Redis, key: str,
