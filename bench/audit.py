@@ -7,6 +7,7 @@ the same run):
 
 - audit.baseline_xadd: plain XADD pipeline of the same records (no chain, no index),
 - audit.flush: RedisAuditSink add/flush (hash chain, index, compare-and-append script),
+- audit.query_*: ``jitwatch audit query``'s lookup on those chains (index, then entries),
 - audit.sink_end_to_end: the real sink (run_audit_sink) draining a topic of N decisions,
 - audit.lag_*: the sink following a producer at R decisions/s: how far (records and ms
   from the producer's acknowledgement to the entry in Redis) the chain trails the topic.
@@ -32,6 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.audit import AuditRecord, RedisAuditSink, run_audit_sink, stream_key
 from streams.audit.keys import redis_for
+from streams.audit.query import Filters, query
 from streams.settings import Settings, load_settings
 
 PARTITIONS = 8
@@ -88,6 +90,27 @@ async def chained(client: aioredis.Redis, prefix: str,
             sink.add(AuditRecord(n % PARTITIONS, n // PARTITIONS, key, value))
         await sink.flush()
     return len(records) / (time.perf_counter() - started)
+
+
+async def query_figures(settings: Settings, prefix: str,
+                        records: list[tuple[bytes, bytes]]) -> None:
+    """Query latency on the chains just written, as the read-only verifier."""
+    verifier = redis_for(settings, "verifier")
+    subject = records[len(records) // 2][0].decode()
+    since = T0 + timedelta(milliseconds=len(records) // 2)
+    try:
+        for name, filters in (
+            ("subject", Filters(subject=subject)),
+            ("action_10s", Filters(action="deny", since=since,
+                                   until=since + timedelta(seconds=10))),
+        ):
+            started = time.perf_counter()
+            found = await query(verifier, prefix, PARTITIONS, filters)
+            elapsed = (time.perf_counter() - started) * 1000
+            print(f"audit.query_{name} {elapsed:.1f} ms ({len(found)} of {len(records)} "
+                  "entries)")
+    finally:
+        await verifier.aclose()
 
 
 async def chain_length(client: aioredis.Redis, prefix: str) -> int:
@@ -220,10 +243,11 @@ async def main() -> None:
         base = await baseline(client, base_prefix, records)
         await cleanup(base_prefix)
         chain = await chained(client, chain_prefix, records)
-        await cleanup(chain_prefix)
         print(f"audit.baseline_xadd {base:,.0f} entries/s (plain XADD pipeline, no chain)")
         print(f"audit.flush {chain:,.0f} entries/s (hash chain + index, {args.entries} "
               f"entries, {len(records[0][1])} B each; {chain / base:.2f} x baseline)")
+        await query_figures(settings, chain_prefix, records)
+        await cleanup(chain_prefix)
         await end_to_end(settings, client, records, args.rate, args.seconds)
     finally:
         await client.aclose()
