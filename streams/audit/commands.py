@@ -9,16 +9,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
+from schemas.errors import JitwatchError
 from streams.settings import Settings
 
+T = TypeVar("T")
+
 __all__ = ["add_audit_commands"]
+
+
+def _redis_run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run an auditor's command; Redis unreachable or still loading is a clear error."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    try:
+        return asyncio.run(main())
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise JitwatchError(f"cannot read the audit trail from Redis ({exc.__class__.__name__}: "
+                            f"{exc}); nothing was verified, try again") from exc
 
 
 def _keygen(settings: Settings, args: argparse.Namespace) -> int:
@@ -59,7 +74,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
             finally:
                 await client.aclose()
 
-        report = asyncio.run(run())
+        report = _redis_run(run)
     for part in report.partitions:
         print(part.line())
     verdict = {0: "INTACT", 1: "TAMPERED", 2: "INCOMPLETE"}[report.exit_code]
@@ -95,7 +110,7 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{len(found)} entries", file=sys.stderr)
         return 0
 
-    return asyncio.run(run())
+    return _redis_run(run)
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
@@ -115,7 +130,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await client.aclose()
 
-    lines = asyncio.run(run())
+    lines = _redis_run(run)
     print(f"exported {lines} lines; verify offline with `jitwatch audit verify --export "
           f"{args.out or 'FILE'} --public-key notary.pub`", file=sys.stderr)
     return 0
