@@ -283,6 +283,10 @@ def _parser() -> argparse.ArgumentParser:
     sink = commands.add_parser("audit-sink", help="append every decision to the Redis audit trail")
     sink.set_defaults(run=_cmd_audit_sink)
 
+    from streams.audit.commands import add_audit_commands
+
+    add_audit_commands(commands, _utc_time, _run_until_signal)
+
     topics = commands.add_parser("topics", help="create missing topics and check partitions")
     topics.add_argument("action", choices=["create"])
     topics.set_defaults(run=_cmd_topics)

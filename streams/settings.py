@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, ValidationError
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
@@ -57,6 +57,48 @@ class Settings(BaseSettings):
     """Consumer group of the audit sink (apart from the workers')."""
     audit_key_prefix: Annotated[str, StringConstraints(min_length=1)] = "jitwatch:audit"
     log_level: str = "info"
+    # Issue D: Redis ACL users per role and the notary's keys. A password comes from
+    # JITWATCH_<ROLE>_PASSWORD or, better, a file named by JITWATCH_<ROLE>_PASSWORD_FILE;
+    # SecretStr keeps it out of reprs and logs. No user: the URL's (or Redis' default) user.
+    redis_user: str | None = None
+    """ACL user of the audit sink (appends chains and indexes)."""
+    redis_password: SecretStr | None = None
+    redis_password_file: Path | None = None
+    notary_redis_user: str | None = None
+    """ACL user of the notary (reads chains, appends checkpoints)."""
+    notary_redis_password: SecretStr | None = None
+    notary_redis_password_file: Path | None = None
+    verifier_redis_user: str | None = None
+    """Read-only ACL user of ``jitwatch audit verify/query/export``."""
+    verifier_redis_password: SecretStr | None = None
+    verifier_redis_password_file: Path | None = None
+    audit_signing_key_file: Path | None = None
+    """The notary's Ed25519 private key (PEM, mode 0600; ``jitwatch audit keygen``)."""
+    audit_verify_key_file: Path | None = None
+    """The notary's public key (PEM), for ``jitwatch audit verify``."""
+    audit_checkpoint_every: int = Field(default=10_000, ge=1)
+    """The notary signs a chain's head once it grew by this many entries …"""
+    audit_checkpoint_interval_s: float = Field(default=10.0, gt=0, le=86_400)
+    """… or when this many seconds passed since its last checkpoint and it grew at all."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_password_files(cls, data: object) -> object:
+        """Fill each ``*_password`` from its ``*_password_file`` when only the file is set."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)  # the caller's mapping stays as given
+        lowered = {str(name).lower(): name for name in data}
+        for role in ("redis", "notary_redis", "verifier_redis"):
+            path = data.get(lowered.get(f"{role}_password_file", ""))
+            if path and not data.get(lowered.get(f"{role}_password", "")):
+                try:
+                    data[f"{role}_password"] = Path(path).read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    # ConfigError passes through pydantic unwrapped, with our message.
+                    raise ConfigError(f"JITWATCH_{role.upper()}_PASSWORD_FILE: cannot read "
+                                      f"{path}: {exc.strerror}") from exc
+        return data
 
 
     @property

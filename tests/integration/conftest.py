@@ -27,6 +27,29 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 REPO = Path(__file__).resolve().parents[2]
 BOOTSTRAP = os.environ.get("JITWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 REDIS_URL = os.environ.get("JITWATCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The stack's Redis has `default` disabled: tests set up, inspect and clean up as the ops-only
+# admin user (`ops/stack env`); our processes run as their own least-privilege users.
+REDIS_ADMIN_USER = os.environ.get("REDIS_ADMIN_USER")
+REDIS_ADMIN_PASSWORD_FILE = os.environ.get("REDIS_ADMIN_PASSWORD_FILE")
+
+
+def secrets_of(env: dict[str, str]) -> list[str]:
+    """The Redis passwords and the notary's private key of ``env``: never in any output."""
+    found = [Path(path).read_text(encoding="utf-8").strip()
+             for name, path in env.items() if name.endswith("PASSWORD_FILE")]
+    key = env.get("JITWATCH_AUDIT_SIGNING_KEY_FILE")
+    if key:
+        found += [line for line in Path(key).read_text(encoding="utf-8").splitlines()
+                  if line and not line.startswith("-----")]
+    return found
+
+
+def redis_admin() -> aioredis.Redis:
+    """A client as the stack's admin user (or Redis' default user without ACLs)."""
+    if REDIS_ADMIN_USER and REDIS_ADMIN_PASSWORD_FILE:
+        password = Path(REDIS_ADMIN_PASSWORD_FILE).read_text(encoding="utf-8").strip()
+        return aioredis.Redis.from_url(REDIS_URL, username=REDIS_ADMIN_USER, password=password)
+    return aioredis.Redis.from_url(REDIS_URL)
 
 
 def _reachable(address: str) -> bool:
@@ -79,11 +102,13 @@ class Stack:
     def audit_prefix(self) -> str:
         return self.env["JITWATCH_AUDIT_KEY_PREFIX"]
 
-    def start(self, command: str, log_dir: Path, **env: str) -> subprocess.Popen[bytes]:
-        """Start a ``jitwatch`` subcommand in the background with this session's settings."""
+    def start(self, command: str, log_dir: Path, *args: str,
+              **env: str) -> subprocess.Popen[bytes]:
+        """Start a ``jitwatch`` subcommand (with ``args``) in the background with this
+        session's settings."""
         log = (log_dir / f"{command}-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", command],
+            [sys.executable, "-m", "streams.cli", command, *args],
             cwd=REPO, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
         )
         self.processes.append(process)
@@ -105,6 +130,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     _require_stack()
     run = uuid.uuid4().hex[:8]
     data = tmp_path_factory.mktemp("jitwatch-data")
+    keys = tmp_path_factory.mktemp("notary-keys")
+    from streams.audit.notary import generate_keys
+
+    signing_key, verify_key = generate_keys(keys)
     env = {
         **os.environ,
         "JITWATCH_KAFKA_BOOTSTRAP": BOOTSTRAP,
@@ -119,6 +148,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "JITWATCH_AUDIT_KEY_PREFIX": f"jitwatch:it-{run}:audit",
         "JITWATCH_DATA_DIR": str(data),
         "JITWATCH_LOG_LEVEL": "info",
+        "JITWATCH_AUDIT_SIGNING_KEY_FILE": str(signing_key),
+        "JITWATCH_AUDIT_VERIFY_KEY_FILE": str(verify_key),
     }
     created = subprocess.run(
         [sys.executable, "-m", "streams.cli", "topics", "create"],
@@ -240,8 +271,8 @@ async def settle() -> None:
 
 @pytest.fixture
 async def redis_client() -> AsyncIterator[aioredis.Redis]:
-    """A Redis client on the stack's Redis."""
-    client = aioredis.Redis.from_url(REDIS_URL)
+    """A Redis client on the stack's Redis, as the ops-only admin user."""
+    client = redis_admin()
     try:
         yield client
     finally:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def prefix(stack: object) -> str:  # `stack` checks that Redis is reachable (or fails in CI)
-    return f"jitwatch:test-{uuid.uuid4().hex[:8]}"
+    return f"jitwatch:test-{uuid.uuid4().hex[:8]}:audit"
 
 
 async def test_flush_appends_in_offset_order_and_skips_replays(

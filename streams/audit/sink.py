@@ -1,0 +1,478 @@
+"""The audit sink: every committed decision, in order, appended to a hash chain in Redis.
+
+One chain (Redis Stream) per decisions partition, entry id ``0-<offset + 1>``, so stream
+order is topic order and a replayed offset is recognised instead of appended twice (and a
+replayed offset whose stored entry differs stops the sink as tampering). Each flush hashes
+the new entries in Python (:mod:`streams.audit.chain`) and appends them, with their query
+index, through one Lua script call per partition that first checks the chain's head is
+still the one the hashes link to: a compare-and-append, atomic in Redis. Partitions' calls
+go out one after another without waiting, so Redis appends one while the next is hashed.
+
+Redis is the source of truth for the position: on assignment the sink reads each chain's
+head and seeks Kafka to the offset after it, and Kafka offsets are committed only after
+Redis holds the entries. When Redis loses acknowledged writes (a crash inside the AOF's
+one-second fsync window) the sink sees its chain head move back and seeks Kafka back to
+refill the chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from redis.exceptions import AuthenticationError, NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from schemas.errors import ConfigError
+from streams.audit.chain import GENESIS, AuditTamperError, Head, entry_hash, entry_id
+from streams.audit.keys import INDEXED_FIELDS, index_key, index_member, redis_for, stream_key
+from streams.settings import Settings
+
+__all__ = ["AuditRecord", "RedisAuditSink", "run_audit_sink"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# KEYS[1] the chain, KEYS[2..5] the subject, request, action and rule indexes; ARGV[1]/
+# ARGV[2] the head seq/hash the new entries link to; then _ENTRY_ARGS values per entry.
+# Index members go as one ZADD per index and batch. Commands run under the caller's ACL
+# user, so the script can do nothing the sink may not.
+_APPEND = """
+local head = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local seq, hash = '-1', ''
+if #head > 0 then
+  local f = head[1][2]
+  for i = 1, #f, 2 do
+    if f[i] == 'seq' then seq = f[i + 1] elseif f[i] == 'hash' then hash = f[i + 1] end
+  end
+end
+if seq ~= ARGV[1] or hash ~= ARGV[2] then return {'conflict', seq, hash} end
+local members = {{}, {}, {}, {}}
+for i = 3, #ARGV, 12 do
+  redis.call('XADD', KEYS[1], ARGV[i], 'seq', ARGV[i + 1], 'offset', ARGV[i + 2],
+    'key', ARGV[i + 3], 'decision_id', ARGV[i + 4], 'decision', ARGV[i + 5],
+    'prev', ARGV[i + 6], 'hash', ARGV[i + 7])
+  for j = 1, 4 do
+    local member = ARGV[i + 7 + j]
+    if member ~= '' then
+      local list = members[j]
+      list[#list + 1] = 0
+      list[#list + 1] = member
+    end
+  end
+end
+for j = 1, 4 do
+  local list = members[j]
+  for first = 1, #list, 4000 do  -- unpack() has a stack limit
+    redis.call('ZADD', KEYS[1 + j], unpack(list, first, math.min(first + 3999, #list)))
+  end
+end
+return {'ok', (#ARGV - 2) / 12}
+"""
+_ENTRY_ARGS = 12
+
+
+def _bulk(part: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%b\r\n" % (len(part), part)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One consumed decision record."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def _index_parts(decision: bytes, partition: int,
+                 offset: int) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """The decision id and the subject, request, action and rule index members (empty when
+    absent); all empty when the decision is unreadable: it is still chained (evidence),
+    just not indexed."""
+    try:
+        data = orjson.loads(decision)
+        at = data.get("at")
+        at_ms = int(datetime.fromisoformat(at).timestamp() * 1000) if at else 0
+        values = (str((data.get("subject") or {}).get("id") or ""),
+                  str(data.get("request_id") or ""), str(data.get("action") or ""),
+                  str((data.get("rule") or {}).get("id") or ""))
+        tail = index_member(b"", at_ms, partition, offset)  # the same for all four
+        return (str(data.get("decision_id") or "").encode(),
+                *[value.encode() + tail if value else b""
+                  for value in values])  # type: ignore[return-value]  # four members
+    except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError):
+        return b"", b"", b"", b"", b""
+
+
+class RedisAuditSink:
+    """Buffers decisions with :meth:`add` and appends them to the chains with :meth:`flush`.
+
+    Keeps each chain's head between flushes. When a flush finds a chain's head behind the
+    one it knows (Redis lost writes), it drops that partition's buffer and records where
+    consumption must resume in :attr:`resume_from`.
+    """
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._index_keys = [index_key(prefix, field).encode() for field in INDEXED_FIELDS]
+        self._buffer: dict[int, list[AuditRecord]] = defaultdict(list)
+        self._heads: dict[int, Head | None] = {}
+        self._append = client.register_script(_APPEND)
+        self.resume_from: dict[int, int] = {}
+        """Partition -> offset to consume from again (entries Redis lost); the caller seeks
+        there and clears it."""
+        self.last_flushed: dict[int, int] = {}
+        """Partition -> highest offset the last flush found in Redis (appended or replayed)."""
+
+    def add(self, record: AuditRecord) -> None:
+        """Buffer one record; nothing is written until :meth:`flush`."""
+        self._buffer[record.partition].append(record)
+
+    def __len__(self) -> int:
+        return sum(len(records) for records in self._buffer.values())
+
+    def drop(self, partition: int) -> None:
+        """Forget a partition's buffered records and known head (revoked or re-synced)."""
+        self._buffer.pop(partition, None)
+        self._heads.pop(partition, None)
+
+    async def read_heads(self, partitions: list[int]) -> dict[int, Head | None]:
+        """Read the chains' heads from Redis and remember them."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.xrevrange(stream_key(self._prefix, partition), count=1)
+            replies = await pipe.execute()
+        heads = {partition: _head_of(reply) for partition, reply in zip(partitions, replies,
+                                                                         strict=True)}
+        self._heads.update(heads)
+        return heads
+
+    async def check_heads(self) -> bool:
+        """Compare the known heads with Redis (after an outage): a chain that moved back
+        lost writes, so its partition is queued in :attr:`resume_from`. Returns True."""
+        known = dict(self._heads)
+        if known:
+            for partition, head in (await self.read_heads(list(known))).items():
+                self._compare(partition, known[partition], head)
+        return True
+
+    def _compare(self, partition: int, known: Head | None, actual: Head | None) -> None:
+        known_seq = -1 if known is None else known.seq
+        actual_seq = -1 if actual is None else actual.seq
+        if actual_seq < known_seq:
+            resume = 0 if actual is None else actual.offset + 1
+            log.warning("audit chain of partition %d lost entries after seq %d (Redis lost "
+                        "acknowledged writes); refilling from offset %d", partition,
+                        actual_seq, resume)
+            self._buffer.pop(partition, None)
+            self.resume_from[partition] = resume
+        elif actual_seq == known_seq and known is not None and actual is not None \
+                and actual.hash != known.hash:
+            raise AuditTamperError(f"audit chain of partition {partition}: the entry at seq "
+                                   f"{actual_seq} changed under the sink (hash {known.hash} "
+                                   f"became {actual.hash}); stopping")
+
+    async def flush(self) -> int:
+        """Append the buffered records; returns how many were new. Raises on Redis errors
+        (the buffer is kept for a retry) and :class:`AuditTamperError` when Redis holds a
+        different entry where a replayed record belongs."""
+        appended = 0
+        while self._buffer:
+            unknown = [p for p in self._buffer if p not in self._heads]
+            if unknown:
+                await self.read_heads(unknown)
+            await self._check_replays()
+            calls: list[tuple[int, Head, int]] = []
+            sends: list[asyncio.Future[Any]] = []
+            for partition, records in self._buffer.items():
+                head = self._heads[partition]
+                args, new_head = self._chain(partition, head, records)
+                if new_head is None or new_head == head:
+                    continue
+                sent = asyncio.Event()
+                sends.append(asyncio.ensure_future(self._call_append(
+                    partition, head, args, sent)))
+                calls.append((partition, new_head, len(args)))
+                # Once the call is out, Redis appends it while the next partition is hashed.
+                await sent.wait()
+            replies = await asyncio.gather(*sends, return_exceptions=True)
+            failure = next((r for r in replies if isinstance(r, BaseException)), None)
+            for (partition, new_head, count), reply in zip(calls, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    continue  # kept in the buffer for the retry; raised below
+                if reply[0] == b"ok":
+                    self._heads[partition] = new_head
+                    appended += count
+                    self.last_flushed[partition] = new_head.offset
+                    self._buffer.pop(partition, None)
+                else:  # another writer, or Redis lost writes: look again
+                    known = self._heads.pop(partition, None)
+                    self._compare(partition, known, await self._read_head(partition))
+            if failure is not None:
+                # Whether a failed call was applied shows on the retry: its head check
+                # reports a conflict and the records become replays.
+                raise failure
+            for partition in [p for p in self._buffer if p not in {c[0] for c in calls}]:
+                self._buffer.pop(partition)  # only replays: nothing to append
+        return appended
+
+    async def _call_append(self, partition: int, head: Head | None, entries: list[bytes],
+                           sent: asyncio.Event) -> Any:
+        """EVALSHA the append script with the entries packed as RESP by :meth:`_chain`:
+        redis-py's packing of 12 arguments per entry cost more than Redis' append."""
+        fixed = [b"EVALSHA", self._append.sha.encode(), b"5",
+                 stream_key(self._prefix, partition).encode(), *self._index_keys,
+                 b"-1" if head is None else b"%d" % head.seq,
+                 b"" if head is None else head.hash.encode()]
+        command = b"*%d\r\n%b%b" % (len(fixed) + _ENTRY_ARGS * len(entries),
+                                     b"".join(_bulk(part) for part in fixed), b"".join(entries))
+        pool = self._client.connection_pool
+        try:
+            for _ in range(2):
+                connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                try:
+                    await connection.send_packed_command(command)
+                    sent.set()
+                    return await connection.read_response()
+                except NoScriptError:  # Redis restarted or flushed its script cache
+                    await self._client.script_load(_APPEND)
+                except BaseException:
+                    await connection.disconnect()  # the reply may still be on the wire
+                    raise
+                finally:
+                    await pool.release(connection)
+            raise RedisConnectionError("Redis forgot the append script twice in a row")
+        finally:
+            sent.set()  # also when the call failed before going out: never leave flush waiting
+
+    async def _read_head(self, partition: int) -> Head | None:
+        return (await self.read_heads([partition]))[partition]
+
+    def _chain(self, partition: int, head: Head | None,
+               records: list[AuditRecord]) -> tuple[list[Any], Head | None]:
+        """Hash the records after ``head`` into script arguments; returns the new head."""
+        seq, prev, last = (-1, GENESIS, -1) if head is None else (head.seq, head.hash,
+                                                                    head.offset)
+        args: list[Any] = []
+        for record in records:
+            if record.offset <= last:
+                continue  # a replay, checked by _check_replays, or a duplicate in the batch
+            seq += 1
+            key = record.key or b""
+            decision_id, *members = _index_parts(record.value, partition, record.offset)
+            digest = entry_hash(partition, seq, record.offset, key, decision_id, record.value,
+                                prev)
+            parts = (entry_id(record.offset).encode(), b"%d" % seq, b"%d" % record.offset, key,
+                     decision_id, record.value, prev.encode(), digest.encode(), *members)
+            args.append(b"".join([_bulk(part) for part in parts]))
+            prev, last = digest, record.offset
+        return args, (head if seq == (-1 if head is None else head.seq)
+                      else Head(seq, last, prev))
+
+    async def _check_replays(self) -> None:
+        """Records at or below a chain's head must equal what the chain holds there."""
+        ranges: list[tuple[int, list[AuditRecord]]] = []
+        for partition, records in self._buffer.items():
+            head = self._heads[partition]
+            replayed = [r for r in records if head is not None and r.offset <= head.offset]
+            if replayed:
+                ranges.append((partition, replayed))
+        if not ranges:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for partition, replayed in ranges:
+                pipe.xrange(stream_key(self._prefix, partition),
+                            min=entry_id(min(r.offset for r in replayed)),
+                            max=entry_id(max(r.offset for r in replayed)))
+            replies = await pipe.execute()
+        for (partition, replayed), entries in zip(ranges, replies, strict=True):
+            stored = {_text(entry_id_): fields for entry_id_, fields in entries}
+            for record in replayed:
+                fields = stored.get(entry_id(record.offset))
+                if fields is None or fields.get(b"decision") != record.value \
+                        or fields.get(b"key") != (record.key or b""):
+                    found = "nothing" if fields is None else \
+                        f"a different entry (seq {fields.get(b'seq', b'?').decode()})"
+                    raise AuditTamperError(
+                        f"audit chain of partition {partition}: the topic's record at offset "
+                        f"{record.offset} is replayed but the chain holds {found} there; "
+                        "the chain was altered (run `jitwatch audit verify`); stopping")
+            self.last_flushed[partition] = max(r.offset for r in replayed)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _head_of(reply: list[tuple[bytes, dict[bytes, bytes]]]) -> Head | None:
+    if not reply:
+        return None
+    fields = reply[0][1]
+    return Head(int(fields[b"seq"]), int(fields[b"offset"]), fields[b"hash"].decode())
+
+
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+async def until_redis_answers(action: Callable[[], Awaitable[T]], stop: asyncio.Event,
+                              what: str) -> T | None:
+    """Run ``action`` until Redis answers, backing off from 0.1 s to 5 s; None once ``stop``
+    is set. Wrong credentials are not an outage: they raise :class:`ConfigError`."""
+    delay = 0.1
+    while True:
+        try:
+            return await action()
+        except AuthenticationError as exc:
+            raise ConfigError(f"Redis refused the credentials for {what}: {exc}; check "
+                              "JITWATCH_*REDIS_USER and *_PASSWORD_FILE") from exc
+        except _REDIS_DOWN as exc:
+            if stop.is_set():
+                return None
+            log.warning("Redis unavailable while %s (%s); retrying in %.1f s", what,
+                        exc.__class__.__name__, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 5.0)
+
+
+class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Partitions newly assigned to the sink, whose position must come from Redis."""
+
+    def __init__(self) -> None:
+        self.unsynced: set[TopicPartition] = set()
+        self.revoked: set[TopicPartition] = set()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.revoked |= set(revoked)
+        self.unsynced -= set(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.unsynced |= set(assigned)
+
+
+async def run_audit_sink(settings: Settings, stop: asyncio.Event) -> None:
+    """Consume committed decisions and append them to the chains until ``stop`` is set.
+
+    Offsets are committed only after Redis holds the entries; while Redis is unreachable the
+    sink keeps its batch and retries with backoff, never skipping. Raises
+    :class:`AuditTamperError` (the process stops loudly) when the chain was altered.
+    """
+    client = redis_for(settings, "sink")
+    sink = RedisAuditSink(client, settings.audit_key_prefix)
+    assignments = _Assignments()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.audit_group,
+        client_id=f"{settings.audit_group}-sink",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    consumer.subscribe([settings.topic_decisions], listener=assignments)
+    await consumer.start()
+    log.info("audit sink consuming %s as group %s", settings.topic_decisions,
+             settings.audit_group)
+    next_check = time.monotonic() + 5.0
+    try:
+        while not stop.is_set():
+            for tp in assignments.revoked:
+                sink.drop(tp.partition)
+            assignments.revoked.clear()
+            if assignments.unsynced and not await _sync(consumer, sink, assignments, stop):
+                return
+            batches = await consumer.getmany(timeout_ms=200, max_records=20_000)
+            for tp, messages in batches.items():
+                if tp in assignments.unsynced:
+                    continue  # fetched before the seek to the chain's head
+                for message in messages:
+                    if message.value is not None:
+                        sink.add(AuditRecord(tp.partition, message.offset, message.key,
+                                             message.value))
+            if len(sink):
+                failed = False
+
+                async def flush() -> int:
+                    nonlocal failed
+                    try:
+                        return await sink.flush()
+                    except _REDIS_DOWN:
+                        failed = True
+                        raise
+
+                if await until_redis_answers(flush, stop, "appending audit entries") is None:
+                    return
+                if failed and await until_redis_answers(sink.check_heads, stop,
+                                                        "checking chain heads") is None:
+                    return
+                await _commit(consumer, sink)
+            elif time.monotonic() >= next_check:
+                # Idle: make sure Redis did not lose what it acknowledged (a restart).
+                next_check = time.monotonic() + 5.0
+                if await until_redis_answers(sink.check_heads, stop,
+                                             "checking chain heads") is None:
+                    return
+            _rewind(consumer, sink, settings.topic_decisions)
+    finally:
+        await consumer.stop()
+        await client.aclose()
+
+
+async def _sync(consumer: AIOKafkaConsumer, sink: RedisAuditSink, assignments: _Assignments,
+                stop: asyncio.Event) -> bool:
+    """Seek newly assigned partitions to the offset after their chain's head."""
+    tps = sorted(assignments.unsynced)
+    for tp in tps:
+        sink.drop(tp.partition)
+    heads = await until_redis_answers(lambda: sink.read_heads([tp.partition for tp in tps]),
+                                      stop, "reading chain heads")
+    if heads is None:
+        return False
+    for tp in tps:
+        head = heads[tp.partition]
+        if head is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, head.offset + 1)
+        log.info("audit chain of partition %d: head seq %s, consuming from offset %s",
+                 tp.partition, "-" if head is None else head.seq,
+                 "start" if head is None else head.offset + 1)
+    assignments.unsynced.clear()
+    return True
+
+
+def _rewind(consumer: AIOKafkaConsumer, sink: RedisAuditSink, topic: str) -> None:
+    for partition, offset in sink.resume_from.items():
+        consumer.seek(TopicPartition(topic, partition), offset)
+    sink.resume_from.clear()
+
+
+async def _commit(consumer: AIOKafkaConsumer, sink: RedisAuditSink) -> None:
+    """Commit what Redis holds (lag monitoring; the position itself comes from Redis)."""
+    assigned = {tp.partition: tp for tp in consumer.assignment()}
+    offsets = {assigned[p]: offset + 1 for p, offset in sink.last_flushed.items()
+               if p in assigned}
+    sink.last_flushed.clear()
+    if not offsets:
+        return
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, KafkaError) as exc:
+        log.warning("committing audit offsets failed (%s); Redis holds the entries, the "
+                    "next commit covers them", exc)
