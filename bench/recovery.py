@@ -8,8 +8,8 @@ worker stores, on the partition faust would use), so the state of a million subj
 there in seconds rather than after a million decided requests. Then:
 
 1. cold start: a worker with an empty data directory rebuilds RocksDB from the changelog;
-   ``recovery.cold_s`` is the time from process start to its verdict on a probe request
-   published at that moment (start-up, group join, recovery, the expiry index).
+   ``recovery.cold_s`` is the time from process start to faust's "Worker ready" (start-up,
+   group join, recovery, the expiry index); a request published then must be decided.
 2. expiry lateness: the grants expire evenly over ``--spread`` seconds from ``--lead``
    seconds after the start; for ``--measure`` seconds every ``ttl-expired`` revoke's
    ``emitted_at - expires_at`` is recorded (p50/p99/max) while all N deadlines are indexed.
@@ -27,6 +27,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -59,6 +60,7 @@ async def preload(run: BenchRun, subjects: int, lead: float, spread: float) -> d
                                             topic_configs={"cleanup.policy": "compact"})])
     finally:
         await admin.close()
+    await _commit_inputs(run)
     now = datetime.now(UTC)
     first = now + timedelta(seconds=lead)
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=20, acks=1,
@@ -77,8 +79,23 @@ async def preload(run: BenchRun, subjects: int, lead: float, spread: float) -> d
     return first
 
 
-async def probe(run: BenchRun, started: float, name: str, timeout_s: float = 900) -> float:
-    """Publish one request now; seconds from ``started`` to its verdict."""
+async def _commit_inputs(run: BenchRun) -> None:
+    # A deployment with state in its tables has committed input offsets: start as one.
+    group = run.env["JITWATCH_APP_ID"]
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        topics = (run.requests, run.env["JITWATCH_TOPIC_SESSIONS"], f"{group}-commands")
+        tps = [TopicPartition(topic, p) for topic in topics for p in range(run.partitions)]
+        consumer.assign(tps)
+        await consumer.commit(dict.fromkeys(tps, 0))
+    finally:
+        await consumer.stop()
+
+
+async def publish_probe(run: BenchRun, name: str) -> str:
+    """A request waiting in the topic while the worker is down; returns its event id."""
     event = {"type": "request.created", "event_id": f"probe-{name}",
              "at": format_time(datetime.now(UTC)), "subject": {"id": f"probe-{name}"},
              "request_id": f"probe-{name}",
@@ -87,11 +104,44 @@ async def probe(run: BenchRun, started: float, name: str, timeout_s: float = 900
     await producer.start()
     await producer.send_and_wait(run.requests, orjson.dumps(event), key=event["event_id"].encode())
     await producer.stop()
-    async with contextlib.aclosing(_decisions(run, timeout_s)) as decisions:
-        async for decision in decisions:
-            if decision["cause"]["event_id"] == event["event_id"]:
-                return time.monotonic() - started
-    raise SystemExit(f"no verdict on the probe within {timeout_s} s")
+    return str(event["event_id"])
+
+
+def time_to_ready(run: BenchRun, name: str, waiting: bool, timeout_s: float = 900) -> float:
+    """Start the worker; seconds from process start to faust's "Worker ready" (start-up,
+    group join, table recovery, the expiry index), then check that a request is decided.
+
+    ``waiting``: publish the request before the start (input pending during recovery)
+    instead of after "ready". See --pending-during-recovery.
+    """
+    event_id = asyncio.run(publish_probe(run, name)) if waiting else ""
+    log = Path(run.env["JITWATCH_DATA_DIR"]) / "worker.log"
+    seen = log.stat().st_size if log.exists() else 0
+    started = time.monotonic()
+    run.start_worker(JITWATCH_LOG_LEVEL="info")
+    ready = None
+    while ready is None and time.monotonic() - started < timeout_s:
+        time.sleep(0.05)
+        with log.open("rb") as text:
+            text.seek(seen)
+            if b"Worker ready" in text.read():
+                ready = time.monotonic() - started
+    if ready is None:
+        raise SystemExit(f"worker not ready within {timeout_s} s")
+    if not waiting:
+        event_id = asyncio.run(publish_probe(run, name))
+
+    async def verdict() -> float | None:
+        async with contextlib.aclosing(_decisions(run, 60)) as decisions:
+            async for decision in decisions:
+                if decision["cause"]["event_id"] == event_id:
+                    return time.monotonic() - started
+        return None
+
+    decided = asyncio.run(verdict())
+    print(f"recovery.{name}_first_verdict_s "
+          + (f"{decided:.1f} s" if decided is not None else "none within 60 s after ready"))
+    return ready
 
 
 async def _decisions(run: BenchRun, timeout_s: float) -> AsyncIterator[dict[str, Any]]:
@@ -141,14 +191,16 @@ def main() -> None:
                         help="seconds from preload to the first expiry (default: N/8000+60)")
     parser.add_argument("--measure", type=float, default=90.0,
                         help="seconds of expiries to measure lateness over")
+    parser.add_argument("--pending-during-recovery", dest="pending", action="store_true",
+                        help="publish the probe request before each start instead of after "
+                        "ready (see the README: such input was seen to stall its partition "
+                        "after a long cold recovery)")
     args = parser.parse_args()
     lead = args.lead if args.lead is not None else args.subjects / 8000 + 60
     run = BenchRun("recovery")
     first = asyncio.run(preload(run, args.subjects, lead, args.spread))
     try:
-        started = time.monotonic()
-        run.start_worker()
-        print(f"recovery.cold_s {asyncio.run(probe(run, started, 'cold')):.1f} s "
+        print(f"recovery.cold_s {time_to_ready(run, 'cold', args.pending):.1f} s "
               f"({args.subjects:,} subjects from the changelog, empty data dir)")
         print(f"recovery.cold_peak_rss {run.peak_rss_mib() or 0:,.0f} MiB")
         late = asyncio.run(lateness(run, first, args.measure))
@@ -160,9 +212,7 @@ def main() -> None:
             print(f"expiry.lateness_max {max(late) * 1000:.0f} ms")
         print(f"expiry.peak_rss {run.peak_rss_mib() or 0:,.0f} MiB")
         run.stop_worker()
-        started = time.monotonic()
-        run.start_worker()
-        print(f"recovery.restart_s {asyncio.run(probe(run, started, 'restart')):.1f} s "
+        print(f"recovery.restart_s {time_to_ready(run, 'restart', args.pending):.1f} s "
               "(same RocksDB data dir, clean stop before)")
         print(f"recovery.restart_peak_rss {run.peak_rss_mib() or 0:,.0f} MiB")
     finally:

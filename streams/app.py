@@ -163,7 +163,7 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
     async def index_recovered() -> None:
         # After recovery (start-up, rebalance) the deadlines of recovered subjects are
         # known only to the table: grants that expired while no worker ran fire now.
-        count = _index_table(table, deadlines)
+        count = await _index_table(table, deadlines)
         log.info("expiry index holds %d subject deadlines after recovery", count)
 
     app.agent(inputs, name="enforce", concurrency=1)(enforce)
@@ -172,8 +172,13 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
     return app
 
 
-def _index_table(table: Any, deadlines: DeadlineIndex) -> int:
-    for key, value in table.items():
+async def _index_table(table: Any, deadlines: DeadlineIndex) -> int:
+    # faust awaits this before it resumes the streams, so no batch runs meanwhile; with a
+    # million subjects it takes seconds, so hand the loop back now and then (heartbeats,
+    # timers, the fetcher) instead of stalling it for the whole table.
+    for number, (key, value) in enumerate(table.items()):
+        if number % 1000 == 999:
+            await asyncio.sleep(0)
         try:
             stored = decode_stored(value)
         except InputError:
@@ -184,7 +189,6 @@ def _index_table(table: Any, deadlines: DeadlineIndex) -> int:
         for tenant, state in stored.tenants.items():
             deadlines.set(bytes(key), tenant, next_deadline(state))
     return len(deadlines)
-
 
 
 async def _handle_batch(
