@@ -108,6 +108,10 @@ def plan_batch(
                             else decode_event(record.key, record.value, max_event_bytes)))
         except InputError as exc:
             _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message)
+        except Exception as exc:  # one bad record must not stop the batch
+            log.exception("unexpected failure decoding %s[%d]@%d", record.topic,
+                          record.partition, record.offset)
+            _dead_letter(plan, index, record, deadletter_topic, type(exc).__name__, str(exc))
     decoded.sort(key=lambda item: item[1].at)
     for index, event in decoded:
         record = records[index]

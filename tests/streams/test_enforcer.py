@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from importlib import resources
 
 import orjson
+import pytest
 
 from schemas.policy import parse_policy
 from streams.enforcer import Record, plan_batch
@@ -61,6 +62,26 @@ def test_bad_record_goes_to_dead_letter_and_the_rest_continue() -> None:
     assert dead.value == b"{oops"
     assert dict(dead.headers)["error.class"] == b"invalid-json"
     assert dict(dead.headers)["source.offset"] == b"0"
+
+
+def test_unexpected_decoder_failure_is_a_dead_letter_and_the_rest_continue(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import streams.enforcer
+
+    real = streams.enforcer.decode_event
+
+    def fragile(key: bytes | None, value: bytes | None, max_bytes: int) -> object:
+        if value == b"{}":
+            raise OverflowError("date value out of range")
+        return real(key, value, max_bytes)
+
+    monkeypatch.setattr(streams.enforcer, "decode_event", fragile)
+    plan = _plan([_record(0, None, value=b"{}"),
+                  _record(1, raw_request("r-1", [("db", "prod")]))])
+    assert sorted((out.source, out.topic) for out in plan.outbound) == [
+        (0, "jit.deadletter"), (1, "jit.decisions")]
+    dead = next(out for out in plan.outbound if out.source == 0)
+    assert dict(dead.headers)["error.class"] == b"OverflowError"
 
 
 def test_unreadable_state_is_a_dead_letter_never_an_approve() -> None:
