@@ -37,8 +37,8 @@ from tests.integration.conftest import BOOTSTRAP, REPO, Stack
 from tests.oracle import compare, simulated
 
 __all__ = ["POLICY", "Outcome", "check", "drained", "env_int", "event_records", "expected",
-           "finish", "input_topics", "load", "publish", "read_all", "scenario_stack",
-           "wait_decisions"]
+           "finish", "load", "publish", "read_all", "scenario_stack",
+           "wait_decisions", "workers_drained"]
 
 POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text())
 
@@ -105,10 +105,14 @@ def load(count: int, tag: str, seed: int = 7) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def scenario_stack(stack: Stack, name: str, data: Path, **env: str) -> Iterator[Stack]:
-    """Fresh topics, consumer groups and audit keys for one scenario; its processes are
-    killed at the end (a scenario may leave them in any state)."""
+def scenario_stack(stack: Stack, name: str, data: Path, logs: Path,
+                   **env: str) -> Iterator[tuple[Stack, Path]]:
+    """Fresh topics, consumer groups and audit keys for one scenario, and a directory for
+    its processes' logs; the processes are killed at the end (a scenario may leave them in
+    any state)."""
     run = f"{name}-{uuid.uuid4().hex[:6]}"
+    log_dir = logs / run
+    log_dir.mkdir()
     scenario = Stack(run=run, env={
         **stack.env,
         "JITWATCH_APP_ID": f"jitwatch-{run}",
@@ -130,7 +134,7 @@ def scenario_stack(stack: Stack, name: str, data: Path, **env: str) -> Iterator[
         cwd=REPO, env=scenario.env, capture_output=True, text=True, timeout=180, check=False)
     assert created.returncode == 0, created.stderr
     try:
-        yield scenario
+        yield scenario, log_dir
     finally:
         for process in scenario.processes:
             if process.poll() is None:
@@ -252,10 +256,11 @@ async def wait_decisions(stack: Stack, count: int, timeout_s: float) -> None:
                          f"after {timeout_s:.0f} s")
 
 
-def input_topics(stack: Stack) -> list[str]:
-    """What the worker group consumes: both inputs and its own commands topic."""
-    return [stack.requests, stack.env["JITWATCH_TOPIC_SESSIONS"],
-            f"{stack.env['JITWATCH_APP_ID']}-commands"]
+async def workers_drained(stack: Stack, timeout_s: float = 1200) -> float:
+    """Wait until the worker group has decided both inputs and its own commands topic."""
+    return await drained(stack.env["JITWATCH_APP_ID"],
+                         [stack.requests, stack.env["JITWATCH_TOPIC_SESSIONS"],
+                          f"{stack.env['JITWATCH_APP_ID']}-commands"], timeout_s=timeout_s)
 
 
 @dataclass

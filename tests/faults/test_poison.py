@@ -14,19 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.faults.harness import (
-    check,
-    drained,
-    env_int,
-    event_records,
-    expected,
-    finish,
-    input_topics,
-    load,
-    publish,
-    read_all,
-    scenario_stack,
-)
+from tests.faults import harness
 from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration
@@ -52,32 +40,30 @@ def _poison(kind: int, good: dict[str, Any], number: int) -> tuple[bytes | None,
 
 async def test_poison_records_are_dead_lettered_and_never_approved(
         stack: Stack, logs: Path, tmp_path: Path) -> None:
-    count = env_int("JITWATCH_FAULTS_EVENTS", 4000)
+    count = harness.env_int("JITWATCH_FAULTS_EVENTS", 4000)
     started = time.monotonic()
-    events = load(count, uuid.uuid4().hex[:6], seed=13)
-    expectation = expected(events)
+    events = harness.load(count, uuid.uuid4().hex[:6], seed=13)
+    expectation = harness.expected(events)
     records: list[tuple[bytes | None, bytes]] = []
     poison: dict[int, str] = {}  # index in records -> expected error.class
-    for index, record in enumerate(event_records(events)):
+    for index, record in enumerate(harness.event_records(events)):
         records.append(record)
         if index % 99 == 98:  # one in a hundred records
             key, value, error_class = _poison(len(poison) % 5, events[index], len(poison))
             poison[len(records)] = error_class
             records.append((key, value))
-    with scenario_stack(stack, "poison", tmp_path) as run:
-        log_dir = logs / run.run
-        log_dir.mkdir()
-        placed = await publish(run, records)
+    with harness.scenario_stack(stack, "poison", tmp_path, logs) as (run, log_dir):
+        placed = await harness.publish(run, records)
         worker = run.start("worker", log_dir)
-        await drained(run.env["JITWATCH_APP_ID"], input_topics(run), timeout_s=1200)
+        await harness.workers_drained(run)
         assert worker.poll() is None, f"worker exited; see {log_dir}"
         dead: dict[tuple[int, int], Any] = {}
-        for message in await read_all(run.deadletter):
+        for message in await harness.read_all(run.deadletter):
             headers = {name: value.decode() for name, value in message.headers}
             dead[(int(headers["source.partition"]), int(headers["source.offset"]))] = (
                 message, headers)
-        verdicts = [orjson.loads(m.value) for m in await read_all(run.decisions)]
-        outcome = await check(run, events, expectation)
+        verdicts = [orjson.loads(m.value) for m in await harness.read_all(run.decisions)]
+        outcome = await harness.check(run, events, expectation)
 
     bad_coordinates = {placed[index] for index in poison}
     for index, error_class in poison.items():
@@ -99,5 +85,5 @@ async def test_poison_records_are_dead_lettered_and_never_approved(
     if answered:
         outcome.problems.append(f"verdicts from poison records: {answered[:5]}")
     assert not any(v["action"] == "approve" for v in answered), "an approve from poison"
-    finish("poison", outcome, events=len(records), faults=len(poison), started=started,
+    harness.finish("poison", outcome, events=len(records), faults=len(poison), started=started,
            detail=f"{len(dead)} dead letters with headers")
