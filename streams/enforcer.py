@@ -148,6 +148,12 @@ def plan_batch(
             state = result.stored.tenants.get(event.tenant)
             plan.deadlines[(key, event.tenant)] = (
                 next_deadline(state) if state is not None else None)
+        elif stored is not None and key not in plan.writes:
+            # Nothing changed: a redelivery, or a tick with nothing left to end. Store the
+            # value again all the same: after a kill -9 the local store may hold a value
+            # whose changelog write was lost, and only a new write puts it back there for
+            # the next owner of the partition.
+            plan.writes[key] = Write(key=key, value=encode_stored(stored), source=index)
         for decision in result.decisions:
             plan.outbound.append(
                 Outbound(decisions_topic, key, encode_decision(decision), source=index)

@@ -102,12 +102,29 @@ def test_decision_carries_cause_coordinates_and_policy() -> None:
     assert decision["emitted_at"] == "2026-11-23T12:00:00Z"
 
 
-def test_redelivered_batch_yields_nothing_new() -> None:
+def test_redelivered_batch_yields_nothing_new_and_stores_the_state_again() -> None:
     record = _record(0, raw_request("r-1", [("db", "prod")]))
     first = _plan([record])
     again = _plan([record], store={b"alice": first.writes[b"alice"].value})
     assert again.outbound == []
-    assert again.writes == {}
+    # The same value once more: the changelog write of the first run may have been lost
+    # in a crash while the local store kept the value (found by tests/faults kill -9).
+    assert again.writes[b"alice"].value == first.writes[b"alice"].value
+
+
+def test_a_tick_with_nothing_to_end_stores_the_state_again() -> None:
+    from streams.expiry import encode_tick
+    from tests.factories import at
+
+    first = _plan([_record(0, raw_request("r-1", [("db", "prod")], ttl_s=60))])
+    stored = first.writes[b"alice"].value
+    early = Record("jitwatch-commands", 0, 0, b"alice", encode_tick(at(1), b"alice", "default"))
+    plan = plan_batch([early], lambda index, key: stored, POLICY,
+                      decisions_topic="jit.decisions", deadletter_topic="jit.deadletter",
+                      max_event_bytes=64 * 1024, now=lambda: NOW,
+                      commands_topic="jitwatch-commands")
+    assert plan.outbound == []
+    assert plan.writes[b"alice"].value == stored
 
 
 def test_a_batch_is_decided_in_event_time_across_topics() -> None:
