@@ -40,6 +40,9 @@ __all__ = ["POLICY", "Outcome", "check", "drained", "env_int", "event_records", 
            "finish", "load", "publish", "read_all", "scenario_stack",
            "wait_decisions", "workers_drained"]
 
+STALL_S = float(os.environ.get("JITWATCH_FAULTS_STALL_S") or 180)
+"""How long a scenario waits without any progress before it fails as stalled."""
+
 POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text())
 
 
@@ -218,19 +221,22 @@ async def _behind(group: str, topics: list[str]) -> int:
     return behind
 
 
-async def drained(group: str, topics: list[str], *, timeout_s: float,
-                  quiet_s: float = 8.0) -> float:
+async def drained(group: str, topics: list[str], *, quiet_s: float = 8.0,
+                  stall_s: float = STALL_S) -> float:
     """Wait until ``group`` has committed every topic to its end and stayed there for
-    ``quiet_s`` (expiry ticks appear after the inputs drain). Returns the seconds waited."""
+    ``quiet_s`` (expiry ticks appear after the inputs drain); fail when its lag did not
+    change for ``stall_s``. Returns the seconds waited."""
     started = time.monotonic()
     quiet_since: float | None = None
-    behind = -1
-    while time.monotonic() - started < timeout_s:
+    behind, changed = -1, started
+    while time.monotonic() - changed < stall_s:
         try:
-            behind = await _behind(group, topics)
+            now_behind = await _behind(group, topics)
         except Exception:  # noqa: BLE001 - the broker may be restarting: ask again
-            behind = -1
+            now_behind = -1
         now = time.monotonic()
+        if now_behind != behind:
+            behind, changed = now_behind, now
         if behind == 0:
             quiet_since = quiet_since or now
             if now - quiet_since >= quiet_s:
@@ -238,29 +244,33 @@ async def drained(group: str, topics: list[str], *, timeout_s: float,
         else:
             quiet_since = None
         await asyncio.sleep(1.0)
-    raise AssertionError(f"group {group} still {behind} records behind on {topics} "
-                         f"after {timeout_s:.0f} s")
+    raise AssertionError(f"group {group} stalled {behind} records behind on {topics}: "
+                         f"no progress for {stall_s:.0f} s")
 
 
-async def wait_decisions(stack: Stack, count: int, timeout_s: float) -> None:
-    """Wait until the decisions topic holds ``count`` records (redeliveries included)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+async def wait_decisions(stack: Stack, count: int, stall_s: float = STALL_S) -> None:
+    """Wait until the decisions topic holds ``count`` records (redeliveries included);
+    fail when none was added for ``stall_s``."""
+    seen, since = -1, time.monotonic()
+    while time.monotonic() - since < stall_s:
         try:
-            if sum((await _end_offsets([stack.decisions])).values()) >= count:
-                return
-        except Exception:  # noqa: BLE001, S110 - the broker may be restarting: ask again
-            pass
+            now_seen = sum((await _end_offsets([stack.decisions])).values())
+        except Exception:  # noqa: BLE001 - the broker may be restarting: ask again
+            now_seen = seen
+        if now_seen >= count:
+            return
+        if now_seen != seen:
+            seen, since = now_seen, time.monotonic()
         await asyncio.sleep(0.3)
-    raise AssertionError(f"fewer than {count} decisions on {stack.decisions} "
-                         f"after {timeout_s:.0f} s")
+    raise AssertionError(f"the stream stalled: {seen} of {count} decisions on "
+                         f"{stack.decisions}, none added for {stall_s:.0f} s")
 
 
-async def workers_drained(stack: Stack, timeout_s: float = 1200) -> float:
+async def workers_drained(stack: Stack) -> float:
     """Wait until the worker group has decided both inputs and its own commands topic."""
     return await drained(stack.env["JITWATCH_APP_ID"],
                          [stack.requests, stack.env["JITWATCH_TOPIC_SESSIONS"],
-                          f"{stack.env['JITWATCH_APP_ID']}-commands"], timeout_s=timeout_s)
+                          f"{stack.env['JITWATCH_APP_ID']}-commands"])
 
 
 @dataclass

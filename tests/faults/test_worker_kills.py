@@ -42,7 +42,7 @@ async def test_kill_9_workers_at_random_points(stack: Stack, logs: Path,
         # Random points of progress, measured in decisions published (redeliveries count).
         points = sorted(rng.uniform(0.03, 0.97) for _ in range(kills))
         for point in points:
-            await harness.wait_decisions(run, int(point * len(expectation[0])), timeout_s=900)
+            await harness.wait_decisions(run, int(point * len(expectation[0])))
             name = rng.choice(["a", "b"])
             victim = workers[name]
             victim.send_signal(signal.SIGKILL)  # type: ignore[attr-defined]
