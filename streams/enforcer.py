@@ -67,8 +67,9 @@ class BatchPlan:
     """The last value per key: earlier values of a key in the same batch need no write."""
     deadlines: dict[tuple[bytes, str], datetime | None] = field(default_factory=dict)
     """Each changed (subject, tenant)'s next deadline, for the expiry timer."""
-    decided: list[tuple[str, int, int, datetime]] = field(default_factory=list)
-    """(topic, partition, offset, at) of every input decided, for the expiry gate."""
+    decided: list[tuple[str, int, int, datetime | None]] = field(default_factory=list)
+    """(topic, partition, offset, at) of every input decided or dead-lettered (``at`` None
+    when unreadable), for the expiry gate."""
     decisions: int = 0
     dead_letters: int = 0
 
@@ -170,3 +171,6 @@ def _dead_letter(
     )
     plan.outbound.append(Outbound(topic, record.key, record.value, headers, source=index))
     plan.dead_letters += 1
+    # Done with, too: a partition whose last record is a dead letter is still decided to
+    # its end, or ticks due after its last good event would wait for ever.
+    plan.decided.append((record.topic, record.partition, record.offset, None))

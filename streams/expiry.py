@@ -86,10 +86,11 @@ class PartitionClock:
     decided_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     """Next offset to decide per (input topic, partition)."""
 
-    def decided(self, topic: str, partition: int, offset: int, at: datetime) -> None:
-        """The event at ``offset`` of ``topic``/``partition``, stamped ``at``, was decided."""
+    def decided(self, topic: str, partition: int, offset: int, at: datetime | None) -> None:
+        """The event at ``offset`` of ``topic``/``partition``, stamped ``at``, was decided;
+        ``at`` is None for a record dead-lettered unread, which is done all the same."""
         where = (topic, partition)
-        if where not in self.watermark or self.watermark[where] < at:
+        if at is not None and (where not in self.watermark or self.watermark[where] < at):
             self.watermark[where] = at
         self.decided_offsets[where] = max(offset + 1, self.decided_offsets.get(where, 0))
 

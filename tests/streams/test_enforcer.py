@@ -58,6 +58,10 @@ def test_bad_record_goes_to_dead_letter_and_the_rest_continue() -> None:
     by_source = sorted((out.source, out.topic) for out in plan.outbound)
     assert by_source == [(0, "jit.deadletter"), (1, "jit.decisions"), (2, "jit.deadletter")]
     assert plan.dead_letters == 2
+    # Dead letters count as decided for the expiry gate (found by tests/faults poison:
+    # a partition ending in one held its last ticks for ever).
+    assert sorted((offset, at is None) for _, _, offset, at in plan.decided) == [
+        (0, True), (1, False), (2, True)]
     dead = next(out for out in plan.outbound if out.source == 0)
     assert dead.value == b"{oops"
     assert dict(dead.headers)["error.class"] == b"invalid-json"

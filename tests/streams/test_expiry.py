@@ -63,3 +63,11 @@ def test_watermark_says_when_input_past_a_deadline_was_decided() -> None:
     assert clock.decided_offsets[("jit.requests", 0)] == 9
     assert not clock.passed("jit.sessions", 0, T), "each topic keeps its own order"
     assert not clock.passed("jit.requests", 1, T)
+
+
+def test_a_dead_letter_counts_as_decided_without_moving_the_watermark() -> None:
+    clock = PartitionClock()
+    clock.decided("jit.requests", 0, 7, T - timedelta(seconds=1))
+    clock.decided("jit.requests", 0, 8, None)  # dead-lettered unread: no event time
+    assert clock.decided_offsets[("jit.requests", 0)] == 9, "decided to its end"
+    assert not clock.passed("jit.requests", 0, T)
