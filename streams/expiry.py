@@ -47,6 +47,13 @@ class DeadlineIndex:
         self._current[(key, tenant)] = deadline
         heapq.heappush(self._heap, (deadline, key, tenant))
 
+    def restore(self, key: bytes, tenant: str, deadline: datetime) -> None:
+        """Put back a deadline taken by :meth:`due` and not handled, unless the subject got
+        a new one meanwhile: that one comes from newer state and wins (putting the old one
+        over it would lose it, as the old tick then ends nothing and sets nothing)."""
+        if (key, tenant) not in self._current:
+            self.set(key, tenant, deadline)
+
     def pop_due(self, until: datetime) -> tuple[datetime, bytes, str] | None:
         """Pop the earliest current deadline at or before ``until``, if any."""
         while self._heap and self._heap[0][0] <= until:
