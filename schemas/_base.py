@@ -19,7 +19,12 @@ __all__ = ["Identifier", "Model", "UtcDatetime", "format_time"]
 
 def _to_utc(value: datetime) -> datetime:
     # Every time is kept in UTC so that equal instants encode to equal bytes.
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        # pydantic turns only ValueError into a validation error; an OverflowError would
+        # escape the decoder and stop the worker on one record.
+        raise ValueError("time falls outside years 1 to 9999 once converted to UTC") from exc
 
 
 def _not_a_number(value: object) -> object:

@@ -150,14 +150,16 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
                 continue  # moved to another worker, which indexed it when it recovered
             if partition in held or not may_expire(partition, deadline):
                 held.add(partition)  # deadlines come in order: later ones wait as well
-                deadlines.set(key, tenant, deadline)
+                # restore, not set: batches decided while this loop awaited sends may have
+                # given the subject a newer deadline.
+                deadlines.restore(key, tenant, deadline)
                 continue
             try:
                 await app.producer.send(settings.topic_commands, key,
                                         encode_tick(deadline, key, tenant), partition=None,
                                         timestamp=None, headers=None)
             except Exception:
-                deadlines.set(key, tenant, deadline)  # try again on the next tick
+                deadlines.restore(key, tenant, deadline)  # try again on the next tick
                 raise
 
     async def index_recovered() -> None:

@@ -67,8 +67,9 @@ class BatchPlan:
     """The last value per key: earlier values of a key in the same batch need no write."""
     deadlines: dict[tuple[bytes, str], datetime | None] = field(default_factory=dict)
     """Each changed (subject, tenant)'s next deadline, for the expiry timer."""
-    decided: list[tuple[str, int, int, datetime]] = field(default_factory=list)
-    """(topic, partition, offset, at) of every input decided, for the expiry gate."""
+    decided: list[tuple[str, int, int, datetime | None]] = field(default_factory=list)
+    """(topic, partition, offset, at) of every input decided or dead-lettered (``at`` None
+    when unreadable), for the expiry gate."""
     decisions: int = 0
     dead_letters: int = 0
 
@@ -108,6 +109,10 @@ def plan_batch(
                             else decode_event(record.key, record.value, max_event_bytes)))
         except InputError as exc:
             _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message)
+        except Exception as exc:  # one bad record must not stop the batch
+            log.exception("unexpected failure decoding %s[%d]@%d", record.topic,
+                          record.partition, record.offset)
+            _dead_letter(plan, index, record, deadletter_topic, type(exc).__name__, str(exc))
     decoded.sort(key=lambda item: item[1].at)
     for index, event in decoded:
         record = records[index]
@@ -144,6 +149,12 @@ def plan_batch(
             state = result.stored.tenants.get(event.tenant)
             plan.deadlines[(key, event.tenant)] = (
                 next_deadline(state) if state is not None else None)
+        elif stored is not None and key not in plan.writes:
+            # Nothing changed: a redelivery, or a tick with nothing left to end. Store the
+            # value again all the same: after a kill -9 the local store may hold a value
+            # whose changelog write was lost, and only a new write puts it back there for
+            # the next owner of the partition.
+            plan.writes[key] = Write(key=key, value=encode_stored(stored), source=index)
         for decision in result.decisions:
             plan.outbound.append(
                 Outbound(decisions_topic, key, encode_decision(decision), source=index)
@@ -160,3 +171,6 @@ def _dead_letter(
     )
     plan.outbound.append(Outbound(topic, record.key, record.value, headers, source=index))
     plan.dead_letters += 1
+    # Done with, too: a partition whose last record is a dead letter is still decided to
+    # its end, or ticks due after its last good event would wait for ever.
+    plan.decided.append((record.topic, record.partition, record.offset, None))

@@ -47,6 +47,13 @@ class DeadlineIndex:
         self._current[(key, tenant)] = deadline
         heapq.heappush(self._heap, (deadline, key, tenant))
 
+    def restore(self, key: bytes, tenant: str, deadline: datetime) -> None:
+        """Put back a deadline taken by :meth:`due` and not handled, unless the subject got
+        a new one meanwhile: that one comes from newer state and wins (putting the old one
+        over it would lose it, as the old tick then ends nothing and sets nothing)."""
+        if (key, tenant) not in self._current:
+            self.set(key, tenant, deadline)
+
     def pop_due(self, until: datetime) -> tuple[datetime, bytes, str] | None:
         """Pop the earliest current deadline at or before ``until``, if any."""
         while self._heap and self._heap[0][0] <= until:
@@ -86,10 +93,11 @@ class PartitionClock:
     decided_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     """Next offset to decide per (input topic, partition)."""
 
-    def decided(self, topic: str, partition: int, offset: int, at: datetime) -> None:
-        """The event at ``offset`` of ``topic``/``partition``, stamped ``at``, was decided."""
+    def decided(self, topic: str, partition: int, offset: int, at: datetime | None) -> None:
+        """The event at ``offset`` of ``topic``/``partition``, stamped ``at``, was decided;
+        ``at`` is None for a record dead-lettered unread, which is done all the same."""
         where = (topic, partition)
-        if where not in self.watermark or self.watermark[where] < at:
+        if at is not None and (where not in self.watermark or self.watermark[where] < at):
             self.watermark[where] = at
         self.decided_offsets[where] = max(offset + 1, self.decided_offsets.get(where, 0))
 

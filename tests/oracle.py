@@ -61,11 +61,13 @@ class Comparison:
 
 
 def simulated(events: Iterable[dict[str, Any]], policy: LoadedPolicy,
-              until: datetime | None = None) -> list[dict[str, Any]]:
-    """Replay events (contract dicts, in event-time order) as ``jitwatch simulate`` does."""
+              until: datetime | None = None, replay: Replay | None = None,
+              ) -> list[dict[str, Any]]:
+    """Replay events (contract dicts, in event-time order) as ``jitwatch simulate`` does;
+    pass ``replay`` to keep its final per-subject states (the grant tables)."""
     lines = [orjson.dumps(event) for event in events]
     out = []
-    for item in replay_lines(lines, policy, Replay(), 1 << 20, until):
+    for item in replay_lines(lines, policy, replay or Replay(), 1 << 20, until):
         if isinstance(item, BadLine):
             raise AssertionError(f"oracle input line {item.number} is bad: {item.message}")
         out.append(orjson.loads(encode_decision(item)))

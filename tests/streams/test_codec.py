@@ -36,6 +36,11 @@ def test_valid_record_decodes() -> None:
         (b"alice", b'{"type": "no.such.type", "event_id": "e", "at": "2026-11-23T10:00:00Z",'
                    b' "subject": {"id": "alice"}}', "schema-violation"),
         (b"bob", _bytes(raw_request("r-1", [("db", "prod")])), "key-mismatch"),
+        # Valid RFC 3339, but before year 1 in UTC (found by tests/faults fuzzing).
+        (b"alice", _bytes(raw_request("r-1", [("db", "prod")], at="0001-01-01T00:00:00+01:00")),
+         "schema-violation"),
+        (b"alice", _bytes(raw_request("r-1", [("db", "prod")], at="9999-12-31T23:59:59-01:00")),
+         "schema-violation"),
     ],
 )
 def test_bad_records_name_their_class(key: bytes | None, value: bytes | None,

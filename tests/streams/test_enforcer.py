@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from importlib import resources
 
 import orjson
+import pytest
 
 from schemas.policy import parse_policy
 from streams.enforcer import Record, plan_batch
@@ -57,10 +58,34 @@ def test_bad_record_goes_to_dead_letter_and_the_rest_continue() -> None:
     by_source = sorted((out.source, out.topic) for out in plan.outbound)
     assert by_source == [(0, "jit.deadletter"), (1, "jit.decisions"), (2, "jit.deadletter")]
     assert plan.dead_letters == 2
+    # Dead letters count as decided for the expiry gate (found by tests/faults poison:
+    # a partition ending in one held its last ticks for ever).
+    assert sorted((offset, at is None) for _, _, offset, at in plan.decided) == [
+        (0, True), (1, False), (2, True)]
     dead = next(out for out in plan.outbound if out.source == 0)
     assert dead.value == b"{oops"
     assert dict(dead.headers)["error.class"] == b"invalid-json"
     assert dict(dead.headers)["source.offset"] == b"0"
+
+
+def test_unexpected_decoder_failure_is_a_dead_letter_and_the_rest_continue(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import streams.enforcer
+
+    real = streams.enforcer.decode_event
+
+    def fragile(key: bytes | None, value: bytes | None, max_bytes: int) -> object:
+        if value == b"{}":
+            raise OverflowError("date value out of range")
+        return real(key, value, max_bytes)
+
+    monkeypatch.setattr(streams.enforcer, "decode_event", fragile)
+    plan = _plan([_record(0, None, value=b"{}"),
+                  _record(1, raw_request("r-1", [("db", "prod")]))])
+    assert sorted((out.source, out.topic) for out in plan.outbound) == [
+        (0, "jit.deadletter"), (1, "jit.decisions")]
+    dead = next(out for out in plan.outbound if out.source == 0)
+    assert dict(dead.headers)["error.class"] == b"OverflowError"
 
 
 def test_unreadable_state_is_a_dead_letter_never_an_approve() -> None:
@@ -81,12 +106,29 @@ def test_decision_carries_cause_coordinates_and_policy() -> None:
     assert decision["emitted_at"] == "2026-11-23T12:00:00Z"
 
 
-def test_redelivered_batch_yields_nothing_new() -> None:
+def test_redelivered_batch_yields_nothing_new_and_stores_the_state_again() -> None:
     record = _record(0, raw_request("r-1", [("db", "prod")]))
     first = _plan([record])
     again = _plan([record], store={b"alice": first.writes[b"alice"].value})
     assert again.outbound == []
-    assert again.writes == {}
+    # The same value once more: the changelog write of the first run may have been lost
+    # in a crash while the local store kept the value (found by tests/faults kill -9).
+    assert again.writes[b"alice"].value == first.writes[b"alice"].value
+
+
+def test_a_tick_with_nothing_to_end_stores_the_state_again() -> None:
+    from streams.expiry import encode_tick
+    from tests.factories import at
+
+    first = _plan([_record(0, raw_request("r-1", [("db", "prod")], ttl_s=60))])
+    stored = first.writes[b"alice"].value
+    early = Record("jitwatch-commands", 0, 0, b"alice", encode_tick(at(1), b"alice", "default"))
+    plan = plan_batch([early], lambda index, key: stored, POLICY,
+                      decisions_topic="jit.decisions", deadletter_topic="jit.deadletter",
+                      max_event_bytes=64 * 1024, now=lambda: NOW,
+                      commands_topic="jitwatch-commands")
+    assert plan.outbound == []
+    assert plan.writes[b"alice"].value == stored
 
 
 def test_a_batch_is_decided_in_event_time_across_topics() -> None:

@@ -63,3 +63,26 @@ def test_watermark_says_when_input_past_a_deadline_was_decided() -> None:
     assert clock.decided_offsets[("jit.requests", 0)] == 9
     assert not clock.passed("jit.sessions", 0, T), "each topic keeps its own order"
     assert not clock.passed("jit.requests", 1, T)
+
+
+def test_a_dead_letter_counts_as_decided_without_moving_the_watermark() -> None:
+    clock = PartitionClock()
+    clock.decided("jit.requests", 0, 7, T - timedelta(seconds=1))
+    clock.decided("jit.requests", 0, 8, None)  # dead-lettered unread: no event time
+    assert clock.decided_offsets[("jit.requests", 0)] == 9, "decided to its end"
+    assert not clock.passed("jit.requests", 0, T)
+
+
+def test_restoring_a_taken_deadline_never_hides_a_newer_one() -> None:
+    """The timer takes due deadlines, then awaits sends; a batch decided meanwhile may set
+    the subject's next deadline, which a put-back must not overwrite (found by the poison
+    fault scenario at 100k events: a subject's last expiries never fired)."""
+    index = DeadlineIndex()
+    index.set(b"alice", "default", T)
+    assert index.due(T) == [(T, b"alice", "default")]
+    later = T + timedelta(minutes=5)
+    index.set(b"alice", "default", later)  # a batch: T ended in-step, next is later
+    index.restore(b"alice", "default", T)  # the timer puts back what it held
+    assert index.due(later) == [(later, b"alice", "default")]
+    index.restore(b"bob", "default", T)  # nothing newer: put back
+    assert index.due(T) == [(T, b"bob", "default")]

@@ -1,0 +1,357 @@
+"""What every fault scenario shares: its own topics and group on the real stack, a load of
+contract events, publishing, waiting for the group to drain, and the check against
+``simulate`` (issue C's oracle) that counts lost and duplicated verdicts.
+
+Events are stamped a day in the past, so every deadline they set has passed on the wall
+clock: the stream's expiry ticks fire as the backlog is decided (gated by each partition's
+progress), and ``simulate`` with ``until=now`` fires the same expiries. The load keeps to
+the requests topic: Kafka orders each topic on its own (README, "Ordering").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schemas.policy import parse_policy
+from streams.codec import decode_stored, encode_stored
+from streams.simulate import Replay
+from tests.faults.report import summary
+from tests.integration.conftest import BOOTSTRAP, REPO, Stack
+from tests.oracle import compare, simulated
+
+__all__ = ["POLICY", "Outcome", "check", "drained", "env_int", "event_records", "expected",
+           "finish", "load", "publish", "read_all", "scenario_stack",
+           "wait_decisions", "workers_drained"]
+
+STALL_S = float(os.environ.get("JITWATCH_FAULTS_STALL_S") or 180)
+"""How long a scenario waits without any progress before it fails as stalled."""
+
+POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text())
+
+
+def env_int(name: str, local: int) -> int:
+    """A size from ``JITWATCH_FAULTS_*`` (``ops/faults`` and CI set the issue's numbers),
+    else a small local default that keeps ``ops/test`` quick."""
+    return int(os.environ.get(name) or local)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def load(count: int, tag: str, seed: int = 7) -> list[dict[str, Any]]:
+    """``count`` request-topic events in event-time order over two hours, a day ago.
+
+    About 20 events per subject: requests (low to high sensitivity, some break-glass, some
+    workloads), withdrawals, reviews and lock releases, so grants are approved, escalated,
+    capped, revoked, locked and expire during the run.
+    """
+    rng = random.Random(seed)
+    subjects = max(8, count // 20)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    step = timedelta(hours=2) / max(count, 1)
+    requested: dict[str, list[str]] = defaultdict(list)
+    events: list[dict[str, Any]] = []
+    for number in range(count):
+        index = rng.randrange(subjects)
+        subject_id = f"f-{tag}-{index}"
+        subject: dict[str, Any] = {"id": subject_id}
+        if index % 5 == 0:
+            subject.update(kind="workload", issuer="spiffe://acme.example", attested=True,
+                           owner="team-payments")
+        base = {"event_id": f"e-{tag}-{number}", "at": _stamp(start + step * number),
+                "tenant": "default", "subject": subject}
+        earlier = requested[subject_id]
+        roll = rng.random()
+        if roll < 0.78 or not earlier:
+            request_id = f"r-{tag}-{number}"
+            earlier.append(request_id)
+            sensitivity = rng.choice(["low", "medium", "medium", "high"])
+            resources_ = [{"id": f"res-{rng.randrange(8)}",
+                           "env": rng.choice(["prod", "prod", "research", "staging"]),
+                           "sensitivity": sensitivity} for _ in range(rng.randint(1, 2))]
+            event = {**base, "type": "request.created", "request_id": request_id,
+                     "resources": resources_, "reason": "fault injection",
+                     "ticket": "OPS-1", "break_glass": rng.random() < 0.01}
+            ttl = rng.choice([60, 600, 1800, None])
+            if ttl is not None:
+                event["ttl_s"] = ttl
+            events.append(event)
+        elif roll < 0.9:
+            events.append({**base, "type": "request.withdrawn",
+                           "request_id": rng.choice(earlier)})
+        elif roll < 0.98:
+            events.append({**base, "type": "request.reviewed", "request_id": rng.choice(earlier),
+                           "reviewer": {"id": "carol"},
+                           "outcome": rng.choice(["approved", "denied"])})
+        else:
+            events.append({**base, "type": "lock.released", "target": {"subject": subject_id},
+                           "by": "ops"})
+    return events
+
+
+@contextmanager
+def scenario_stack(stack: Stack, name: str, data: Path, logs: Path,
+                   **env: str) -> Iterator[tuple[Stack, Path]]:
+    """Fresh topics, consumer groups and audit keys for one scenario, and a directory for
+    its processes' logs; the processes are killed at the end (a scenario may leave them in
+    any state)."""
+    run = f"{name}-{uuid.uuid4().hex[:6]}"
+    log_dir = logs / run
+    log_dir.mkdir()
+    scenario = Stack(run=run, env={
+        **stack.env,
+        "JITWATCH_APP_ID": f"jitwatch-{run}",
+        "JITWATCH_TOPIC_REQUESTS": f"{run}.requests",
+        "JITWATCH_TOPIC_SESSIONS": f"{run}.sessions",
+        "JITWATCH_TOPIC_DECISIONS": f"{run}.decisions",
+        "JITWATCH_TOPIC_DEADLETTER": f"{run}.deadletter",
+        "JITWATCH_AUDIT_GROUP": f"jitwatch-audit-{run}",
+        "JITWATCH_AUDIT_KEY_PREFIX": f"jitwatch:{run}:audit",
+        "JITWATCH_DATA_DIR": str(data / "worker"),
+        # Kills are noticed soonest; below 6 s a broker with default settings refuses the
+        # group (group.min.session.timeout.ms).
+        "JITWATCH_SESSION_TIMEOUT_S": "6",
+        "JITWATCH_LOG_LEVEL": "info",  # what recovery did, should a scenario fail
+        **env,
+    })
+    created = subprocess.run(
+        [str(REPO / ".venv/bin/python"), "-m", "streams.cli", "topics", "create"],
+        cwd=REPO, env=scenario.env, capture_output=True, text=True, timeout=180, check=False)
+    assert created.returncode == 0, created.stderr
+    try:
+        yield scenario, log_dir
+    finally:
+        for process in scenario.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+
+async def publish(stack: Stack, records: list[tuple[bytes | None, bytes]],
+                  topic: str | None = None) -> list[tuple[int, int]]:
+    """Send raw records in order (acks=all); returns each one's (partition, offset)."""
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=20,
+                                max_request_size=4 * 1024 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic or stack.requests, value, key=key)
+                   for key, value in records]
+        placed = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return [(metadata.partition, metadata.offset) for metadata in placed]
+
+
+def event_records(events: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
+    """Contract events as records keyed by subject id."""
+    return [(event["subject"]["id"].encode(), orjson.dumps(event)) for event in events]
+
+
+async def _end_offsets(topics: list[str]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
+    await consumer.start()
+    try:
+        tps = []
+        for topic in topics:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(topic) or set()
+            tps += [TopicPartition(topic, p) for p in sorted(partitions)]
+        return dict(await consumer.end_offsets(tps)) if tps else {}
+    finally:
+        await consumer.stop()
+
+
+async def read_all(topic: str) -> list[Any]:
+    """Every record of ``topic`` up to its current end, in partition then offset order."""
+    ends = await _end_offsets([topic])
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
+                                max_partition_fetch_bytes=8 * 1024 * 1024)
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        tps = [tp for tp, end in ends.items() if end > 0]
+        if not tps:
+            return found
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        remaining = set(tps)
+        while remaining:
+            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for tp, messages in batches.items():
+                found += messages
+                if messages and messages[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return sorted(found, key=lambda m: (m.partition, m.offset))
+
+
+async def _behind(group: str, topics: list[str]) -> int:
+    ends = await _end_offsets(topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    behind = 0
+    for tp, end in ends.items():
+        done = committed.get(tp)
+        behind += end - (done.offset if done is not None and done.offset >= 0 else 0)
+    return behind
+
+
+async def drained(group: str, topics: list[str], *, quiet_s: float = 8.0,
+                  stall_s: float = STALL_S) -> float:
+    """Wait until ``group`` has committed every topic to its end and stayed there for
+    ``quiet_s`` (expiry ticks appear after the inputs drain); fail when its lag did not
+    change for ``stall_s``. Returns the seconds waited."""
+    started = time.monotonic()
+    quiet_since: float | None = None
+    behind, changed = -1, started
+    while time.monotonic() - changed < stall_s:
+        try:
+            now_behind = await _behind(group, topics)
+        except Exception:  # noqa: BLE001 - the broker may be restarting: ask again
+            now_behind = -1
+        now = time.monotonic()
+        if now_behind != behind:
+            behind, changed = now_behind, now
+        if behind == 0:
+            quiet_since = quiet_since or now
+            if now - quiet_since >= quiet_s:
+                return now - started
+        else:
+            quiet_since = None
+        await asyncio.sleep(1.0)
+    raise AssertionError(f"group {group} stalled {behind} records behind on {topics}: "
+                         f"no progress for {stall_s:.0f} s")
+
+
+async def wait_decisions(stack: Stack, count: int, stall_s: float = STALL_S) -> None:
+    """Wait until the decisions topic holds ``count`` records (redeliveries included);
+    fail when none was added for ``stall_s``."""
+    seen, since = -1, time.monotonic()
+    while time.monotonic() - since < stall_s:
+        try:
+            now_seen = sum((await _end_offsets([stack.decisions])).values())
+        except Exception:  # noqa: BLE001 - the broker may be restarting: ask again
+            now_seen = seen
+        if now_seen >= count:
+            return
+        if now_seen != seen:
+            seen, since = now_seen, time.monotonic()
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"the stream stalled: {seen} of {count} decisions on "
+                         f"{stack.decisions}, none added for {stall_s:.0f} s")
+
+
+async def workers_drained(stack: Stack) -> float:
+    """Wait until the worker group has decided both inputs and its own commands topic."""
+    return await drained(stack.env["JITWATCH_APP_ID"],
+                         [stack.requests, stack.env["JITWATCH_TOPIC_SESSIONS"],
+                          f"{stack.env['JITWATCH_APP_ID']}-commands"])
+
+
+@dataclass
+class Outcome:
+    """The stream against the replay, as the issue counts it."""
+
+    decisions: int = 0
+    redelivered: int = 0
+    """Decision records that repeat an id (at-least-once); dropped by the dedupe."""
+    lost: int = 0
+    """Replay decisions the stream lacks, plus inputs the replay answers and it does not."""
+    duplicates: int = 0
+    """After dedupe by ``decision_id``: ids the replay does not have, or with two contents."""
+    tables_differ: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not (self.lost or self.duplicates or self.tables_differ or self.problems)
+
+    def __str__(self) -> str:
+        return "\n".join([f"{self.decisions} decisions, {self.redelivered} redelivered, "
+                          f"{self.lost} lost, {self.duplicates} duplicates, "
+                          f"{self.tables_differ} table rows differ", *self.problems[:20]])
+
+
+def expected(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Replay]:
+    """simulate on the same input, time run on to now: its decisions and final states."""
+    replay = Replay()
+    return simulated(events, POLICY, until=datetime.now(UTC), replay=replay), replay
+
+
+async def check(stack: Stack, events: list[dict[str, Any]],
+                expectation: tuple[list[dict[str, Any]], Replay] | None = None) -> Outcome:
+    """Compare the drained stream with simulate (``expectation``, when already run):
+    decisions by id and content, a verdict for every input the replay answers, and the
+    final grant tables."""
+    wanted, replay = expectation or expected(events)
+    records = await read_all(stack.decisions)
+    stream = [orjson.loads(record.value) for record in records]
+    ours = {event["subject"]["id"] for event in events}
+    stream = [decision for decision in stream if decision["subject"]["id"] in ours]
+    comparison = compare(stream, wanted)
+    outcome = Outcome(decisions=len(stream), redelivered=comparison.duplicates,
+                      lost=len(comparison.missing),
+                      duplicates=len(comparison.extra) + len(comparison.conflicting))
+    if not comparison.equal:
+        outcome.problems.append(str(comparison))
+    answered = {decision["cause"]["event_id"] for decision in stream}
+    unanswered = sorted({decision["cause"]["event_id"] for decision in wanted
+                         if not decision["cause"]["event_id"].startswith("tick:")} - answered)
+    outcome.lost += len(unanswered)
+    if unanswered:
+        outcome.problems.append(f"inputs without a verdict: {unanswered[:10]}")
+    outcome.tables_differ, differences = await _compare_tables(stack, replay)
+    outcome.problems += differences
+    return outcome
+
+
+async def _compare_tables(stack: Stack, replay: Replay) -> tuple[int, list[str]]:
+    """The worker's grant table (last changelog value per key) against the replay's."""
+    changelog = f"{stack.env['JITWATCH_APP_ID']}-grants-changelog"
+    table: dict[bytes, bytes | None] = {}
+    for record in await read_all(changelog):
+        table[bytes(record.key)] = record.value
+    differences = []
+    for key in sorted(set(table) | set(replay.states)):
+        stored = decode_stored(table.get(key))
+        got = encode_stored(stored) if stored is not None else None
+        want = encode_stored(replay.states[key]) if key in replay.states else None
+        if got != want:
+            differences.append(f"table row {key!r}: stream {got!r} vs replay {want!r}")
+    return len(differences), differences[:10]
+
+
+def finish(scenario: str, outcome: Outcome, *, events: int, faults: int, started: float,
+           detail: str) -> None:
+    """Print the scenario's summary line, then fail with the differences if any."""
+    summary(scenario, events=events, faults=faults, lost=outcome.lost,
+            duplicates=outcome.duplicates, seconds=time.monotonic() - started,
+            passed=outcome.passed,
+            detail=f"{outcome.decisions} decisions, {outcome.redelivered} redelivered, "
+                   f"{detail}")
+    assert outcome.passed, str(outcome)
