@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from tests import factories
 
 REPO = Path(__file__).resolve().parents[2]
 BOOTSTRAP = os.environ.get("JITWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -122,6 +125,14 @@ class Stack:
             assert self.worker.wait(timeout=60) == 0, "worker did not stop cleanly"
         self.worker = self.start("worker", log_dir, **env)
         return self.worker
+
+
+@pytest.fixture(autouse=True)
+def _events_happen_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test events are stamped relative to ``tests.factories.T0``; the worker ends grants
+    on the wall clock, so on the real stack T0 must be now, or a fixed T0 becomes a grant
+    already past its TTL the day after it was written (and every test then sees revokes)."""
+    monkeypatch.setattr(factories, "T0", datetime.now(UTC).replace(microsecond=0))
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,9 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from schemas._base import format_time
 from streams.audit import stream_key
-from tests.factories import raw_request
+from tests.factories import at, raw_request
 from tests.integration.conftest import (
     Producer,
     Stack,
@@ -39,7 +40,7 @@ async def test_compliant_request_is_approved_with_full_decision(
     assert decision["rule"]["id"] == "auto-approve"
     assert decision["tenant"] == "acme"
     assert decision["request_id"] == "r-1"
-    assert decision["expires_at"] == "2026-11-23T10:10:00Z"
+    assert decision["expires_at"] == format_time(at(600))
     assert decision["cause"] == {"event_id": "e-r-1", "type": "request.created",
                                  "topic": stack.requests, "partition": partition,
                                  "offset": offset}
