@@ -22,6 +22,7 @@ from schemas.policy import LoadedPolicy
 from streams.codec import decode_stored
 from streams.enforcer import BatchPlan, Record, plan_batch
 from streams.expiry import DeadlineIndex, PartitionClock, encode_tick, partition_of
+from streams.kafka_security import faust_credentials
 from streams.settings import Settings
 
 __all__ = ["TABLE_NAME", "build_app"]
@@ -61,6 +62,7 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir),
         topic_partitions=settings.topic_partitions,

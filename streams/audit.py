@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
+from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
 __all__ = ["AuditRecord", "RedisAuditSink", "run_audit_sink", "stream_key"]
@@ -119,6 +120,7 @@ async def run_audit_sink(settings: Settings, stop: asyncio.Event) -> None:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        **kafka_client_options(settings),
     )
     await consumer.start()
     log.info("audit sink consuming %s as group %s", settings.topic_decisions,

@@ -320,6 +320,11 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.set_defaults(run=_cmd_tail)
+
+    # Issue F: the enforcer's own identity (acls, whoami) lives in streams/identity.py.
+    from streams.identity import register_commands as register_identity_commands
+
+    register_identity_commands(commands)
     return parser
 
 

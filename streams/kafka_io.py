@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
 __all__ = ["collect_decisions", "follow_decisions", "publish_events"]
@@ -16,7 +17,8 @@ __all__ = ["collect_decisions", "follow_decisions", "publish_events"]
 
 async def publish_events(settings: Settings, events: Iterable[dict[str, Any]]) -> int:
     """Publish contract events keyed by subject id, as an upstream broker would."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                **kafka_client_options(settings))
     await producer.start()
     count = 0
     try:
@@ -37,6 +39,7 @@ async def _decision_consumer(settings: Settings) -> tuple[AIOKafkaConsumer, list
         bootstrap_servers=settings.kafka_bootstrap,
         enable_auto_commit=False,
         isolation_level="read_committed",
+        **kafka_client_options(settings),
     )
     await consumer.start()
     partitions = consumer.partitions_for_topic(settings.topic_decisions)
