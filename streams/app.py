@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,8 +57,12 @@ class _PartitionedTable:
         self._table[key] = value
 
 
-def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
-    """Build the worker's faust app and register the enforcement agent."""
+def build_app(settings: Settings,
+              policy: LoadedPolicy | Callable[[], LoadedPolicy]) -> faust.App:
+    """Build the worker's faust app and register the enforcement agent.
+
+    ``policy`` may be a callable giving the policy in force (reloads, issue F).
+    """
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -133,7 +137,8 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
         access = _PartitionedTable(table)
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            await _handle_batch(events, access, send, settings, policy, deadlines, clock)
+            current = policy() if callable(policy) else policy  # issue F: reloads
+            await _handle_batch(events, access, send, settings, current, deadlines, clock)
 
     async def send_ticks() -> None:
         # Timers cannot write tables: this only asks the owning partition to expire.

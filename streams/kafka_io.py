@@ -34,6 +34,11 @@ async def publish_events(settings: Settings, events: Iterable[dict[str, Any]]) -
     return count
 
 
+def _is_verdict(record: dict[str, Any]) -> bool:
+    # The decisions topic also carries policy-load records (jit.policy-load/v1, issue F).
+    return bool(record.get("schema", "jit.decision/v1") == "jit.decision/v1")
+
+
 async def _decision_consumer(settings: Settings) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -74,7 +79,7 @@ async def collect_decisions(
             for messages in batches.values():
                 for message in messages:
                     decision = orjson.loads(message.value)
-                    if wanted(decision):
+                    if _is_verdict(decision) and wanted(decision):
                         found.setdefault(decision["decision_id"], decision)
     finally:
         await consumer.stop()
@@ -95,6 +100,8 @@ async def follow_decisions(
             batches = await consumer.getmany(timeout_ms=200)
             for messages in batches.values():
                 for message in messages:
-                    yield orjson.loads(message.value)
+                    decision = orjson.loads(message.value)
+                    if _is_verdict(decision):
+                        yield decision
     finally:
         await consumer.stop()

@@ -10,17 +10,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
 from streams.kafka_security import KafkaSecurity
+from streams.policy_control import PolicyTrust
 
 __all__ = ["Settings", "load_settings"]
 
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 
 
-class Settings(KafkaSecurity, BaseSettings):
+class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
     """Every knob of the worker and the audit sink; frozen once built.
 
     Kafka authentication and TLS (``JITWATCH_KAFKA_SECURITY_PROTOCOL``, ``_SASL_*``,
-    ``_SSL_*``) come from :class:`streams.kafka_security.KafkaSecurity`.
+    ``_SSL_*``) come from :class:`streams.kafka_security.KafkaSecurity`, policy change
+    control (``JITWATCH_POLICY_SIGNERS_FILE``, ``_POLICY_POLL_S``) from
+    :class:`streams.policy_control.PolicyTrust`.
     """
 
     model_config = SettingsConfigDict(env_prefix="JITWATCH_", frozen=True, extra="ignore")

@@ -217,3 +217,29 @@ async def create_as_admin(topic: str, partitions: int) -> None:
     finally:
         await admin.close()
     assert [error[1] for error in response.topic_errors] in ([0], [36]), response
+
+
+async def read_all(user: str, topic: str, until: Any, timeout_s: float = 90.0) -> list[Any]:
+    """Records of ``topic`` (decoded JSON) as ``user``, from the start, until ``until(found)``."""
+    import orjson
+
+    consumer = AIOKafkaConsumer(**client_options(user), enable_auto_commit=False)
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        partitions: set[int] = set()
+        while not partitions and time.monotonic() < deadline:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while not until(found) and time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=300)).values():
+                found.extend(orjson.loads(message.value) for message in messages
+                             if message.value != b"probe")
+    finally:
+        await consumer.stop()
+    assert until(found), f"timed out on {topic}; found {found}"
+    return found

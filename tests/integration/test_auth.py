@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -108,3 +109,106 @@ def test_a_principal_cannot_apply_acls_or_describe_them(auth: AuthStack,
     done = auth.jitwatch("acls", "apply", user="watcher")
     assert done.returncode != 0
     assert "refused" in done.stderr
+
+
+async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_control(
+        auth: AuthStack, tmp_path: Path) -> None:
+    """The whole pipeline, each part as its own principal: upstream publishes, the watcher
+    decides with a signed policy, the audit sink appends, the SIEM reads. A forged approval
+    is denied; a tampered policy is refused with the old one kept; no secret leaks."""
+    import orjson
+    import redis.asyncio as aioredis
+
+    from streams.audit import stream_key
+    from streams.identity import read_private_key
+    from streams.policy_control import sign_policy
+    from tests.factories import raw_event, raw_request
+    from tests.integration.auth_stack import PRINCIPALS, password, read_all
+    from tests.integration.conftest import REDIS_URL
+    from tests.keys import policy_keys_toml, signed
+
+    # A signer key, the signers file, and a signed policy with alice's reviewer key.
+    signer_key = tmp_path / "signer.key"
+    keygen = auth.jitwatch("keygen", "--out", str(signer_key))
+    assert keygen.returncode == 0, keygen.stderr
+    signers = tmp_path / "signers.toml"
+    signers.write_text(f'[signers.sec-1]\nsigner = "security-team"\n{keygen.stdout}')
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = "auth-v1"\n[[defaults.step_up.reviewers]]\nenvs = ["prod"]\n'
+                      'ids = ["alice@example.com"]\n'
+                      + policy_keys_toml("defaults.step_up", ["alice@example.com"]))
+    sign_policy(policy, "sec-1", read_private_key(signer_key))
+
+    env = {"JITWATCH_POLICY_FILE": str(policy), "JITWATCH_POLICY_SIGNERS_FILE": str(signers),
+           "JITWATCH_POLICY_POLL_S": "0.5"}
+    worker_log, sink_log = tmp_path / "worker.log", tmp_path / "sink.log"
+    auth.start("worker", worker_log, "watcher", **env)
+    auth.start("audit-sink", sink_log, "audit")
+    decisions = auth.name("topic_decisions")
+
+    def loads(outcome: str) -> Any:
+        return lambda found: any(r.get("schema") == "jit.policy-load/v1"
+                                 and r["outcome"] == outcome for r in found)
+
+    records = await read_all("siem", decisions, loads("loaded"))
+    loaded = next(r for r in records if r.get("outcome") == "loaded")
+    assert loaded["new"]["signer"] == "security-team"
+    v1_sha = loaded["new"]["sha256"]
+
+    subject = f"dev-{auth.run}@example.com"
+    review = {"subject": subject, "tenant": "default", "request_id": "r-1",
+              "reviewer": {"id": "alice@example.com"}, "outcome": "approved"}
+    forged = signed(raw_event("request.reviewed", event_id="e-2", t=60, **review)) | {
+        "outcome": "approved", "request_id": "r-1", "event_id": "e-2b"}  # signature moved
+    genuine = signed(raw_event("request.reviewed", event_id="e-3", t=120, **review))
+    request = raw_request("r-1", [{"id": "db/orders", "env": "prod", "sensitivity": "high"}],
+                          subject=subject, ticket="OPS-1")
+    producer = AIOKafkaProducer(**client_options("upstream"), acks="all")
+    await producer.start()
+    try:
+        for event in (request, forged, genuine):
+            event["subject"] = {"id": subject}
+            await producer.send_and_wait(auth.name("topic_requests"), orjson.dumps(event),
+                                         key=subject.encode())
+        verdicts = [r for r in await read_all(
+            "siem", decisions, lambda found: sum(r.get("subject", {}).get("id") == subject
+                                                 for r in found) >= 3)
+            if r.get("subject", {}).get("id") == subject]
+        assert [(v["action"], v["rule"]["id"]) for v in verdicts] == [
+            ("escalate", "step-up"), ("deny", "review-signature"),
+            ("approve", "review-approved")]
+        assert all(v["policy"]["sha256"] == v1_sha for v in verdicts)
+
+        # Tamper with the policy: refused, recorded, and v1 stays in force.
+        policy.write_text(policy.read_text().replace("auth-v1", "auth-v2-evil"))
+        refused = next(r for r in await read_all("siem", decisions, loads("refused"))
+                   if r.get("outcome") == "refused")
+        assert refused["old"]["sha256"] == v1_sha
+        assert "does not verify" in refused["reason"]
+        later = raw_request("r-2", [{"id": "db/x", "env": "dev", "sensitivity": "low"}],
+                            subject=subject, t=180)
+        later["subject"] = {"id": subject}
+        await producer.send_and_wait(auth.name("topic_requests"), orjson.dumps(later),
+                                     key=subject.encode())
+    finally:
+        await producer.stop()
+    found = await read_all("siem", decisions, lambda found: any(
+        r.get("request_id") == "r-2" for r in found))
+    after = next(r for r in found if r.get("request_id") == "r-2")
+    assert (after["action"], after["policy"]["sha256"]) == ("approve", v1_sha)
+
+    # The audit sink (its own principal) appended the verdicts to Redis.
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        entries = 0
+        for partition in range(2):
+            entries += await client.xlen(stream_key(auth.name("audit_key_prefix"), partition))
+    finally:
+        await client.aclose()
+    assert entries >= 4
+
+    # No secret in any log or decision.
+    everything = (worker_log.read_bytes() + sink_log.read_bytes()
+                  + b"".join(orjson.dumps(r) for r in found))
+    for user in ("admin", *PRINCIPALS):
+        assert password(user).encode() not in everything, f"{user}'s password leaked"
