@@ -116,6 +116,8 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
     """The whole pipeline, each part as its own principal: upstream publishes, the watcher
     decides with a signed policy, the audit sink appends, the SIEM reads. A forged approval
     is denied; a tampered policy is refused with the old one kept; no secret leaks."""
+    import asyncio
+
     import orjson
     import redis.asyncio as aioredis
 
@@ -179,6 +181,19 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
             ("approve", "review-approved")]
         assert all(v["policy"]["sha256"] == v1_sha for v in verdicts)
 
+        # whoami: who the watcher is, what it may touch, the policy, the audit heads.
+        whoami = auth.jitwatch("whoami", "--json", user="watcher", **env)
+        assert whoami.returncode == 0, whoami.stderr
+        found = orjson.loads(whoami.stdout)
+        assert found["principal"] == "User:watcher"
+        assert f"User:watcher may read topic {auth.name('topic_requests')}" in \
+            found["acls"]["bindings"]
+        assert not any("siem" in line or "audit" in line for line in found["acls"]["bindings"])
+        assert (found["policy"]["sha256"], found["policy"]["signer"]) == (v1_sha,
+                                                                          "security-team")
+        assert "error" not in found["audit_heads"], found["audit_heads"]
+        assert password("watcher") not in whoami.stdout + whoami.stderr
+
         # Tamper with the policy: refused, recorded, and v1 stays in force.
         policy.write_text(policy.read_text().replace("auth-v1", "auth-v2-evil"))
         refused = next(r for r in await read_all("siem", decisions, loads("refused"))
@@ -199,13 +214,15 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
 
     # The audit sink (its own principal) appended the verdicts to Redis.
     client = aioredis.Redis.from_url(REDIS_URL)
+    keys = [stream_key(auth.name("audit_key_prefix"), partition) for partition in range(2)]
     try:
-        entries = 0
-        for partition in range(2):
-            entries += await client.xlen(stream_key(auth.name("audit_key_prefix"), partition))
+        for _ in range(120):  # the sink runs on its own; wait for it, not for a time
+            if sum([await client.xlen(key) for key in keys]) >= 4:
+                break
+            await asyncio.sleep(0.5)
+        assert sum([await client.xlen(key) for key in keys]) >= 4
     finally:
         await client.aclose()
-    assert entries >= 4
 
     # No secret in any log or decision.
     everything = (worker_log.read_bytes() + sink_log.read_bytes()
