@@ -117,7 +117,11 @@ def auth_stack_session(tmp: Path) -> Iterator[AuthStack]:
     }
     session = AuthStack(run=run, env=env)
     for command in (("topics", "create"), ("acls", "apply")):
-        done = session.jitwatch(*command)
+        # A fresh broker may describe a just-created topic with 0 partitions: ask again.
+        for _ in range(5):
+            done = session.jitwatch(*command)
+            if done.returncode == 0:
+                break
         assert done.returncode == 0, done.stderr
     yield session
     for process in session.processes:
