@@ -111,8 +111,14 @@ def test_a_principal_cannot_apply_acls_or_describe_them(auth: AuthStack,
     assert "refused" in done.stderr
 
 
+@pytest.fixture
+def clean_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
+    """Names of its own: the matrix leaves probe records in its session's topics."""
+    yield from auth_stack_session(tmp_path_factory.mktemp("auth-clean"))
+
+
 async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_control(
-        auth: AuthStack, tmp_path: Path) -> None:
+        clean_auth: AuthStack, tmp_path: Path) -> None:
     """The whole pipeline, each part as its own principal: upstream publishes, the watcher
     decides with a signed policy, the audit sink appends, the SIEM reads. A forged approval
     is denied; a tampered policy is refused with the old one kept; no secret leaks."""
@@ -131,7 +137,7 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
 
     # A signer key, the signers file, and a signed policy with alice's reviewer key.
     signer_key = tmp_path / "signer.key"
-    keygen = auth.jitwatch("keygen", "--out", str(signer_key))
+    keygen = clean_auth.jitwatch("keygen", "--out", str(signer_key))
     assert keygen.returncode == 0, keygen.stderr
     signers = tmp_path / "signers.toml"
     signers.write_text(f'[signers.sec-1]\nsigner = "security-team"\n{keygen.stdout}')
@@ -144,9 +150,9 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
     env = {"JITWATCH_POLICY_FILE": str(policy), "JITWATCH_POLICY_SIGNERS_FILE": str(signers),
            "JITWATCH_POLICY_POLL_S": "0.5"}
     worker_log, sink_log = tmp_path / "worker.log", tmp_path / "sink.log"
-    auth.start("worker", worker_log, "watcher", **env)
-    auth.start("audit-sink", sink_log, "audit")
-    decisions = auth.name("topic_decisions")
+    clean_auth.start("worker", worker_log, "watcher", **env)
+    clean_auth.start("audit-sink", sink_log, "audit")
+    decisions = clean_auth.name("topic_decisions")
 
     def loads(outcome: str) -> Any:
         return lambda found: any(r.get("schema") == "jit.policy-load/v1"
@@ -157,7 +163,7 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
     assert loaded["new"]["signer"] == "security-team"
     v1_sha = loaded["new"]["sha256"]
 
-    subject = f"dev-{auth.run}@example.com"
+    subject = f"dev-{clean_auth.run}@example.com"
     review = {"subject": subject, "tenant": "default", "request_id": "r-1",
               "reviewer": {"id": "alice@example.com"}, "outcome": "approved"}
     forged = signed(raw_event("request.reviewed", event_id="e-2", t=60, **review)) | {
@@ -170,7 +176,7 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
     try:
         for event in (request, forged, genuine):
             event["subject"] = {"id": subject}
-            await producer.send_and_wait(auth.name("topic_requests"), orjson.dumps(event),
+            await producer.send_and_wait(clean_auth.name("topic_requests"), orjson.dumps(event),
                                          key=subject.encode())
         verdicts = [r for r in await read_all(
             "siem", decisions, lambda found: sum(r.get("subject", {}).get("id") == subject
@@ -182,11 +188,11 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
         assert all(v["policy"]["sha256"] == v1_sha for v in verdicts)
 
         # whoami: who the watcher is, what it may touch, the policy, the audit heads.
-        whoami = auth.jitwatch("whoami", "--json", user="watcher", **env)
+        whoami = clean_auth.jitwatch("whoami", "--json", user="watcher", **env)
         assert whoami.returncode == 0, whoami.stderr
         found = orjson.loads(whoami.stdout)
         assert found["principal"] == "User:watcher"
-        assert f"User:watcher may read topic {auth.name('topic_requests')}" in \
+        assert f"User:watcher may read topic {clean_auth.name('topic_requests')}" in \
             found["acls"]["bindings"]
         assert not any("siem" in line or "audit" in line for line in found["acls"]["bindings"])
         assert (found["policy"]["sha256"], found["policy"]["signer"]) == (v1_sha,
@@ -203,7 +209,7 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
         later = raw_request("r-2", [{"id": "db/x", "env": "dev", "sensitivity": "low"}],
                             subject=subject, t=180)
         later["subject"] = {"id": subject}
-        await producer.send_and_wait(auth.name("topic_requests"), orjson.dumps(later),
+        await producer.send_and_wait(clean_auth.name("topic_requests"), orjson.dumps(later),
                                      key=subject.encode())
     finally:
         await producer.stop()
@@ -214,7 +220,7 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
 
     # The audit sink (its own principal) appended the verdicts to Redis.
     client = aioredis.Redis.from_url(REDIS_URL)
-    keys = [stream_key(auth.name("audit_key_prefix"), partition) for partition in range(2)]
+    keys = [stream_key(clean_auth.name("audit_key_prefix"), partition) for partition in range(2)]
     try:
         for _ in range(120):  # the sink runs on its own; wait for it, not for a time
             if sum([await client.xlen(key) for key in keys]) >= 4:
