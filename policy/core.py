@@ -18,6 +18,7 @@ from functools import cache, partial
 from zoneinfo import ZoneInfo
 
 from policy import rules
+from policy.reviews import review_signature_problem
 from policy.rules import Rule
 from schemas._base import format_time
 from schemas.decisions import Action, StateSummary
@@ -574,6 +575,11 @@ def _on_review(ledger: _Ledger, event: RequestReviewed,
         ledger.deny(event.request_id, resource_ids, rules.REVIEWER_NOT_ALLOWED,
                     f"{event.reviewer.id} may not review requests for "
                     f"{', '.join(sorted(envs))}; it stays pending")
+        return {}
+    # Issue F: a review counts only with a valid signature (policy/reviews.py).
+    unsigned = review_signature_problem(event, tenant)
+    if unsigned is not None:
+        ledger.deny(event.request_id, resource_ids, rules.REVIEW_SIGNATURE, unsigned)
         return {}
     ledger.pending.remove(waiting)
     if event.outcome == "denied":

@@ -61,6 +61,8 @@ REVIEW_NOT_PENDING = _rule("review-not-pending", "A review can only decide a req
 REVIEW_SELF_APPROVAL = _rule("review-self-approval", "Nobody reviews their own request.")
 REVIEWER_NOT_ALLOWED = _rule("reviewer-not-allowed", "Only reviewers the policy lists for the "
                              "request's environments may decide it.")
+REVIEW_SIGNATURE = _rule("review-signature", "An approval counts only with a valid Ed25519 "
+                         "signature by a key the policy lists for its reviewer.")
 PENDING_EXPIRED = _rule("pending-expired", "A request nobody reviewed within its pending time "
                         "is denied.")
 TTL_EXPIRED = _rule("ttl-expired", "A grant ends when its time to live runs out.")

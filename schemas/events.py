@@ -87,6 +87,11 @@ class RequestReviewed(_Event):
     reviewer: Reviewer
     outcome: Literal["approved", "denied"]
     comment: Text | None = None
+    key_id: Identifier | None = None
+    """Which of the reviewer's keys (listed in the policy) made ``signature``."""
+    signature: Annotated[str, StringConstraints(max_length=256)] | None = None
+    """Base64 Ed25519 signature over the review's canonical encoding (policy/reviews.py);
+    an approval counts only with a valid one."""
 
 
 class RequestWithdrawn(_Event):

@@ -6,6 +6,7 @@ tenant. Tenants named nowhere get the defaults, or are refused (``unknown_tenant
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import tomllib
@@ -41,6 +42,7 @@ __all__ = [
     "LoadedPolicy",
     "LocksPolicy",
     "Policy",
+    "ReviewerKey",
     "ReviewerSet",
     "SessionsPolicy",
     "StepUpPolicy",
@@ -172,12 +174,36 @@ class ReviewerSet(_Section):
     ids: tuple[Name, ...] = Field(min_length=1)
 
 
+class ReviewerKey(_Section):
+    """An Ed25519 public key a reviewer signs approvals with. Several keys of one reviewer
+    may be listed at once, so keys rotate without a gap."""
+
+    reviewer: Name
+    key_id: Name
+    public_key: str
+    """Base64 of the raw 32-byte Ed25519 public key (``jitwatch review keygen`` prints one)."""
+
+    @field_validator("public_key")
+    @classmethod
+    def _ed25519(cls, value: str) -> str:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError as exc:
+            raise ValueError("not base64; paste the public_key line `jitwatch review keygen` "
+                             "prints") from exc
+        if len(raw) != 32:
+            raise ValueError(f"an Ed25519 public key has 32 bytes, this one {len(raw)}")
+        return value
+
+
 class StepUpPolicy(_Section):
     """From which sensitivity a human must approve, and who may."""
 
     from_sensitivity: Threshold = "high"
     pending_ttl_s: int = Field(strict=True, default=3600, gt=0)
     reviewers: tuple[ReviewerSet, ...] = ()
+    reviewer_keys: tuple[ReviewerKey, ...] = ()
+    """Keys approvals must be signed with; an approval signed by no listed key is refused."""
 
 
 class BreakGlassPolicy(_Section):

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from schemas.errors import ConfigError
+from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
 __all__ = ["ensure_topics", "wait_for_broker"]
@@ -27,7 +28,8 @@ async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> AIOKaf
     deadline = loop.time() + timeout_s
     while True:
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.app_id}-admin"
+            bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.app_id}-admin",
+            **kafka_client_options(settings),
         )
         try:
             await admin.start()

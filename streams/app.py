@@ -8,9 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import faust
@@ -24,6 +23,7 @@ from streams.batching import in_batches
 from streams.codec import decode_stored
 from streams.enforcer import BatchPlan, Record, plan_batch
 from streams.expiry import DeadlineIndex, PartitionClock, encode_tick, partition_of
+from streams.kafka_security import faust_credentials
 from streams.settings import Settings
 
 __all__ = ["TABLE_NAME", "build_app"]
@@ -58,11 +58,16 @@ class _PartitionedTable:
         self._table[key] = value
 
 
-def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
-    """Build the worker's faust app and register the enforcement agent."""
+def build_app(settings: Settings,
+              policy: LoadedPolicy | Callable[[], LoadedPolicy]) -> faust.App:
+    """Build the worker's faust app and register the enforcement agent.
+
+    ``policy`` may be a callable giving the policy in force (reloads, issue F).
+    """
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir),
         topic_partitions=settings.topic_partitions,
@@ -133,10 +138,13 @@ def build_app(settings: Settings, policy: LoadedPolicy) -> faust.App:
 
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
         access = _PartitionedTable(table)
-        await in_batches(stream, partial(_handle_batch, access=access, send=send,
-                                         settings=settings, policy=policy,
-                                         deadlines=deadlines, clock=clock),
-                         settings.batch_max)
+
+        async def handle(events: Sequence[EventT[Any]]) -> None:
+            current = policy() if callable(policy) else policy  # in force now (reloads)
+            await _handle_batch(events, access=access, send=send, settings=settings,
+                                policy=current, deadlines=deadlines, clock=clock)
+
+        await in_batches(stream, handle, settings.batch_max)
 
     async def send_ticks() -> None:
         # Timers cannot write tables: this only asks the owning partition to expire.

@@ -45,11 +45,14 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     from streams.admin import ensure_topics
     from streams.app import build_app
+    from streams.policy_control import attach_policy_control, load_policy_control
 
-    policy = load_policy(args.policy or settings.policy_file)
     asyncio.run(ensure_topics(settings))
-    log.info("policy %s (sha256 %s…) in force", policy.ref.version, policy.ref.sha256[:12])
-    app = build_app(settings, policy)
+    # Issue F: validated and (with signers configured) signature-checked; every load is
+    # recorded on the decisions topic; reloads when the file changes.
+    control = load_policy_control(settings, args.policy or settings.policy_file)
+    app = build_app(settings, control.policy)
+    attach_policy_control(app, settings, control)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0
@@ -324,6 +327,11 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.set_defaults(run=_cmd_tail)
+
+    # Issue F: the enforcer's own identity (acls, whoami) lives in streams/identity.py.
+    from streams.identity import register_commands as register_identity_commands
+
+    register_identity_commands(commands)
     return parser
 
 

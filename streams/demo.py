@@ -70,13 +70,35 @@ def demo_phases(now: datetime | None = None, run: str | None = None) -> list[Dem
         request(oncall, 8, [("db/orders", "prod", "critical")], break_glass=True,
                 ticket="INC-4711", reason="orders database down"),
     ]
-    review = {"type": "request.reviewed", "event_id": f"e-{run}-9", "at": next(clock),
-              "tenant": "acme", "subject": deployer, "request_id": f"r-{run}-7",
-              "reviewer": {"id": "carol@acme.example"}, "outcome": "approved"}
+    review = _demo_signed({"type": "request.reviewed", "event_id": f"e-{run}-9",
+                           "at": next(clock), "tenant": "acme", "subject": deployer,
+                           "request_id": f"r-{run}-7", "reviewer": {"id": "carol@acme.example"},
+                           "outcome": "approved"})
     done = {"type": "task.completed", "event_id": f"e-{run}-10", "at": next(clock),
             "tenant": "acme", "subject": deployer, "request_id": f"r-{run}-7"}
     return [DemoPhase(requests, decisions=11), DemoPhase([review], decisions=1),
             DemoPhase([done], decisions=1)]
+
+
+DEMO_REVIEWER_KEY_ID = "carol-demo"
+"""The demo reviewer's key id; its public key is in ops/demo-policy.toml. DEMO ONLY: the
+private key is derived from a public seed, so anyone can sign with it."""
+
+
+def _demo_signed(raw: dict[str, Any]) -> dict[str, Any]:
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from policy.reviews import sign_review
+    from schemas.events import INPUT_EVENT
+
+    seed = hashlib.sha256(b"jitwatch demo reviewer carol (demo only)").digest()
+    raw = {**raw, "key_id": DEMO_REVIEWER_KEY_ID}
+    review = INPUT_EVENT.validate_python(raw)
+    signature = sign_review(review, DEMO_REVIEWER_KEY_ID,  # type: ignore[arg-type]
+                            Ed25519PrivateKey.from_private_bytes(seed))
+    return {**raw, "signature": signature}
 
 
 _COLOURS = {"approve": "32", "deny": "31", "revoke": "33", "escalate": "35", "lock": "31;1",

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
 __all__ = ["collect_decisions", "follow_decisions", "publish_events"]
@@ -16,7 +17,8 @@ __all__ = ["collect_decisions", "follow_decisions", "publish_events"]
 
 async def publish_events(settings: Settings, events: Iterable[dict[str, Any]]) -> int:
     """Publish contract events keyed by subject id, as an upstream broker would."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                **kafka_client_options(settings))
     await producer.start()
     count = 0
     try:
@@ -32,11 +34,17 @@ async def publish_events(settings: Settings, events: Iterable[dict[str, Any]]) -
     return count
 
 
+def _is_verdict(record: dict[str, Any]) -> bool:
+    # The decisions topic also carries policy-load records (jit.policy-load/v1, issue F).
+    return bool(record.get("schema", "jit.decision/v1") == "jit.decision/v1")
+
+
 async def _decision_consumer(settings: Settings) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         enable_auto_commit=False,
         isolation_level="read_committed",
+        **kafka_client_options(settings),
     )
     await consumer.start()
     partitions = consumer.partitions_for_topic(settings.topic_decisions)
@@ -71,7 +79,7 @@ async def collect_decisions(
             for messages in batches.values():
                 for message in messages:
                     decision = orjson.loads(message.value)
-                    if wanted(decision):
+                    if _is_verdict(decision) and wanted(decision):
                         found.setdefault(decision["decision_id"], decision)
     finally:
         await consumer.stop()
@@ -92,6 +100,8 @@ async def follow_decisions(
             batches = await consumer.getmany(timeout_ms=200)
             for messages in batches.values():
                 for message in messages:
-                    yield orjson.loads(message.value)
+                    decision = orjson.loads(message.value)
+                    if _is_verdict(decision):
+                        yield decision
     finally:
         await consumer.stop()

@@ -9,14 +9,22 @@ from pydantic import Field, SecretStr, StringConstraints, ValidationError, model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
+from streams.kafka_security import KafkaSecurity
+from streams.policy_control import PolicyTrust
 
 __all__ = ["Settings", "load_settings"]
 
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 
 
-class Settings(BaseSettings):
-    """Every knob of the worker and the audit sink; frozen once built."""
+class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
+    """Every knob of the worker and the audit sink; frozen once built.
+
+    Kafka authentication and TLS (``JITWATCH_KAFKA_SECURITY_PROTOCOL``, ``_SASL_*``,
+    ``_SSL_*``) come from :class:`streams.kafka_security.KafkaSecurity`, policy change
+    control (``JITWATCH_POLICY_SIGNERS_FILE``, ``_POLICY_POLL_S``) from
+    :class:`streams.policy_control.PolicyTrust`.
+    """
 
     model_config = SettingsConfigDict(env_prefix="JITWATCH_", frozen=True, extra="ignore")
 
@@ -117,7 +125,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]  # keys are checked by pydantic
     except ValidationError as exc:
         problems = "\n".join(
-            f"  - JITWATCH_{str(error['loc'][0]).upper()}: {error['msg']}"
+            f"  - JITWATCH_{str(error['loc'][0]).upper()}: {error['msg']}" if error["loc"]
+            else f"  - {error['msg']}"  # a check across fields names them in its message
             for error in exc.errors(include_url=False)
         )
         raise ConfigError(f"invalid settings:\n{problems}") from exc

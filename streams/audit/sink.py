@@ -38,6 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from schemas.errors import ConfigError
 from streams.audit.chain import GENESIS, AuditTamperError, Head, entry_hash, entry_id
 from streams.audit.keys import INDEXED_FIELDS, index_key, index_member, redis_for, stream_key
+from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
 __all__ = ["AuditRecord", "RedisAuditSink", "run_audit_sink"]
@@ -384,6 +385,7 @@ async def run_audit_sink(settings: Settings, stop: asyncio.Event) -> None:
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **kafka_client_options(settings),
     )
     consumer.subscribe([settings.topic_decisions], listener=assignments)
     await consumer.start()

@@ -8,6 +8,7 @@ from policy.core import Verdict, decide
 from schemas.policy import Policy, parse_policy
 from schemas.state import SubjectState
 from tests.factories import at, event, raw_event, raw_request
+from tests.keys import policy_keys_toml, signed
 
 BASE = 'version = "t"\n'
 
@@ -37,13 +38,15 @@ def req(request_id: str, *resources: tuple[str, str, str], t: float = 0,
 
 def review(request_id: str, reviewer: str, outcome: str = "approved", t: float = 1,
            subject: str = "alice") -> dict[str, Any]:
-    return raw_event("request.reviewed", event_id=f"rev-{request_id}-{reviewer}-{t}", t=t,
-                     subject=subject, request_id=request_id, reviewer={"id": reviewer},
-                     outcome=outcome)
+    # Signed with the reviewer's test key (tests/keys.py): approvals count only signed.
+    return signed(raw_event("request.reviewed", event_id=f"rev-{request_id}-{reviewer}-{t}",
+                            t=t, subject=subject, request_id=request_id,
+                            reviewer={"id": reviewer}, outcome=outcome))
 
 
 REVIEWED = ('[defaults.step_up]\nfrom_sensitivity = "high"\npending_ttl_s = 600\n'
-            '[[defaults.step_up.reviewers]]\nenvs = ["prod"]\nids = ["carol"]\n')
+            '[[defaults.step_up.reviewers]]\nenvs = ["prod"]\nids = ["carol"]\n'
+            + policy_keys_toml("defaults.step_up", ["carol", "alice", "dave"]))
 
 
 def test_identity_issuer_and_attestation() -> None:
