@@ -21,7 +21,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.integration.conftest import REDIS_URL, REPO, _reachable
+from tests.integration.conftest import REDIS_URL, REPO, _reachable, assign_from_start
 
 AUTH_BOOTSTRAP = os.environ.get("JITWATCH_AUTH_KAFKA_BOOTSTRAP", "")
 SECRETS = Path(os.environ.get("JITWATCH_AUTH_STACK_SECRETS", REPO / ".stack-auth" / "secrets"))
@@ -232,13 +232,7 @@ async def read_all(user: str, topic: str, until: Any, timeout_s: float = 90.0) -
     found: list[Any] = []
     try:
         deadline = time.monotonic() + timeout_s
-        partitions: set[int] = set()
-        while not partitions and time.monotonic() < deadline:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        await assign_from_start(consumer, topic, deadline)
         while not until(found) and time.monotonic() < deadline:
             for messages in (await consumer.getmany(timeout_ms=300)).values():
                 found.extend(orjson.loads(message.value) for message in messages

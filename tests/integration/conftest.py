@@ -232,6 +232,18 @@ async def producer(stack: Stack) -> AsyncIterator[Producer]:
         await client.stop()
 
 
+async def assign_from_start(consumer: AIOKafkaConsumer, topic: str, deadline: float) -> None:
+    """Assign every partition of ``topic`` (waiting for its metadata until ``deadline``)
+    and seek to the start."""
+    partitions: set[int] = set()
+    while not partitions and time.monotonic() < deadline:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+
+
 async def read_topic(topic: str, wanted: Any, count: int, timeout_s: float = 60.0) -> list[Any]:
     """Read ``topic`` from the start with a plain consumer until ``count`` records match.
 
@@ -244,13 +256,7 @@ async def read_topic(topic: str, wanted: Any, count: int, timeout_s: float = 60.
     found: list[Any] = []
     try:
         deadline = time.monotonic() + timeout_s
-        partitions: set[int] = set()
-        while not partitions and time.monotonic() < deadline:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        await assign_from_start(consumer, topic, deadline)
         while len(found) < count and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=200)
             for messages in batches.values():
