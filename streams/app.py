@@ -24,6 +24,7 @@ from streams.codec import decode_stored
 from streams.enforcer import BatchPlan, Record, plan_batch
 from streams.expiry import DeadlineIndex, PartitionClock, encode_tick, partition_of
 from streams.kafka_security import faust_credentials
+from streams.seek_fix import install_seek_fix
 from streams.settings import Settings
 
 __all__ = ["TABLE_NAME", "build_app"]
@@ -64,6 +65,7 @@ def build_app(settings: Settings,
 
     ``policy`` may be a callable giving the policy in force (reloads, issue F).
     """
+    install_seek_fix()  # before faust's consumer exists: see streams/seek_fix.py
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",

@@ -24,8 +24,6 @@ from tests.integration.conftest import Stack
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.xfail(strict=False, reason="open: after a rebalance a worker can hold partitions "
-                   "and not consume them (README, Known problems); the scenario then times out")
 async def test_kill_9_workers_at_random_points(stack: Stack, logs: Path,
                                                tmp_path: Path) -> None:
     count = harness.env_int("JITWATCH_FAULTS_EVENTS", 4000)
