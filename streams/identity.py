@@ -76,26 +76,25 @@ def _text(value: object) -> str:
 
 
 async def _audit_heads(settings: Settings) -> dict[str, Any]:
-    """Newest entry of every audit stream (``<prefix>:p<partition>``), or why none."""
-    import redis.asyncio as aioredis
+    """Newest entry of every audit chain (one per decisions partition), or why none."""
     from redis.exceptions import RedisError
 
+    from streams.audit.keys import redis_for, stream_key
+
     heads: dict[str, Any] = {}
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_for(settings, "verifier")  # read-only: the auditor's own ACL user
     try:
-        keys = sorted([key async for key in client.scan_iter(
-            match=f"{settings.audit_key_prefix}:p*", _type="stream")])
-        for key in keys:
+        for partition in range(settings.topic_partitions):
+            key = stream_key(settings.audit_key_prefix, partition)
             newest = await client.xrevrange(key, count=1)
             if not newest:
                 continue
             entry_id, fields = newest[0]
             head: dict[str, Any] = {"entry": _text(entry_id), "length": await client.xlen(key)}
-            # Issue D chains entries; show its head hash when the entry carries one.
-            for name in (b"hash", b"chain", b"head"):
+            for name in (b"seq", b"hash"):
                 if fields and name in fields:
                     head[name.decode()] = _text(fields[name])
-            heads[key.decode()] = head
+            heads[key] = head
     except (RedisError, OSError) as exc:
         return {"error": f"Redis at {settings.redis_url.split('@')[-1]} unreadable: {exc}"}
     finally:

@@ -125,14 +125,13 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
     import asyncio
 
     import orjson
-    import redis.asyncio as aioredis
 
     from streams.audit import stream_key
     from streams.identity import read_private_key
     from streams.policy_control import sign_policy
     from tests.factories import raw_event, raw_request
     from tests.integration.auth_stack import PRINCIPALS, password, read_all
-    from tests.integration.conftest import REDIS_URL
+    from tests.integration.conftest import redis_admin
     from tests.keys import policy_keys_toml, signed
 
     # A signer key, the signers file, and a signed policy with alice's reviewer key.
@@ -219,7 +218,7 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
     assert (after["action"], after["policy"]["sha256"]) == ("approve", v1_sha)
 
     # The audit sink (its own principal) appended the verdicts to Redis.
-    client = aioredis.Redis.from_url(REDIS_URL)
+    client = redis_admin()
     keys = [stream_key(clean_auth.name("audit_key_prefix"), partition) for partition in range(2)]
     try:
         for _ in range(120):  # the sink runs on its own; wait for it, not for a time
