@@ -105,11 +105,11 @@ async def measure(grants: int, spread: float, lead: float, env: dict[str, str]) 
         for messages in (await consumer.getmany(timeout_ms=500, max_records=10000)).values():
             for message in messages:
                 decision = orjson.loads(message.value)
-                if decision["action"] == "approve":
+                if decision.get("action") == "approve":  # policy-load records have none
                     approved += 1
                     if approved == grants:
                         decided_at = time.monotonic()
-                elif decision["rule"]["id"] == "ttl-expired":
+                elif decision.get("rule", {}).get("id") == "ttl-expired":
                     emitted = _time(decision["emitted_at"])
                     due = _time(decision["at"])
                     late.append((emitted - due).total_seconds())

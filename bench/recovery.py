@@ -134,7 +134,7 @@ def time_to_ready(run: BenchRun, name: str, waiting: bool, timeout_s: float = 90
     async def verdict() -> float | None:
         async with contextlib.aclosing(_decisions(run, 60)) as decisions:
             async for decision in decisions:
-                if decision["cause"]["event_id"] == event_id:
+                if decision.get("cause", {}).get("event_id") == event_id:
                     return time.monotonic() - started
         return None
 
@@ -173,7 +173,7 @@ async def lateness(run: BenchRun, first: datetime, measure: float) -> list[float
     end = first + timedelta(seconds=measure)
     late: list[float] = []
     async for decision in _decisions(run, 30):
-        if decision["rule"]["id"] == "ttl-expired":
+        if decision.get("rule", {}).get("id") == "ttl-expired":  # policy-load records have none
             due = datetime.fromisoformat(decision["at"])
             if due <= end:
                 late.append((datetime.fromisoformat(decision["emitted_at"])
