@@ -21,7 +21,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.integration.conftest import REDIS_URL, REPO, _reachable, assign_from_start
+from tests.integration.conftest import (
+    REDIS_URL,
+    REPO,
+    _reachable,
+    assign_from_start,
+    stop_all,
+)
 
 AUTH_BOOTSTRAP = os.environ.get("JITWATCH_AUTH_KAFKA_BOOTSTRAP", "")
 SECRETS = Path(os.environ.get("JITWATCH_AUTH_STACK_SECRETS", REPO / ".stack-auth" / "secrets"))
@@ -124,13 +130,7 @@ def auth_stack_session(tmp: Path) -> Iterator[AuthStack]:
                 break
         assert done.returncode == 0, done.stderr
     yield session
-    for process in session.processes:
-        process.terminate()
-    for process in session.processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_all(session.processes)
 
 
 # ---------------------------------------------------------------- probes: True when allowed

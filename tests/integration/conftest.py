@@ -135,6 +135,17 @@ def _events_happen_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(factories, "T0", datetime.now(UTC).replace(microsecond=0))
 
 
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every background process, then wait; SIGKILL what does not stop in 30 s."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Session names on the real stack; topics created; processes stopped at the end."""
@@ -169,13 +180,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert created.returncode == 0, created.stderr
     session = Stack(run=run, env=env)
     yield session
-    for process in session.processes:
-        process.terminate()
-    for process in session.processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_all(session.processes)
 
 
 @pytest.fixture(scope="session")
