@@ -77,8 +77,7 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
                     ]
                 )
             log.info("created topics %s", ", ".join(missing))
-        described = await admin.describe_topics(list(names))
-        counts = {item["topic"]: len(item["partitions"]) for item in described}
+        counts = await _partition_counts(admin, names)
     finally:
         await admin.close()
     for name in (settings.topic_requests, settings.topic_sessions, settings.topic_commands):
@@ -89,3 +88,20 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
                 "lives with its events"
             )
     return counts
+
+
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, names: tuple[str, ...], timeout_s: float = 15.0
+) -> dict[str, int]:
+    # Right after CreateTopics (ours or another process's) the controller may not have
+    # propagated the new topics to the broker answering metadata: they describe with no
+    # partitions for a moment. Ask again until every topic has partitions, or the deadline
+    # passes and the caller reports the count it saw.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        described = await admin.describe_topics(list(names))
+        counts = {item["topic"]: len(item["partitions"]) for item in described}
+        if all(counts.get(name) for name in names) or loop.time() >= deadline:
+            return counts
+        await asyncio.sleep(0.2)
