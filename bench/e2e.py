@@ -84,23 +84,26 @@ def throughput(events: int, subjects: int) -> None:
                           lambda source, sink: [sys.executable, str(HERE / "e2e.py"),
                                                 "passthrough", source, sink,
                                                 f"bench-passthrough-{uuid.uuid4().hex[:6]}"])
-    floor_rate = _baseline(run, payloads, "faust_floor",
-                           lambda source, sink: [sys.executable, str(HERE / "faust_floor.py"),
-                                                 "worker", "--without-web", "-l", "warn"])
-    for name, rate in (("passthrough", base_rate), ("faust_floor", floor_rate)):
+    def floor(source: str, sink: str) -> list[str]:
+        return [sys.executable, str(HERE / "faust_floor.py")]
+
+    floor_rate = _baseline(run, payloads, "faust_floor", floor)
+    stream_rate = _baseline(run, payloads, "faust_stream", floor, FLOOR_TABLE="0")
+    for name, rate in (("passthrough", base_rate), ("faust_floor", floor_rate),
+                       ("faust_stream", stream_rate)):
         if rate:
             print(f"e2e.worker_vs_{name} {worker_rate / rate:.2f} x")
 
 
 def _baseline(run: BenchRun, payloads: list[tuple[bytes, bytes]], name: str,
-              command: Callable[[str, str], list[str]]) -> float:
+              command: Callable[[str, str], list[str]], **extra_env: str) -> float:
     """Time one baseline process over the same payloads; prints and returns its rate."""
     source, sink = f"{run.requests}.{name}", f"{run.decisions}.{name}"
     asyncio.run(create_topics([source, sink], run.partitions))
     asyncio.run(publish(source, iter(payloads)))
     data = Path(run.env["JITWATCH_DATA_DIR"]) / name
     env = {**run.env, "FLOOR_SOURCE": source, "FLOOR_SINK": sink, "FLOOR_DATA": str(data),
-           "FLOOR_APP": f"bench-{name}-{uuid.uuid4().hex[:6]}"}
+           "FLOOR_APP": f"bench-{name}-{uuid.uuid4().hex[:6]}", **extra_env}
     process = subprocess.Popen(command(source, sink), env=env, cwd=HERE,
                                stdout=run.log, stderr=subprocess.STDOUT)
     try:

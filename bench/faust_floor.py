@@ -3,10 +3,11 @@
 One agent, the worker's batching, one table write per event (RocksDB + changelog) and one
 record produced per event, acks awaited before the table is written: the worker's shape
 with the policy taken out. ``bench/e2e.py throughput`` runs it as a second baseline, so
-the figures tell faust's share from ours.
+the figures tell faust's share from ours. With ``FLOOR_TABLE=0`` it skips the table
+writes (the third baseline, ``faust_stream``): what faust's stream and producer alone cost.
 
 Run by e2e.py: FLOOR_SOURCE=... FLOOR_SINK=... FLOOR_APP=... FLOOR_DATA=...
-python bench/faust_floor.py worker --without-web -l warn
+python bench/faust_floor.py
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import faust
 from faust.streams import _current_event
 from faust.types import EventT
 
+from streams.app import quiet_worker
 from streams.batching import in_batches
 
 app = faust.App(
@@ -39,6 +41,7 @@ app = faust.App(
 source = app.topic(os.environ["FLOOR_SOURCE"], key_serializer="raw", value_serializer="raw")
 table = app.Table("floor", default=None, partitions=8, key_type=bytes, value_type=bytes)
 sink = os.environ["FLOOR_SINK"]
+store_events = os.environ.get("FLOOR_TABLE", "1") != "0"
 
 
 async def _handle(events: Sequence[EventT[Any]]) -> None:
@@ -46,6 +49,8 @@ async def _handle(events: Sequence[EventT[Any]]) -> None:
                                        partition=None, timestamp=None, headers=None)
                for event in events]
     await asyncio.gather(*futures)
+    if not store_events:
+        return
     for event in events:
         _current_event.set(weakref.ref(event))
         table[event.message.key] = event.message.value
@@ -58,4 +63,4 @@ async def floor(stream: Any) -> None:
 
 
 if __name__ == "__main__":
-    app.main()
+    quiet_worker(app, "warning").execute_from_commandline()  # as the worker runs

@@ -41,10 +41,8 @@ def load_policy(path: Path | None) -> LoadedPolicy:
 
 
 def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    import faust  # imported here: the other commands start faster without it
-
     from streams.admin import ensure_topics
-    from streams.app import build_app
+    from streams.app import build_app, quiet_worker
     from streams.policy_control import attach_policy_control, load_policy_control
 
     asyncio.run(ensure_topics(settings))
@@ -53,7 +51,7 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     control = load_policy_control(settings, args.policy or settings.policy_file)
     app = build_app(settings, control.policy)
     attach_policy_control(app, settings, control)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = quiet_worker(app, settings.log_level)
     worker.execute_from_commandline()
     return 0
 
