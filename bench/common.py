@@ -12,18 +12,19 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-__all__ = ["BOOTSTRAP", "BenchRun", "create_topics", "percentile", "publish",
-           "request_payloads", "topic_span"]
+__all__ = ["BOOTSTRAP", "BenchRun", "CpuSampler", "create_topics", "percentile", "publish",
+           "request_payloads", "topic_span", "topic_times"]
 
 REPO = Path(__file__).resolve().parents[1]
 BOOTSTRAP = os.environ.get("JITWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -142,11 +143,56 @@ async def publish(topic: str, payloads: Iterator[tuple[bytes, bytes]]) -> int:
     return count
 
 
+@dataclass
+class CpuSampler:
+    """Samples a process's CPU time (user + system) ten times a second, in a thread.
+
+    CPU seconds per event stay comparable when other work shares the machine, where
+    events per second do not: ``between`` gives the CPU a process spent in a time span.
+    """
+
+    pid: int
+    samples: list[tuple[float, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        stat = Path(f"/proc/{self.pid}/stat")
+        while not self._stop.wait(0.1):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:
+                return  # the process ended
+            self.samples.append((time.time(), (int(fields[11]) + int(fields[12])) / tick))
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> float:
+        """CPU seconds spent from wall time ``start`` to ``end`` (nearest samples)."""
+        def at(moment: float) -> float:
+            return min(self.samples, key=lambda sample: abs(sample[0] - moment))[1]
+        return at(end) - at(start) if self.samples else 0.0
+
+
 async def topic_span(topic: str, expect: int, timeout_s: float,
                      event_of: Callable[[bytes], str | None]) -> tuple[int, float]:
     """Read ``topic`` from the start until records for ``expect`` distinct input events
     (``event_of(value)``) arrived; returns (events covered, seconds between the first and
     the last record's create timestamps, i.e. the producing process's pace)."""
+    covered, first, last = await topic_times(topic, expect, timeout_s, event_of)
+    return covered, last - first
+
+
+async def topic_times(topic: str, expect: int, timeout_s: float,
+                      event_of: Callable[[bytes], str | None]) -> tuple[int, float, float]:
+    """As :func:`topic_span`, but returns (events covered, first, last create timestamp)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
                                 max_partition_fetch_bytes=8 << 20)
     await consumer.start()
@@ -167,6 +213,6 @@ async def topic_span(topic: str, expect: int, timeout_s: float,
                         seen.add(event)
                     first = min(first, message.timestamp / 1000)
                     last = max(last, message.timestamp / 1000)
-        return len(seen), last - first
+        return len(seen), first, last
     finally:
         await consumer.stop()

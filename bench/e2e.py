@@ -32,11 +32,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from common import (
     BOOTSTRAP,
     BenchRun,
+    CpuSampler,
     create_topics,
     percentile,
     publish,
     request_payloads,
     topic_span,
+    topic_times,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -70,13 +72,16 @@ def throughput(events: int, subjects: int) -> None:
         run.stop_worker()  # publish with the worker stopped: it then starts on a full topic
         payloads = list(request_payloads(events, subjects))
         asyncio.run(publish(run.requests, iter(payloads)))
-        run.start_worker()
-        covered, span = asyncio.run(topic_span(run.decisions, events + 1, 900, _cause))
+        cpu = CpuSampler(run.start_worker().pid)
+        covered, first, last = asyncio.run(topic_times(run.decisions, events + 1, 900, _cause))
         rss = run.peak_rss_mib()
     finally:
         run.stop_worker()
+    cpu.stop()
+    span = last - first
     worker_rate = (covered - 1) / span if span > 0 else 0.0
     print(f"e2e.worker.events_per_s {worker_rate:,.0f} events/s ({covered - 1} of {events})")
+    _print_cpu("worker", cpu.between(first, last), covered - 1)
     if rss is not None:
         print(f"e2e.worker.peak_rss {rss:,.0f} MiB")
 
@@ -106,14 +111,25 @@ def _baseline(run: BenchRun, payloads: list[tuple[bytes, bytes]], name: str,
            "FLOOR_APP": f"bench-{name}-{uuid.uuid4().hex[:6]}", **extra_env}
     process = subprocess.Popen(command(source, sink), env=env, cwd=HERE,
                                stdout=run.log, stderr=subprocess.STDOUT)
+    cpu = CpuSampler(process.pid)
     try:
-        passed, span = asyncio.run(topic_span(sink, len(payloads), 900, _event_id))
+        passed, first, last = asyncio.run(topic_times(sink, len(payloads), 900, _event_id))
     finally:
+        cpu.stop()
         process.kill()
         process.wait(timeout=30)
+    span = last - first
     rate = passed / span if span > 0 else 0.0
     print(f"e2e.{name}.events_per_s {rate:,.0f} events/s ({passed} of {len(payloads)})")
+    _print_cpu(name, cpu.between(first, last), passed)
     return rate
+
+
+def _print_cpu(name: str, seconds: float, events: int) -> None:
+    # CPU per event holds when other work shares the machine; events/s does not.
+    if events and seconds > 0:
+        print(f"e2e.{name}.cpu_per_event {seconds / events * 1e6:,.0f} us "
+              f"(process CPU, user + system)")
 
 
 async def passthrough(source: str, sink: str, group: str) -> None:

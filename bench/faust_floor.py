@@ -1,10 +1,11 @@
 """faust's own floor: what the worker must do for every event, minus deciding anything.
 
-One agent, the worker's batching, one table write per event (RocksDB + changelog) and one
-record produced per event, acks awaited before the table is written: the worker's shape
-with the policy taken out. ``bench/e2e.py throughput`` runs it as a second baseline, so
-the figures tell faust's share from ours. With ``FLOOR_TABLE=0`` it skips the table
-writes (the third baseline, ``faust_stream``): what faust's stream and producer alone cost.
+One agent, the worker's batching, one table write per event (the worker's BatchedTable:
+changelog, then RocksDB) and one record produced per event, acks awaited before the table
+is written: the worker's shape with the policy taken out. ``bench/e2e.py throughput``
+runs it as a second baseline, so the figures tell faust's share from ours. With
+``FLOOR_TABLE=0`` it skips the table writes (the third baseline, ``faust_stream``): what
+faust's stream and producer alone cost.
 
 Run by e2e.py: FLOOR_SOURCE=... FLOOR_SINK=... FLOOR_APP=... FLOOR_DATA=...
 python bench/faust_floor.py
@@ -14,15 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 from faust.types import EventT
 
-from streams.app import quiet_worker
+from streams.app import BatchedTable, quiet_worker
 from streams.batching import in_batches
 
 app = faust.App(
@@ -49,11 +48,9 @@ async def _handle(events: Sequence[EventT[Any]]) -> None:
                                        partition=None, timestamp=None, headers=None)
                for event in events]
     await asyncio.gather(*futures)
-    if not store_events:
-        return
-    for event in events:
-        _current_event.set(weakref.ref(event))
-        table[event.message.key] = event.message.value
+    if store_events:
+        await BatchedTable(table, app.producer).put_all(
+            [(event, event.message.key, event.message.value) for event in events])
 
 
 @app.agent(source, concurrency=1)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
-from faust.streams import _current_event  # see _PartitionedTable
+from faust.streams import _current_event  # see BatchedTable
 from faust.types import TP, EventT
 
 from policy.core import next_deadline
@@ -27,7 +27,7 @@ from streams.kafka_security import faust_credentials
 from streams.seek_fix import install_seek_fix
 from streams.settings import Settings
 
-__all__ = ["TABLE_NAME", "build_app", "quiet_worker"]
+__all__ = ["TABLE_NAME", "BatchedTable", "build_app", "quiet_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -35,28 +35,55 @@ TABLE_NAME = "grants"
 """Table of per-subject state; its changelog topic is ``<app_id>-grants-changelog``."""
 
 
-class _PartitionedTable:
-    """Reads and writes table values on the partition of the event they belong to.
+class BatchedTable:
+    """Reads a faust table on the owning event's partition; writes a batch in one go.
 
     faust takes a write's changelog partition (and its RocksDB shard) from the *current*
     event, which in a batch is not the event the value belongs to. We point the current
     event at the owning one first. Only the context variable of the agent's own task is
-    set: the stream's ``current_event`` attribute is what ``take_events`` reads to buffer
-    the next event in its background task, so touching it would swap events in the buffer.
+    set: the stream's ``current_event`` attribute is what the batching task reads to buffer
+    the next event, so touching it would swap events in the buffer.
+
+    A write through ``table[key] = value`` queues one changelog record in faust's producer
+    buffer, sent one at a time, and stores the persisted offset in RocksDB once per record:
+    that path made faust's floor four times slower than its bare stream. :meth:`put_all`
+    does the same work per batch: the changelog records of the whole batch are sent
+    together and acknowledged, then stored in RocksDB (so the local store is never ahead
+    of its changelog), then each partition's persisted offset is written once.
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, producer: Any) -> None:
         self._table = table
+        self._producer = producer
 
     def get(self, event: EventT[Any], key: bytes) -> bytes | None:
+        """The stored value of ``key`` on ``event``'s partition."""
         _current_event.set(weakref.ref(event))
         value = self._table.get(key)
         return value if value is None else bytes(value)
 
-    def set(self, event: EventT[Any], key: bytes, value: bytes) -> None:
-        _current_event.set(weakref.ref(event))
-        # Assign a new value; stored values are never mutated in place.
-        self._table[key] = value
+    async def put_all(self, writes: Sequence[tuple[EventT[Any], bytes, bytes]]) -> None:
+        """Store each (event, key, value): changelog first, acknowledged, then RocksDB."""
+        if not writes:
+            return
+        topic = self._table.changelog_topic.get_topic_name()
+        futures = [
+            await self._producer.send(topic, key, value, partition=event.message.partition,
+                                      timestamp=None, headers=None)
+            for event, key, value in writes
+        ]
+        sent = await asyncio.gather(*futures)
+        persisted: dict[int, int] = {}
+        store = self._table.data
+        for (event, key, value), metadata in zip(writes, sent, strict=True):
+            _current_event.set(weakref.ref(event))
+            # Assign a new value; stored values are never mutated in place. The store
+            # alone: its changelog record is already written above.
+            store[key] = value
+            persisted[metadata.partition] = max(metadata.offset,
+                                                persisted.get(metadata.partition, -1))
+        for partition, offset in persisted.items():
+            store.set_persisted_offset(TP(topic, partition), offset)
 
 
 def build_app(settings: Settings,
@@ -139,7 +166,7 @@ def build_app(settings: Settings,
                    for topic in input_topics)
 
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
-        access = _PartitionedTable(table)
+        access = BatchedTable(table, app.producer)
 
         async def handle(events: Sequence[EventT[Any]]) -> None:
             current = policy() if callable(policy) else policy  # in force now (reloads)
@@ -220,7 +247,7 @@ async def _index_table(table: Any, deadlines: DeadlineIndex) -> int:
 async def _handle_batch(
     events: Sequence[EventT[Any]],
     *,
-    access: _PartitionedTable,
+    access: BatchedTable,
     send: Any,
     settings: Settings,
     policy: LoadedPolicy,
@@ -248,8 +275,8 @@ async def _handle_batch(
         commands_topic=settings.topic_commands,
     )
     await send(plan)
-    for write in plan.writes.values():
-        access.set(events[write.source], write.key, write.value)
+    await access.put_all([(events[write.source], write.key, write.value)
+                          for write in plan.writes.values()])
     for (key, tenant), deadline in plan.deadlines.items():
         deadlines.set(key, tenant, deadline)
     for topic, partition, offset, at in plan.decided:
