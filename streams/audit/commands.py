@@ -39,7 +39,7 @@ def _redis_run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 def _keygen(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit.notary import generate_keys
 
-    private, public = generate_keys(args.out)
+    private, public = generate_keys(args.out, keep_existing=args.if_missing)
     print(f"wrote {private} (private, mode 0600: give it to the notary only)")
     print(f"wrote {public} (public: give it to auditors for `jitwatch audit verify`)")
     return 0
@@ -151,6 +151,9 @@ def add_audit_commands(commands: Any, utc_time: Callable[[str], datetime],
     keygen = sub.add_parser("keygen", help="create the notary's Ed25519 key pair")
     keygen.add_argument("--out", type=Path, required=True,
                         help="directory for notary.key (0600) and notary.pub")
+    keygen.add_argument("--if-missing", action="store_true",
+                        help="keep a key pair already there (exit 0) instead of refusing: "
+                        "for a container that makes its keys on first start")
     keygen.set_defaults(run=_keygen)
 
     notary = sub.add_parser("notary", help="sign chain heads every N entries or T seconds")

@@ -22,6 +22,15 @@ def test_keygen_writes_a_0600_private_key_and_never_overwrites(tmp_path: Path) -
         generate_keys(tmp_path)
 
 
+def test_keygen_if_missing_keeps_a_pair_already_there(tmp_path: Path) -> None:
+    """A container runs `jitwatch audit keygen --if-missing` on every start."""
+    assert main(["audit", "keygen", "--out", str(tmp_path), "--if-missing"]) == 0
+    first = (tmp_path / "notary.key").read_bytes()
+    assert main(["audit", "keygen", "--out", str(tmp_path), "--if-missing"]) == 0
+    assert (tmp_path / "notary.key").read_bytes() == first
+    assert main(["audit", "keygen", "--out", str(tmp_path)]) == 2
+
+
 def test_a_private_key_others_can_read_is_refused(tmp_path: Path) -> None:
     private, _ = generate_keys(tmp_path)
     private.chmod(0o640)
