@@ -46,10 +46,14 @@ __all__ = ["AuditRecord", "RedisAuditSink", "run_audit_sink"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# KEYS[1] the chain, KEYS[2..5] the subject, request, action and rule indexes; ARGV[1]/
-# ARGV[2] the head seq/hash the new entries link to; then _ENTRY_ARGS values per entry.
-# Index members go as one ZADD per index and batch. Commands run under the caller's ACL
-# user, so the script can do nothing the sink may not.
+# KEYS[1] the chain, KEYS[2..5] the subject, request, action and rule indexes. ARGV[1]/
+# ARGV[2] the head seq/hash the new entries link to ('-1'/'' for an empty chain), ARGV[3] the
+# first new entry's prev, then _ENTRY_ARGS values per entry (offset, key, decision_id,
+# decision, hash) and 4 index members per entry. The entry id, seq and prev follow from the
+# offset and the entry before, so the script derives them instead of receiving them: every
+# argument costs Redis a parse and a copy into Lua. Index members go as one ZADD per index
+# and batch. Commands run under the caller's ACL user, so the script can do nothing the sink
+# may not.
 _APPEND = """
 local head = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local seq, hash = '-1', ''
@@ -60,13 +64,17 @@ if #head > 0 then
   end
 end
 if seq ~= ARGV[1] or hash ~= ARGV[2] then return {'conflict', seq, hash} end
+local n, prev = tonumber(seq), ARGV[3]
 local members = {{}, {}, {}, {}}
-for i = 3, #ARGV, 12 do
-  redis.call('XADD', KEYS[1], ARGV[i], 'seq', ARGV[i + 1], 'offset', ARGV[i + 2],
-    'key', ARGV[i + 3], 'decision_id', ARGV[i + 4], 'decision', ARGV[i + 5],
-    'prev', ARGV[i + 6], 'hash', ARGV[i + 7])
+for i = 4, #ARGV, 9 do
+  n = n + 1
+  local offset, digest = ARGV[i], ARGV[i + 4]
+  redis.call('XADD', KEYS[1], string.format('0-%d', tonumber(offset) + 1),
+    'seq', string.format('%d', n), 'offset', offset, 'key', ARGV[i + 1],
+    'decision_id', ARGV[i + 2], 'decision', ARGV[i + 3], 'prev', prev, 'hash', digest)
+  prev = digest
   for j = 1, 4 do
-    local member = ARGV[i + 7 + j]
+    local member = ARGV[i + 4 + j]
     if member ~= '' then
       local list = members[j]
       list[#list + 1] = 0
@@ -80,9 +88,11 @@ for j = 1, 4 do
     redis.call('ZADD', KEYS[1 + j], unpack(list, first, math.min(first + 3999, #list)))
   end
 end
-return {'ok', (#ARGV - 2) / 12}
+return {'ok', (#ARGV - 3) / 9}
 """
-_ENTRY_ARGS = 12
+_ENTRY_ARGS = 9
+_ENTRY_RESP = b"$%d\r\n%b\r\n" * 4 + b"$64\r\n%b\r\n" + b"$%d\r\n%b\r\n" * 4
+"""One entry's script arguments as RESP bulk strings (the hash is always 64 hex digits)."""
 
 
 def _bulk(part: bytes) -> bytes:
@@ -240,7 +250,8 @@ class RedisAuditSink:
         fixed = [b"EVALSHA", self._append.sha.encode(), b"5",
                  stream_key(self._prefix, partition).encode(), *self._index_keys,
                  b"-1" if head is None else b"%d" % head.seq,
-                 b"" if head is None else head.hash.encode()]
+                 b"" if head is None else head.hash.encode(),
+                 GENESIS.encode() if head is None else head.hash.encode()]
         command = b"*%d\r\n%b%b" % (len(fixed) + _ENTRY_ARGS * len(entries),
                                      b"".join(_bulk(part) for part in fixed), b"".join(entries))
         pool = self._client.connection_pool
@@ -266,22 +277,25 @@ class RedisAuditSink:
         return (await self.read_heads([partition]))[partition]
 
     def _chain(self, partition: int, head: Head | None,
-               records: list[AuditRecord]) -> tuple[list[Any], Head | None]:
-        """Hash the records after ``head`` into script arguments; returns the new head."""
+               records: list[AuditRecord]) -> tuple[list[bytes], Head | None]:
+        """Hash the records after ``head`` into script arguments (RESP, :data:`_ENTRY_RESP`
+        per entry); returns them and the new head."""
         seq, prev, last = (-1, GENESIS, -1) if head is None else (head.seq, head.hash,
                                                                     head.offset)
-        args: list[Any] = []
+        args: list[bytes] = []
         for record in records:
             if record.offset <= last:
                 continue  # a replay, checked by _check_replays, or a duplicate in the batch
             seq += 1
-            key = record.key or b""
-            decision_id, *members = _index_parts(record.value, partition, record.offset)
-            digest = entry_hash(partition, seq, record.offset, key, decision_id, record.value,
-                                prev)
-            parts = (entry_id(record.offset).encode(), b"%d" % seq, b"%d" % record.offset, key,
-                     decision_id, record.value, prev.encode(), digest.encode(), *members)
-            args.append(b"".join([_bulk(part) for part in parts]))
+            key, value = record.key or b"", record.value
+            decision_id, subject, request, action, rule = _index_parts(value, partition,
+                                                                       record.offset)
+            digest = entry_hash(partition, seq, record.offset, key, decision_id, value, prev)
+            offset = b"%d" % record.offset
+            args.append(_ENTRY_RESP % (
+                len(offset), offset, len(key), key, len(decision_id), decision_id,
+                len(value), value, digest.encode(), len(subject), subject, len(request),
+                request, len(action), action, len(rule), rule))
             prev, last = digest, record.offset
         return args, (head if seq == (-1 if head is None else head.seq)
                       else Head(seq, last, prev))
