@@ -86,6 +86,16 @@ def _ms(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
 
 
+def _time_of(decision: dict[str, Any]) -> datetime:
+    """The decision's ``at`` for ordering: parsed, as RFC 3339 text sorts wrongly when only
+    some times carry fractions (``10:00:00Z`` after ``10:00:00.250Z``); unreadable first."""
+    try:
+        at = datetime.fromisoformat(str(decision.get("at")))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def _found(partition: int, stream_id: bytes, fields: dict[bytes, bytes],
            filters: Filters) -> Found | None:
     entry = ChainEntry.from_fields(partition, stream_id, fields)
@@ -132,7 +142,7 @@ async def query(client: aioredis.Redis, prefix: str, partitions: int,
                     found = _found(partition, stream_id, fields, filters)
                     if found is not None:
                         results.append(found)
-    results.sort(key=lambda f: (str(f.decision.get("at")), f.entry.partition, f.entry.offset))
+    results.sort(key=lambda f: (_time_of(f.decision), f.entry.partition, f.entry.offset))
     return results[:filters.limit] if filters.limit is not None else results
 
 
