@@ -37,7 +37,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.errors import ConfigError
 from streams.audit.chain import GENESIS, AuditTamperError, Head, entry_hash, entry_id
-from streams.audit.keys import INDEXED_FIELDS, index_key, index_member, redis_for, stream_key
+from streams.audit.keys import (
+    INDEXED_FIELDS,
+    index_bucket,
+    index_key,
+    index_member,
+    index_place,
+    redis_for,
+    stream_key,
+)
 from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
@@ -48,12 +56,12 @@ T = TypeVar("T")
 
 # KEYS[1] the chain, KEYS[2..5] the subject, request, action and rule indexes. ARGV[1]/
 # ARGV[2] the head seq/hash the new entries link to ('-1'/'' for an empty chain), ARGV[3] the
-# first new entry's prev, then _ENTRY_ARGS values per entry (offset, key, decision_id,
-# decision, hash) and 4 index members per entry. The entry id, seq and prev follow from the
-# offset and the entry before, so the script derives them instead of receiving them: every
-# argument costs Redis a parse and a copy into Lua. Index members go as one ZADD per index
-# and batch. Commands run under the caller's ACL user, so the script can do nothing the sink
-# may not.
+# first new entry's prev, ARGV[4] the number of entries, then _ENTRY_ARGS values per entry
+# (offset, key, decision_id, decision, hash), then per index a count and that many members.
+# The entry id, seq and prev follow from the offset and the entry before, so the script
+# derives them instead of receiving them: every argument costs Redis a parse and a copy into
+# Lua. Commands run under the caller's ACL user, so the script can do nothing the sink may
+# not.
 _APPEND = """
 local head = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local seq, hash = '-1', ''
@@ -64,40 +72,50 @@ if #head > 0 then
   end
 end
 if seq ~= ARGV[1] or hash ~= ARGV[2] then return {'conflict', seq, hash} end
-local n, prev = tonumber(seq), ARGV[3]
-local members = {{}, {}, {}, {}}
-for i = 4, #ARGV, 9 do
+local n, prev, count = tonumber(seq), ARGV[3], tonumber(ARGV[4])
+local last = 4 + 5 * count
+for i = 5, last, 5 do
   n = n + 1
   local offset, digest = ARGV[i], ARGV[i + 4]
   redis.call('XADD', KEYS[1], string.format('0-%d', tonumber(offset) + 1),
     'seq', string.format('%d', n), 'offset', offset, 'key', ARGV[i + 1],
     'decision_id', ARGV[i + 2], 'decision', ARGV[i + 3], 'prev', prev, 'hash', digest)
   prev = digest
-  for j = 1, 4 do
-    local member = ARGV[i + 4 + j]
-    if member ~= '' then
-      local list = members[j]
-      list[#list + 1] = 0
-      list[#list + 1] = member
-    end
-  end
 end
-for j = 1, 4 do
-  local list = members[j]
+local i = last + 1
+for j = 2, 5 do
+  local members, list = tonumber(ARGV[i]), {}
+  for k = 1, members do
+    list[2 * k - 1] = 0
+    list[2 * k] = ARGV[i + k]
+  end
   for first = 1, #list, 4000 do  -- unpack() has a stack limit
-    redis.call('ZADD', KEYS[1 + j], unpack(list, first, math.min(first + 3999, #list)))
+    redis.call('ZADD', KEYS[j], unpack(list, first, math.min(first + 3999, #list)))
   end
+  i = i + members + 1
 end
-return {'ok', (#ARGV - 3) / 9}
+return {'ok', count}
 """
-_ENTRY_ARGS = 9
-_ENTRY_RESP = b"$%d\r\n%b\r\n" * 4 + b"$64\r\n%b\r\n" + b"$%d\r\n%b\r\n" * 4
+_ENTRY_ARGS = 5
+_ENTRY_RESP = b"$%d\r\n%b\r\n" * 4 + b"$64\r\n%b\r\n"
 """One entry's script arguments as RESP bulk strings (the hash is always 64 hex digits)."""
+_POSTINGS_MAX = 500
+"""Offsets per index member at most (a big batch of one action splits into several)."""
 
 
 def _bulk(part: bytes) -> bytes:
     """One RESP bulk string."""
     return b"$%d\r\n%b\r\n" % (len(part), part)
+
+
+@dataclass(frozen=True, slots=True)
+class _Append:
+    """One append script call's arguments after the fixed ones, as RESP."""
+
+    resp: list[bytes]
+    args: int
+    entries: int
+    head: Head | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,24 +128,21 @@ class AuditRecord:
     value: bytes
 
 
-def _index_parts(decision: bytes, partition: int,
-                 offset: int) -> tuple[bytes, bytes, bytes, bytes, bytes]:
-    """The decision id and the subject, request, action and rule index members (empty when
-    absent); all empty when the decision is unreadable: it is still chained (evidence),
-    just not indexed."""
+def _index_parts(decision: bytes) -> tuple[bytes, int, tuple[bytes, bytes, bytes, bytes]]:
+    """The decision id, its time (epoch ms) and the subject, request, action and rule index
+    values (empty when absent); all empty when the decision is unreadable: it is still
+    chained (evidence), just not indexed."""
     try:
         data = orjson.loads(decision)
         at = data.get("at")
         at_ms = int(datetime.fromisoformat(at).timestamp() * 1000) if at else 0
-        values = (str((data.get("subject") or {}).get("id") or ""),
-                  str(data.get("request_id") or ""), str(data.get("action") or ""),
-                  str((data.get("rule") or {}).get("id") or ""))
-        tail = index_member(b"", at_ms, partition, offset)  # the same for all four
-        return (str(data.get("decision_id") or "").encode(),
-                *[value.encode() + tail if value else b""
-                  for value in values])  # type: ignore[return-value]  # four members
+        return (str(data.get("decision_id") or "").encode(), at_ms,
+                (str((data.get("subject") or {}).get("id") or "").encode(),
+                 str(data.get("request_id") or "").encode(),
+                 str(data.get("action") or "").encode(),
+                 str((data.get("rule") or {}).get("id") or "").encode()))
     except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError):
-        return b"", b"", b"", b"", b""
+        return b"", 0, (b"", b"", b"", b"")
 
 
 class RedisAuditSink:
@@ -213,13 +228,13 @@ class RedisAuditSink:
             sends: list[asyncio.Future[Any]] = []
             for partition, records in self._buffer.items():
                 head = self._heads[partition]
-                args, new_head = self._chain(partition, head, records)
-                if new_head is None or new_head == head:
+                append = self._chain(partition, head, records)
+                if append.head is None or not append.entries:
                     continue
                 sent = asyncio.Event()
                 sends.append(asyncio.ensure_future(self._call_append(
-                    partition, head, args, sent)))
-                calls.append((partition, new_head, len(args)))
+                    partition, head, append, sent)))
+                calls.append((partition, append.head, append.entries))
                 # Once the call is out, Redis appends it while the next partition is hashed.
                 await sent.wait()
             replies = await asyncio.gather(*sends, return_exceptions=True)
@@ -243,17 +258,17 @@ class RedisAuditSink:
                 self._buffer.pop(partition)  # only replays: nothing to append
         return appended
 
-    async def _call_append(self, partition: int, head: Head | None, entries: list[bytes],
+    async def _call_append(self, partition: int, head: Head | None, append: _Append,
                            sent: asyncio.Event) -> Any:
-        """EVALSHA the append script with the entries packed as RESP by :meth:`_chain`:
-        redis-py's packing of 12 arguments per entry cost more than Redis' append."""
+        """EVALSHA the append script with the arguments packed as RESP by :meth:`_chain`:
+        redis-py's packing of the arguments cost more than Redis' append."""
         fixed = [b"EVALSHA", self._append.sha.encode(), b"5",
                  stream_key(self._prefix, partition).encode(), *self._index_keys,
                  b"-1" if head is None else b"%d" % head.seq,
                  b"" if head is None else head.hash.encode(),
-                 GENESIS.encode() if head is None else head.hash.encode()]
-        command = b"*%d\r\n%b%b" % (len(fixed) + _ENTRY_ARGS * len(entries),
-                                     b"".join(_bulk(part) for part in fixed), b"".join(entries))
+                 GENESIS.encode() if head is None else head.hash.encode(),
+                 b"%d" % append.entries]
+        command = [b"*%d\r\n" % (len(fixed) + append.args), *map(_bulk, fixed), *append.resp]
         pool = self._client.connection_pool
         try:
             for _ in range(2):
@@ -277,28 +292,51 @@ class RedisAuditSink:
         return (await self.read_heads([partition]))[partition]
 
     def _chain(self, partition: int, head: Head | None,
-               records: list[AuditRecord]) -> tuple[list[bytes], Head | None]:
-        """Hash the records after ``head`` into script arguments (RESP, :data:`_ENTRY_RESP`
-        per entry); returns them and the new head."""
+               records: list[AuditRecord]) -> _Append:
+        """Hash the records after ``head`` into the script's arguments: per entry
+        :data:`_ENTRY_RESP`, then per index its members, one per value and time bucket."""
         seq, prev, last = (-1, GENESIS, -1) if head is None else (head.seq, head.hash,
                                                                     head.offset)
-        args: list[bytes] = []
+        entries: list[bytes] = []
+        # Subjects and requests take one member per entry (few of a batch share a value and
+        # second); actions and rules, which have a handful of values, one per value and
+        # second: (value, time bucket) -> offsets.
+        subjects: list[bytes] = []
+        requests: list[bytes] = []
+        actions: dict[tuple[bytes, int], list[bytes]] = defaultdict(list)
+        rules: dict[tuple[bytes, int], list[bytes]] = defaultdict(list)
         for record in records:
             if record.offset <= last:
                 continue  # a replay, checked by _check_replays, or a duplicate in the batch
             seq += 1
             key, value = record.key or b"", record.value
-            decision_id, subject, request, action, rule = _index_parts(value, partition,
-                                                                       record.offset)
+            decision_id, at_ms, (subject, request, action, rule) = _index_parts(value)
             digest = entry_hash(partition, seq, record.offset, key, decision_id, value, prev)
             offset = b"%d" % record.offset
-            args.append(_ENTRY_RESP % (
-                len(offset), offset, len(key), key, len(decision_id), decision_id,
-                len(value), value, digest.encode(), len(subject), subject, len(request),
-                request, len(action), action, len(rule), rule))
+            entries.append(_ENTRY_RESP % (len(offset), offset, len(key), key,
+                                          len(decision_id), decision_id, len(value), value,
+                                          digest.encode()))
+            bucket = index_bucket(at_ms)
+            place = index_place(bucket, partition, offset)
+            if subject:
+                subjects.append(subject + place)
+            if request:
+                requests.append(request + place)
+            if action:
+                actions[action, bucket].append(offset)
+            if rule:
+                rules[rule, bucket].append(offset)
             prev, last = digest, record.offset
-        return args, (head if seq == (-1 if head is None else head.seq)
-                      else Head(seq, last, prev))
+        parts, args = [*entries], len(entries) * _ENTRY_ARGS
+        for members in (subjects, requests, *(
+                [index_member(found, bucket, partition, offsets[first:first + _POSTINGS_MAX])
+                 for (found, bucket), offsets in grouped.items()
+                 for first in range(0, len(offsets), _POSTINGS_MAX)]
+                for grouped in (actions, rules))):
+            parts += [_bulk(b"%d" % len(members)), *map(_bulk, members)]
+            args += 1 + len(members)
+        new_head = head if not entries else Head(seq, last, prev)
+        return _Append(parts, args, len(entries), new_head)
 
     async def _check_replays(self) -> None:
         """Records at or below a chain's head must equal what the chain holds there."""
