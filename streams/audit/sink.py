@@ -4,9 +4,10 @@ One chain (Redis Stream) per decisions partition, entry id ``0-<offset + 1>``, s
 order is topic order and a replayed offset is recognised instead of appended twice (and a
 replayed offset whose stored entry differs stops the sink as tampering). Each flush hashes
 the new entries in Python (:mod:`streams.audit.chain`) and appends them, with their query
-index, through one Lua script call per partition that first checks the chain's head is
-still the one the hashes link to: a compare-and-append, atomic in Redis. Partitions' calls
-go out one after another without waiting, so Redis appends one while the next is hashed.
+index, through Lua script calls that first check the chain's head is still the one the
+hashes link to: a compare-and-append, atomic in Redis. The calls (a few hundred entries
+each; per partition in order on one connection) go out without waiting for replies, so
+Redis appends one while the next is hashed.
 
 Redis is the source of truth for the position: on assignment the sink reads each chain's
 head and seeks Kafka to the offset after it, and Kafka offsets are committed only after
@@ -23,7 +24,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -86,7 +87,7 @@ local i = last + 1
 for j = 2, 5 do
   local members, list = tonumber(ARGV[i]), {}
   for k = 1, members do
-    list[2 * k - 1] = 0
+    list[2 * k - 1] = '0'  -- a string: a Lua number would be printf-formatted per member
     list[2 * k] = ARGV[i + k]
   end
   for first = 1, #list, 4000 do  -- unpack() has a stack limit
@@ -99,6 +100,10 @@ return {'ok', count}
 _ENTRY_ARGS = 5
 _ENTRY_RESP = b"$%d\r\n%b\r\n" * 4 + b"$64\r\n%b\r\n"
 """One entry's script arguments as RESP bulk strings (the hash is always 64 hex digits)."""
+_CALL_ENTRIES = 250
+"""Entries per script call: small enough that Redis starts appending soon after a flush
+begins and the sink waits little for the last call; large enough that the calls' fixed
+cost (head check, one ZADD per index) stays small."""
 _POSTINGS_MAX = 500
 """Offsets per index member at most (a big batch of one action splits into several)."""
 
@@ -106,6 +111,17 @@ _POSTINGS_MAX = 500
 def _bulk(part: bytes) -> bytes:
     """One RESP bulk string."""
     return b"$%d\r\n%b\r\n" % (len(part), part)
+
+
+@dataclass(slots=True)
+class _Calls:
+    """The script calls sent for one partition in one flush, on one connection."""
+
+    partition: int
+    connection: Any = None
+    heads: list[tuple[Head, int]] = field(default_factory=list)
+    """Per call sent: the head after it and how many entries it appends."""
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,43 +240,79 @@ class RedisAuditSink:
             if unknown:
                 await self.read_heads(unknown)
             await self._check_replays()
-            calls: list[tuple[int, Head, int]] = []
-            sends: list[asyncio.Future[Any]] = []
-            for partition, records in self._buffer.items():
-                head = self._heads[partition]
-                append = self._chain(partition, head, records)
-                if append.head is None or not append.entries:
-                    continue
-                sent = asyncio.Event()
-                sends.append(asyncio.ensure_future(self._call_append(
-                    partition, head, append, sent)))
-                calls.append((partition, append.head, append.entries))
-                # Once the call is out, Redis appends it while the next partition is hashed.
-                await sent.wait()
-            replies = await asyncio.gather(*sends, return_exceptions=True)
-            failure = next((r for r in replies if isinstance(r, BaseException)), None)
-            for (partition, new_head, count), reply in zip(calls, replies, strict=True):
-                if isinstance(reply, BaseException):
-                    continue  # kept in the buffer for the retry; raised below
-                if reply[0] == b"ok":
-                    self._heads[partition] = new_head
-                    appended += count
-                    self.last_flushed[partition] = new_head.offset
-                    self._buffer.pop(partition, None)
-                else:  # another writer, or Redis lost writes: look again
-                    known = self._heads.pop(partition, None)
-                    self._compare(partition, known, await self._read_head(partition))
+            sent = [await self._send(partition, records)
+                    for partition, records in self._buffer.items()]
+            replies = await asyncio.gather(*map(self._receive, sent))
+            failure: BaseException | None = None
+            forgotten = False
+            for calls, answers in zip(sent, replies, strict=True):
+                appended += await self._settle(calls, answers)
+                if isinstance(calls.error, NoScriptError):
+                    forgotten = True  # Redis restarted or flushed its script cache
+                elif calls.error is not None:
+                    failure = failure or calls.error
             if failure is not None:
                 # Whether a failed call was applied shows on the retry: its head check
                 # reports a conflict and the records become replays.
                 raise failure
-            for partition in [p for p in self._buffer if p not in {c[0] for c in calls}]:
-                self._buffer.pop(partition)  # only replays: nothing to append
+            if forgotten:
+                await self._client.script_load(_APPEND)
         return appended
 
-    async def _call_append(self, partition: int, head: Head | None, append: _Append,
-                           sent: asyncio.Event) -> Any:
-        """EVALSHA the append script with the arguments packed as RESP by :meth:`_chain`:
+    async def _send(self, partition: int, records: list[AuditRecord]) -> _Calls:
+        """Hash a partition's records and send them as script calls of at most
+        :data:`_CALL_ENTRIES` entries, one after another on one connection (Redis runs them
+        in order, each linking to the head the one before leaves). Redis appends a call
+        while the next is hashed; the replies are read by :meth:`_receive`."""
+        calls = _Calls(partition)
+        head = self._heads[partition]
+        try:
+            calls.connection = await self._client.connection_pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            for first in range(0, len(records), _CALL_ENTRIES):
+                append = self._chain(partition, head, records[first:first + _CALL_ENTRIES])
+                if append.head is None or not append.entries:
+                    continue
+                await calls.connection.send_packed_command(self._command(partition, head,
+                                                                         append))
+                calls.heads.append((append.head, append.entries))
+                head = append.head
+        except BaseException as exc:  # noqa: BLE001  # kept, raised by flush after the others
+            calls.error = exc
+        return calls
+
+    async def _receive(self, calls: _Calls) -> list[Any]:
+        """The replies to a partition's calls, in order, up to the first error."""
+        replies: list[Any] = []
+        if calls.connection is None:
+            return replies
+        try:
+            for _ in calls.heads:
+                replies.append(await calls.connection.read_response())
+        except BaseException as exc:  # noqa: BLE001  # kept, raised by flush after the others
+            calls.error = calls.error or exc
+        if calls.error is not None:
+            await calls.connection.disconnect()  # replies may still be on the wire
+        await self._client.connection_pool.release(calls.connection)
+        return replies
+
+    async def _settle(self, calls: _Calls, replies: list[Any]) -> int:
+        """Take the replies of a partition's calls: move its head over what was appended,
+        and drop its buffer once all is in Redis. Returns the entries appended."""
+        partition, appended = calls.partition, 0
+        for (new_head, count), reply in zip(calls.heads, replies, strict=False):
+            if reply[0] != b"ok":  # another writer, or Redis lost writes: look again
+                known = self._heads.pop(partition, None)
+                self._compare(partition, known, await self._read_head(partition))
+                return appended
+            self._heads[partition] = new_head
+            self.last_flushed[partition] = new_head.offset
+            appended += count
+        if calls.error is None:
+            self._buffer.pop(partition, None)  # all in Redis (or only replays)
+        return appended
+
+    def _command(self, partition: int, head: Head | None, append: _Append) -> list[bytes]:
+        """EVALSHA of the append script with the arguments packed as RESP by :meth:`_chain`:
         redis-py's packing of the arguments cost more than Redis' append."""
         fixed = [b"EVALSHA", self._append.sha.encode(), b"5",
                  stream_key(self._prefix, partition).encode(), *self._index_keys,
@@ -268,25 +320,7 @@ class RedisAuditSink:
                  b"" if head is None else head.hash.encode(),
                  GENESIS.encode() if head is None else head.hash.encode(),
                  b"%d" % append.entries]
-        command = [b"*%d\r\n" % (len(fixed) + append.args), *map(_bulk, fixed), *append.resp]
-        pool = self._client.connection_pool
-        try:
-            for _ in range(2):
-                connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
-                try:
-                    await connection.send_packed_command(command)
-                    sent.set()
-                    return await connection.read_response()
-                except NoScriptError:  # Redis restarted or flushed its script cache
-                    await self._client.script_load(_APPEND)
-                except BaseException:
-                    await connection.disconnect()  # the reply may still be on the wire
-                    raise
-                finally:
-                    await pool.release(connection)
-            raise RedisConnectionError("Redis forgot the append script twice in a row")
-        finally:
-            sent.set()  # also when the call failed before going out: never leave flush waiting
+        return [b"*%d\r\n" % (len(fixed) + append.args), *map(_bulk, fixed), *append.resp]
 
     async def _read_head(self, partition: int) -> Head | None:
         return (await self.read_heads([partition]))[partition]
