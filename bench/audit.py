@@ -1,12 +1,13 @@
 """Audit sink throughput with the hash chain and index, and its lag behind the topic.
 
 Run (stack up, `eval "$(ops/stack env)"`): .venv/bin/python bench/audit.py [--entries N]
-    [--rate R --seconds S]
+    [--rate R --seconds S] [--flush-only]
 Prints one line per figure: name, value, unit (and the ratio to the baseline measured in
 the same run):
 
 - audit.baseline_xadd: plain XADD pipeline of the same records (no chain, no index),
 - audit.flush: RedisAuditSink add/flush (hash chain, index, compare-and-append script),
+- audit.flush_cpu: CPU time per entry of that flush, in the sink and (as admin) in Redis,
 - audit.query_*: ``jitwatch audit query``'s lookup on those chains (index, then entries),
 - audit.sink_end_to_end: the real sink (run_audit_sink) draining a topic of N decisions,
 - audit.lag_*: the sink following a producer at R decisions/s: how far (records and ms
@@ -81,15 +82,47 @@ async def baseline(client: aioredis.Redis, prefix: str,
 
 
 async def chained(client: aioredis.Redis, prefix: str,
-                  records: list[tuple[bytes, bytes]]) -> float:
-    """RedisAuditSink add/flush in the same batches: entries/s."""
+                  records: list[tuple[bytes, bytes]]) -> tuple[float, str]:
+    """RedisAuditSink add/flush in the same batches: entries/s, and the CPU time per entry
+    of this process and of Redis (on a shared machine the rate swings with the neighbours'
+    load, the CPU cost much less)."""
     sink = RedisAuditSink(client, prefix)
+    redis_before = await redis_cpu_s()
+    cpu_before = time.process_time()
     started = time.perf_counter()
     for first in range(0, len(records), BATCH):
         for n, (key, value) in enumerate(records[first:first + BATCH], first):
             sink.add(AuditRecord(n % PARTITIONS, n // PARTITIONS, key, value))
         await sink.flush()
-    return len(records) / (time.perf_counter() - started)
+    rate = len(records) / (time.perf_counter() - started)
+    cpu = (time.process_time() - cpu_before) / len(records) * 1e6
+    redis_after = await redis_cpu_s()
+    redis = "" if redis_before is None or redis_after is None else \
+        f", Redis {(redis_after - redis_before) / len(records) * 1e6:.1f} us/entry"
+    return rate, f"audit.flush_cpu sink {cpu:.1f} us/entry{redis} (main threads' CPU time)"
+
+
+async def redis_cpu_s() -> float | None:
+    """Redis' CPU seconds so far (INFO cpu, as the admin user; None without one)."""
+    admin = admin_client()
+    if admin is None:
+        return None
+    try:
+        info = await admin.info("cpu")
+        return float(info["used_cpu_sys_main_thread"]) + float(info["used_cpu_user_main_thread"])
+    finally:
+        await admin.aclose()
+
+
+def admin_client() -> aioredis.Redis | None:
+    """The ops-only admin user's client, when ops/stack env named one."""
+    user, password_file = os.environ.get("REDIS_ADMIN_USER"), \
+        os.environ.get("REDIS_ADMIN_PASSWORD_FILE")
+    if not (user and password_file):
+        return None
+    password = Path(password_file).read_text().strip()  # tiny, once
+    return aioredis.Redis.from_url(load_settings().redis_url, username=user,
+                                   password=password)
 
 
 async def query_figures(settings: Settings, prefix: str,
@@ -212,14 +245,10 @@ async def follow(producer: AIOKafkaProducer, client: aioredis.Redis, prefix: str
 
 async def cleanup(prefix: str) -> None:
     """Delete the run's keys as the ops-only admin user, when there is one."""
-    user, password_file = os.environ.get("REDIS_ADMIN_USER"), \
-        os.environ.get("REDIS_ADMIN_PASSWORD_FILE")
-    if not (user and password_file):
+    admin = admin_client()
+    if admin is None:
         print(f"(keys {prefix}:* left behind: no REDIS_ADMIN_USER to delete them)")
         return
-    password = Path(password_file).read_text().strip()  # noqa: ASYNC240  # tiny, once
-    admin = aioredis.Redis.from_url(load_settings().redis_url, username=user,
-                                    password=password)
     try:
         keys = [key async for key in admin.scan_iter(match=f"{prefix}:*", count=10_000)]
         for first in range(0, len(keys), 10_000):
@@ -233,6 +262,8 @@ async def main() -> None:
     parser.add_argument("--entries", type=int, default=200_000)
     parser.add_argument("--rate", type=float, default=5_000, help="decisions/s to follow")
     parser.add_argument("--seconds", type=float, default=5, help="how long to follow")
+    parser.add_argument("--flush-only", action="store_true",
+                        help="only the baseline, flush and query figures (quick, no Kafka)")
     args = parser.parse_args()
     settings = load_settings()
     records = decisions(args.entries)
@@ -242,12 +273,15 @@ async def main() -> None:
     try:
         base = await baseline(client, base_prefix, records)
         await cleanup(base_prefix)
-        chain = await chained(client, chain_prefix, records)
+        chain, cpu = await chained(client, chain_prefix, records)
         print(f"audit.baseline_xadd {base:,.0f} entries/s (plain XADD pipeline, no chain)")
         print(f"audit.flush {chain:,.0f} entries/s (hash chain + index, {args.entries} "
               f"entries, {len(records[0][1])} B each; {chain / base:.2f} x baseline)")
+        print(cpu)
         await query_figures(settings, chain_prefix, records)
         await cleanup(chain_prefix)
+        if args.flush_only:
+            return
         await end_to_end(settings, client, records, args.rate, args.seconds)
     finally:
         await client.aclose()

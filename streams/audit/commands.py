@@ -39,7 +39,7 @@ def _redis_run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 def _keygen(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit.notary import generate_keys
 
-    private, public = generate_keys(args.out)
+    private, public = generate_keys(args.out, keep_existing=args.if_missing)
     print(f"wrote {private} (private, mode 0600: give it to the notary only)")
     print(f"wrote {public} (public: give it to auditors for `jitwatch audit verify`)")
     return 0
@@ -56,7 +56,12 @@ def _notary(settings: Settings, args: argparse.Namespace,
 def _verify(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit.keys import redis_for
     from streams.audit.notary import load_public_key
-    from streams.audit.verify import VerifyReport, verify_export, verify_redis
+    from streams.audit.verify import (
+        VerifyReport,
+        kafka_consumer_options,
+        verify_export,
+        verify_redis,
+    )
 
     public_key = load_public_key(args.public_key or settings.audit_verify_key_file)
     report: VerifyReport
@@ -69,7 +74,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 return await verify_redis(
                     client, settings.audit_key_prefix, settings.topic_partitions, public_key,
-                    settings.kafka_bootstrap if args.against_kafka else None,
+                    kafka_consumer_options(settings) if args.against_kafka else None,
                     settings.topic_decisions)
             finally:
                 await client.aclose()
@@ -146,6 +151,9 @@ def add_audit_commands(commands: Any, utc_time: Callable[[str], datetime],
     keygen = sub.add_parser("keygen", help="create the notary's Ed25519 key pair")
     keygen.add_argument("--out", type=Path, required=True,
                         help="directory for notary.key (0600) and notary.pub")
+    keygen.add_argument("--if-missing", action="store_true",
+                        help="keep a key pair already there (exit 0) instead of refusing: "
+                        "for a container that makes its keys on first start")
     keygen.set_defaults(run=_keygen)
 
     notary = sub.add_parser("notary", help="sign chain heads every N entries or T seconds")
@@ -156,7 +164,8 @@ def add_audit_commands(commands: Any, utc_time: Callable[[str], datetime],
     verify.add_argument("--public-key", type=Path,
                         help="the notary's public key (default JITWATCH_AUDIT_VERIFY_KEY_FILE)")
     verify.add_argument("--against-kafka", action="store_true",
-                        help="also check each chain equals its decisions partition 1:1")
+                        help="also check each chain equals its decisions partition 1:1 "
+                        "(reads the topic with the JITWATCH_KAFKA_* SASL/TLS settings)")
     verify.add_argument("--export", type=Path, metavar="FILE",
                         help="verify an export file offline instead of Redis")
     verify.set_defaults(run=_verify)

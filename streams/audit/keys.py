@@ -4,7 +4,8 @@ Under the prefix ``P`` (``JITWATCH_AUDIT_KEY_PREFIX``):
 
 - ``P:p<partition>``: the hash chain of one decisions partition (a Redis Stream),
 - ``P:ix:<field>``: for ``subject``, ``request``, ``action`` and ``rule``, one sorted set
-  of members ``<value> NUL <at in epoch ms, 13 digits> NUL <partition>:<offset>``, all with
+  of members ``<value> NUL <time bucket: epoch ms, 13 digits> NUL <partition>:<offset>,...``
+  (a value's entries of one partition within one second, from one sink batch), all with
   score 0, so ``ZRANGEBYLEX`` finds a value's entries in time order (:func:`index_member`),
 - ``P:cp:p<partition>``: the notary's signed checkpoints of that chain (a Redis Stream).
 
@@ -14,7 +15,7 @@ The stack's ACLs (ops/stack) grant the sink ``P:p*`` and ``P:ix:*``, the notary 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Literal, cast
 
 import redis.asyncio as aioredis
@@ -24,10 +25,14 @@ from streams.settings import Settings
 
 __all__ = [
     "INDEXED_FIELDS",
+    "INDEX_BUCKET_MS",
     "Role",
     "checkpoint_key",
+    "index_bucket",
     "index_key",
     "index_member",
+    "index_place",
+    "index_places",
     "index_range",
     "read_stream",
     "redis_for",
@@ -36,6 +41,9 @@ __all__ = [
 
 Role = Literal["sink", "notary", "verifier"]
 INDEXED_FIELDS = ("subject", "request", "action", "rule")
+INDEX_BUCKET_MS = 1000
+"""Time resolution of the index: a query reads at most one bucket's worth of candidates
+beyond each end of its time range."""
 StreamEntry = tuple[bytes, dict[bytes, bytes]]
 
 
@@ -55,16 +63,38 @@ def index_key(prefix: str, field: str) -> str:
     return f"{prefix}:ix:{field}"
 
 
-def index_member(value: bytes, at_ms: int, partition: int, offset: int) -> bytes:
-    """One index entry: the value, the decision's time and where the entry is."""
-    return b"%s\x00%013d\x00%d:%d" % (value, max(at_ms, 0), partition, offset)
+def index_bucket(at_ms: int) -> int:
+    """The start (epoch ms) of the index's time bucket holding ``at_ms``."""
+    at_ms = max(at_ms, 0)
+    return at_ms - at_ms % INDEX_BUCKET_MS
+
+
+def index_member(value: bytes, at_ms: int, partition: int, offsets: Iterable[bytes]) -> bytes:
+    """One index member: where (partition, offsets as decimal ASCII) entries with ``value``
+    and a decision time in the bucket of ``at_ms`` are. One member per value, bucket and
+    partition of a sink batch, so a batch adds few members per action or rule, not one per
+    entry; members of the same value and bucket (other batches, replays) add up."""
+    return value + index_place(index_bucket(at_ms), partition, b",".join(offsets))
+
+
+def index_place(bucket: int, partition: int, offsets: bytes) -> bytes:
+    """The part of an index member after the value (``bucket`` from :func:`index_bucket`,
+    ``offsets`` comma-separated decimal ASCII)."""
+    return b"\x00%013d\x00%d:%b" % (bucket, partition, offsets)
+
+
+def index_places(member: bytes) -> tuple[int, list[int]]:
+    """The partition and offsets an index member points at."""
+    partition, offsets = member.rsplit(b"\x00", 1)[1].split(b":")
+    return int(partition), [int(offset) for offset in offsets.split(b",")]
 
 
 def index_range(value: bytes, since_ms: int | None,
                 until_ms: int | None) -> tuple[bytes, bytes]:
-    """``ZRANGEBYLEX`` bounds of a value's entries from ``since_ms`` to ``until_ms``
-    (inclusive; None: unbounded)."""
-    low = b"[%s\x00%013d" % (value, max(since_ms or 0, 0))
+    """``ZRANGEBYLEX`` bounds of the members that may hold a value's entries from
+    ``since_ms`` to ``until_ms`` (inclusive; None: unbounded). Whole buckets: the caller
+    drops the entries outside the range."""
+    low = b"[%s\x00%013d" % (value, index_bucket(since_ms or 0))
     if until_ms is None:
         return low, b"(%s\x01" % value
     return low, b"(%s\x00%013d" % (value, max(until_ms + 1, 0))

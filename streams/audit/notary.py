@@ -50,10 +50,13 @@ __all__ = ["Notary", "generate_keys", "load_private_key", "load_public_key", "ru
 log = logging.getLogger(__name__)
 
 
-def generate_keys(directory: Path) -> tuple[Path, Path]:
-    """Write a new key pair ``notary.key`` (mode 0600) and ``notary.pub``; never overwrites."""
+def generate_keys(directory: Path, keep_existing: bool = False) -> tuple[Path, Path]:
+    """Write a new key pair ``notary.key`` (mode 0600) and ``notary.pub``; never overwrites.
+    With ``keep_existing``, a complete pair already there is returned as it is."""
     directory.mkdir(parents=True, exist_ok=True)
     private_path, public_path = directory / "notary.key", directory / "notary.pub"
+    if keep_existing and private_path.is_file() and public_path.is_file():
+        return private_path, public_path
     for path in (private_path, public_path):
         if path.exists():
             raise ConfigError(f"{path} exists; keys are never overwritten (move it away first)")

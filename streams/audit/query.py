@@ -2,9 +2,9 @@
 with the proof data to verify them offline.
 
 A query with a subject, request, action or rule reads the sink's index (per field a sorted
-set ordered by value, then time; see :func:`streams.audit.keys.index_member`), starting
-from the criterion with the fewest entries in the time range, so it touches only candidate
-entries however long the chains are. A query by time range alone scans the chains.
+set ordered by value, then time bucket; see :func:`streams.audit.keys.index_member`),
+starting from the criterion with the fewest members in the time range, so it touches only
+candidate entries however long the chains are. A query by time range alone scans the chains.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from streams.audit.keys import (
     StreamEntry,
     checkpoint_key,
     index_key,
+    index_places,
     index_range,
     read_stream,
     stream_key,
@@ -86,6 +87,16 @@ def _ms(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
 
 
+def _time_of(decision: dict[str, Any]) -> datetime:
+    """The decision's ``at`` for ordering: parsed, as RFC 3339 text sorts wrongly when only
+    some times carry fractions (``10:00:00Z`` after ``10:00:00.250Z``); unreadable first."""
+    try:
+        at = datetime.fromisoformat(str(decision.get("at")))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def _found(partition: int, stream_id: bytes, fields: dict[bytes, bytes],
            filters: Filters) -> Found | None:
     entry = ChainEntry.from_fields(partition, stream_id, fields)
@@ -111,16 +122,14 @@ async def query(client: aioredis.Redis, prefix: str, partitions: int,
             sizes = await pipe.execute()
         key, low, high = ranges[min(range(len(ranges)), key=lambda i: sizes[i])]
         members = cast(list[bytes], await client.zrangebylex(key, low, high))
+        places = sorted({(partition, offset) for partition, offsets in map(index_places, members)
+                         for offset in offsets})  # a replayed batch may list one twice
         async with client.pipeline(transaction=False) as pipe:
-            places = []
-            for member in members:
-                partition, offset = (int(part) for part in member.rsplit(b"\x00", 1)[1]
-                                     .split(b":"))
-                places.append(partition)
+            for partition, offset in places:
                 pipe.xrange(stream_key(prefix, partition), min=entry_id(offset),
                             max=entry_id(offset))
             replies = cast(list[list[StreamEntry]], await pipe.execute())
-        for partition, reply in zip(places, replies, strict=True):
+        for (partition, _), reply in zip(places, replies, strict=True):
             for stream_id, fields in reply:
                 found = _found(partition, stream_id, fields, filters)
                 if found is not None:
@@ -132,7 +141,7 @@ async def query(client: aioredis.Redis, prefix: str, partitions: int,
                     found = _found(partition, stream_id, fields, filters)
                     if found is not None:
                         results.append(found)
-    results.sort(key=lambda f: (str(f.decision.get("at")), f.entry.partition, f.entry.offset))
+    results.sort(key=lambda f: (_time_of(f.decision), f.entry.partition, f.entry.offset))
     return results[:filters.limit] if filters.limit is not None else results
 
 

@@ -4,9 +4,10 @@ One chain (Redis Stream) per decisions partition, entry id ``0-<offset + 1>``, s
 order is topic order and a replayed offset is recognised instead of appended twice (and a
 replayed offset whose stored entry differs stops the sink as tampering). Each flush hashes
 the new entries in Python (:mod:`streams.audit.chain`) and appends them, with their query
-index, through one Lua script call per partition that first checks the chain's head is
-still the one the hashes link to: a compare-and-append, atomic in Redis. Partitions' calls
-go out one after another without waiting, so Redis appends one while the next is hashed.
+index, through Lua script calls that first check the chain's head is still the one the
+hashes link to: a compare-and-append, atomic in Redis. The calls (a few hundred entries
+each; per partition in order on one connection) go out without waiting for replies, so
+Redis appends one while the next is hashed.
 
 Redis is the source of truth for the position: on assignment the sink reads each chain's
 head and seeks Kafka to the offset after it, and Kafka offsets are committed only after
@@ -23,7 +24,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -37,7 +38,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.errors import ConfigError
 from streams.audit.chain import GENESIS, AuditTamperError, Head, entry_hash, entry_id
-from streams.audit.keys import INDEXED_FIELDS, index_key, index_member, redis_for, stream_key
+from streams.audit.keys import (
+    INDEXED_FIELDS,
+    index_bucket,
+    index_key,
+    index_member,
+    index_place,
+    redis_for,
+    stream_key,
+)
 from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
@@ -46,10 +55,14 @@ __all__ = ["AuditRecord", "RedisAuditSink", "run_audit_sink"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# KEYS[1] the chain, KEYS[2..5] the subject, request, action and rule indexes; ARGV[1]/
-# ARGV[2] the head seq/hash the new entries link to; then _ENTRY_ARGS values per entry.
-# Index members go as one ZADD per index and batch. Commands run under the caller's ACL
-# user, so the script can do nothing the sink may not.
+# KEYS[1] the chain, KEYS[2..5] the subject, request, action and rule indexes. ARGV[1]/
+# ARGV[2] the head seq/hash the new entries link to ('-1'/'' for an empty chain), ARGV[3] the
+# first new entry's prev, ARGV[4] the number of entries, then _ENTRY_ARGS values per entry
+# (offset, key, decision_id, decision, hash), then per index a count and that many members.
+# The entry id, seq and prev follow from the offset and the entry before, so the script
+# derives them instead of receiving them: every argument costs Redis a parse and a copy into
+# Lua. Commands run under the caller's ACL user, so the script can do nothing the sink may
+# not.
 _APPEND = """
 local head = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local seq, hash = '-1', ''
@@ -60,34 +73,65 @@ if #head > 0 then
   end
 end
 if seq ~= ARGV[1] or hash ~= ARGV[2] then return {'conflict', seq, hash} end
-local members = {{}, {}, {}, {}}
-for i = 3, #ARGV, 12 do
-  redis.call('XADD', KEYS[1], ARGV[i], 'seq', ARGV[i + 1], 'offset', ARGV[i + 2],
-    'key', ARGV[i + 3], 'decision_id', ARGV[i + 4], 'decision', ARGV[i + 5],
-    'prev', ARGV[i + 6], 'hash', ARGV[i + 7])
-  for j = 1, 4 do
-    local member = ARGV[i + 7 + j]
-    if member ~= '' then
-      local list = members[j]
-      list[#list + 1] = 0
-      list[#list + 1] = member
-    end
-  end
+local n, prev, count = tonumber(seq), ARGV[3], tonumber(ARGV[4])
+local last = 4 + 5 * count
+for i = 5, last, 5 do
+  n = n + 1
+  local offset, digest = ARGV[i], ARGV[i + 4]
+  redis.call('XADD', KEYS[1], string.format('0-%d', tonumber(offset) + 1),
+    'seq', string.format('%d', n), 'offset', offset, 'key', ARGV[i + 1],
+    'decision_id', ARGV[i + 2], 'decision', ARGV[i + 3], 'prev', prev, 'hash', digest)
+  prev = digest
 end
-for j = 1, 4 do
-  local list = members[j]
+local i = last + 1
+for j = 2, 5 do
+  local members, list = tonumber(ARGV[i]), {}
+  for k = 1, members do
+    list[2 * k - 1] = '0'  -- a string: a Lua number would be printf-formatted per member
+    list[2 * k] = ARGV[i + k]
+  end
   for first = 1, #list, 4000 do  -- unpack() has a stack limit
-    redis.call('ZADD', KEYS[1 + j], unpack(list, first, math.min(first + 3999, #list)))
+    redis.call('ZADD', KEYS[j], unpack(list, first, math.min(first + 3999, #list)))
   end
+  i = i + members + 1
 end
-return {'ok', (#ARGV - 2) / 12}
+return {'ok', count}
 """
-_ENTRY_ARGS = 12
+_ENTRY_ARGS = 5
+_ENTRY_RESP = b"$%d\r\n%b\r\n" * 4 + b"$64\r\n%b\r\n"
+"""One entry's script arguments as RESP bulk strings (the hash is always 64 hex digits)."""
+_CALL_ENTRIES = 250
+"""Entries per script call: small enough that Redis starts appending soon after a flush
+begins and the sink waits little for the last call; large enough that the calls' fixed
+cost (head check, one ZADD per index) stays small."""
+_POSTINGS_MAX = 500
+"""Offsets per index member at most (a big batch of one action splits into several)."""
 
 
 def _bulk(part: bytes) -> bytes:
     """One RESP bulk string."""
     return b"$%d\r\n%b\r\n" % (len(part), part)
+
+
+@dataclass(slots=True)
+class _Calls:
+    """The script calls sent for one partition in one flush, on one connection."""
+
+    partition: int
+    connection: Any = None
+    heads: list[tuple[Head, int]] = field(default_factory=list)
+    """Per call sent: the head after it and how many entries it appends."""
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Append:
+    """One append script call's arguments after the fixed ones, as RESP."""
+
+    resp: list[bytes]
+    args: int
+    entries: int
+    head: Head | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,24 +144,21 @@ class AuditRecord:
     value: bytes
 
 
-def _index_parts(decision: bytes, partition: int,
-                 offset: int) -> tuple[bytes, bytes, bytes, bytes, bytes]:
-    """The decision id and the subject, request, action and rule index members (empty when
-    absent); all empty when the decision is unreadable: it is still chained (evidence),
-    just not indexed."""
+def _index_parts(decision: bytes) -> tuple[bytes, int, tuple[bytes, bytes, bytes, bytes]]:
+    """The decision id, its time (epoch ms) and the subject, request, action and rule index
+    values (empty when absent); all empty when the decision is unreadable: it is still
+    chained (evidence), just not indexed."""
     try:
         data = orjson.loads(decision)
         at = data.get("at")
         at_ms = int(datetime.fromisoformat(at).timestamp() * 1000) if at else 0
-        values = (str((data.get("subject") or {}).get("id") or ""),
-                  str(data.get("request_id") or ""), str(data.get("action") or ""),
-                  str((data.get("rule") or {}).get("id") or ""))
-        tail = index_member(b"", at_ms, partition, offset)  # the same for all four
-        return (str(data.get("decision_id") or "").encode(),
-                *[value.encode() + tail if value else b""
-                  for value in values])  # type: ignore[return-value]  # four members
+        return (str(data.get("decision_id") or "").encode(), at_ms,
+                (str((data.get("subject") or {}).get("id") or "").encode(),
+                 str(data.get("request_id") or "").encode(),
+                 str(data.get("action") or "").encode(),
+                 str((data.get("rule") or {}).get("id") or "").encode()))
     except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError):
-        return b"", b"", b"", b"", b""
+        return b"", 0, (b"", b"", b"", b"")
 
 
 class RedisAuditSink:
@@ -199,92 +240,137 @@ class RedisAuditSink:
             if unknown:
                 await self.read_heads(unknown)
             await self._check_replays()
-            calls: list[tuple[int, Head, int]] = []
-            sends: list[asyncio.Future[Any]] = []
-            for partition, records in self._buffer.items():
-                head = self._heads[partition]
-                args, new_head = self._chain(partition, head, records)
-                if new_head is None or new_head == head:
-                    continue
-                sent = asyncio.Event()
-                sends.append(asyncio.ensure_future(self._call_append(
-                    partition, head, args, sent)))
-                calls.append((partition, new_head, len(args)))
-                # Once the call is out, Redis appends it while the next partition is hashed.
-                await sent.wait()
-            replies = await asyncio.gather(*sends, return_exceptions=True)
-            failure = next((r for r in replies if isinstance(r, BaseException)), None)
-            for (partition, new_head, count), reply in zip(calls, replies, strict=True):
-                if isinstance(reply, BaseException):
-                    continue  # kept in the buffer for the retry; raised below
-                if reply[0] == b"ok":
-                    self._heads[partition] = new_head
-                    appended += count
-                    self.last_flushed[partition] = new_head.offset
-                    self._buffer.pop(partition, None)
-                else:  # another writer, or Redis lost writes: look again
-                    known = self._heads.pop(partition, None)
-                    self._compare(partition, known, await self._read_head(partition))
+            sent = [await self._send(partition, records)
+                    for partition, records in self._buffer.items()]
+            replies = await asyncio.gather(*map(self._receive, sent))
+            failure: BaseException | None = None
+            forgotten = False
+            for calls, answers in zip(sent, replies, strict=True):
+                appended += await self._settle(calls, answers)
+                if isinstance(calls.error, NoScriptError):
+                    forgotten = True  # Redis restarted or flushed its script cache
+                elif calls.error is not None:
+                    failure = failure or calls.error
             if failure is not None:
                 # Whether a failed call was applied shows on the retry: its head check
                 # reports a conflict and the records become replays.
                 raise failure
-            for partition in [p for p in self._buffer if p not in {c[0] for c in calls}]:
-                self._buffer.pop(partition)  # only replays: nothing to append
+            if forgotten:
+                await self._client.script_load(_APPEND)
         return appended
 
-    async def _call_append(self, partition: int, head: Head | None, entries: list[bytes],
-                           sent: asyncio.Event) -> Any:
-        """EVALSHA the append script with the entries packed as RESP by :meth:`_chain`:
-        redis-py's packing of 12 arguments per entry cost more than Redis' append."""
+    async def _send(self, partition: int, records: list[AuditRecord]) -> _Calls:
+        """Hash a partition's records and send them as script calls of at most
+        :data:`_CALL_ENTRIES` entries, one after another on one connection (Redis runs them
+        in order, each linking to the head the one before leaves). Redis appends a call
+        while the next is hashed; the replies are read by :meth:`_receive`."""
+        calls = _Calls(partition)
+        head = self._heads[partition]
+        try:
+            calls.connection = await self._client.connection_pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            for first in range(0, len(records), _CALL_ENTRIES):
+                append = self._chain(partition, head, records[first:first + _CALL_ENTRIES])
+                if append.head is None or not append.entries:
+                    continue
+                await calls.connection.send_packed_command(self._command(partition, head,
+                                                                         append))
+                calls.heads.append((append.head, append.entries))
+                head = append.head
+        except BaseException as exc:  # noqa: BLE001  # kept, raised by flush after the others
+            calls.error = exc
+        return calls
+
+    async def _receive(self, calls: _Calls) -> list[Any]:
+        """The replies to a partition's calls, in order, up to the first error."""
+        replies: list[Any] = []
+        if calls.connection is None:
+            return replies
+        try:
+            for _ in calls.heads:
+                replies.append(await calls.connection.read_response())
+        except BaseException as exc:  # noqa: BLE001  # kept, raised by flush after the others
+            calls.error = calls.error or exc
+        if calls.error is not None:
+            await calls.connection.disconnect()  # replies may still be on the wire
+        await self._client.connection_pool.release(calls.connection)
+        return replies
+
+    async def _settle(self, calls: _Calls, replies: list[Any]) -> int:
+        """Take the replies of a partition's calls: move its head over what was appended,
+        and drop its buffer once all is in Redis. Returns the entries appended."""
+        partition, appended = calls.partition, 0
+        for (new_head, count), reply in zip(calls.heads, replies, strict=False):
+            if reply[0] != b"ok":  # another writer, or Redis lost writes: look again
+                known = self._heads.pop(partition, None)
+                self._compare(partition, known, await self._read_head(partition))
+                return appended
+            self._heads[partition] = new_head
+            self.last_flushed[partition] = new_head.offset
+            appended += count
+        if calls.error is None:
+            self._buffer.pop(partition, None)  # all in Redis (or only replays)
+        return appended
+
+    def _command(self, partition: int, head: Head | None, append: _Append) -> list[bytes]:
+        """EVALSHA of the append script with the arguments packed as RESP by :meth:`_chain`:
+        redis-py's packing of the arguments cost more than Redis' append."""
         fixed = [b"EVALSHA", self._append.sha.encode(), b"5",
                  stream_key(self._prefix, partition).encode(), *self._index_keys,
                  b"-1" if head is None else b"%d" % head.seq,
-                 b"" if head is None else head.hash.encode()]
-        command = b"*%d\r\n%b%b" % (len(fixed) + _ENTRY_ARGS * len(entries),
-                                     b"".join(_bulk(part) for part in fixed), b"".join(entries))
-        pool = self._client.connection_pool
-        try:
-            for _ in range(2):
-                connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
-                try:
-                    await connection.send_packed_command(command)
-                    sent.set()
-                    return await connection.read_response()
-                except NoScriptError:  # Redis restarted or flushed its script cache
-                    await self._client.script_load(_APPEND)
-                except BaseException:
-                    await connection.disconnect()  # the reply may still be on the wire
-                    raise
-                finally:
-                    await pool.release(connection)
-            raise RedisConnectionError("Redis forgot the append script twice in a row")
-        finally:
-            sent.set()  # also when the call failed before going out: never leave flush waiting
+                 b"" if head is None else head.hash.encode(),
+                 GENESIS.encode() if head is None else head.hash.encode(),
+                 b"%d" % append.entries]
+        return [b"*%d\r\n" % (len(fixed) + append.args), *map(_bulk, fixed), *append.resp]
 
     async def _read_head(self, partition: int) -> Head | None:
         return (await self.read_heads([partition]))[partition]
 
     def _chain(self, partition: int, head: Head | None,
-               records: list[AuditRecord]) -> tuple[list[Any], Head | None]:
-        """Hash the records after ``head`` into script arguments; returns the new head."""
+               records: list[AuditRecord]) -> _Append:
+        """Hash the records after ``head`` into the script's arguments: per entry
+        :data:`_ENTRY_RESP`, then per index its members, one per value and time bucket."""
         seq, prev, last = (-1, GENESIS, -1) if head is None else (head.seq, head.hash,
                                                                     head.offset)
-        args: list[Any] = []
+        entries: list[bytes] = []
+        # Subjects and requests take one member per entry (few of a batch share a value and
+        # second); actions and rules, which have a handful of values, one per value and
+        # second: (value, time bucket) -> offsets.
+        subjects: list[bytes] = []
+        requests: list[bytes] = []
+        actions: dict[tuple[bytes, int], list[bytes]] = defaultdict(list)
+        rules: dict[tuple[bytes, int], list[bytes]] = defaultdict(list)
         for record in records:
             if record.offset <= last:
                 continue  # a replay, checked by _check_replays, or a duplicate in the batch
             seq += 1
-            key = record.key or b""
-            decision_id, *members = _index_parts(record.value, partition, record.offset)
-            digest = entry_hash(partition, seq, record.offset, key, decision_id, record.value,
-                                prev)
-            parts = (entry_id(record.offset).encode(), b"%d" % seq, b"%d" % record.offset, key,
-                     decision_id, record.value, prev.encode(), digest.encode(), *members)
-            args.append(b"".join([_bulk(part) for part in parts]))
+            key, value = record.key or b"", record.value
+            decision_id, at_ms, (subject, request, action, rule) = _index_parts(value)
+            digest = entry_hash(partition, seq, record.offset, key, decision_id, value, prev)
+            offset = b"%d" % record.offset
+            entries.append(_ENTRY_RESP % (len(offset), offset, len(key), key,
+                                          len(decision_id), decision_id, len(value), value,
+                                          digest.encode()))
+            bucket = index_bucket(at_ms)
+            place = index_place(bucket, partition, offset)
+            if subject:
+                subjects.append(subject + place)
+            if request:
+                requests.append(request + place)
+            if action:
+                actions[action, bucket].append(offset)
+            if rule:
+                rules[rule, bucket].append(offset)
             prev, last = digest, record.offset
-        return args, (head if seq == (-1 if head is None else head.seq)
-                      else Head(seq, last, prev))
+        parts, args = [*entries], len(entries) * _ENTRY_ARGS
+        for members in (subjects, requests, *(
+                [index_member(found, bucket, partition, offsets[first:first + _POSTINGS_MAX])
+                 for (found, bucket), offsets in grouped.items()
+                 for first in range(0, len(offsets), _POSTINGS_MAX)]
+                for grouped in (actions, rules))):
+            parts += [_bulk(b"%d" % len(members)), *map(_bulk, members)]
+            args += 1 + len(members)
+        new_head = head if not entries else Head(seq, last, prev)
+        return _Append(parts, args, len(entries), new_head)
 
     async def _check_replays(self) -> None:
         """Records at or below a chain's head must equal what the chain holds there."""

@@ -18,12 +18,17 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from schemas.errors import JitwatchError
 from streams.audit.chain import ChainEntry, ChainVerifier, Problem
 from streams.audit.keys import StreamEntry, checkpoint_key, read_stream, stream_key
+from streams.kafka_security import kafka_client_options
+from streams.settings import Settings
 
-__all__ = ["PartitionReport", "VerifyReport", "verify_export", "verify_redis"]
+__all__ = ["PartitionReport", "VerifyReport", "kafka_consumer_options", "verify_export",
+           "verify_redis"]
 
 
 @dataclass
@@ -90,10 +95,12 @@ async def _verify_partition(verifier: ChainVerifier, report: PartitionReport,
 
 
 async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
-                       public_key: Ed25519PublicKey, kafka_bootstrap: str | None = None,
+                       public_key: Ed25519PublicKey, kafka: dict[str, Any] | None = None,
                        topic: str | None = None) -> VerifyReport:
-    """Verify every partition's chain in Redis; with ``kafka_bootstrap`` and ``topic``, also
-    that each chain holds exactly the topic partition's records, in order."""
+    """Verify every partition's chain in Redis; with ``kafka`` and ``topic``, also that each
+    chain holds exactly the topic partition's records, in order. ``kafka`` are the consumer's
+    keyword arguments: ``bootstrap_servers`` and the security options
+    (:func:`kafka_consumer_options` builds them from the settings)."""
     report = VerifyReport()
     for partition in range(partitions):
         checkpoints = [(fields[b"payload"], fields[b"sig"])
@@ -101,24 +108,24 @@ async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
                        for _, fields in page]
         part = PartitionReport(partition, checkpoints=len(checkpoints))
         verifier = ChainVerifier(partition, public_key, checkpoints)
-        keep: list[tuple[int, bytes]] | None = [] if kafka_bootstrap else None
+        keep: list[tuple[int, bytes]] | None = [] if kafka else None
         await _verify_partition(verifier, part, read_stream(client, stream_key(prefix,
                                                                                partition)),
                                 keep)
-        if part.problem is None and keep is not None and kafka_bootstrap and topic:
+        if part.problem is None and keep is not None and kafka and topic:
             part.problem, part.compared_with_kafka = await _against_kafka(
-                kafka_bootstrap, topic, partition, keep)
+                kafka, topic, partition, keep)
         report.partitions.append(part)
     return report
 
 
-async def _against_kafka(bootstrap: str, topic: str, partition: int,
+async def _against_kafka(kafka: dict[str, Any], topic: str, partition: int,
                          chain: list[tuple[int, bytes]]) -> tuple[Problem | None, int]:
     """Compare the chain's (offset, content) with the topic partition, record by record."""
     compared = position = behind = 0
     first: int | None = None
     missing_from: int | None = None
-    async for offset, key, value in _topic_records(bootstrap, topic, partition):
+    async for offset, key, value in _topic_records(kafka, topic, partition):
         if first is None:
             first = offset
             while position < len(chain) and chain[position][0] < offset:
@@ -153,12 +160,26 @@ async def _against_kafka(bootstrap: str, topic: str, partition: int,
     return None, compared
 
 
-async def _topic_records(bootstrap: str, topic: str,
+def kafka_consumer_options(settings: Settings) -> dict[str, Any]:
+    """The ``kafka`` argument of :func:`verify_redis`: the bootstrap servers and the same
+    SASL/TLS options as every other jitwatch client (``JITWATCH_KAFKA_*``). The reader
+    assigns partitions itself and commits nothing, so a principal that may read the topic
+    without a consumer group (the SIEM's) is enough."""
+    return {"bootstrap_servers": settings.kafka_bootstrap, **kafka_client_options(settings)}
+
+
+async def _topic_records(kafka: dict[str, Any], topic: str,
                          partition: int) -> AsyncIterator[tuple[int, bytes | None, bytes]]:
     """Every committed record of one topic partition up to its current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False,
                                 isolation_level="read_committed", auto_offset_reset="earliest")
-    await consumer.start()
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        await consumer.stop()
+        raise JitwatchError(f"cannot read {topic} from Kafka at {kafka['bootstrap_servers']} "
+                            f"({exc}); check JITWATCH_KAFKA_BOOTSTRAP and the principal's "
+                            "JITWATCH_KAFKA_SECURITY_PROTOCOL/SASL_* settings") from exc
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])

@@ -43,3 +43,29 @@ async def test_flush_appends_in_offset_order_and_skips_replays(
 async def test_empty_flush_writes_nothing(redis_client: aioredis.Redis, prefix: str) -> None:
     assert await RedisAuditSink(redis_client, prefix).flush() == 0
     assert await redis_client.exists(stream_key(prefix, 0)) == 0
+
+
+async def test_batches_larger_than_one_script_call_chain_and_survive_a_script_flush(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    """A partition's batch goes out as several script calls on one connection, each linking
+    to the head the one before leaves; after Redis forgot the script (a restart, SCRIPT
+    FLUSH) the sink loads it again and goes on where the chain ends."""
+    from streams.audit.chain import ChainVerifier
+    from streams.audit.sink import _CALL_ENTRIES
+
+    count = 2 * _CALL_ENTRIES + 7
+    sink = RedisAuditSink(redis_client, prefix)
+    for offset in range(count):
+        sink.add(AuditRecord(0, offset, b"alice", b'{"n": %d}' % offset))
+    assert await sink.flush() == count
+    await redis_client.script_flush()
+    for offset in range(count, 2 * count):
+        sink.add(AuditRecord(0, offset, b"alice", b'{"n": %d}' % offset))
+    assert await sink.flush() == count
+
+    verifier = ChainVerifier(0, None)
+    assert verifier.feed_all(await redis_client.xrange(stream_key(prefix, 0))) is None
+    assert verifier.finish() is None
+    assert verifier.entries == 2 * count
+    await redis_client.delete(stream_key(prefix, 0))

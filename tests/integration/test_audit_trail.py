@@ -330,6 +330,41 @@ async def test_query_by_subject_request_action_rule_and_time(
     assert await ids(subject="nobody") == []
 
 
+async def test_query_reads_batched_index_members_once_and_to_the_millisecond(
+    prefix: str, redis_client: aioredis.Redis, role: Callable[[str], aioredis.Redis]
+) -> None:
+    """Action and rule members list a batch's entries of one second together; a refill
+    after Redis lost a chain's tail lists some offsets again. Each entry is found once, and
+    a time range cuts inside a second."""
+    sink = RedisAuditSink(role("sink"), prefix)
+    at = [T0 + timedelta(milliseconds=250 * n) for n in range(8)]  # two seconds, 4 each
+
+    def record(n: int) -> AuditRecord:
+        return AuditRecord(0, n, b"alice", orjson.dumps({
+            "decision_id": f"d-{n}", "action": "deny", "rule": {"id": "ttl-max"},
+            "subject": {"id": "alice"}, "request_id": f"r-{n}",
+            "at": at[n].isoformat().replace("+00:00", "Z")}))
+
+    for n in range(8):
+        sink.add(record(n))
+    await sink.flush()
+    await rewrite(redis_client, stream_key(prefix, 0), lambda entries: entries[:5])
+    await sink.check_heads()
+    sink.resume_from.clear()
+    for n in range(5, 8):
+        sink.add(record(n))
+    await sink.flush()
+    client = role("verifier")
+
+    async def ids(**criteria: Any) -> list[str]:
+        found = await query(client, prefix, PARTITIONS, Filters(**criteria))
+        return [item.decision["request_id"] for item in found]
+
+    assert await ids(action="deny") == [f"r-{n}" for n in range(8)]
+    assert await ids(rule="ttl-max", since=at[2], until=at[5]) == ["r-2", "r-3", "r-4", "r-5"]
+    assert await ids(action="deny", since=at[7]) == ["r-7"]
+
+
 async def test_export_verifies_offline_and_shows_tampering(
     settings: Settings, prefix: str, role: Callable[[str], aioredis.Redis]
 ) -> None:

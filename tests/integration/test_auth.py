@@ -234,3 +234,62 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
                   + b"".join(orjson.dumps(r) for r in found))
     for user in ("admin", *PRINCIPALS):
         assert password(user).encode() not in everything, f"{user}'s password leaked"
+
+
+async def test_audit_verify_against_kafka_reads_the_topic_as_a_sasl_principal(
+        auth: AuthStack, tmp_path: Path) -> None:
+    """`jitwatch audit verify --against-kafka` takes the JITWATCH_KAFKA_* security settings:
+    as the SIEM (read on the decisions topic, no consumer group) it compares the chain with
+    the topic record for record; unauthenticated it cannot."""
+    import time
+
+    import orjson
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.audit import AuditRecord, RedisAuditSink
+    from streams.audit.keys import redis_for
+    from tests.integration.auth_stack import password
+    from tests.integration.conftest import assign_from_start
+
+    decisions = auth.name("topic_decisions")
+    producer = AIOKafkaProducer(**client_options("admin"), acks="all")
+    await producer.start()
+    try:
+        for n in range(6):
+            await producer.send_and_wait(decisions, orjson.dumps({
+                "decision_id": f"d-{auth.run}-{n}", "action": "deny", "rule": {"id": "t"},
+                "subject": {"id": "alice"}, "at": "2026-11-23T10:00:00Z"}),
+                key=b"alice", partition=n % 2)
+    finally:
+        await producer.stop()
+
+    # The chain of whatever the topic holds (the matrix's probes too), as the sink's user.
+    sink_client = redis_for(load_settings(), "sink")
+    sink = RedisAuditSink(sink_client, auth.name("audit_key_prefix"))
+    consumer = AIOKafkaConsumer(**client_options("admin"), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await assign_from_start(consumer, decisions, time.monotonic() + 60)
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for tp, messages in (await consumer.getmany(timeout_ms=300)).items():
+                for message in messages:
+                    sink.add(AuditRecord(tp.partition, message.offset, message.key,
+                                         message.value))
+        assert await sink.flush() >= 6
+    finally:
+        await consumer.stop()
+        await sink_client.aclose()
+
+    keys = tmp_path / "keys"
+    assert auth.jitwatch("audit", "keygen", "--out", str(keys)).returncode == 0
+    args = ("audit", "verify", "--against-kafka", "--public-key", str(keys / "notary.pub"))
+    done = auth.jitwatch(*args, user="siem")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("equal to the topic's") == 2, done.stdout
+    assert password("siem") not in done.stdout + done.stderr
+    anonymous = auth.jitwatch(*args, user="siem", JITWATCH_KAFKA_SECURITY_PROTOCOL="PLAINTEXT",
+                              timeout=180)
+    assert anonymous.returncode == 2
+    assert "cannot read" in anonymous.stderr, anonymous.stderr
+    assert "Traceback" not in anonymous.stderr

@@ -8,7 +8,7 @@ import pytest
 
 from schemas.errors import ConfigError
 from streams.audit.chain import key_id
-from streams.audit.keys import index_member, index_range
+from streams.audit.keys import index_member, index_places, index_range
 from streams.audit.notary import generate_keys, load_private_key, load_public_key
 from streams.cli import main
 from streams.settings import load_settings
@@ -20,6 +20,15 @@ def test_keygen_writes_a_0600_private_key_and_never_overwrites(tmp_path: Path) -
     assert key_id(load_private_key(private).public_key()) == key_id(load_public_key(public))
     with pytest.raises(ConfigError, match="never overwritten"):
         generate_keys(tmp_path)
+
+
+def test_keygen_if_missing_keeps_a_pair_already_there(tmp_path: Path) -> None:
+    """A container runs `jitwatch audit keygen --if-missing` on every start."""
+    assert main(["audit", "keygen", "--out", str(tmp_path), "--if-missing"]) == 0
+    first = (tmp_path / "notary.key").read_bytes()
+    assert main(["audit", "keygen", "--out", str(tmp_path), "--if-missing"]) == 0
+    assert (tmp_path / "notary.key").read_bytes() == first
+    assert main(["audit", "keygen", "--out", str(tmp_path)]) == 2
 
 
 def test_a_private_key_others_can_read_is_refused(tmp_path: Path) -> None:
@@ -68,18 +77,23 @@ def test_keygen_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["audit", "keygen", "--out", str(tmp_path / "keys")]) == 2
 
 
-def test_index_ranges_bound_value_and_time() -> None:
-    members = sorted([index_member(b"alice", 5, 0, 1), index_member(b"alice", 10, 1, 2),
-                      index_member(b"alice", 11, 0, 3), index_member(b"alicia", 7, 0, 4),
-                      index_member(b"al", 8, 0, 5)])
+def test_index_ranges_bound_value_and_time_bucket() -> None:
+    members = sorted([index_member(b"alice", 5_000, 0, [b"1"]),
+                      index_member(b"alice", 10_000, 1, [b"2", b"7"]),
+                      index_member(b"alice", 11_500, 0, [b"3"]),
+                      index_member(b"alicia", 7_000, 0, [b"4"]),
+                      index_member(b"al", 8_000, 0, [b"5"])])
 
-    def between(low: bytes, high: bytes) -> list[bytes]:
+    def between(low: bytes, high: bytes) -> list[tuple[int, list[int]]]:
         inside_low = (lambda m: m >= low[1:]) if low[:1] == b"[" else (lambda m: m > low[1:])
         inside_high = (lambda m: m <= high[1:]) if high[:1] == b"[" else \
             (lambda m: m < high[1:])
-        return [m.rsplit(b"\x00", 1)[1] for m in members if inside_low(m) and inside_high(m)]
+        return [index_places(m) for m in members if inside_low(m) and inside_high(m)]
 
-    assert between(*index_range(b"alice", None, None)) == [b"0:1", b"1:2", b"0:3"]
-    assert between(*index_range(b"alice", 6, 10)) == [b"1:2"]
-    assert between(*index_range(b"alice", 10, None)) == [b"1:2", b"0:3"]
-    assert between(*index_range(b"al", None, None)) == [b"0:5"]
+    assert between(*index_range(b"alice", None, None)) == [(0, [1]), (1, [2, 7]), (0, [3])]
+    assert between(*index_range(b"alice", 6_000, 10_999)) == [(1, [2, 7])]
+    # Whole buckets: 11,500 is in the bucket from 11,000, which a range from 11,200 reads.
+    assert between(*index_range(b"alice", 11_200, None)) == [(0, [3])]
+    assert between(*index_range(b"alice", 10_000, 10_000)) == [(1, [2, 7])]
+    assert between(*index_range(b"al", None, None)) == [(0, [5])]
+    assert index_member(b"deny", 10_999, 3, [b"8"]) == b"deny\x000000000010000\x003:8"
