@@ -24,7 +24,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 __all__ = ["BOOTSTRAP", "BenchRun", "CpuSampler", "create_topics", "percentile", "publish",
-           "request_payloads", "topic_span", "topic_times"]
+           "request_payloads", "topic_times"]
 
 REPO = Path(__file__).resolve().parents[1]
 BOOTSTRAP = os.environ.get("JITWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -181,18 +181,13 @@ class CpuSampler:
         return at(end) - at(start) if self.samples else 0.0
 
 
-async def topic_span(topic: str, expect: int, timeout_s: float,
-                     event_of: Callable[[bytes], str | None]) -> tuple[int, float]:
-    """Read ``topic`` from the start until records for ``expect`` distinct input events
-    (``event_of(value)``) arrived; returns (events covered, seconds between the first and
-    the last record's create timestamps, i.e. the producing process's pace)."""
-    covered, first, last = await topic_times(topic, expect, timeout_s, event_of)
-    return covered, last - first
-
-
 async def topic_times(topic: str, expect: int, timeout_s: float,
                       event_of: Callable[[bytes], str | None]) -> tuple[int, float, float]:
-    """As :func:`topic_span`, but returns (events covered, first, last create timestamp)."""
+    """Read ``topic`` from the start until records for ``expect`` distinct input events
+    (``event_of(value)``) arrived; returns (events covered, first and last create timestamp
+    of those records). Records ``event_of`` gives no event for are neither counted nor
+    timed: a run's warm-up and the worker's policy-load records would otherwise stretch
+    the span by the worker's start-up."""
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
                                 max_partition_fetch_bytes=8 << 20)
     await consumer.start()
@@ -209,8 +204,9 @@ async def topic_times(topic: str, expect: int, timeout_s: float,
                                                     max_records=20_000)).values():
                 for message in messages:
                     event = event_of(message.value)
-                    if event is not None:
-                        seen.add(event)
+                    if event is None:
+                        continue
+                    seen.add(event)
                     first = min(first, message.timestamp / 1000)
                     last = max(last, message.timestamp / 1000)
         return len(seen), first, last
