@@ -11,6 +11,7 @@ nothing left to end changes nothing, so stale or duplicate ticks are harmless.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,11 +42,25 @@ class DeadlineIndex:
         """Record the subject's next deadline (None: nothing left to run out)."""
         if deadline is None:
             self._current.pop((key, tenant), None)
-            return
+        elif self._replaces(key, tenant, deadline):
+            heapq.heappush(self._heap, (deadline, key, tenant))
+
+    def set_many(self, entries: Iterable[tuple[bytes, str, datetime | None]]) -> None:
+        """:meth:`set` for each (key, tenant, deadline), ordering the heap once at the end
+        rather than on every push (recovery indexes a whole table at once)."""
+        for key, tenant, deadline in entries:
+            if deadline is None:
+                self._current.pop((key, tenant), None)
+            elif self._replaces(key, tenant, deadline):
+                self._heap.append((deadline, key, tenant))
+        heapq.heapify(self._heap)
+
+    def _replaces(self, key: bytes, tenant: str, deadline: datetime) -> bool:
+        # Make ``deadline`` the subject's current one; False if it already was.
         if self._current.get((key, tenant)) == deadline:
-            return
+            return False
         self._current[(key, tenant)] = deadline
-        heapq.heappush(self._heap, (deadline, key, tenant))
+        return True
 
     def restore(self, key: bytes, tenant: str, deadline: datetime) -> None:
         """Put back a deadline taken by :meth:`due` and not handled, unless the subject got

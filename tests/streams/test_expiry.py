@@ -28,6 +28,23 @@ def test_index_keeps_one_current_deadline_per_subject_and_tenant() -> None:
     assert index.due(T + timedelta(days=1)) == []
 
 
+def test_index_set_many_is_set_for_each() -> None:
+    entries = [(b"alice", "acme", T + timedelta(seconds=5)),
+               (b"alice", "acme", T + timedelta(seconds=2)),
+               (b"alice", "globex", T + timedelta(seconds=3)),
+               (b"bob", "acme", T + timedelta(seconds=1)),
+               (b"carol", "acme", T + timedelta(seconds=4)),
+               (b"bob", "acme", None)]
+    one_by_one, at_once = DeadlineIndex(), DeadlineIndex()
+    for entry in entries:
+        one_by_one.set(*entry)
+    at_once.set(b"carol", "acme", T + timedelta(seconds=9))  # held before: superseded
+    at_once.set_many(entries)
+    until = T + timedelta(seconds=10)
+    assert len(at_once) == len(one_by_one) == 3
+    assert at_once.due(until) == one_by_one.due(until)
+
+
 def test_tick_round_trips_at_full_precision() -> None:
     tick = decode_command(b"alice", encode_tick(T, b"alice", "acme"))
     assert tick.at == T, "a tick rounded to milliseconds would miss its deadline"
