@@ -118,21 +118,29 @@ def stored_deadlines(value: bytes) -> dict[str, datetime | None]:
     return {tenant: next_deadline(state) for tenant, state in full.tenants.items()}
 
 
+_DEADLINES = (("grants", "expires_at", True), ("pending", "pending_until", True),
+              ("request_locks", "until", True), ("sessions", "held_until", False))
+"""(list, time field, required) of the times next_deadline (policy/core.py) takes the
+minimum of, besides ``locked_until``; tests/streams/test_codec.py checks the two agree."""
+
+
 def _earliest(state: Mapping[str, Any]) -> datetime | None:
-    # The times next_deadline (policy/core.py) takes the minimum of; tests/streams/
-    # test_codec.py checks the two agree on states with every kind of deadline.
-    moments = [item["expires_at"] for item in state.get("grants", ())]
-    moments += [item["pending_until"] for item in state.get("pending", ())]
-    moments += [item["until"] for item in state.get("request_locks", ())]
-    moments += [item["held_until"] for item in state.get("sessions", ())
-                if item.get("held_until") is not None]
-    if state.get("locked_until") is not None:
-        moments.append(state["locked_until"])
-    return min(map(_utc, moments), default=None)
+    # Loops rather than lists and min(): this runs for every subject of a restart.
+    earliest = None if state.get("locked_until") is None else _utc(state["locked_until"])
+    for name, field, required in _DEADLINES:
+        for item in state.get(name, ()):
+            text = item[field] if required else item.get(field)
+            if text is not None:
+                moment = _utc(text)
+                if earliest is None or moment < earliest:
+                    earliest = moment
+    return earliest
 
 
 def _utc(text: str) -> datetime:
     moment = datetime.fromisoformat(text)  # TypeError for a number: not a stored time
+    if moment.tzinfo is UTC:
+        return moment  # how encode_stored writes every time
     if moment.tzinfo is None:
         raise ValueError("stored time without an offset")
     return moment.astimezone(UTC)
