@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -124,10 +125,13 @@ def time_to_ready(run: BenchRun, name: str, waiting: bool, timeout_s: float = 90
         time.sleep(0.05)
         with log.open("rb") as text:
             text.seek(seen)
-            if b"Worker ready" in text.read():
+            if b"Worker ready" in (written := text.read()):
                 ready = time.monotonic() - started
     if ready is None:
         raise SystemExit(f"worker not ready within {timeout_s} s")
+    if (index := re.search(rb"expiry index holds (\d+) .*table read in ([\d.]+) s", written)):
+        print(f"recovery.{name}_index_s {float(index[2]):.1f} s "
+              f"(expiry index: {int(index[1]):,} deadlines read from the table; part of {name}_s)")
     if not waiting:
         event_id = asyncio.run(publish_probe(run, name))
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
 import orjson
 from pydantic import ValidationError
 
+from policy.core import next_deadline
 from schemas.errors import InputError
 from schemas.events import INPUT_EVENT, InputEvent
-from schemas.state import StoredSubject
+from schemas.state import STORED_STATE_VERSION, StoredSubject
 
 __all__ = [
     "dead_letter_headers",
@@ -15,6 +20,7 @@ __all__ = [
     "decode_stored",
     "encode_stored",
     "parse_event",
+    "stored_deadlines",
 ]
 
 
@@ -84,6 +90,60 @@ def decode_stored(value: bytes | None) -> StoredSubject | None:
     except ValidationError as exc:
         raise InputError("state-unreadable", f"stored state is unreadable: {_describe(exc)}") \
             from exc
+
+
+def stored_deadlines(value: bytes) -> dict[str, datetime | None]:
+    """Each tenant's next deadline in a table value, as ``next_deadline`` gives it.
+
+    Recovery indexes the deadline of every subject in the table: validating a million
+    values with :class:`StoredSubject` took about 20 µs each, reading just the times from
+    the JSON about 3 µs. The rest of the value is not checked here (an event or tick for
+    the subject still reads it in full). Anything this fast path does not expect (another
+    state version, a time without an offset, a wrong type) goes through
+    :func:`decode_stored`, which has the last word.
+
+    Raises:
+        InputError: ``state-unreadable``, as :func:`decode_stored`.
+    """
+    try:
+        stored = orjson.loads(value)
+        if stored.get("v", STORED_STATE_VERSION) == STORED_STATE_VERSION:
+            tenants: Mapping[str, Any] = stored.get("tenants", {})
+            return {tenant: _earliest(state) for tenant, state in tenants.items()}
+    except (orjson.JSONDecodeError, AttributeError, KeyError, OverflowError, TypeError,
+            ValueError):
+        pass
+    full = decode_stored(value)
+    assert full is not None  # decode_stored gives None only for None
+    return {tenant: next_deadline(state) for tenant, state in full.tenants.items()}
+
+
+_DEADLINES = (("grants", "expires_at", True), ("pending", "pending_until", True),
+              ("request_locks", "until", True), ("sessions", "held_until", False))
+"""(list, time field, required) of the times next_deadline (policy/core.py) takes the
+minimum of, besides ``locked_until``; tests/streams/test_codec.py checks the two agree."""
+
+
+def _earliest(state: Mapping[str, Any]) -> datetime | None:
+    # Loops rather than lists and min(): this runs for every subject of a restart.
+    earliest = None if state.get("locked_until") is None else _utc(state["locked_until"])
+    for name, field, required in _DEADLINES:
+        for item in state.get(name, ()):
+            text = item[field] if required else item.get(field)
+            if text is not None:
+                moment = _utc(text)
+                if earliest is None or moment < earliest:
+                    earliest = moment
+    return earliest
+
+
+def _utc(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)  # TypeError for a number: not a stored time
+    if moment.tzinfo is UTC:
+        return moment  # how encode_stored writes every time
+    if moment.tzinfo is None:
+        raise ValueError("stored time without an offset")
+    return moment.astimezone(UTC)
 
 
 def encode_stored(stored: StoredSubject) -> bytes:

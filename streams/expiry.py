@@ -11,6 +11,7 @@ nothing left to end changes nothing, so stale or duplicate ticks are harmless.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,11 +42,21 @@ class DeadlineIndex:
         """Record the subject's next deadline (None: nothing left to run out)."""
         if deadline is None:
             self._current.pop((key, tenant), None)
-            return
-        if self._current.get((key, tenant)) == deadline:
-            return
-        self._current[(key, tenant)] = deadline
-        heapq.heappush(self._heap, (deadline, key, tenant))
+        elif self._current.get((key, tenant)) != deadline:
+            self._current[(key, tenant)] = deadline
+            heapq.heappush(self._heap, (deadline, key, tenant))
+
+    def set_many(self, entries: Iterable[tuple[datetime, bytes, str]]) -> None:
+        """:meth:`set` for each (deadline, key, tenant), ordering the heap once at the end
+        rather than on every push (recovery indexes a whole table at once). The entries
+        are in the heap's own order, so each is kept as it is."""
+        current, heap = self._current, self._heap
+        for entry in entries:
+            deadline, key, tenant = entry
+            if current.get((key, tenant)) != deadline:
+                current[(key, tenant)] = deadline
+                heap.append(entry)
+        heapq.heapify(heap)
 
     def restore(self, key: bytes, tenant: str, deadline: datetime) -> None:
         """Put back a deadline taken by :meth:`due` and not handled, unless the subject got

@@ -28,6 +28,24 @@ def test_index_keeps_one_current_deadline_per_subject_and_tenant() -> None:
     assert index.due(T + timedelta(days=1)) == []
 
 
+def test_index_set_many_is_set_for_each() -> None:
+    entries = [(T + timedelta(seconds=5), b"alice", "acme"),
+               (T + timedelta(seconds=2), b"alice", "acme"),
+               (T + timedelta(seconds=3), b"alice", "globex"),
+               (T + timedelta(seconds=1), b"bob", "acme"),
+               (T + timedelta(seconds=4), b"carol", "acme")]
+    one_by_one, at_once = DeadlineIndex(), DeadlineIndex()
+    for index in (one_by_one, at_once):
+        index.set(b"carol", "acme", T + timedelta(seconds=9))  # held before: superseded
+        index.set(b"dave", "acme", T + timedelta(seconds=6))  # held before: kept
+    for deadline, key, tenant in entries:
+        one_by_one.set(key, tenant, deadline)
+    at_once.set_many(entries)
+    until = T + timedelta(seconds=10)
+    assert len(at_once) == len(one_by_one) == 5
+    assert at_once.due(until) == one_by_one.due(until)
+
+
 def test_tick_round_trips_at_full_precision() -> None:
     tick = decode_command(b"alice", encode_tick(T, b"alice", "acme"))
     assert tick.at == T, "a tick rounded to milliseconds would miss its deadline"
