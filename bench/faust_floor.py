@@ -13,7 +13,6 @@ python bench/faust_floor.py
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from streams.app import BatchedTable, quiet_worker
+from streams.app import BatchedTable, quiet_worker, send_all
 from streams.batching import in_batches
 
 app = faust.App(
@@ -44,10 +43,8 @@ store_events = os.environ.get("FLOOR_TABLE", "1") != "0"
 
 
 async def _handle(events: Sequence[EventT[Any]]) -> None:
-    futures = [await app.producer.send(sink, event.message.key, event.message.value,
-                                       partition=None, timestamp=None, headers=None)
-               for event in events]
-    await asyncio.gather(*futures)
+    await send_all(app.producer, [(sink, event.message.key, event.message.value, None, None)
+                                  for event in events])
     if store_events:
         await BatchedTable(table, app.producer).put_all(
             [(event, event.message.key, event.message.value) for event in events])

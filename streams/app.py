@@ -27,12 +27,30 @@ from streams.kafka_security import faust_credentials
 from streams.seek_fix import install_seek_fix
 from streams.settings import Settings
 
-__all__ = ["TABLE_NAME", "BatchedTable", "build_app", "quiet_worker"]
+__all__ = ["TABLE_NAME", "BatchedTable", "build_app", "quiet_worker", "send_all"]
 
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "grants"
 """Table of per-subject state; its changelog topic is ``<app_id>-grants-changelog``."""
+
+
+_Outgoing = tuple[str, bytes | None, bytes | None, int | None, list[tuple[str, bytes]] | None]
+"""(topic, key, value, partition or None for the key's, headers or None)."""
+
+
+async def send_all(producer: Any, records: Sequence[_Outgoing]) -> list[Any]:
+    """Send every record, then await all acknowledgements; returns their metadata.
+
+    Every record is handed to the producer before any acknowledgement is awaited, so a
+    batch's records go out together in as few requests as the producer can make.
+    """
+    futures = [
+        await producer.send(topic, key, value, partition=partition, timestamp=None,
+                            headers=headers or None)
+        for topic, key, value, partition, headers in records
+    ]
+    return list(await asyncio.gather(*futures))
 
 
 class BatchedTable:
@@ -67,12 +85,8 @@ class BatchedTable:
         if not writes:
             return
         topic = self._table.changelog_topic.get_topic_name()
-        futures = [
-            await self._producer.send(topic, key, value, partition=event.message.partition,
-                                      timestamp=None, headers=None)
-            for event, key, value in writes
-        ]
-        sent = await asyncio.gather(*futures)
+        sent = await send_all(self._producer, [(topic, key, value, event.message.partition, None)
+                                               for event, key, value in writes])
         persisted: dict[int, int] = {}
         store = self._table.data
         for (event, key, value), metadata in zip(writes, sent, strict=True):
@@ -130,15 +144,9 @@ def build_app(settings: Settings,
     )
 
     async def send(plan: BatchPlan) -> None:
-        futures = [
-            await app.producer.send(
-                out.topic, out.key, out.value, partition=None, timestamp=None,
-                headers=out.headers or None,
-            )
-            for out in plan.outbound
-        ]
         # Every verdict is acknowledged by Kafka before the state that records it is stored.
-        await asyncio.gather(*futures)
+        await send_all(app.producer, [(out.topic, out.key, out.value, None, out.headers)
+                                      for out in plan.outbound])
 
     deadlines = DeadlineIndex()
     clock = PartitionClock()
