@@ -41,11 +41,9 @@ def load_policy(path: Path | None) -> LoadedPolicy:
 
 
 def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.admin import ensure_topics
     from streams.app import build_app, quiet_worker
     from streams.policy_control import attach_policy_control, load_policy_control
 
-    asyncio.run(ensure_topics(settings))
     # Issue F: validated and (with signers configured) signature-checked; every load is
     # recorded on the decisions topic; reloads when the file changes.
     control = load_policy_control(settings, args.policy or settings.policy_file)

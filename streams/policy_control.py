@@ -282,15 +282,19 @@ async def _publish(settings: Settings, key: bytes, value: bytes) -> None:
 
 
 def load_policy_control(settings: Settings, path: Path | None) -> PolicyControl:
-    """The worker's start: load (refusing to start without an acceptable policy) and log
-    the load to the decisions topic.
+    """The worker's start: load (refusing to start without an acceptable policy), create
+    or check the topics, and log the load to the decisions topic.
 
     Raises:
         PolicyError: when the policy is invalid, unsigned or badly signed.
     """
     import asyncio
 
+    from streams.admin import ensure_topics
+
+    # Validate before touching Kafka: a bad policy is refused at once, broker or not.
     control = PolicyControl(path, settings.policy_signers_file)
+    asyncio.run(ensure_topics(settings))  # the load record goes to the decisions topic
     key, value = policy_load_record(settings.app_id, "loaded", None, control.current, None)
     asyncio.run(_publish(settings, key, value))
     log.info("policy %s (sha256 %s…, signed by %s) in force", control.current.loaded.ref.version,
