@@ -4,12 +4,60 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from policy.core import Verdict
-from schemas.decisions import Cause, Decision, DecisionSubject, PolicyRef, RuleRef, StateChange
+from policy.rules import Rule
+from schemas.decisions import (
+    DECISION_SCHEMA,
+    Cause,
+    Decision,
+    DecisionSubject,
+    PolicyRef,
+    RuleRef,
+    StateChange,
+)
 from schemas.events import ClockTick, InputEvent
 
 __all__ = ["decision_id", "to_decisions"]
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_set_attribute = object.__setattr__
+
+
+def _trusted(cls: type[_Model], values: dict[str, Any], fields_set: set[str]) -> _Model:
+    """What ``cls.model_construct(**values)`` builds, without its per-field Python loop.
+
+    model_construct walks every field's aliases and defaults on each call: three calls per
+    decision cost more than deciding. ``values`` must name every field in the model's order,
+    typed as validation would leave them; ``fields_set`` is what model_construct would
+    record (the names passed). tests/policy/test_decisions.py pins the equivalence.
+    """
+    model = cls.__new__(cls)
+    _set_attribute(model, "__dict__", values)
+    _set_attribute(model, "__pydantic_fields_set__", fields_set)
+    _set_attribute(model, "__pydantic_extra__", None)
+    _set_attribute(model, "__pydantic_private__", None)
+    return model
+
+
+_DECISION_SET = frozenset(Decision.model_fields) - {"schema_"}
+"""The fields to_decisions passes: all but the constant schema, as model_construct saw it."""
+_STATE_SET = frozenset(StateChange.model_fields)
+_RULE_SET = frozenset(RuleRef.model_fields)
+_RULE_REFS: dict[str, RuleRef] = {}
+"""One immutable RuleRef per rule id: a rule's wire form never changes (policy/rules.py)."""
+
+
+def _rule_ref(rule: Rule) -> RuleRef:
+    ref = _RULE_REFS.get(rule.id)
+    if ref is None or ref.description != rule.description:
+        ref = _trusted(RuleRef, {"id": rule.id, "description": rule.description},
+                       set(_RULE_SET))
+        _RULE_REFS[rule.id] = ref
+    return ref
 
 
 def decision_id(tenant: str, subject_id: str, verdict: Verdict) -> str:
@@ -38,26 +86,29 @@ def to_decisions(
         subject = DecisionSubject(
             id=event.subject.id, kind=event.subject.kind, owner=event.subject.owner
         )
-    # model_construct: every field comes typed from the core, so validating it again would
-    # only cost time (a third of a step); the golden replays pin the wire bytes.
+    # Built unvalidated: every field comes typed from the core, so validating it again
+    # would only cost time (a third of a step); the golden replays pin the wire bytes.
+    tenant, subject_id = event.tenant, event.subject.id
     return tuple(
-        Decision.model_construct(
-            decision_id=decision_id(event.tenant, event.subject.id, verdict),
-            action=verdict.action,
-            at=verdict.at,
-            emitted_at=verdict.at if emitted_at is None else emitted_at,
-            tenant=event.tenant,
-            subject=subject,
-            request_id=verdict.request_id,
-            targets=verdict.targets,
-            resources=verdict.resources,
-            expires_at=verdict.expires_at,
-            rule=RuleRef.model_construct(id=verdict.rule.id, description=verdict.rule.description),
-            reason=verdict.reason,
-            policy=policy,
-            state=StateChange.model_construct(before=verdict.before, after=verdict.after),
-            cause=cause,
-            post_review=verdict.post_review,
-        )
+        _trusted(Decision, {
+            "schema_": DECISION_SCHEMA,
+            "decision_id": decision_id(tenant, subject_id, verdict),
+            "action": verdict.action,
+            "at": verdict.at,
+            "emitted_at": verdict.at if emitted_at is None else emitted_at,
+            "tenant": tenant,
+            "subject": subject,
+            "request_id": verdict.request_id,
+            "targets": verdict.targets,
+            "resources": verdict.resources,
+            "expires_at": verdict.expires_at,
+            "rule": _rule_ref(verdict.rule),
+            "reason": verdict.reason,
+            "policy": policy,
+            "state": _trusted(StateChange, {"before": verdict.before, "after": verdict.after},
+                              set(_STATE_SET)),
+            "cause": cause,
+            "post_review": verdict.post_review,
+        }, set(_DECISION_SET))
         for verdict in verdicts
     )

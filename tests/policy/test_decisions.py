@@ -9,7 +9,7 @@ from importlib import resources
 from policy.core import Verdict, decide
 from policy.decisions import decision_id, to_decisions
 from policy.engine import step, tick
-from schemas.decisions import Cause, Decision
+from schemas.decisions import Cause, Decision, RuleRef, StateChange
 from schemas.events import InputEvent
 from schemas.policy import parse_policy
 from schemas.state import StoredSubject, SubjectState
@@ -159,6 +159,33 @@ class TestToDecisions:
         assert dumped["schema"] == "jit.decision/v1"
         assert dumped["state"]["before"] == {"active_grants": 3, "active_resources": 4,
                                              "envs": ["prod", "staging"]}
+
+    def test_built_as_model_construct_builds_them(self) -> None:
+        # to_decisions skips model_construct for speed; the models must not tell.
+        state, _ = core(HOLDING)
+        item = request("r-9", [("z", "prod")], t=100)
+        _, verdicts = decide(state, item, item.at, POLICY)
+        decisions = to_decisions(verdicts, item, LOADED.ref, cause(item), emitted_at=at(101))
+        assert len(decisions) > 1
+        for verdict, fast in zip(verdicts, decisions, strict=True):
+            slow = Decision.model_construct(
+                decision_id=fast.decision_id, action=verdict.action, at=verdict.at,
+                emitted_at=at(101), tenant=item.tenant, subject=fast.subject,
+                request_id=verdict.request_id, targets=verdict.targets,
+                resources=verdict.resources, expires_at=verdict.expires_at,
+                rule=RuleRef.model_construct(id=verdict.rule.id,
+                                             description=verdict.rule.description),
+                reason=verdict.reason, policy=LOADED.ref,
+                state=StateChange.model_construct(before=verdict.before, after=verdict.after),
+                cause=cause(item), post_review=verdict.post_review)
+            assert fast == slow
+            for mine, theirs in ((fast, slow), (fast.rule, slow.rule),
+                                 (fast.state, slow.state)):
+                assert list(vars(mine).items()) == list(vars(theirs).items())
+                assert mine.model_fields_set == theirs.model_fields_set
+                assert (mine.__pydantic_extra__, mine.__pydantic_private__) == (None, None)
+            assert fast.model_dump_json(by_alias=True) == slow.model_dump_json(by_alias=True)
+            assert Decision.model_validate_json(fast.model_dump_json(by_alias=True)) == fast
 
     def test_no_verdicts_no_decisions(self) -> None:
         item = request("r-1", [("a", "prod")])
