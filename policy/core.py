@@ -70,27 +70,38 @@ class Verdict:
     post_review: bool = False
 
 
+_NOTHING_HELD = StateSummary(active_grants=0, active_resources=0, envs=())
+
+
 def summarize(grants: Iterable[Grant]) -> StateSummary:
     """Count live grants, distinct resource ids and environments held."""
-    grants = tuple(grants)
-    resources = {resource.id for grant in grants for resource in grant.resources}
-    envs = sorted({resource.env for grant in grants for resource in grant.resources})
-    return StateSummary(
-        active_grants=len(grants), active_resources=len(resources), envs=tuple(envs)
-    )
+    # One pass, no comprehensions: every verdict needs a summary, most need two.
+    count = 0
+    resources: set[str] = set()
+    envs: set[str] = set()
+    for grant in grants:
+        count += 1
+        for resource in grant.resources:
+            resources.add(resource.id)
+            envs.add(resource.env)
+    if not count:
+        return _NOTHING_HELD  # immutable, so one instance serves every empty holding
+    return StateSummary(count, len(resources), tuple(sorted(envs)))
 
 
 def _rank(resources: Iterable[Resource]) -> int:
-    return max(SENSITIVITY_RANK[resource.sensitivity] for resource in resources)
+    """The highest sensitivity rank among ``resources``."""
+    return max([SENSITIVITY_RANK[resource.sensitivity] for resource in resources])
 
 
-def _reaches(resources: Iterable[Resource], threshold: str) -> bool:
-    """Whether any resource is at or above ``threshold`` (``never`` is never reached)."""
-    return threshold != "never" and _rank(resources) >= SENSITIVITY_RANK[threshold]
+def _reaches(rank: int, threshold: str) -> bool:
+    """Whether resources of highest rank ``rank`` reach ``threshold`` (``never`` is never
+    reached). Callers rank a request's resources once for every threshold they ask."""
+    return threshold != "never" and rank >= SENSITIVITY_RANK[threshold]
 
 
 def _ids(resources: Iterable[Resource]) -> tuple[str, ...]:
-    return tuple(resource.id for resource in resources)
+    return tuple([resource.id for resource in resources])
 
 
 class _Ledger:
@@ -112,6 +123,14 @@ class _Ledger:
         self.verdicts: list[Verdict] = []
         self._event = event
         self._count = 0
+        # Grants change only through grant(), revoke() and lock_subject(), which drop it.
+        self._summary: StateSummary | None = None
+
+    def summary(self) -> StateSummary:
+        """What the subject holds now (computed once per change of its grants)."""
+        if self._summary is None:
+            self._summary = summarize(self.grants)
+        return self._summary
 
     def emit(
         self,
@@ -128,7 +147,7 @@ class _Ledger:
         key: str | None = None,
         post_review: bool = False,
     ) -> None:
-        after = summarize(self.grants)
+        after = self.summary()
         if key is None:
             key = f"{self._event.event_id}#{self._count}"
             self._count += 1
@@ -141,22 +160,30 @@ class _Ledger:
         ))
 
     def live(self, request_id: str) -> Grant | None:
-        return next((grant for grant in self.grants if grant.request_id == request_id), None)
+        for grant in self.grants:
+            if grant.request_id == request_id:
+                return grant
+        return None
 
     def waiting(self, request_id: str) -> Pending | None:
-        return next((item for item in self.pending if item.request_id == request_id), None)
+        for item in self.pending:
+            if item.request_id == request_id:
+                return item
+        return None
 
     def grant(self, grant: Grant, rule: Rule, reason: str) -> None:
-        before = summarize(self.grants)
+        before = self.summary()
         self.grants.append(grant)
+        self._summary = None
         self.emit("approve", rule, reason, before, request_id=grant.request_id,
                   resources=_ids(grant.resources), expires_at=grant.expires_at,
                   post_review=grant.post_review)
 
     def revoke(self, grant: Grant, rule: Rule, reason: str, *, at: datetime | None = None,
                key: str | None = None) -> None:
-        before = summarize(self.grants)
+        before = self.summary()
         self.grants.remove(grant)
+        self._summary = None
         self.emit("revoke", rule, reason, before, at=at, request_id=grant.request_id,
                   targets=(grant.request_id,), resources=_ids(grant.resources), key=key)
 
@@ -169,9 +196,10 @@ class _Ledger:
                      request_id: str | None, *, at: datetime | None = None,
                      key: str | None = None) -> None:
         """Freeze the subject: its live grants end with the lock (listed as targets)."""
-        before = summarize(self.grants)
+        before = self.summary()
         ended = tuple(grant.request_id for grant in self.grants)
         self.grants.clear()
+        self._summary = None
         if self.locked_until is None or self.locked_until < until:
             self.locked_until = until
         self.emit("lock", rule, reason, before, at=at, request_id=request_id, targets=ended,
@@ -212,6 +240,8 @@ def _expire(ledger: _Ledger, now: datetime) -> None:
         if session.held_until is not None and session.held_until <= now:
             due.append((session.held_until, 4, number,
                         partial(_session_hold_ran_out, ledger, session)))
+    if not due:
+        return  # the usual case: nothing ran out
     for *_, end in sorted(due, key=lambda item: item[:3]):
         end()
 
@@ -286,7 +316,8 @@ def _sides(resources: Iterable[Resource], envs: tuple[str, ...],
     for resource in resources:
         if resource.env in envs:
             found.add(resource.env)
-        found.update(f"role {role}" for role in resource.roles if role in roles)
+        if resource.roles:  # most resources name none: skip building a generator
+            found.update(f"role {role}" for role in resource.roles if role in roles)
     return found
 
 
@@ -346,8 +377,10 @@ def _displacements(ledger: _Ledger, resources: tuple[Resource, ...],
             found.append((rules.MAX_ACTIVE_RESOURCES, f"subject would hold {len(held)} "
                           f"resources, limit is {caps.max_active_resources} (deny_new)"))
     for group in tenant.exclusive:
+        if group.strategy != "deny_new":
+            continue
         sides = _sides(resources, group.envs, group.roles)
-        if len(sides) != 1 or group.strategy != "deny_new":
+        if len(sides) != 1:
             continue
         clash = [grant.request_id for grant in ledger.grants
                  if _sides(grant.resources, group.envs, group.roles) - sides]
@@ -358,8 +391,8 @@ def _displacements(ledger: _Ledger, resources: tuple[Resource, ...],
 
 
 def _objections(ledger: _Ledger, event: RequestCreated, tenant: TenantPolicy,
-                lifetime: tuple[int, int],
-                outside: list[tuple[str, str]]) -> list[tuple[Rule, str]]:
+                lifetime: tuple[int, int], outside: list[tuple[str, str]],
+                rank: int) -> list[tuple[Rule, str]]:
     """Every rule that forbids this request outright, in rule order (deny wins)."""
     found: list[tuple[Rule, str]] = []
     subject = event.subject
@@ -390,10 +423,10 @@ def _objections(ledger: _Ledger, event: RequestCreated, tenant: TenantPolicy,
     if len(asked) <= caps.max_active_resources:
         found += _displacements(ledger, event.resources, tenant)
     justify = tenant.justification
-    if _reaches(event.resources, justify.reason_from) and not (event.reason or "").strip():
+    if _reaches(rank, justify.reason_from) and not (event.reason or "").strip():
         found.append((rules.JUSTIFICATION_REASON,
                       f"a reason is required from sensitivity {justify.reason_from}"))
-    if _reaches(event.resources, justify.ticket_from) and not _pattern(
+    if _reaches(rank, justify.ticket_from) and not _pattern(
             justify.ticket_pattern).fullmatch(event.ticket or ""):
         found.append((rules.JUSTIFICATION_TICKET, f"a ticket matching {justify.ticket_pattern} is "
                       f"required from sensitivity {justify.ticket_from} "
@@ -408,11 +441,11 @@ def _objections(ledger: _Ledger, event: RequestCreated, tenant: TenantPolicy,
 
 
 def _escalations(ledger: _Ledger, event: RequestCreated, tenant: TenantPolicy,
-                 outside: list[tuple[str, str]]) -> list[tuple[Rule, str]]:
+                 outside: list[tuple[str, str]], rank: int) -> list[tuple[Rule, str]]:
     """Every rule that wants a human to look first, in rule order."""
     found = [(rules.TIME_WINDOW, reason)
              for outcome, reason in outside if outcome == "escalate"]
-    if _reaches(event.resources, tenant.step_up.from_sensitivity):
+    if _reaches(rank, tenant.step_up.from_sensitivity):
         found.append((rules.STEP_UP, f"sensitivity reaches {tenant.step_up.from_sensitivity}"))
     if event.subject.kind == "workload" and tenant.baseline.novel_workload == "escalate":
         novel = sorted({f"{r.env}/{r.sensitivity}" for r in event.resources}
@@ -424,7 +457,7 @@ def _escalations(ledger: _Ledger, event: RequestCreated, tenant: TenantPolicy,
 
 def _window(times: Iterable[datetime], now: datetime, seconds: int) -> tuple[datetime, ...]:
     start = now - timedelta(seconds=seconds)
-    return tuple(moment for moment in times if moment > start)
+    return tuple([moment for moment in times if moment > start])
 
 
 def _combined(found: list[tuple[Rule, str]]) -> tuple[Rule, str]:
@@ -450,7 +483,8 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
         ledger.deny(request_id, resource_ids, rules.SUBJECT_LOCKED,
                     f"subject is locked until {format_time(ledger.locked_until)}")
         return extra
-    lock = next((lock for lock in ledger.request_locks if lock.request_id == request_id), None)
+    lock = next((lock for lock in ledger.request_locks if lock.request_id == request_id),
+                None) if ledger.request_locks else None
     if lock is not None:
         ledger.deny(request_id, resource_ids, rules.REQUEST_LOCKED,
                     f"request {request_id} is locked until {format_time(lock.until)}")
@@ -468,9 +502,11 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
     # Worked out once per request: both the deny and the escalate rules read them.
     lifetime = _ttl(event, tenant)
     outside = _outside_window(event, tenant)
-    objections = _objections(ledger, event, tenant, lifetime, outside)
+    rank = _rank(event.resources)
+    objections = _objections(ledger, event, tenant, lifetime, outside, rank)
     glass = tenant.break_glass
-    uses = _window(state.break_glass_uses, now, glass.window_s)
+    # Only break-glass requests read the ration: the rest skip filtering its window.
+    uses = _window(state.break_glass_uses, now, glass.window_s) if event.break_glass else ()
     if event.break_glass and not objections:
         if not glass.enabled:
             objections.append((rules.BREAK_GLASS, "break-glass is disabled for this tenant"))
@@ -495,7 +531,7 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
                  post_review=True)
         return extra
 
-    escalations = _escalations(ledger, event, tenant, outside)
+    escalations = _escalations(ledger, event, tenant, outside, rank)
     ttl = min(requested, max_s)
     if escalations:
         pending_until = now + timedelta(seconds=tenant.step_up.pending_ttl_s)
