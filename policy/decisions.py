@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
 
 from policy.core import Verdict
 from policy.rules import Rule
+from schemas._base import trusted_model
 from schemas.decisions import (
     DECISION_SCHEMA,
     Cause,
@@ -23,26 +21,6 @@ from schemas.events import ClockTick, InputEvent
 
 __all__ = ["decision_id", "to_decisions"]
 
-_Model = TypeVar("_Model", bound=BaseModel)
-_set_attribute = object.__setattr__
-
-
-def _trusted(cls: type[_Model], values: dict[str, Any], fields_set: set[str]) -> _Model:
-    """What ``cls.model_construct(**values)`` builds, without its per-field Python loop.
-
-    model_construct walks every field's aliases and defaults on each call: three calls per
-    decision cost more than deciding. ``values`` must name every field in the model's order,
-    typed as validation would leave them; ``fields_set`` is what model_construct would
-    record (the names passed). tests/policy/test_decisions.py pins the equivalence.
-    """
-    model = cls.__new__(cls)
-    _set_attribute(model, "__dict__", values)
-    _set_attribute(model, "__pydantic_fields_set__", fields_set)
-    _set_attribute(model, "__pydantic_extra__", None)
-    _set_attribute(model, "__pydantic_private__", None)
-    return model
-
-
 _DECISION_SET = frozenset(Decision.model_fields) - {"schema_"}
 """The fields to_decisions passes: all but the constant schema, as model_construct saw it."""
 _STATE_SET = frozenset(StateChange.model_fields)
@@ -54,8 +32,8 @@ _RULE_REFS: dict[str, RuleRef] = {}
 def _rule_ref(rule: Rule) -> RuleRef:
     ref = _RULE_REFS.get(rule.id)
     if ref is None or ref.description != rule.description:
-        ref = _trusted(RuleRef, {"id": rule.id, "description": rule.description},
-                       set(_RULE_SET))
+        ref = trusted_model(RuleRef, {"id": rule.id, "description": rule.description},
+                            set(_RULE_SET))
         _RULE_REFS[rule.id] = ref
     return ref
 
@@ -90,7 +68,7 @@ def to_decisions(
     # would only cost time (a third of a step); the golden replays pin the wire bytes.
     tenant, subject_id = event.tenant, event.subject.id
     return tuple(
-        _trusted(Decision, {
+        trusted_model(Decision, {
             "schema_": DECISION_SCHEMA,
             "decision_id": decision_id(tenant, subject_id, verdict),
             "action": verdict.action,
@@ -105,7 +83,7 @@ def to_decisions(
             "rule": _rule_ref(verdict.rule),
             "reason": verdict.reason,
             "policy": policy,
-            "state": _trusted(StateChange, {"before": verdict.before, "after": verdict.after},
+            "state": trusted_model(StateChange, {"before": verdict.before, "after": verdict.after},
                               set(_STATE_SET)),
             "cause": cause,
             "post_review": verdict.post_review,

@@ -11,13 +11,15 @@ from datetime import datetime
 
 from policy.core import decide
 from policy.decisions import to_decisions
-from schemas._base import format_time
+from schemas._base import format_time, trusted_model
 from schemas.decisions import Cause, Decision, DecisionSubject
 from schemas.events import ClockTick, InputEvent, Subject
 from schemas.policy import LoadedPolicy
-from schemas.state import StoredSubject, SubjectState
+from schemas.state import STORED_STATE_VERSION, StoredSubject, SubjectState
 
 __all__ = ["Step", "step", "tick"]
+
+_SUBJECT_SET = frozenset(DecisionSubject.model_fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +48,13 @@ def step(
     tenants = {**stored.tenants, event.tenant: new_state}
     # Kind and owner as the subject's requests stated them: reviews and session events may
     # name the subject by id alone, and one decision id must always carry one content.
-    subject = DecisionSubject(id=event.subject.id, kind=new_state.kind, owner=new_state.owner)
+    # Both models are built unvalidated: every value comes from a validated event or state
+    # (validating again cost about 2.5 µs each, per event).
+    subject = trusted_model(DecisionSubject, {"id": event.subject.id, "kind": new_state.kind,
+                                              "owner": new_state.owner}, set(_SUBJECT_SET))
     return Step(
-        stored=StoredSubject(tenants=tenants),
+        stored=trusted_model(StoredSubject, {"v": STORED_STATE_VERSION, "tenants": tenants},
+                             {"tenants"}),
         decisions=to_decisions(verdicts, event, policy.ref, cause, emitted_at, subject),
         changed=True,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -14,7 +14,7 @@ from pydantic import (
     StringConstraints,
 )
 
-__all__ = ["Identifier", "Model", "UtcDatetime", "format_time"]
+__all__ = ["Identifier", "Model", "UtcDatetime", "format_time", "trusted_model"]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -46,6 +46,28 @@ class Model(BaseModel):
     """Immutable model; unknown fields are ignored, as the contract allows."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_set_attribute = object.__setattr__
+
+
+def trusted_model(cls: type[_Model], values: dict[str, Any], fields_set: set[str]) -> _Model:
+    """What ``cls.model_construct(**values)`` builds, without its per-field Python loop.
+
+    For values the pure core made (already typed as validation leaves them), where
+    validating again or model_construct's walk over every field's aliases and defaults
+    would cost more than the decision. ``values`` must name every field, in the model's
+    order; ``fields_set`` is what model_construct would record (the names passed). Only
+    for models without ``model_post_init``, private attributes or extra fields.
+    tests/policy/test_decisions.py pins the equivalence with model_construct.
+    """
+    model = cls.__new__(cls)
+    _set_attribute(model, "__dict__", values)
+    _set_attribute(model, "__pydantic_fields_set__", fields_set)
+    _set_attribute(model, "__pydantic_extra__", None)
+    _set_attribute(model, "__pydantic_private__", None)
+    return model
 
 
 def format_time(value: datetime) -> str:

@@ -9,7 +9,7 @@ from importlib import resources
 from policy.core import Verdict, decide
 from policy.decisions import decision_id, to_decisions
 from policy.engine import step, tick
-from schemas.decisions import Cause, Decision, RuleRef, StateChange
+from schemas.decisions import Cause, Decision, DecisionSubject, RuleRef, StateChange
 from schemas.events import InputEvent
 from schemas.policy import parse_policy
 from schemas.state import StoredSubject, SubjectState
@@ -193,6 +193,19 @@ class TestToDecisions:
 
 
 class TestStep:
+    def test_stored_value_and_subject_are_what_validation_builds(self) -> None:
+        # step() builds both unvalidated for speed; the models must not tell.
+        item = request("r-1", [("a", "prod")])
+        result = step(None, item, LOADED, cause(item))
+        stored = StoredSubject(tenants=dict(result.stored.tenants))
+        assert result.stored == stored
+        assert list(vars(result.stored).items()) == list(vars(stored).items())
+        assert result.stored.model_fields_set == stored.model_fields_set
+        [decision] = result.decisions
+        subject = DecisionSubject(id="alice", kind="human", owner=None)
+        assert list(vars(decision.subject).items()) == list(vars(subject).items())
+        assert decision.subject.model_fields_set == subject.model_fields_set
+
     def test_tenants_keep_separate_caps_for_the_same_subject(self) -> None:
         events = [request(f"r-{n}", [(f"x{n}", "prod")], t=n, tenant=tenant)
                   for n in range(3) for tenant in ("acme", "globex")]
