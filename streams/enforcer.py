@@ -14,6 +14,7 @@ from datetime import datetime
 
 from policy.core import next_deadline
 from policy.engine import step, tick
+from schemas._base import trusted_model
 from schemas.decisions import Cause, Decision
 from schemas.errors import InputError
 from schemas.events import ClockTick, InputEvent
@@ -25,6 +26,8 @@ from streams.expiry import decode_command
 __all__ = ["BatchPlan", "Outbound", "Record", "Write", "encode_decision", "plan_batch"]
 
 log = logging.getLogger(__name__)
+
+_CAUSE_FIELDS = frozenset(Cause.model_fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +130,15 @@ def plan_batch(
                               emitted_at=now(), coordinates=(record.topic, record.partition,
                                                              record.offset))
             else:
-                cause = Cause(
-                    event_id=event.event_id,
-                    type=event.type,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                )
+                # Unvalidated: a validated event's id and type, and the record's typed
+                # coordinates (validating them again cost about 2.5 µs per event).
+                cause = trusted_model(Cause, {
+                    "event_id": event.event_id,
+                    "type": event.type,
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                }, set(_CAUSE_FIELDS))
                 result = step(stored, event, policy, cause, emitted_at=now())
         except InputError as exc:
             _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message)

@@ -8,6 +8,7 @@ from importlib import resources
 import orjson
 import pytest
 
+from schemas.decisions import Decision
 from schemas.policy import parse_policy
 from streams.enforcer import Record, plan_batch
 from tests.factories import raw_request
@@ -104,6 +105,10 @@ def test_decision_carries_cause_coordinates_and_policy() -> None:
                                  "topic": "jit.requests", "partition": 0, "offset": 41}
     assert decision["policy"] == {"version": POLICY.ref.version, "sha256": POLICY.ref.sha256}
     assert decision["emitted_at"] == "2026-11-23T12:00:00Z"
+    # The cause is built unvalidated; the bytes are those of a validated decision.
+    value = plan.outbound[0].value
+    assert Decision.model_validate_json(value or b"").model_dump_json(by_alias=True).encode() \
+        == value
 
 
 def test_redelivered_batch_yields_nothing_new_and_stores_the_state_again() -> None:
