@@ -581,12 +581,14 @@ def _approve(ledger: _Ledger, request_id: str, resources: tuple[Resource, ...],
                               f"excludes {', '.join(sorted(excluded))}: older grant "
                               f"{older.request_id} revoked")
     limit = tenant.caps.max_active_resources
-    while len(held := {r.id for g in ledger.grants for r in g.resources}) > limit:
+    # The distinct resources held are the ledger's summary, already worked out for the
+    # verdict just emitted.
+    while (held := ledger.summary().active_resources) > limit:
         # The oldest grant ends first (ties in time keep arrival order), even one whose
         # resources are also held through a newer grant: oldest-first stays predictable.
         oldest = min((g for g in ledger.grants if g is not new), key=lambda g: g.granted_at)
         ledger.revoke(oldest, rules.MAX_ACTIVE_RESOURCES,
-                      f"subject holds {len(held)} resources, limit is {limit}: oldest grant "
+                      f"subject holds {held} resources, limit is {limit}: oldest grant "
                       f"{oldest.request_id} revoked")
 
 
