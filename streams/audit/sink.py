@@ -383,13 +383,17 @@ class RedisAuditSink:
         try:
             await connection.send_packed_command(watch, check_health=False)
             replies = _Replies(connection)
-            transaction = self._chain(partition, head, fresh[:_TRANSACTION_ENTRIES])
+            transaction: _Transaction | None = None
             for first in range(_TRANSACTION_ENTRIES, len(fresh) + _TRANSACTION_ENTRIES,
                                _TRANSACTION_ENTRIES):
                 found = await replies.head()
                 if found != head:
                     outcome.found, outcome.conflict = found, True
                     break
+                if transaction is None:
+                    # Hashed only now: while the partitions wait for their heads, each has
+                    # sent its WATCH, so Redis gets the first transaction soon.
+                    transaction = self._chain(partition, head, fresh[:_TRANSACTION_ENTRIES])
                 more = first < len(fresh)
                 await connection.send_packed_command(
                     [b"*1\r\n$5\r\nMULTI\r\n", *transaction.commands, b"*1\r\n$4\r\nEXEC\r\n",
