@@ -178,6 +178,7 @@ class _Replies:
         if reader is None:
             raise RedisConnectionError("the Redis connection closed")
         self._reader: asyncio.StreamReader = reader
+        self._timeout: float | None = connection.socket_timeout
         self._error: Callable[[str], Exception] = connection._parser.parse_error  # noqa: SLF001  # redis-py's error classes
         self._buffer = b""
         self._at = 0
@@ -188,7 +189,11 @@ class _Replies:
         return self._at == len(self._buffer)
 
     async def _more(self) -> None:
-        data = await self._reader.read(1 << 16)
+        try:
+            async with asyncio.timeout(self._timeout):  # the client's socket_timeout
+                data = await self._reader.read(1 << 16)
+        except TimeoutError as exc:
+            raise RedisTimeoutError("Timeout reading from Redis") from exc
         if not data:
             raise RedisConnectionError("Redis closed the connection")
         self._buffer = self._buffer[self._at:] + data

@@ -7,7 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 from redis._parsers import _AsyncRESP2Parser
-from redis.exceptions import BusyLoadingError, ExecAbortError, NoPermissionError, ResponseError
+from redis.exceptions import (
+    BusyLoadingError,
+    ExecAbortError,
+    NoPermissionError,
+    ResponseError,
+)
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams.audit.chain import Head
 from streams.audit.sink import AuditRecord, RedisAuditSink, _Replies, _Transaction
@@ -26,11 +32,13 @@ def transaction(entries: int = 2, indexes: int = 1) -> _Transaction:
     return made
 
 
-def replies(data: bytes) -> _Replies:
+def replies(data: bytes, timeout: float | None = None, eof: bool = True) -> _Replies:
     reader = asyncio.StreamReader()
     reader.feed_data(data)
-    reader.feed_eof()
-    return _Replies(SimpleNamespace(_reader=reader, _parser=_AsyncRESP2Parser(65536)))
+    if eof:
+        reader.feed_eof()
+    return _Replies(SimpleNamespace(_reader=reader, _parser=_AsyncRESP2Parser(65536),
+                                    socket_timeout=timeout))
 
 
 def ok_reply(made: _Transaction) -> bytes:
@@ -78,3 +86,8 @@ async def test_a_loading_redis_is_an_outage_and_an_empty_chain_has_no_head() -> 
     with pytest.raises(ExecAbortError):
         await replies(b"+OK\r\n+QUEUED\r\n+QUEUED\r\n-EXECABORT Transaction discarded\r\n"
                       ).transaction(transaction(1))
+
+
+async def test_a_silent_redis_times_out_as_an_outage() -> None:
+    with pytest.raises(RedisTimeoutError):
+        await replies(b"+OK\r\n", timeout=0.05, eof=False).head()
