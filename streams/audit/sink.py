@@ -383,9 +383,10 @@ class RedisAuditSink:
         watch = _command(b"WATCH", key) + _command(b"XREVRANGE", key, b"+", b"-", b"COUNT",
                                                    b"1")
         pool = self._client.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        connection = None
         clean = False
         try:
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
             await connection.send_packed_command(watch, check_health=False)
             replies = _Replies(connection)
             transaction: _Transaction | None = None
@@ -418,9 +419,10 @@ class RedisAuditSink:
         except BaseException as exc:  # noqa: BLE001  # kept, raised by flush after the others
             outcome.error = exc
         finally:
-            if not clean:  # a WATCH, or replies, may be left on the connection
-                await connection.disconnect()
-            await pool.release(connection)
+            if connection is not None:
+                if not clean:  # a WATCH, or replies, may be left on the connection
+                    await connection.disconnect()
+                await pool.release(connection)
         return outcome
 
     async def _settle(self, outcome: _Appended) -> int:
