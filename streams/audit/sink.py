@@ -4,10 +4,12 @@ One chain (Redis Stream) per decisions partition, entry id ``0-<offset + 1>``, s
 order is topic order and a replayed offset is recognised instead of appended twice (and a
 replayed offset whose stored entry differs stops the sink as tampering). Each flush hashes
 the new entries in Python (:mod:`streams.audit.chain`) and appends them, with their query
-index, through Lua script calls that first check the chain's head is still the one the
-hashes link to: a compare-and-append, atomic in Redis. The calls (a few hundred entries
-each; per partition in order on one connection) go out without waiting for replies, so
-Redis appends one while the next is hashed.
+index, as a compare-and-append: ``WATCH`` the chain, read its head, and only when the head
+is still the one the hashes link to, ``MULTI``, the ``XADD``s and ``ZADD``s, ``EXEC``
+(which Redis refuses when the chain changed after the ``WATCH``). A partition's batch goes
+out as transactions of a few hundred entries on one connection, each one's head read
+pipelined behind the one before, while the partitions run side by side: Redis appends one
+transaction while the sink hashes the next.
 
 Redis is the source of truth for the position: on assignment the sink reads each chain's
 head and seeks Kafka to the offset after it, and Kafka offsets are committed only after
@@ -32,12 +34,19 @@ import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-from redis.exceptions import AuthenticationError, NoScriptError
+from redis.exceptions import AuthenticationError, InvalidResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.errors import ConfigError
-from streams.audit.chain import GENESIS, AuditTamperError, Head, entry_hash, entry_id
+from streams.audit.chain import (
+    ENTRY_FIELDS,
+    GENESIS,
+    AuditTamperError,
+    Head,
+    entry_hash,
+    entry_id,
+)
 from streams.audit.keys import (
     INDEXED_FIELDS,
     index_bucket,
@@ -55,57 +64,13 @@ __all__ = ["AuditRecord", "RedisAuditSink", "run_audit_sink"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# KEYS[1] the chain, KEYS[2..5] the subject, request, action and rule indexes. ARGV[1]/
-# ARGV[2] the head seq/hash the new entries link to ('-1'/'' for an empty chain), ARGV[3] the
-# first new entry's prev, ARGV[4] the number of entries, then _ENTRY_ARGS values per entry
-# (offset, key, decision_id, decision, hash), then per index a count and that many members.
-# The entry id, seq and prev follow from the offset and the entry before, so the script
-# derives them instead of receiving them: every argument costs Redis a parse and a copy into
-# Lua. Commands run under the caller's ACL user, so the script can do nothing the sink may
-# not.
-_APPEND = """
-local head = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local seq, hash = '-1', ''
-if #head > 0 then
-  local f = head[1][2]
-  for i = 1, #f, 2 do
-    if f[i] == 'seq' then seq = f[i + 1] elseif f[i] == 'hash' then hash = f[i + 1] end
-  end
-end
-if seq ~= ARGV[1] or hash ~= ARGV[2] then return {'conflict', seq, hash} end
-local n, prev, count = tonumber(seq), ARGV[3], tonumber(ARGV[4])
-local last = 4 + 5 * count
-for i = 5, last, 5 do
-  n = n + 1
-  local offset, digest = ARGV[i], ARGV[i + 4]
-  redis.call('XADD', KEYS[1], string.format('0-%d', tonumber(offset) + 1),
-    'seq', string.format('%d', n), 'offset', offset, 'key', ARGV[i + 1],
-    'decision_id', ARGV[i + 2], 'decision', ARGV[i + 3], 'prev', prev, 'hash', digest)
-  prev = digest
-end
-local i = last + 1
-for j = 2, 5 do
-  local members, list = tonumber(ARGV[i]), {}
-  for k = 1, members do
-    list[2 * k - 1] = '0'  -- a string: a Lua number would be printf-formatted per member
-    list[2 * k] = ARGV[i + k]
-  end
-  for first = 1, #list, 4000 do  -- unpack() has a stack limit
-    redis.call('ZADD', KEYS[j], unpack(list, first, math.min(first + 3999, #list)))
-  end
-  i = i + members + 1
-end
-return {'ok', count}
-"""
-_ENTRY_ARGS = 5
-_ENTRY_RESP = b"$%d\r\n%b\r\n" * 4 + b"$64\r\n%b\r\n"
-"""One entry's script arguments as RESP bulk strings (the hash is always 64 hex digits)."""
-_CALL_ENTRIES = 250
-"""Entries per script call: small enough that Redis starts appending soon after a flush
-begins and the sink waits little for the last call; large enough that the calls' fixed
-cost (head check, one ZADD per index) stays small."""
+_TRANSACTION_ENTRIES = 250
+"""Entries per transaction: small enough that Redis starts appending soon after a flush
+begins, the sink waits little for the last one and other clients little behind one EXEC;
+large enough that a transaction's fixed cost (head read, one ZADD per index) stays small."""
 _POSTINGS_MAX = 500
 """Offsets per index member at most (a big batch of one action splits into several)."""
+_QUEUED = b"+QUEUED\r\n"
 
 
 def _bulk(part: bytes) -> bytes:
@@ -113,25 +78,48 @@ def _bulk(part: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(part), part)
 
 
+def _command(*parts: bytes) -> bytes:
+    """One command as RESP."""
+    return b"*%d\r\n%b" % (len(parts), b"".join(map(_bulk, parts)))
+
+
+def _xadd_template() -> bytes:
+    """``XADD <chain> <id>`` and the :data:`ENTRY_FIELDS` with their values as RESP, for
+    ``%``: one formatting per entry is the cheapest way to pack it (redis-py's packing cost
+    more than Redis' append)."""
+    fields = b"".join(_bulk(name) + (b"$64\r\n%b\r\n" if name in (b"prev", b"hash")
+                                     else b"$%d\r\n%b\r\n") for name in ENTRY_FIELDS)
+    return b"*%d\r\n$4\r\nXADD\r\n%%b$%%d\r\n%%b\r\n" % (3 + 2 * len(ENTRY_FIELDS)) + fields
+
+
+_XADD = _xadd_template()
+
+
 @dataclass(slots=True)
-class _Calls:
-    """The script calls sent for one partition in one flush, on one connection."""
+class _Appended:
+    """What one partition's transactions of one flush did."""
 
     partition: int
-    connection: Any = None
     heads: list[tuple[Head, int]] = field(default_factory=list)
-    """Per call sent: the head after it and how many entries it appends."""
+    """Per transaction applied: the head after it and how many entries it appended."""
+    found: Head | None = None
+    """The head Redis had when it was not the one the next transaction links to."""
+    conflict: bool = False
+    """A transaction was not applied: the head differed (:attr:`found`), or the chain
+    changed after the ``WATCH`` (:attr:`refused`)."""
+    refused: bool = False
     error: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class _Append:
-    """One append script call's arguments after the fixed ones, as RESP."""
+class _Transaction:
+    """One transaction's commands between ``MULTI`` and ``EXEC`` as RESP, and the start of
+    the ``EXEC`` reply they give when all goes well (array length, then each entry id)."""
 
-    resp: list[bytes]
-    args: int
+    commands: list[bytes]
+    expected: bytes
     entries: int
-    head: Head | None
+    head: Head
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +149,136 @@ def _index_parts(decision: bytes) -> tuple[bytes, int, tuple[bytes, bytes, bytes
         return b"", 0, (b"", b"", b"", b"")
 
 
+def _fresh(records: list[AuditRecord], head: Head | None) -> list[AuditRecord]:
+    """The records after ``head`` (the others are replays, checked by
+    :meth:`RedisAuditSink._check_replays`, or duplicates within the batch)."""
+    last, fresh = -1 if head is None else head.offset, []
+    for record in records:
+        if record.offset > last:
+            fresh.append(record)
+            last = record.offset
+    return fresh
+
+
+class _Replies:
+    """The replies on one of the sink's connections, read straight from its socket.
+
+    A transaction gives two replies per entry (``+QUEUED`` and the entry id in the ``EXEC``
+    reply); redis-py reads one reply per call at ~5-10 µs each, more than Redis spends on
+    the entry, so the queued and ``EXEC`` replies are compared with what a transaction that
+    went well gives in one step, and anything else (errors, an ``EXEC`` refused) is parsed
+    one by one. Errors become redis-py's exceptions (a ``LOADING`` Redis is an outage, a
+    ``NOPERM`` is not). RESP2 and RESP3.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        # redis-py has no public access to the socket; its parser reads no further than the
+        # replies it was asked for, so after its handshake the stream is ours.
+        reader = connection._reader  # noqa: SLF001  # see above
+        if reader is None:
+            raise RedisConnectionError("the Redis connection closed")
+        self._reader: asyncio.StreamReader = reader
+        self._timeout: float | None = connection.socket_timeout
+        self._error: Callable[[str], Exception] = connection._parser.parse_error  # noqa: SLF001  # redis-py's error classes
+        self._buffer = b""
+        self._at = 0
+
+    @property
+    def drained(self) -> bool:
+        """Nothing read beyond the replies taken (the connection can be reused)."""
+        return self._at == len(self._buffer)
+
+    async def _more(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):  # the client's socket_timeout
+                data = await self._reader.read(1 << 16)
+        except TimeoutError as exc:
+            raise RedisTimeoutError("Timeout reading from Redis") from exc
+        if not data:
+            raise RedisConnectionError("Redis closed the connection")
+        self._buffer = self._buffer[self._at:] + data
+        self._at = 0
+
+    async def _line(self) -> bytes:
+        end = self._buffer.find(b"\r\n", self._at)
+        while end < 0:
+            await self._more()
+            end = self._buffer.find(b"\r\n", self._at)
+        line = self._buffer[self._at:end]
+        self._at = end + 2
+        return line
+
+    async def reply(self) -> Any:
+        """The next reply; an error reply is returned as the exception, not raised."""
+        line = await self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            return self._error(rest.decode(errors="replace"))
+        if kind == b":":
+            return int(rest)
+        if kind in (b"$", b"=", b"!"):  # bulk, verbatim and error strings
+            size = int(rest)
+            if size < 0:
+                return None
+            while len(self._buffer) - self._at < size + 2:
+                await self._more()
+            data = self._buffer[self._at:self._at + size]
+            self._at += size + 2
+            return self._error(data.decode(errors="replace")) if kind == b"!" else data
+        if kind in (b"*", b"~", b">", b"%"):  # array, set, push, map (flattened)
+            size = int(rest) * (2 if kind == b"%" else 1)
+            return None if size < 0 else [await self.reply() for _ in range(size)]
+        if kind == b"_":
+            return None
+        if kind in (b",", b"#", b"("):
+            return rest
+        raise InvalidResponse(f"unexpected Redis reply {line[:40]!r}")
+
+    async def head(self) -> Head | None:
+        """The replies of ``WATCH`` and the ``XREVRANGE`` behind it: the chain's head."""
+        for reply in (await self.reply(), found := await self.reply()):
+            if isinstance(reply, Exception):
+                raise reply
+        return _head_of([(entry, dict(zip(fields[::2], fields[1::2], strict=True)))
+                         for entry, fields in found])
+
+    async def transaction(self, transaction: _Transaction) -> bool:
+        """The replies of ``MULTI``, the queued commands and ``EXEC``: True when applied,
+        False when Redis refused the ``EXEC`` (the chain changed after the ``WATCH``).
+        Raises the first error (nothing was applied when a command was refused as it was
+        queued; the entries before a command that failed in ``EXEC`` were)."""
+        errors = [reply for reply in [await self.reply()] if isinstance(reply, Exception)]
+        queued = len(transaction.commands)
+        while queued:
+            while queued and self._buffer.startswith(_QUEUED, self._at):
+                self._at += len(_QUEUED)
+                queued -= 1
+            if queued:
+                reply = await self.reply()
+                if isinstance(reply, Exception):
+                    errors.append(reply)
+                queued -= 1
+        expected = transaction.expected
+        while len(self._buffer) - self._at < len(expected) and \
+                expected.startswith(self._buffer[self._at:]):
+            await self._more()
+        if self._buffer.startswith(expected, self._at):
+            self._at += len(expected)
+            done = [await self.reply() for _ in range(len(transaction.commands)
+                                                      - transaction.entries)]
+        else:
+            done = await self.reply()
+        if isinstance(done, Exception):
+            errors.append(done)  # EXECABORT comes after the error that caused it
+        elif isinstance(done, list):
+            errors += [reply for reply in done if isinstance(reply, Exception)]
+        if errors:
+            raise errors[0]
+        return done is not None
+
+
 class RedisAuditSink:
     """Buffers decisions with :meth:`add` and appends them to the chains with :meth:`flush`.
 
@@ -175,7 +293,6 @@ class RedisAuditSink:
         self._index_keys = [index_key(prefix, field).encode() for field in INDEXED_FIELDS]
         self._buffer: dict[int, list[AuditRecord]] = defaultdict(list)
         self._heads: dict[int, Head | None] = {}
-        self._append = client.register_script(_APPEND)
         self.resume_from: dict[int, int] = {}
         """Partition -> offset to consume from again (entries Redis lost); the caller seeks
         there and clears it."""
@@ -240,98 +357,102 @@ class RedisAuditSink:
             if unknown:
                 await self.read_heads(unknown)
             await self._check_replays()
-            sent = [await self._send(partition, records)
-                    for partition, records in self._buffer.items()]
-            replies = await asyncio.gather(*map(self._receive, sent))
+            done = await asyncio.gather(*(self._append(partition, records)
+                                          for partition, records in self._buffer.items()))
             failure: BaseException | None = None
-            forgotten = False
-            for calls, answers in zip(sent, replies, strict=True):
-                appended += await self._settle(calls, answers)
-                if isinstance(calls.error, NoScriptError):
-                    forgotten = True  # Redis restarted or flushed its script cache
-                elif calls.error is not None:
-                    failure = failure or calls.error
+            for outcome in done:
+                appended += await self._settle(outcome)
+                failure = failure or outcome.error
             if failure is not None:
-                # Whether a failed call was applied shows on the retry: its head check
-                # reports a conflict and the records become replays.
+                # Whether a transaction whose reply was lost was applied shows on the retry:
+                # the head differs and the records become replays.
                 raise failure
-            if forgotten:
-                await self._client.script_load(_APPEND)
         return appended
 
-    async def _send(self, partition: int, records: list[AuditRecord]) -> _Calls:
-        """Hash a partition's records and send them as script calls of at most
-        :data:`_CALL_ENTRIES` entries, one after another on one connection (Redis runs them
-        in order, each linking to the head the one before leaves). Redis appends a call
-        while the next is hashed; the replies are read by :meth:`_receive`."""
-        calls = _Calls(partition)
+    async def _append(self, partition: int, records: list[AuditRecord]) -> _Appended:
+        """Hash a partition's records and append them as transactions of at most
+        :data:`_TRANSACTION_ENTRIES` entries, one after another on one connection, each
+        sent with the ``WATCH`` and head read of the next behind its ``EXEC``. The next
+        transaction is hashed while Redis runs the one before."""
+        outcome = _Appended(partition)
         head = self._heads[partition]
+        fresh = _fresh(records, head)
+        if not fresh:
+            return outcome
+        key = stream_key(self._prefix, partition).encode()
+        watch = _command(b"WATCH", key) + _command(b"XREVRANGE", key, b"+", b"-", b"COUNT",
+                                                   b"1")
+        pool = self._client.connection_pool
+        connection = None
+        clean = False
         try:
-            calls.connection = await self._client.connection_pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
-            for first in range(0, len(records), _CALL_ENTRIES):
-                append = self._chain(partition, head, records[first:first + _CALL_ENTRIES])
-                if append.head is None or not append.entries:
-                    continue
-                await calls.connection.send_packed_command(self._command(partition, head,
-                                                                         append))
-                calls.heads.append((append.head, append.entries))
-                head = append.head
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            await connection.send_packed_command(watch, check_health=False)
+            replies = _Replies(connection)
+            transaction: _Transaction | None = None
+            for first in range(_TRANSACTION_ENTRIES, len(fresh) + _TRANSACTION_ENTRIES,
+                               _TRANSACTION_ENTRIES):
+                found = await replies.head()
+                if found != head:
+                    outcome.found, outcome.conflict = found, True
+                    break
+                if transaction is None:
+                    # Hashed only now: while the partitions wait for their heads, each has
+                    # sent its WATCH, so Redis gets the first transaction soon.
+                    transaction = self._chain(partition, head, fresh[:_TRANSACTION_ENTRIES])
+                more = first < len(fresh)
+                await connection.send_packed_command(
+                    [b"*1\r\n$5\r\nMULTI\r\n", *transaction.commands, b"*1\r\n$4\r\nEXEC\r\n",
+                     *((watch,) if more else ())], check_health=False)
+                following = self._chain(partition, transaction.head,
+                                        fresh[first:first + _TRANSACTION_ENTRIES]) \
+                    if more else None
+                if not await replies.transaction(transaction):
+                    outcome.conflict = outcome.refused = True  # changed after the WATCH
+                    break
+                outcome.heads.append((transaction.head, transaction.entries))
+                head = transaction.head
+                if following is None:
+                    clean = replies.drained
+                    break
+                transaction = following
         except BaseException as exc:  # noqa: BLE001  # kept, raised by flush after the others
-            calls.error = exc
-        return calls
+            outcome.error = exc
+        finally:
+            if connection is not None:
+                if not clean:  # a WATCH, or replies, may be left on the connection
+                    await connection.disconnect()
+                await pool.release(connection)
+        return outcome
 
-    async def _receive(self, calls: _Calls) -> list[Any]:
-        """The replies to a partition's calls, in order, up to the first error."""
-        replies: list[Any] = []
-        if calls.connection is None:
-            return replies
-        try:
-            for _ in calls.heads:
-                replies.append(await calls.connection.read_response())
-        except BaseException as exc:  # noqa: BLE001  # kept, raised by flush after the others
-            calls.error = calls.error or exc
-        if calls.error is not None:
-            await calls.connection.disconnect()  # replies may still be on the wire
-        await self._client.connection_pool.release(calls.connection)
-        return replies
-
-    async def _settle(self, calls: _Calls, replies: list[Any]) -> int:
-        """Take the replies of a partition's calls: move its head over what was appended,
+    async def _settle(self, outcome: _Appended) -> int:
+        """Take what a partition's transactions did: move its head over what was appended,
         and drop its buffer once all is in Redis. Returns the entries appended."""
-        partition, appended = calls.partition, 0
-        for (new_head, count), reply in zip(calls.heads, replies, strict=False):
-            if reply[0] != b"ok":  # another writer, or Redis lost writes: look again
-                known = self._heads.pop(partition, None)
-                self._compare(partition, known, await self._read_head(partition))
-                return appended
+        partition, appended = outcome.partition, 0
+        for new_head, count in outcome.heads:
             self._heads[partition] = new_head
             self.last_flushed[partition] = new_head.offset
             appended += count
-        if calls.error is None:
+        if outcome.conflict:  # another writer, or Redis lost writes: look again
+            known = self._heads.pop(partition, None)
+            found = await self._read_head(partition) if outcome.refused else outcome.found
+            self._compare(partition, known, found)
+        elif outcome.error is None:
             self._buffer.pop(partition, None)  # all in Redis (or only replays)
         return appended
-
-    def _command(self, partition: int, head: Head | None, append: _Append) -> list[bytes]:
-        """EVALSHA of the append script with the arguments packed as RESP by :meth:`_chain`:
-        redis-py's packing of the arguments cost more than Redis' append."""
-        fixed = [b"EVALSHA", self._append.sha.encode(), b"5",
-                 stream_key(self._prefix, partition).encode(), *self._index_keys,
-                 b"-1" if head is None else b"%d" % head.seq,
-                 b"" if head is None else head.hash.encode(),
-                 GENESIS.encode() if head is None else head.hash.encode(),
-                 b"%d" % append.entries]
-        return [b"*%d\r\n" % (len(fixed) + append.args), *map(_bulk, fixed), *append.resp]
 
     async def _read_head(self, partition: int) -> Head | None:
         return (await self.read_heads([partition]))[partition]
 
     def _chain(self, partition: int, head: Head | None,
-               records: list[AuditRecord]) -> _Append:
-        """Hash the records after ``head`` into the script's arguments: per entry
-        :data:`_ENTRY_RESP`, then per index its members, one per value and time bucket."""
-        seq, prev, last = (-1, GENESIS, -1) if head is None else (head.seq, head.hash,
-                                                                    head.offset)
-        entries: list[bytes] = []
+               records: list[AuditRecord]) -> _Transaction:
+        """Hash the records (all after ``head``, in offset order) into one transaction's
+        commands: an ``XADD`` per entry, then per index one ``ZADD`` of its members, one
+        per value and time bucket."""
+        seq, prev = (-1, GENESIS.encode()) if head is None else (head.seq, head.hash.encode())
+        key = _bulk(stream_key(self._prefix, partition).encode())
+        commands: list[bytes] = []
+        ids: list[bytes] = []
         # Subjects and requests take one member per entry (few of a batch share a value and
         # second); actions and rules, which have a handful of values, one per value and
         # second: (value, time bucket) -> offsets.
@@ -340,16 +461,19 @@ class RedisAuditSink:
         actions: dict[tuple[bytes, int], list[bytes]] = defaultdict(list)
         rules: dict[tuple[bytes, int], list[bytes]] = defaultdict(list)
         for record in records:
-            if record.offset <= last:
-                continue  # a replay, checked by _check_replays, or a duplicate in the batch
             seq += 1
-            key, value = record.key or b"", record.value
+            key_bytes, value = record.key or b"", record.value
             decision_id, at_ms, (subject, request, action, rule) = _index_parts(value)
-            digest = entry_hash(partition, seq, record.offset, key, decision_id, value, prev)
+            digest = entry_hash(partition, seq, record.offset, key_bytes, decision_id, value,
+                                prev.decode()).encode()
             offset = b"%d" % record.offset
-            entries.append(_ENTRY_RESP % (len(offset), offset, len(key), key,
-                                          len(decision_id), decision_id, len(value), value,
-                                          digest.encode()))
+            entry = b"0-%d" % (record.offset + 1)
+            number = b"%d" % seq
+            commands.append(_XADD % (key, len(entry), entry, len(number), number,
+                                     len(offset), offset, len(key_bytes), key_bytes,
+                                     len(decision_id), decision_id, len(value), value,
+                                     prev, digest))
+            ids.append(b"$%d\r\n%b\r\n" % (len(entry), entry))
             bucket = index_bucket(at_ms)
             place = index_place(bucket, partition, offset)
             if subject:
@@ -360,17 +484,18 @@ class RedisAuditSink:
                 actions[action, bucket].append(offset)
             if rule:
                 rules[rule, bucket].append(offset)
-            prev, last = digest, record.offset
-        parts, args = [*entries], len(entries) * _ENTRY_ARGS
-        for members in (subjects, requests, *(
+            prev = digest
+        for index, members in zip(self._index_keys, (subjects, requests, *(
                 [index_member(found, bucket, partition, offsets[first:first + _POSTINGS_MAX])
                  for (found, bucket), offsets in grouped.items()
                  for first in range(0, len(offsets), _POSTINGS_MAX)]
-                for grouped in (actions, rules))):
-            parts += [_bulk(b"%d" % len(members)), *map(_bulk, members)]
-            args += 1 + len(members)
-        new_head = head if not entries else Head(seq, last, prev)
-        return _Append(parts, args, len(entries), new_head)
+                for grouped in (actions, rules))), strict=True):
+            if members:
+                commands.append(b"*%d\r\n$4\r\nZADD\r\n%b%b" % (
+                    2 + 2 * len(members), _bulk(index),
+                    b"".join([b"$1\r\n0\r\n$%d\r\n%b\r\n" % (len(m), m) for m in members])))
+        return _Transaction(commands, b"*%d\r\n%b" % (len(commands), b"".join(ids)),
+                            len(records), Head(seq, records[-1].offset, prev.decode()))
 
     async def _check_replays(self) -> None:
         """Records at or below a chain's head must equal what the chain holds there."""

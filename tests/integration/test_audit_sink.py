@@ -45,21 +45,19 @@ async def test_empty_flush_writes_nothing(redis_client: aioredis.Redis, prefix: 
     assert await redis_client.exists(stream_key(prefix, 0)) == 0
 
 
-async def test_batches_larger_than_one_script_call_chain_and_survive_a_script_flush(
+async def test_batches_larger_than_one_transaction_chain_across_flushes(
     redis_client: aioredis.Redis, prefix: str
 ) -> None:
-    """A partition's batch goes out as several script calls on one connection, each linking
-    to the head the one before leaves; after Redis forgot the script (a restart, SCRIPT
-    FLUSH) the sink loads it again and goes on where the chain ends."""
+    """A partition's batch goes out as several transactions on one connection, each linking
+    to the head the one before leaves, and the next flush goes on where the chain ends."""
     from streams.audit.chain import ChainVerifier
-    from streams.audit.sink import _CALL_ENTRIES
+    from streams.audit.sink import _TRANSACTION_ENTRIES
 
-    count = 2 * _CALL_ENTRIES + 7
+    count = 2 * _TRANSACTION_ENTRIES + 7
     sink = RedisAuditSink(redis_client, prefix)
     for offset in range(count):
         sink.add(AuditRecord(0, offset, b"alice", b'{"n": %d}' % offset))
     assert await sink.flush() == count
-    await redis_client.script_flush()
     for offset in range(count, 2 * count):
         sink.add(AuditRecord(0, offset, b"alice", b'{"n": %d}' % offset))
     assert await sink.flush() == count
@@ -68,4 +66,32 @@ async def test_batches_larger_than_one_script_call_chain_and_survive_a_script_fl
     assert verifier.feed_all(await redis_client.xrange(stream_key(prefix, 0))) is None
     assert verifier.finish() is None
     assert verifier.entries == 2 * count
+    await redis_client.delete(stream_key(prefix, 0))
+
+
+async def test_a_write_between_head_read_and_exec_is_refused_and_stops_the_sink(
+    redis_client: aioredis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The head check and the append are atomic: an entry another writer adds after the
+    sink read the head makes Redis refuse the EXEC, and the sink stops on what it finds."""
+    from streams.audit.chain import AuditTamperError
+    from streams.audit.sink import _Replies
+
+    sink = RedisAuditSink(redis_client, prefix)
+    sink.add(AuditRecord(0, 0, b"alice", b'{"n": 0}'))
+    assert await sink.flush() == 1
+    read_head = _Replies.head
+
+    async def head_then_foreign_write(replies: _Replies) -> object:
+        found = await read_head(replies)
+        await redis_client.xadd(stream_key(prefix, 0), {
+            "seq": b"1", "offset": b"1", "decision": b"forged", "hash": b"f" * 64}, id="0-2")
+        return found
+
+    monkeypatch.setattr(_Replies, "head", head_then_foreign_write)
+    sink.add(AuditRecord(0, 1, b"alice", b'{"n": 1}'))
+    with pytest.raises(AuditTamperError, match="offset 1"):
+        await sink.flush()
+    entries = await redis_client.xrange(stream_key(prefix, 0))
+    assert [fields[b"decision"] for _, fields in entries] == [b'{"n": 0}', b"forged"]
     await redis_client.delete(stream_key(prefix, 0))
