@@ -16,6 +16,7 @@ from typing import Any
 import faust
 from faust.streams import _current_event  # see BatchedTable
 from faust.types import TP, EventT
+from rocksdict import WriteBatch
 
 from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
@@ -68,16 +69,32 @@ class BatchedTable:
     does the same work per batch: the changelog records of the whole batch are sent
     together and acknowledged, then stored in RocksDB (so the local store is never ahead
     of its changelog), then each partition's persisted offset is written once.
+
+    On a RocksDB store both paths go to the partition's database directly: a read through
+    the table passes the key and the value through faust's serializer registry and reads
+    twice (contains, then get), and a write is one RocksDB put per key. Here a read is one
+    get, and a batch's values and persisted offset for one partition are one WriteBatch,
+    so they land together or not at all (faust's own changelog recovery writes the same
+    way). Other stores (memory) take the table's path.
     """
 
     def __init__(self, table: Any, producer: Any) -> None:
         self._table = table
         self._producer = producer
+        store = table.data
+        # A faust RocksDB store opens (or returns) a partition's database with this; the
+        # offset key is where it keeps a partition's persisted changelog offset.
+        self._partition_db: Callable[[int], Any] | None = getattr(
+            store, "_db_for_partition", None)
+        self._offset_key: bytes | None = getattr(store, "offset_key", None)
 
     def get(self, event: EventT[Any], key: bytes) -> bytes | None:
         """The stored value of ``key`` on ``event``'s partition."""
-        _current_event.set(weakref.ref(event))
-        value = self._table.get(key)
+        if self._partition_db is not None:
+            value = self._partition_db(event.message.partition).get(key)
+        else:
+            _current_event.set(weakref.ref(event))
+            value = self._table.get(key)
         return value if value is None else bytes(value)
 
     async def put_all(self, writes: Sequence[tuple[EventT[Any], bytes, bytes]]) -> None:
@@ -87,6 +104,10 @@ class BatchedTable:
         topic = self._table.changelog_topic.get_topic_name()
         sent = await send_all(self._producer, [(topic, key, value, event.message.partition, None)
                                                for event, key, value in writes])
+        partition_db, offset_key = self._partition_db, self._offset_key
+        if partition_db is not None and offset_key is not None:
+            _write_batches(partition_db, offset_key, writes, sent)
+            return
         persisted: dict[int, int] = {}
         store = self._table.data
         for (event, key, value), metadata in zip(writes, sent, strict=True):
@@ -99,6 +120,23 @@ class BatchedTable:
         for partition, offset in persisted.items():
             store.set_persisted_offset(TP(topic, partition), offset)
 
+
+def _write_batches(partition_db: Callable[[int], Any], offset_key: bytes,
+                   writes: Sequence[tuple[EventT[Any], bytes, bytes]],
+                   sent: Sequence[Any]) -> None:
+    # One WriteBatch per partition: its values and its persisted offset land together.
+    batches: dict[int, WriteBatch] = {}
+    persisted: dict[int, int] = {}
+    for (event, key, value), metadata in zip(writes, sent, strict=True):
+        partition = event.message.partition
+        batch = batches.get(partition)
+        if batch is None:
+            batch = batches[partition] = WriteBatch(raw_mode=True)
+        batch.put(key, value)  # a new value; stored values are never mutated in place
+        persisted[partition] = max(metadata.offset, persisted.get(partition, -1))
+    for partition, batch in batches.items():
+        batch.put(offset_key, str(persisted[partition]).encode())
+        partition_db(partition).write(batch)
 
 def build_app(settings: Settings,
               policy: LoadedPolicy | Callable[[], LoadedPolicy]) -> faust.App:
