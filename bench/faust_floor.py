@@ -22,6 +22,9 @@ from faust.types import EventT
 
 from streams.app import BatchedTable, quiet_worker, send_all
 from streams.batching import in_batches
+from streams.handoff_fix import install_handoff_fix
+
+install_handoff_fix()  # faust as the worker runs it
 
 app = faust.App(
     os.environ["FLOOR_APP"],

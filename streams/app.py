@@ -24,6 +24,7 @@ from streams.batching import in_batches
 from streams.codec import stored_deadlines
 from streams.enforcer import BatchPlan, Record, plan_batch
 from streams.expiry import DeadlineIndex, PartitionClock, encode_tick, partition_of
+from streams.handoff_fix import install_handoff_fix
 from streams.kafka_security import faust_credentials
 from streams.seek_fix import install_seek_fix
 from streams.settings import Settings
@@ -145,6 +146,7 @@ def build_app(settings: Settings,
     ``policy`` may be a callable giving the policy in force (reloads, issue F).
     """
     install_seek_fix()  # before faust's consumer exists: see streams/seek_fix.py
+    install_handoff_fix()  # a record's hand-off to the stream: see streams/handoff_fix.py
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
