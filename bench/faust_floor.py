@@ -20,7 +20,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from streams.app import BatchedTable, quiet_worker, send_all
+from streams.app import STREAM_BUFFER_MAX, BatchedTable, quiet_worker, send_all
 from streams.batching import in_batches
 from streams.handoff_fix import install_handoff_fix
 
@@ -38,6 +38,7 @@ app = faust.App(
     web_enabled=False,
     key_serializer="raw",
     value_serializer="raw",
+    stream_buffer_maxsize=STREAM_BUFFER_MAX,  # as the worker
 )
 source = app.topic(os.environ["FLOOR_SOURCE"], key_serializer="raw", value_serializer="raw")
 table = app.Table("floor", default=None, partitions=8, key_type=bytes, value_type=bytes)
