@@ -117,39 +117,40 @@ class BatchedTable:
         topic = self._table.changelog_topic.get_topic_name()
         sent = await send_all(self._producer, [(topic, key, value, event.message.partition, None)
                                                for event, key, value in writes])
+        # Each partition's persisted offset: the highest acknowledged there.
+        persisted: dict[int, int] = {}
+        for metadata in sent:
+            persisted[metadata.partition] = max(metadata.offset,
+                                                persisted.get(metadata.partition, -1))
         partition_db, offset_key = self._partition_db, self._offset_key
         if partition_db is not None and offset_key is not None:
-            _write_batches(partition_db, offset_key, writes, sent)
+            _write_batches(partition_db, offset_key, writes, persisted)
             return
-        persisted: dict[int, int] = {}
         store = self._table.data
-        for (event, key, value), metadata in zip(writes, sent, strict=True):
+        for event, key, value in writes:
             _current_event.set(weakref.ref(event))
             # Assign a new value; stored values are never mutated in place. The store
             # alone: its changelog record is already written above.
             store[key] = value
-            persisted[metadata.partition] = max(metadata.offset,
-                                                persisted.get(metadata.partition, -1))
         for partition, offset in persisted.items():
             store.set_persisted_offset(TP(topic, partition), offset)
 
 
 def _write_batches(partition_db: Callable[[int], Any], offset_key: bytes,
                    writes: Sequence[tuple[EventT[Any], bytes, bytes]],
-                   sent: Sequence[Any]) -> None:
+                   persisted: dict[int, int]) -> None:
     # One WriteBatch per partition: its values and its persisted offset land together.
     batches: dict[int, WriteBatch] = {}
-    persisted: dict[int, int] = {}
-    for (event, key, value), metadata in zip(writes, sent, strict=True):
+    for event, key, value in writes:
         partition = event.message.partition
         batch = batches.get(partition)
         if batch is None:
             batch = batches[partition] = WriteBatch(raw_mode=True)
         batch.put(key, value)  # a new value; stored values are never mutated in place
-        persisted[partition] = max(metadata.offset, persisted.get(partition, -1))
     for partition, batch in batches.items():
         batch.put(offset_key, str(persisted[partition]).encode())
         partition_db(partition).write(batch)
+
 
 def build_app(settings: Settings,
               policy: LoadedPolicy | Callable[[], LoadedPolicy]) -> faust.App:
