@@ -473,7 +473,7 @@ class RedisAuditSink:
                                      len(offset), offset, len(key_bytes), key_bytes,
                                      len(decision_id), decision_id, len(value), value,
                                      prev, digest))
-            ids.append(b"$%d\r\n%b\r\n" % (len(entry), entry))
+            ids.append(_bulk(entry))
             bucket = index_bucket(at_ms)
             place = index_place(bucket, partition, offset)
             if subject:
