@@ -24,6 +24,7 @@ from streams.batching import in_batches
 from streams.codec import stored_deadlines
 from streams.enforcer import BatchPlan, Record, plan_batch
 from streams.expiry import DeadlineIndex, PartitionClock, encode_tick, partition_of
+from streams.flow_fix import install_flow_fix
 from streams.handoff_fix import install_handoff_fix
 from streams.kafka_security import faust_credentials
 from streams.seek_fix import install_seek_fix
@@ -40,13 +41,11 @@ TABLE_NAME = "grants"
 STREAM_BUFFER_MAX = 1000
 """Events faust queues for the stream ahead of the agent (faust's default is 4,096).
 
-At a revocation faust waits until every event already handed to the stream is decided and
-acknowledged; the longer that takes, the likelier the group gives the partitions to another
-worker first (session timeout), and then two workers decide and write one partition's
-state. With faust's default and the fast hand-off (streams/handoff_fix.py) the kill -9
-fault scenario (50,000 events, 10 kills, loaded machine) failed in 3 of 4 runs; with 1,000
-it passed 3 of 3. A batch is at most 500 events, so 1,000 still keeps the next batch
-ready."""
+A batch is at most 500 events, so 1,000 still keeps the next batch ready, and a revocation
+(where faust waits until every event already handed to the stream is decided) has less to
+wait for. This bound once seemed to cure kill -9 fault-scenario failures of the fast
+hand-off; it only made them rarer. Their cause was faust clearing stream queues at the end
+of every recovery (streams/flow_fix.py)."""
 
 
 _Outgoing = tuple[str, bytes | None, bytes | None, int | None, list[tuple[str, bytes]] | None]
@@ -159,6 +158,7 @@ def build_app(settings: Settings,
     ``policy`` may be a callable giving the policy in force (reloads, issue F).
     """
     install_seek_fix()  # before faust's consumer exists: see streams/seek_fix.py
+    install_flow_fix()  # nothing handed to the stream lost at a rebalance: streams/flow_fix.py
     install_handoff_fix()  # a record's hand-off to the stream: see streams/handoff_fix.py
     app = faust.App(
         settings.app_id,
