@@ -1,4 +1,4 @@
-"""A fix to faust's flow control, so records handed to a stream survive a recovery's end.
+"""Fixes to faust's flow control and gap bookkeeping, so no record handed to a stream is lost.
 
 Found with the kill -9 fault scenario (CI run of 84f84c7: ``kill-9: FAILED, 100000 events,
 20 faults, 358 lost, 323 duplicates``): a run of a partition's events was decided after
@@ -16,17 +16,38 @@ faust's own DEVLOG and the offsets of each batch: after every recovery faust
 The fix: ``resume`` clears the queues only when it actually ends a suspension. A
 revocation suspends the flow and clears the queues itself; what is put into them while
 suspended belongs to an old generation, which the stream skips anyway.
+
+Second, faust's gap bookkeeping. When the fetch loop sees a record more than one offset
+past the last it handed over, it records the offsets between as done (``_add_gap``: for
+compacted topics and transaction markers), and the record itself too, before the stream
+has decided it. Two things make that unsafe:
+
+- ``perform_seek`` lowers faust's read offset to the committed offset while a batch
+  fetched before it is still being handed over; the batch's next record then looks like
+  a jump, and the offsets it "skips" are records already handed over and perhaps still
+  queued. A commit then passes them, and a kill -9 before they are decided loses them.
+- the record itself, marked done ahead of its decision, is open to the same loss; and
+  as its offset also comes back through the ordinary acknowledgement, faust's list of
+  done offsets holds it twice, which splits its runs of consecutive offsets, so commits
+  then advance one offset at a time (seen in the same scenario).
+
+So a gap never covers the record being handed over, nor offsets already handed over
+before the latest ``perform_seek``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from faust.transport.consumer import Consumer
 from mode.utils.queues import FlowControlEvent
 
 __all__ = ["install_flow_fix"]
 
 _unfixed: dict[str, Any] = {}
+
+_HANDED_OVER = "_jitwatch_handed_over"
+"""Per consumer: {tp: last offset handed over before the latest perform_seek lowered it}."""
 
 
 def _resume(self: FlowControlEvent) -> None:
@@ -37,10 +58,36 @@ def _resume(self: FlowControlEvent) -> None:
         self.clear()
 
 
+async def _perform_seek(self: Consumer) -> None:
+    before = dict(self._read_offset)
+    await _unfixed["perform_seek"](self)
+    after = self._read_offset
+    handed_over = {}
+    for tp, offset in before.items():
+        lowered = after.get(tp)
+        if offset is not None and (lowered is None or lowered <= offset):
+            handed_over[tp] = offset
+    setattr(self, _HANDED_OVER, handed_over)
+
+
+async def _add_gap(self: Consumer, tp: Any, offset_from: int, offset_to: int) -> None:
+    # faust's offset_to is the record being handed over: not done yet.
+    offset_to -= 1
+    handed_over = getattr(self, _HANDED_OVER, {}).get(tp)
+    if handed_over is not None:
+        offset_from = max(offset_from, handed_over + 1)
+    if offset_from <= offset_to:
+        await _unfixed["add_gap"](self, tp, offset_from, offset_to)
+
+
 def install_flow_fix() -> None:
-    """Install the fix on mode's ``FlowControlEvent``, which faust's app uses (idempotent)."""
+    """Install the fixes on mode's ``FlowControlEvent`` and faust's ``Consumer``
+    (idempotent)."""
     if _unfixed:
         return
-    _unfixed["resume"] = FlowControlEvent.resume
-    # mode types resume as a method of its own; this one takes the same calls.
+    _unfixed.update(resume=FlowControlEvent.resume, perform_seek=Consumer.perform_seek,
+                    add_gap=Consumer._add_gap)  # noqa: SLF001 - the method being fixed
+    # mode and faust type these as methods of their own; these take the same calls.
     FlowControlEvent.resume = _resume  # type: ignore[method-assign]
+    Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
+    Consumer._add_gap = _add_gap  # type: ignore[method-assign]  # noqa: SLF001 - as above

@@ -1,8 +1,10 @@
-"""flow_fix: resuming a running flow keeps what its streams hold."""
+"""flow_fix: resuming a running flow keeps what its streams hold; gaps cover only what was
+never handed over."""
 
 from __future__ import annotations
 
 import pytest
+from faust.transport.consumer import Consumer
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from streams import flow_fix
@@ -48,3 +50,48 @@ def test_installing_twice_keeps_mode_s_original() -> None:
     flow_fix.install_flow_fix()
     assert flow_fix._unfixed["resume"] is original
     assert FlowControlEvent.resume is flow_fix._resume
+
+
+class _Consumer:
+    """Stands for faust's consumer: its read offsets, and the gaps it was asked to record."""
+
+    def __init__(self, read_offset: dict[str, int | None]) -> None:
+        self._read_offset = read_offset
+        self.gaps: list[tuple[str, int, int]] = []
+
+
+@pytest.fixture
+def consumer(monkeypatch: pytest.MonkeyPatch) -> _Consumer:
+    async def seek_to_committed(self: _Consumer) -> None:
+        self._read_offset.update({"p0": 100, "p1": 500})  # committed offsets
+
+    async def add_gap(self: _Consumer, tp: str, offset_from: int, offset_to: int) -> None:
+        self.gaps.append((tp, offset_from, offset_to))
+
+    monkeypatch.setitem(flow_fix._unfixed, "perform_seek", seek_to_committed)
+    monkeypatch.setitem(flow_fix._unfixed, "add_gap", add_gap)
+    return _Consumer({"p0": 140, "p1": None})
+
+
+async def test_a_gap_never_covers_the_record_being_handed_over(consumer: _Consumer) -> None:
+    await Consumer._add_gap(consumer, "p0", 141, 145)  # type: ignore[arg-type]
+    assert consumer.gaps == [("p0", 141, 144)]
+
+
+async def test_a_seek_back_does_not_turn_records_handed_over_into_a_gap(
+        consumer: _Consumer) -> None:
+    # 100..140 were handed over when the seek set the read offset back to 100; the rest of
+    # that fetched batch (141 on) now looks like a jump from 100.
+    await Consumer.perform_seek(consumer)  # type: ignore[arg-type]
+    await Consumer._add_gap(consumer, "p0", 101, 141)  # type: ignore[arg-type]
+    assert consumer.gaps == []
+    # A real gap after them (transaction markers) is still recorded.
+    await Consumer._add_gap(consumer, "p0", 150, 153)  # type: ignore[arg-type]
+    assert consumer.gaps == [("p0", 150, 152)]
+
+
+async def test_a_partition_with_nothing_handed_over_keeps_its_gaps(
+        consumer: _Consumer) -> None:
+    await Consumer.perform_seek(consumer)  # type: ignore[arg-type]
+    await Consumer._add_gap(consumer, "p1", 501, 510)  # type: ignore[arg-type]
+    assert consumer.gaps == [("p1", 501, 509)]
