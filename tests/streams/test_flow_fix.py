@@ -95,3 +95,23 @@ async def test_a_partition_with_nothing_handed_over_keeps_its_gaps(
     await Consumer.perform_seek(consumer)  # type: ignore[arg-type]
     await Consumer._add_gap(consumer, "p1", 501, 510)  # type: ignore[arg-type]
     assert consumer.gaps == [("p1", 501, 509)]
+
+
+async def test_an_assignment_forgets_what_was_recorded_since_the_revocation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fetch loop recorded 8,449 as read after the revocation had forgotten the
+    # partition; kept, it would drop 8,298..8,448 when the partition comes back.
+    seen: list[dict[str, int]] = []
+
+    async def on_partitions_assigned(self: _Consumer, assigned: set[str],
+                                     generation_id: int) -> None:
+        seen.append(dict(self._read_offset))  # type: ignore[arg-type]
+
+    monkeypatch.setitem(flow_fix._unfixed, "on_partitions_assigned", on_partitions_assigned)
+    consumer = _Consumer({"p0": 8449, "other": 7})
+    for name in ("_acked", "_acked_index", "_gap", "_committed_offset"):
+        setattr(consumer, name, {"p0": object(), "other": object()})
+    await Consumer.on_partitions_assigned(consumer, {"p0"}, 5)  # type: ignore[arg-type]
+    assert seen == [{"other": 7}]
+    for name in ("_acked", "_acked_index", "_gap", "_committed_offset"):
+        assert set(getattr(consumer, name)) == {"other"}
