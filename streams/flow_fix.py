@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from faust.transport.consumer import Consumer
+from faust.transport.consumer import Consumer, ThreadDelegateConsumer
 from mode.utils.queues import FlowControlEvent
 
 __all__ = ["install_flow_fix"]
@@ -57,7 +57,7 @@ __all__ = ["install_flow_fix"]
 _unfixed: dict[str, Any] = {}
 
 _HANDED_OVER = "_jitwatch_handed_over"
-"""Per consumer: {tp: last offset handed over before the latest perform_seek lowered it}."""
+"""Per consumer: {tp: last offset handed over when the latest perform_seek lowered it}."""
 
 
 def _resume(self: FlowControlEvent) -> None:
@@ -68,16 +68,13 @@ def _resume(self: FlowControlEvent) -> None:
         self.clear()
 
 
-async def _perform_seek(self: Consumer) -> None:
-    before = dict(self._read_offset)
-    await _unfixed["perform_seek"](self)
-    after = self._read_offset
-    handed_over = {}
-    for tp, offset in before.items():
-        lowered = after.get(tp)
-        if offset is not None and (lowered is None or lowered <= offset):
-            handed_over[tp] = offset
-    setattr(self, _HANDED_OVER, handed_over)
+async def _seek_to_committed(self: ThreadDelegateConsumer) -> Any:
+    committed = await _unfixed["seek_to_committed"](self)
+    # perform_seek, the only caller, lowers the read offsets to these as soon as this
+    # returns, with no await between: what they are now is what was handed over.
+    setattr(self, _HANDED_OVER, {tp: offset for tp, offset in self._read_offset.items()
+                                 if offset is not None})
+    return committed
 
 
 async def _add_gap(self: Consumer, tp: Any, offset_from: int, offset_to: int) -> None:
@@ -99,6 +96,7 @@ async def _on_partitions_assigned(self: Consumer, assigned: Any, generation_id: 
         self._acked_index.pop(tp, None)
         self._gap.pop(tp, None)
         self._committed_offset.pop(tp, None)
+        getattr(self, _HANDED_OVER, {}).pop(tp, None)
     await _unfixed["on_partitions_assigned"](self, assigned, generation_id)
 
 
@@ -107,11 +105,12 @@ def install_flow_fix() -> None:
     (idempotent)."""
     if _unfixed:
         return
-    _unfixed.update(resume=FlowControlEvent.resume, perform_seek=Consumer.perform_seek,
+    _unfixed.update(resume=FlowControlEvent.resume,
+                    seek_to_committed=ThreadDelegateConsumer.seek_to_committed,
                     add_gap=Consumer._add_gap,  # noqa: SLF001 - the method being fixed
                     on_partitions_assigned=Consumer.on_partitions_assigned)
     # mode and faust type these as methods of their own; these take the same calls.
     FlowControlEvent.resume = _resume  # type: ignore[method-assign]
-    Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
+    ThreadDelegateConsumer.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]
     Consumer._add_gap = _add_gap  # type: ignore[method-assign]  # noqa: SLF001 - as above
     Consumer.on_partitions_assigned = _on_partitions_assigned  # type: ignore[method-assign]

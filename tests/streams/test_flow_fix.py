@@ -4,7 +4,7 @@ never handed over."""
 from __future__ import annotations
 
 import pytest
-from faust.transport.consumer import Consumer
+from faust.transport.consumer import Consumer, ThreadDelegateConsumer
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from streams import flow_fix
@@ -62,13 +62,13 @@ class _Consumer:
 
 @pytest.fixture
 def consumer(monkeypatch: pytest.MonkeyPatch) -> _Consumer:
-    async def seek_to_committed(self: _Consumer) -> None:
-        self._read_offset.update({"p0": 100, "p1": 500})  # committed offsets
+    async def seek_to_committed(self: _Consumer) -> dict[str, int]:
+        return {"p0": 100, "p1": 500}  # committed offsets; perform_seek then lowers to them
 
     async def add_gap(self: _Consumer, tp: str, offset_from: int, offset_to: int) -> None:
         self.gaps.append((tp, offset_from, offset_to))
 
-    monkeypatch.setitem(flow_fix._unfixed, "perform_seek", seek_to_committed)
+    monkeypatch.setitem(flow_fix._unfixed, "seek_to_committed", seek_to_committed)
     monkeypatch.setitem(flow_fix._unfixed, "add_gap", add_gap)
     return _Consumer({"p0": 140, "p1": None})
 
@@ -82,7 +82,7 @@ async def test_a_seek_back_does_not_turn_records_handed_over_into_a_gap(
         consumer: _Consumer) -> None:
     # 100..140 were handed over when the seek set the read offset back to 100; the rest of
     # that fetched batch (141 on) now looks like a jump from 100.
-    await Consumer.perform_seek(consumer)  # type: ignore[arg-type]
+    await ThreadDelegateConsumer.seek_to_committed(consumer)  # type: ignore[arg-type]
     await Consumer._add_gap(consumer, "p0", 101, 141)  # type: ignore[arg-type]
     assert consumer.gaps == []
     # A real gap after them (transaction markers) is still recorded.
@@ -92,7 +92,7 @@ async def test_a_seek_back_does_not_turn_records_handed_over_into_a_gap(
 
 async def test_a_partition_with_nothing_handed_over_keeps_its_gaps(
         consumer: _Consumer) -> None:
-    await Consumer.perform_seek(consumer)  # type: ignore[arg-type]
+    await ThreadDelegateConsumer.seek_to_committed(consumer)  # type: ignore[arg-type]
     await Consumer._add_gap(consumer, "p1", 501, 510)  # type: ignore[arg-type]
     assert consumer.gaps == [("p1", 501, 509)]
 
@@ -109,9 +109,10 @@ async def test_an_assignment_forgets_what_was_recorded_since_the_revocation(
 
     monkeypatch.setitem(flow_fix._unfixed, "on_partitions_assigned", on_partitions_assigned)
     consumer = _Consumer({"p0": 8449, "other": 7})
-    for name in ("_acked", "_acked_index", "_gap", "_committed_offset"):
+    names = ("_acked", "_acked_index", "_gap", "_committed_offset", flow_fix._HANDED_OVER)
+    for name in names:
         setattr(consumer, name, {"p0": object(), "other": object()})
     await Consumer.on_partitions_assigned(consumer, {"p0"}, 5)  # type: ignore[arg-type]
     assert seen == [{"other": 7}]
-    for name in ("_acked", "_acked_index", "_gap", "_committed_offset"):
+    for name in names:
         assert set(getattr(consumer, name)) == {"other"}
