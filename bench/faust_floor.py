@@ -23,10 +23,8 @@ from faust.types import EventT
 from streams.app import STREAM_BUFFER_MAX, BatchedTable, quiet_worker, send_all
 from streams.batching import in_batches
 from streams.flow_fix import install_flow_fix
-from streams.handoff_fix import install_handoff_fix
 
 install_flow_fix()  # faust as the worker runs it
-install_handoff_fix()
 
 app = faust.App(
     os.environ["FLOOR_APP"],

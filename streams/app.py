@@ -25,7 +25,6 @@ from streams.codec import stored_deadlines
 from streams.enforcer import BatchPlan, Record, plan_batch
 from streams.expiry import DeadlineIndex, PartitionClock, encode_tick, partition_of
 from streams.flow_fix import install_flow_fix
-from streams.handoff_fix import install_handoff_fix
 from streams.kafka_security import faust_credentials
 from streams.seek_fix import install_seek_fix
 from streams.settings import Settings
@@ -43,9 +42,7 @@ STREAM_BUFFER_MAX = 1000
 
 A batch is at most 500 events, so 1,000 still keeps the next batch ready, and a revocation
 (where faust waits until every event already handed to the stream is decided) has less to
-wait for. This bound once seemed to cure kill -9 fault-scenario failures of the fast
-hand-off; it only made them rarer. Their cause was faust clearing stream queues at the end
-of every recovery (streams/flow_fix.py)."""
+wait for."""
 
 
 _Outgoing = tuple[str, bytes | None, bytes | None, int | None, list[tuple[str, bytes]] | None]
@@ -159,7 +156,6 @@ def build_app(settings: Settings,
     """
     install_seek_fix()  # before faust's consumer exists: see streams/seek_fix.py
     install_flow_fix()  # nothing handed to the stream lost at a rebalance: streams/flow_fix.py
-    install_handoff_fix()  # a record's hand-off to the stream: see streams/handoff_fix.py
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
