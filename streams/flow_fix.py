@@ -39,8 +39,8 @@ offset, acknowledged offsets and gaps at the start of a revocation, then waits f
 stream to finish. Meanwhile the fetch loop, whose hand-off the suspension interrupted,
 still records the interrupted record's offset as read, and the stream acknowledges
 what it skips. When the partition comes back in the next generation, that stale read
-offset (one past the last record handed over) makes faust drop every record from the
-committed offset up to it: they are never decided in that generation, and its commits
+offset (the interrupted record's) makes faust drop every record from the committed
+offset up to it: they are never decided in that generation, and its commits
 stop at the first of them (a kill -9 scenario run: ``requests[1]`` decided up to 8,297,
 then from 8,450). So each partition's bookkeeping is forgotten again as it is assigned.
 """
