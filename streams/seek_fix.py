@@ -10,6 +10,12 @@ again (the stall seen after a cold recovery and in the kill -9 fault scenario).
 
 The worker reads its inputs from the earliest offset (``consumer_auto_offset_reset``), so a
 partition never committed starts from its beginning, as on a first start.
+
+Changelog partitions are left alone. faust never commits them (a table's position is the
+offset persisted with its store), so to the fix they look never committed, and seeking them
+to their beginning made every standby replica read its whole changelog again after each
+rebalance. faust's recovery places them itself; they keep the position it gave them, as
+aiokafka does on its own.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 __all__ = ["install_seek_fix"]
+
+CHANGELOG_SUFFIX = "-changelog"
+"""How faust names a table's changelog topic (``<app id>-<table>-changelog``)."""
 
 _Seek = Callable[..., Awaitable[Mapping[TopicPartition, int | None]]]
 _unfixed: _Seek | None = None
@@ -30,6 +39,8 @@ async def _seek_to_committed(
     assert _unfixed is not None
     committed = await _unfixed(self, *partitions)
     for tp, offset in committed.items():
+        if tp.topic.endswith(CHANGELOG_SUFFIX):
+            continue  # placed by faust's recovery, never committed: see above
         if offset == 0:
             self._fetcher.seek_to(tp, 0)  # what aiokafka itself does for offsets > 0
         elif offset is None or offset < 0:
