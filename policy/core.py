@@ -615,9 +615,9 @@ def _on_review(ledger: _Ledger, event: RequestReviewed,
                     f"{', '.join(sorted(envs))}; it stays pending")
         return {}
     # Issue F: a review counts only with a valid signature (policy/reviews.py).
-    unsigned = review_signature_problem(event, tenant)
-    if unsigned is not None:
-        ledger.deny(event.request_id, resource_ids, rules.REVIEW_SIGNATURE, unsigned)
+    problem = review_signature_problem(event, tenant)
+    if problem is not None:
+        ledger.deny(event.request_id, resource_ids, rules.REVIEW_SIGNATURE, problem.reason)
         return {}
     ledger.pending.remove(waiting)
     if event.outcome == "denied":
