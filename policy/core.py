@@ -192,6 +192,20 @@ class _Ledger:
         self.emit("deny", rule, reason, at=at, request_id=request_id, resources=resources,
                   key=key)
 
+    def request_lock(self, request_id: str | None) -> RequestLock | None:
+        """The lock on ``request_id``, if it is locked."""
+        for lock in self.request_locks:
+            if lock.request_id == request_id:
+                return lock
+        return None
+
+    def lock_request(self, request_id: str, resources: tuple[str, ...], until: datetime,
+                     rule: Rule, reason: str) -> None:
+        """Freeze one request: no review decides it and its id is refused until ``until``."""
+        self.request_locks.append(RequestLock(request_id, until))
+        self.emit("lock", rule, reason, request_id=request_id, targets=(request_id,),
+                  resources=resources, expires_at=until)
+
     def lock_subject(self, until: datetime, rule: Rule, reason: str,
                      request_id: str | None, *, at: datetime | None = None,
                      key: str | None = None) -> None:
@@ -483,8 +497,7 @@ def _on_request_created(ledger: _Ledger, event: RequestCreated,
         ledger.deny(request_id, resource_ids, rules.SUBJECT_LOCKED,
                     f"subject is locked until {format_time(ledger.locked_until)}")
         return extra
-    lock = next((lock for lock in ledger.request_locks if lock.request_id == request_id),
-                None) if ledger.request_locks else None
+    lock = ledger.request_lock(request_id) if ledger.request_locks else None
     if lock is not None:
         ledger.deny(request_id, resource_ids, rules.REQUEST_LOCKED,
                     f"request {request_id} is locked until {format_time(lock.until)}")
@@ -602,9 +615,19 @@ def _on_review(ledger: _Ledger, event: RequestReviewed,
                     f"{event.outcome} review by {event.reviewer.id} changes nothing")
         return {}
     resource_ids = _ids(waiting.resources)
+    lock = ledger.request_lock(event.request_id)
+    if lock is not None:
+        ledger.deny(event.request_id, resource_ids, rules.REQUEST_LOCKED,
+                    f"request {event.request_id} is locked until {format_time(lock.until)}; "
+                    f"the {event.outcome} review by {event.reviewer.id} changes nothing and it "
+                    "stays pending")
+        return {}
     if event.reviewer.id == event.subject.id:
         ledger.deny(event.request_id, resource_ids, rules.REVIEW_SELF_APPROVAL,
                     f"{event.reviewer.id} cannot review their own request; it stays pending")
+        if event.outcome == "approved":
+            _lock_reviewed(ledger, event, resource_ids, tenant, rules.REVIEW_SELF_APPROVAL,
+                           "self-approval attempt")
         return {}
     envs = {resource.env for resource in waiting.resources}
     allowed = all(any(event.reviewer.id in group.ids and (not group.envs or env in group.envs)
@@ -615,9 +638,14 @@ def _on_review(ledger: _Ledger, event: RequestReviewed,
                     f"{', '.join(sorted(envs))}; it stays pending")
         return {}
     # Issue F: a review counts only with a valid signature (policy/reviews.py).
-    unsigned = review_signature_problem(event, tenant)
-    if unsigned is not None:
-        ledger.deny(event.request_id, resource_ids, rules.REVIEW_SIGNATURE, unsigned)
+    problem = review_signature_problem(event, tenant)
+    if problem is not None:
+        ledger.deny(event.request_id, resource_ids, rules.REVIEW_SIGNATURE, problem.reason)
+        # A missing signature is a misconfigured tool; a present but invalid one on an
+        # approval is an attempt to grant access nobody approved.
+        if problem.forged and event.outcome == "approved":
+            _lock_reviewed(ledger, event, resource_ids, tenant, rules.REVIEW_SIGNATURE,
+                           "approval with an invalid signature")
         return {}
     ledger.pending.remove(waiting)
     if event.outcome == "denied":
@@ -636,6 +664,16 @@ def _on_review(ledger: _Ledger, event: RequestReviewed,
              rules.REVIEW_APPROVED, f"approved by {event.reviewer.id}; granted for "
              f"{waiting.ttl_s} s{_clamped(waiting.ttl_s, waiting.requested_ttl_s)}")
     return _now_seen(ledger, waiting.resources)
+
+
+def _lock_reviewed(ledger: _Ledger, event: RequestReviewed, resource_ids: tuple[str, ...],
+                   tenant: TenantPolicy, rule: Rule, attempt: str) -> None:
+    """Lock the request a review tried to subvert (its deny is already emitted)."""
+    seconds = tenant.locks.request_lock_s
+    until = event.at + timedelta(seconds=seconds)
+    ledger.lock_request(event.request_id, resource_ids, until, rule,
+                        f"{attempt} by {event.reviewer.id}: request {event.request_id} "
+                        f"locked for {seconds} s, until {format_time(until)}")
 
 
 def _on_withdrawn(ledger: _Ledger, event: RequestWithdrawn) -> None:
@@ -699,8 +737,7 @@ def _on_lock_released(ledger: _Ledger, event: LockReleased) -> None:
     if event.target.subject == event.subject.id and ledger.locked_until is not None:
         ledger.locked_until = None
         ledger.emit("unlock", rules.LOCK_RELEASED, f"subject lock released{by}")
-    lock = next((lock for lock in ledger.request_locks
-                 if lock.request_id == event.target.request_id), None)
+    lock = ledger.request_lock(event.target.request_id)
     if lock is not None:
         ledger.request_locks.remove(lock)
         ledger.emit("unlock", rules.LOCK_RELEASED, f"lock on {lock.request_id} released{by}",

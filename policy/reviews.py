@@ -11,12 +11,18 @@ these keys, sorted, no whitespace (``orjson.dumps(..., option=OPT_SORT_KEYS)``):
 
 Binding ``event_id``, ``at``, the request and the subject means a signature cannot be
 moved to another request, subject, tenant or outcome. ``jitwatch review sign`` makes one.
+
+A refused review is *forged* when it carries a complete signature (``key_id`` and
+``signature``) that is not valid for its reviewer: an unlisted key, bytes that do not verify,
+or no base64 at all. A missing or half-present signature is not forged: that is what a
+misconfigured tool sends, and it is refused without suspicion.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -26,7 +32,8 @@ from schemas._base import format_time
 from schemas.events import RequestReviewed
 from schemas.policy import TenantPolicy
 
-__all__ = ["SIGNATURE_SCHEMA", "review_message", "review_signature_problem", "sign_review"]
+__all__ = ["SIGNATURE_SCHEMA", "SignatureProblem", "review_message", "review_signature_problem",
+           "sign_review"]
 
 SIGNATURE_SCHEMA = "jit.review-signature/v1"
 
@@ -51,8 +58,18 @@ def sign_review(event: RequestReviewed, key_id: str, private_key: Ed25519Private
     return base64.b64encode(private_key.sign(review_message(event, key_id))).decode()
 
 
-def review_signature_problem(event: RequestReviewed, tenant: TenantPolicy) -> str | None:
-    """Why the review must not count (one sentence), or None when it may.
+@dataclass(frozen=True, slots=True)
+class SignatureProblem:
+    """Why a review must not count: ``reason`` is one sentence; ``forged`` says a complete
+    signature was given and is not valid (as opposed to missing or half-present)."""
+
+    reason: str
+    forged: bool
+
+
+def review_signature_problem(event: RequestReviewed,
+                             tenant: TenantPolicy) -> SignatureProblem | None:
+    """Why the review must not count, or None when it may.
 
     An approval needs a signature; a denial is checked only when it carries one (a denial
     grants nothing, so an unsigned one stays accepted as before).
@@ -60,21 +77,25 @@ def review_signature_problem(event: RequestReviewed, tenant: TenantPolicy) -> st
     if event.signature is None and event.key_id is None:
         if event.outcome != "approved":
             return None
-        return (f"the approval of {event.request_id} by {event.reviewer.id} is unsigned; it "
-                "changes nothing")
+        return SignatureProblem(f"the approval of {event.request_id} by {event.reviewer.id} "
+                                "is unsigned; it changes nothing", forged=False)
     if event.signature is None or event.key_id is None:
-        return (f"the review of {event.request_id} by {event.reviewer.id} has a key_id or a "
-                "signature but not both; it changes nothing")
+        return SignatureProblem(f"the review of {event.request_id} by {event.reviewer.id} has "
+                                "a key_id or a signature but not both; it changes nothing",
+                                forged=False)
     key = next((key for key in tenant.step_up.reviewer_keys
                 if key.key_id == event.key_id and key.reviewer == event.reviewer.id), None)
     if key is None:
-        return (f"key {event.key_id!r} is not a key the policy lists for reviewer "
-                f"{event.reviewer.id}; the review of {event.request_id} changes nothing")
+        return SignatureProblem(f"key {event.key_id!r} is not a key the policy lists for "
+                                f"reviewer {event.reviewer.id}; the review of "
+                                f"{event.request_id} changes nothing", forged=True)
     try:
         signature = base64.b64decode(event.signature, validate=True)
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.public_key))
         public.verify(signature, review_message(event, event.key_id))
     except (InvalidSignature, binascii.Error, ValueError):
-        return (f"the signature of {event.reviewer.id}'s review of {event.request_id} does "
-                f"not verify with key {event.key_id!r} (forged or altered); it changes nothing")
+        return SignatureProblem(f"the signature of {event.reviewer.id}'s review of "
+                                f"{event.request_id} does not verify with key "
+                                f"{event.key_id!r} (forged or altered); it changes nothing",
+                                forged=True)
     return None

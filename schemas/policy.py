@@ -229,6 +229,16 @@ class LocksPolicy(_Section):
     """How long a lock lasts when the rule that locks names no duration."""
 
     default_s: int = Field(strict=True, default=3600, gt=0)
+    """Subject locks of the session rules (a session without grant or out of scope)."""
+    request_s: int | None = Field(strict=True, default=None, gt=0)
+    """Request locks: a review that tries to subvert the review (a self-approval, or an
+    approval whose signature is present but invalid) locks the request it names for this
+    long; unset, ``default_s`` applies."""
+
+    @property
+    def request_lock_s(self) -> int:
+        """How long a request lock lasts (``request_s``, else ``default_s``)."""
+        return self.default_s if self.request_s is None else self.request_s
 
 
 class SessionsPolicy(_Section):

@@ -36,10 +36,8 @@ MAX_EVENT_BYTES = 64 * 1024  # the settings' default (JITWATCH_MAX_EVENT_BYTES)
 COMPARED = ("action", "rule", "request_id", "targets", "at", "expires_at", "post_review",
             "tenant", "reason_contains")
 REQUIRED = ("action", "rule", "request_id", "targets")
-UNTRIGGERABLE = {
-    # No input event creates a request lock (only lock.released and expiry read them).
-    "request-locked",
-}
+UNTRIGGERABLE: set[str] = set()
+"""Rule ids no input can make fire (none since reviews lock requests: request-locked)."""
 
 
 def _case_dirs() -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from importlib import resources
 from typing import Any
 
@@ -9,9 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policy.core import decide
-from schemas.policy import parse_policy
+from schemas.events import RequestReviewed
+from schemas.policy import ReviewerKey, ReviewerSet, parse_policy
 from schemas.state import SubjectState
-from tests.factories import at, event, raw_event, raw_request
+from tests.factories import at, event, raw_event, raw_request, variant
+from tests.keys import policy_keys, signed
 
 POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text()).policy
 
@@ -121,3 +124,64 @@ def test_a_locked_subject_is_never_approved(sequence: list[tuple[Any, int]]) -> 
             assert "approve" not in [v.action for v in verdicts]
         if state.locked_until is not None:
             assert state.grants == (), "a lock ends every grant"
+
+
+REVIEWED = variant(POLICY, step_up={
+    "reviewers": (ReviewerSet(envs=("prod",), ids=("carol",)),),
+    "reviewer_keys": tuple(ReviewerKey(**entry) for entry in policy_keys(["alice", "carol"])),
+}, locks={"request_s": 600})
+
+review_step = st.one_of(
+    st.tuples(st.just("ask"), st.just(0)),
+    st.tuples(st.sampled_from(["self", "forged", "approved", "denied", "release"]),
+              st.integers(0, 2)),
+)
+review_sequences = st.lists(st.tuples(review_step, st.sampled_from([0, 10, 300, 700, 4000])),
+                            min_size=1, max_size=25)
+
+
+def build_reviews(sequence: list[tuple[Any, int]]) -> list[Any]:
+    """Pending requests of alice and reviews of them: honest (carol, signed), self-approvals
+    (alice), forged (carol, bad signature); releases of request locks. A review or release
+    names one of the three latest requests."""
+    events, clock, asked = [], 0, ["r-none"]
+    for number, ((kind, target), gap) in enumerate(sequence):
+        clock += gap
+        eid, request_id = f"e-{number}", asked[-1 - min(target, len(asked) - 1)]
+        if kind == "ask":
+            asked.append(f"r-{number}")
+            events.append(event(raw_request(f"r-{number}", [{"id": "db", "env": "prod",
+                                                             "sensitivity": "high"}],
+                                            t=clock, event_id=eid, ticket="OPS-1")))
+        elif kind == "release":
+            events.append(event(raw_event("lock.released", event_id=eid, t=clock,
+                                          target={"request_id": request_id}, by="ops")))
+        else:
+            outcome = "denied" if kind == "denied" else "approved"
+            reviewer = "alice" if kind == "self" else "carol"
+            raw = signed(raw_event("request.reviewed", event_id=eid, t=clock,
+                                   request_id=request_id, reviewer={"id": reviewer},
+                                   outcome=outcome))
+            events.append(event(raw | {"signature": "AAAA"} if kind == "forged" else raw))
+    return events
+
+
+@common
+@given(review_sequences)
+def test_a_locked_request_is_never_approved(sequence: list[tuple[Any, int]]) -> None:
+    events = build_reviews(sequence)
+    state = SubjectState()
+    for item in events:
+        locked = {lock.request_id for lock in state.request_locks if lock.until > item.at}
+        state, verdicts = decide(state, item, item.at, REVIEWED)
+        approved = {v.request_id for v in verdicts if v.action == "approve"}
+        assert not approved & locked, "no approve of a locked request"
+        assert all(lock.until > item.at for lock in state.request_locks), "ended locks go"
+        locks = [v for v in verdicts if v.action == "lock"]
+        attempt = isinstance(item, RequestReviewed) and item.outcome == "approved" and (
+            item.reviewer.id == item.subject.id or item.signature == "AAAA")
+        if not attempt:
+            assert locks == [], "only a self-approval or a forged signature locks"
+        for lock in locks:
+            assert lock.targets == (lock.request_id,)
+            assert lock.expires_at == item.at + timedelta(seconds=600), "locks.request_s"

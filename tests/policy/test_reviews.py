@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from policy.reviews import review_signature_problem
+from policy.reviews import SignatureProblem, review_signature_problem
 from schemas.events import RequestReviewed
 from schemas.policy import ReviewerKey, StepUpPolicy, TenantPolicy
 from tests.factories import event, raw_event
@@ -21,10 +21,15 @@ def _review(**changes: Any) -> dict[str, Any]:
                      request_id="r-1", reviewer={"id": "carol"}, outcome="approved") | changes
 
 
-def _problem(raw: dict[str, Any]) -> str | None:
+def _refusal(raw: dict[str, Any]) -> SignatureProblem | None:
     review = event(raw)
     assert isinstance(review, RequestReviewed)
     return review_signature_problem(review, TENANT)
+
+
+def _problem(raw: dict[str, Any]) -> str | None:
+    refusal = _refusal(raw)
+    return None if refusal is None else refusal.reason
 
 
 def test_signed_approvals_with_either_rotated_key_count() -> None:
@@ -53,3 +58,19 @@ def test_unsigned_approval_is_refused_but_unsigned_denial_is_not() -> None:
 def test_half_signed_and_unknown_keys_are_refused() -> None:
     assert "not both" in (_problem(_review(key_id="carol-test-1")) or "")
     assert "not a key" in (_problem(signed(_review()) | {"key_id": "carol-test-9"}) or "")
+
+
+def test_only_a_complete_but_invalid_signature_counts_as_forged() -> None:
+    # Missing or half-present: what a misconfigured tool sends.
+    for raw in (_review(), _review(key_id="carol-test-1"), _review(signature="AAAA")):
+        refusal = _refusal(raw)
+        assert refusal is not None, raw
+        assert not refusal.forged, raw
+    # Present but not valid for the reviewer: altered, unlisted key, not base64.
+    for raw in (signed(_review()) | {"request_id": "r-2"},
+                signed(_review()) | {"key_id": "carol-test-9"},
+                signed(_review()) | {"signature": "not base64!"},
+                _review(outcome="denied", key_id="carol-test-1", signature="AAAA")):
+        refusal = _refusal(raw)
+        assert refusal is not None, raw
+        assert refusal.forged, raw

@@ -35,6 +35,7 @@ V = 'version = "1"\n'
     (V + '[defaults.caps]\nmax_active_resources = "three"', ["max_active_resources",
                                                              "'three'"]),
     (V + "[defaults.caps]\nmax_active_resources = 0", ["defaults.caps.max_active_resources"]),
+    (V + "[defaults.locks]\nrequest_s = 0", ["defaults.locks.request_s"]),
     (V + '[[defaults.windows]]\ntimezone = "Mars/Olympus"', ["timezone", "IANA"]),
     (V + '[[defaults.windows]]\nstart = "18:00"\nend = "08:00"', ["not before end"]),
     (V + '[defaults.justification]\nticket_pattern = "(["', ["ticket_pattern",
@@ -63,3 +64,12 @@ def test_tenants_inherit_and_replace_sections() -> None:
     assert (acme.ttl.default_s, acme.ttl.max_s) == (30, 120), "replaced whole section"
     assert policy.for_tenant("globex") is not None
     assert policy.for_tenant("initech") is None, "unknown tenants refused"
+
+
+def test_request_locks_last_request_s_else_the_lock_default() -> None:
+    policy = parse_policy(V + "[defaults.locks]\ndefault_s = 600\n"
+                          "[tenants.acme.locks]\ndefault_s = 900\nrequest_s = 120\n").policy
+    assert policy.defaults.locks.request_lock_s == 600, "unset: locks.default_s"
+    acme = policy.for_tenant("acme")
+    assert acme is not None
+    assert acme.locks.request_lock_s == 120
