@@ -59,11 +59,13 @@ from streams.audit.keys import (
 from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
-__all__ = ["AuditRecord", "RedisAuditSink", "run_audit_sink"]
+__all__ = ["POLL_RECORDS", "AuditRecord", "RedisAuditSink", "run_audit_sink"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+POLL_RECORDS = 20_000
+"""Records the sink takes from Kafka per poll at most, so a flush's size when it is behind."""
 _TRANSACTION_ENTRIES = 250
 """Entries per transaction: small enough that Redis starts appending soon after a flush
 begins, the sink waits little for the last one and other clients little behind one EXEC;
@@ -610,7 +612,7 @@ async def run_audit_sink(settings: Settings, stop: asyncio.Event) -> None:
             assignments.revoked.clear()
             if assignments.unsynced and not await _sync(consumer, sink, assignments, stop):
                 return
-            batches = await consumer.getmany(timeout_ms=200, max_records=20_000)
+            batches = await consumer.getmany(timeout_ms=200, max_records=POLL_RECORDS)
             for tp, messages in batches.items():
                 if tp in assignments.unsynced:
                     continue  # fetched before the seek to the chain's head
