@@ -41,10 +41,10 @@ from streams.settings import Settings, load_settings
 PARTITIONS = 8
 BATCH = POLL_RECORDS
 """Records per flush (and per baseline pipeline): what the sink takes per poll when it is
-behind, as it is when its throughput is what counts. 5,000 before 2026-11-23's sixth
-session: 34-38k against 38-44k entries/s with 20,000, alternating runs (less of each flush
-is the ramp, when Redis waits for the first transaction, and the drain, when the sink
-waits for the last)."""
+behind, as it is when its throughput is what counts. It was 5,000 until 2026-11-23:
+34-38k against 38-44k entries/s with 20,000 in alternating runs (less of each flush is the
+ramp, when Redis waits for the first transaction, and the drain, when the sink waits for
+the last)."""
 ACTIONS = ("approve", "deny", "escalate", "revoke", "lock")
 RULES = ("auto-approve", "ttl-max", "max-active-resources", "exclusive-environments",
          "baseline-novel", "break-glass", "session-out-of-scope")
