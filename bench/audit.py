@@ -272,6 +272,11 @@ async def main() -> None:
                         help="only the baseline, flush and query figures (quick, no Kafka)")
     args = parser.parse_args()
     settings = load_settings()
+    if settings.redis_user is None:
+        # The stack's Redis has no default user: without the sink's ACL user every
+        # command fails with a bare AuthenticationError deep in redis-py.
+        raise SystemExit("bench/audit.py: no Redis user set (JITWATCH_REDIS_USER); run "
+                         "`eval \"$(ops/stack env)\"` first (bench/run does)")
     records = decisions(args.entries)
     client = redis_for(settings, "sink")
     run = uuid.uuid4().hex[:6]
