@@ -36,6 +36,7 @@ from streams.audit import AuditRecord, RedisAuditSink, run_audit_sink, stream_ke
 from streams.audit.keys import redis_for
 from streams.audit.query import Filters, query
 from streams.audit.sink import POLL_RECORDS
+from streams.runtime import tune_gc
 from streams.settings import Settings, load_settings
 
 PARTITIONS = 8
@@ -271,6 +272,7 @@ async def main() -> None:
     parser.add_argument("--flush-only", action="store_true",
                         help="only the baseline, flush and query figures (quick, no Kafka)")
     args = parser.parse_args()
+    tune_gc()  # the sink's code runs here, as in `jitwatch audit sink`
     settings = load_settings()
     if settings.redis_user is None:
         # The stack's Redis has no default user: without the sink's ACL user every

@@ -48,6 +48,8 @@ from common import (
     topic_times,
 )
 
+from streams.runtime import tune_gc
+
 HERE = Path(__file__).resolve().parent
 WARM_UP = "warm-up-"
 
@@ -260,6 +262,7 @@ def main() -> None:
     relay.add_argument("sink")
     relay.add_argument("group")
     args = parser.parse_args()
+    tune_gc()  # the passthrough baseline runs as the worker does
     if args.command == "throughput":
         throughput(args.events, args.subjects)
     elif args.command == "latency":

@@ -23,8 +23,10 @@ from faust.types import EventT
 from streams.app import STREAM_BUFFER_MAX, BatchedTable, quiet_worker, send_all
 from streams.batching import in_batches
 from streams.flow_fix import install_flow_fix
+from streams.runtime import tune_gc
 
 install_flow_fix()  # faust as the worker runs it
+tune_gc()  # and the process as the worker sets it up
 
 app = faust.App(
     os.environ["FLOOR_APP"],

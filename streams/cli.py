@@ -20,6 +20,7 @@ import orjson
 from schemas.decisions import Decision
 from schemas.errors import JitwatchError
 from schemas.policy import LoadedPolicy, parse_policy
+from streams.runtime import tune_gc
 from streams.settings import Settings, load_settings
 from streams.simulate import BadLine, Replay
 
@@ -334,6 +335,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jitwatch`` command."""
     args = _parser().parse_args(argv)
+    tune_gc()
     try:
         settings = load_settings()
         logging.basicConfig(
