@@ -24,16 +24,24 @@ T = TypeVar("T")
 __all__ = ["add_audit_commands"]
 
 
-def _redis_run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run an auditor's command; Redis unreachable or still loading is a clear error."""
+def _redis_run(settings: Settings, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run an auditor's command (as the read-only verifier); Redis unreachable, still
+    loading or refusing the login is a clear error, not a traceback."""
+    from redis.exceptions import AuthenticationError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     try:
         return asyncio.run(main())
+    except AuthenticationError as exc:  # a ConnectionError in redis-py: first
+        raise JitwatchError(
+            f"Redis at {settings.redis_url} refused the verifier's login ({exc}); set "
+            "JITWATCH_VERIFIER_REDIS_USER and JITWATCH_VERIFIER_REDIS_PASSWORD_FILE (for the "
+            'local stack: eval "$(ops/stack env)")') from exc
     except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise JitwatchError(f"cannot read the audit trail from Redis ({exc.__class__.__name__}: "
-                            f"{exc}); nothing was verified, try again") from exc
+        raise JitwatchError(f"cannot read the audit trail from Redis at {settings.redis_url} "
+                            f"({exc.__class__.__name__}: {exc}); nothing was read, try again "
+                            "(ops/stack up starts the local one)") from exc
 
 
 def _keygen(settings: Settings, args: argparse.Namespace) -> int:
@@ -57,6 +65,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit.keys import redis_for
     from streams.audit.notary import load_public_key
     from streams.audit.verify import (
+        ExportError,
         VerifyReport,
         kafka_consumer_options,
         verify_export,
@@ -66,8 +75,14 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     public_key = load_public_key(args.public_key or settings.audit_verify_key_file)
     report: VerifyReport
     if args.export is not None:
-        with args.export.open("rb") as handle:
-            report = verify_export(handle, public_key)
+        try:
+            with args.export.open("rb") as handle:
+                report = verify_export(handle, public_key)
+        except OSError as exc:
+            raise JitwatchError(f"cannot read the export {args.export}: {exc.strerror}") from exc
+        except ExportError as exc:
+            print(f"{exc.verdict.upper()}: {args.export}: {exc}", file=sys.stderr)
+            return 1 if exc.verdict == "tampered" else 2
     else:
         async def run() -> VerifyReport:
             client = redis_for(settings, "verifier")
@@ -79,7 +94,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
             finally:
                 await client.aclose()
 
-        report = _redis_run(run)
+        report = _redis_run(settings, run)
     for part in report.partitions:
         print(part.line())
     verdict = {0: "INTACT", 1: "TAMPERED", 2: "INCOMPLETE"}[report.exit_code]
@@ -115,7 +130,7 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{len(found)} entries", file=sys.stderr)
         return 0
 
-    return _redis_run(run)
+    return _redis_run(settings, run)
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
@@ -123,19 +138,36 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit.query import export
 
     partitions = args.partition or list(range(settings.topic_partitions))
+    unknown = sorted(set(partitions) - set(range(settings.topic_partitions)))
+    if unknown:
+        raise JitwatchError(f"--partition {unknown[0]}: the decisions topic has partitions 0 "
+                            f"to {settings.topic_partitions - 1} (JITWATCH_TOPIC_PARTITIONS)")
+    # Written next to the target and renamed once complete: a failed export leaves no file
+    # that could pass for one.
+    partial = None if args.out is None else args.out.with_name(f".{args.out.name}.partial")
 
     async def run() -> int:
         client = redis_for(settings, "verifier")
         try:
-            if args.out is None:
+            if partial is None:
                 return await export(client, settings.audit_key_prefix, partitions,
                                     sys.stdout.buffer)
-            with args.out.open("wb") as handle:
+            with partial.open("wb") as handle:
                 return await export(client, settings.audit_key_prefix, partitions, handle)
         finally:
             await client.aclose()
 
-    lines = _redis_run(run)
+    try:
+        lines = _redis_run(settings, run)
+        if partial is not None:
+            partial.replace(args.out)
+    except OSError as exc:
+        if partial is None:  # stdout: a reader that stopped early (`| head`) is no error
+            raise
+        raise JitwatchError(f"cannot write the export {args.out}: {exc.strerror}") from exc
+    finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
     print(f"exported {lines} lines; verify offline with `jitwatch audit verify --export "
           f"{args.out or 'FILE'} --public-key notary.pub`", file=sys.stderr)
     return 0

@@ -29,9 +29,9 @@ from streams.audit.keys import (
     stream_key,
 )
 
-__all__ = ["EXPORT_FORMAT", "Filters", "Found", "export", "format_row", "query"]
+__all__ = ["EXPORT_FORMAT", "ExportWriter", "Filters", "Found", "export", "format_row", "query"]
 
-EXPORT_FORMAT = "jitwatch.audit.export/v1"
+EXPORT_FORMAT = "jitwatch.audit.export/v2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,31 +162,72 @@ def _text_or_b64(name: str, value: bytes) -> dict[str, str]:
         return {f"{name}_b64": base64.b64encode(value).decode()}
 
 
+@dataclass(slots=True)
+class _Written:
+    """What an export holds of one partition."""
+
+    entries: int = 0
+    checkpoints: int = 0
+    head: str | None = None
+
+
+class ExportWriter:
+    """The lines of an export, in order: :meth:`header`, each partition's :meth:`checkpoint`
+    and :meth:`entries`, then :meth:`end`, which records what was written per partition
+    (entries, checkpoints, head hash), so a verifier can tell a cut or pruned file from a
+    complete one."""
+
+    def __init__(self, prefix: str, partitions: list[int]) -> None:
+        self._prefix = prefix
+        self._written = {partition: _Written() for partition in partitions}
+
+    def header(self, exported_at: datetime) -> bytes:
+        """The first line: format, prefix and the partitions the export holds."""
+        return orjson.dumps({"kind": "export", "format": EXPORT_FORMAT, "prefix": self._prefix,
+                             "partitions": list(self._written),
+                             "exported_at": exported_at.isoformat(timespec="seconds")})
+
+    def checkpoint(self, partition: int, fields: dict[bytes, bytes]) -> bytes:
+        """One signed checkpoint (all of a partition's come before its entries)."""
+        self._written[partition].checkpoints += 1
+        return orjson.dumps({"kind": "checkpoint", "partition": partition,
+                             "payload": fields[b"payload"].decode(),
+                             "sig": fields[b"sig"].decode()})
+
+    def entries(self, partition: int, page: list[StreamEntry]) -> Iterator[bytes]:
+        """One line per chain entry, exact bytes kept."""
+        written = self._written[partition]
+        for stream_id, fields in page:
+            entry = ChainEntry.from_fields(partition, stream_id, fields)
+            written.entries += 1
+            written.head = entry.hash
+            yield orjson.dumps({
+                "kind": "entry", "partition": partition, "id": entry.stream_id,
+                "seq": entry.seq, "offset": entry.offset, **_text_or_b64("key", entry.key),
+                "decision_id": entry.decision_id.decode(),
+                **_text_or_b64("decision", entry.decision), "prev": entry.prev,
+                "hash": entry.hash})
+
+    def end(self) -> bytes:
+        """The last line: what each partition's part of the file holds."""
+        return orjson.dumps({"kind": "end", "partitions": {
+            str(partition): {"entries": written.entries, "checkpoints": written.checkpoints,
+                             "head": written.head}
+            for partition, written in self._written.items()}})
+
+
 async def _export_lines(client: aioredis.Redis, prefix: str,
                         partitions: list[int]) -> AsyncIterator[bytes]:
-    yield orjson.dumps({"kind": "export", "format": EXPORT_FORMAT, "prefix": prefix,
-                        "partitions": partitions,
-                        "exported_at": datetime.now(UTC).isoformat(timespec="seconds")})
+    writer = ExportWriter(prefix, partitions)
+    yield writer.header(datetime.now(UTC))
     for partition in partitions:
         async for page in read_stream(client, checkpoint_key(prefix, partition)):
             for _, fields in page:
-                yield orjson.dumps({"kind": "checkpoint", "partition": partition,
-                                    "payload": fields[b"payload"].decode(),
-                                    "sig": fields[b"sig"].decode()})
+                yield writer.checkpoint(partition, fields)
         async for page in read_stream(client, stream_key(prefix, partition)):
-            for line in _entry_lines(partition, page):
+            for line in writer.entries(partition, page):
                 yield line
-
-
-def _entry_lines(partition: int, page: list[StreamEntry]) -> Iterator[bytes]:
-    for stream_id, fields in page:
-        entry = ChainEntry.from_fields(partition, stream_id, fields)
-        yield orjson.dumps({
-            "kind": "entry", "partition": partition, "id": entry.stream_id, "seq": entry.seq,
-            "offset": entry.offset, **_text_or_b64("key", entry.key),
-            "decision_id": entry.decision_id.decode(), **_text_or_b64("decision",
-                                                                      entry.decision),
-            "prev": entry.prev, "hash": entry.hash})
+    yield writer.end()
 
 
 async def export(client: aioredis.Redis, prefix: str, partitions: list[int],

@@ -22,13 +22,14 @@ from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from schemas.errors import JitwatchError
-from streams.audit.chain import ChainEntry, ChainVerifier, Problem
+from streams.audit.chain import ChainEntry, ChainVerifier, Problem, Verdict
 from streams.audit.keys import StreamEntry, checkpoint_key, read_stream, stream_key
+from streams.audit.query import EXPORT_FORMAT
 from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
-__all__ = ["PartitionReport", "VerifyReport", "kafka_consumer_options", "verify_export",
-           "verify_redis"]
+__all__ = ["ExportError", "PartitionReport", "VerifyReport", "kafka_consumer_options",
+           "verify_export", "verify_redis"]
 
 
 @dataclass
@@ -196,6 +197,15 @@ async def _topic_records(kafka: dict[str, Any], topic: str,
         await consumer.stop()
 
 
+class ExportError(JitwatchError):
+    """A file that cannot be verified as an export: not one, cut before its header, or
+    altered in its structure. ``verdict`` is what ``jitwatch audit verify`` reports."""
+
+    def __init__(self, verdict: Verdict, message: str) -> None:
+        super().__init__(message)
+        self.verdict: Verdict = verdict
+
+
 def _export_pages(lines: Iterable[bytes]) -> Iterator[tuple[int, str, Any]]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -204,7 +214,8 @@ def _export_pages(lines: Iterable[bytes]) -> Iterator[tuple[int, str, Any]]:
             record = orjson.loads(line)
             yield number, str(record["kind"]), record
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"line {number}: not an export record: {exc}") from exc
+            raise ExportError("tampered", f"line {number}: not an export record "
+                              f"({exc.__class__.__name__}: {exc})") from exc
 
 
 def _bytes_field(record: dict[str, Any], name: str) -> bytes:
@@ -213,16 +224,76 @@ def _bytes_field(record: dict[str, Any], name: str) -> bytes:
     return str(record[name]).encode()
 
 
+def _export_header(pages: Iterator[tuple[int, str, Any]]) -> list[int]:
+    """The partitions the export's first record lists; :class:`ExportError` when the first
+    record is not an export header of this version."""
+    try:
+        first = next(pages, None)
+    except ExportError as exc:
+        raise ExportError("incomplete", f"{exc}: not an export file") from exc
+    if first is None:
+        raise ExportError("incomplete", "the file holds no export header: it is empty, or "
+                          "was cut before its first line (export again)")
+    number, kind, header = first
+    if kind != "export":
+        raise ExportError("incomplete", f"line {number}: the first record is a {kind!r}, not "
+                          "the export header: not an export file, or cut at its start")
+    if header.get("format") != EXPORT_FORMAT:
+        raise ExportError("incomplete", f"export format {header.get('format')!r} is not "
+                          f"{EXPORT_FORMAT!r}: export again with this version")
+    try:
+        return [int(partition) for partition in header["partitions"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ExportError("tampered", f"line {number}: the header's partitions are "
+                          f"unreadable ({exc})") from exc
+
+
+def _against_end(part: PartitionReport, head: str, end: dict[str, Any]) -> Problem | None:
+    """Whether a partition's part of the file is what the export's end record says it
+    wrote (the end record is not signed: it catches a cut or pruned file, while the signed
+    checkpoints catch a forged one)."""
+    written = end.get("partitions", {}).get(str(part.partition))
+    if not isinstance(written, dict):
+        return Problem("tampered", part.partition, "the export's end record does not list "
+                       "this partition")
+    held = {"entries": part.entries, "checkpoints": part.checkpoints,
+            "head": head if part.entries else None}
+    if {name: written.get(name) for name in held} != held:
+        return Problem("tampered", part.partition,
+                       f"the export's end record says {written.get('entries')} entries and "
+                       f"{written.get('checkpoints')} checkpoints (head "
+                       f"{str(written.get('head'))[:16]}), the file holds {part.entries} and "
+                       f"{part.checkpoints} (head {str(held['head'])[:16]}): records were "
+                       "removed from or added to the file")
+    return None
+
+
 def verify_export(lines: Iterable[bytes], public_key: Ed25519PublicKey) -> VerifyReport:
-    """Verify an export file offline (see :func:`streams.audit.query.export`)."""
+    """Verify an export file offline (see :func:`streams.audit.query.export`): every
+    partition its header lists, each against its checkpoints and the export's end record.
+    Raises :class:`ExportError` for a file that is not a whole export of this version."""
     report = VerifyReport()
     verifiers: dict[int, tuple[ChainVerifier, PartitionReport]] = {}
     checkpoints: dict[int, list[tuple[bytes, bytes]]] = {}
-    for _, kind, record in _export_pages(lines):
+    pages = _export_pages(lines)
+    listed = _export_header(pages)
+    end: dict[str, Any] | None = None
+    last_seen = -1  # the header's index of the last partition with records
+    for number, kind, record in pages:
+        if end is not None:
+            raise ExportError("tampered", f"line {number}: a record after the end record")
+        if kind == "end":
+            end = record
+            continue
         partition = int(record.get("partition", -1))
+        if partition not in listed:
+            raise ExportError("tampered", f"line {number}: partition {partition} is not one "
+                              f"the header lists ({', '.join(map(str, listed))})")
+        last_seen = max(last_seen, listed.index(partition))
         if kind == "checkpoint":
             if partition in verifiers:
-                raise ValueError(f"checkpoint of partition {partition} after its entries")
+                raise ExportError("tampered", f"line {number}: checkpoint of partition "
+                                  f"{partition} after its entries")
             checkpoints.setdefault(partition, []).append(
                 (str(record["payload"]).encode(), str(record["sig"]).encode()))
         elif kind == "entry":
@@ -236,14 +307,22 @@ def verify_export(lines: Iterable[bytes], public_key: Ed25519PublicKey) -> Verif
                                _bytes_field(record, "decision"), str(record["prev"]),
                                str(record["hash"]))
             verifiers[partition][0].feed(entry.stream_id, entry.to_fields())
-    for partition, signed in checkpoints.items():
-        if partition not in verifiers:  # signed heads but no entries: all cut off
+    for place, partition in enumerate(listed):
+        if partition not in verifiers:  # no entries: empty, or all cut off
+            signed = checkpoints.get(partition, [])
             verifiers[partition] = (ChainVerifier(partition, public_key, signed),
                                     PartitionReport(partition, checkpoints=len(signed)))
-    for partition in sorted(verifiers):
         verifier, part = verifiers[partition]
         verifier.finish()
         part.entries, part.problem = verifier.entries, verifier.problem
         part.signed_through = verifier.signed_through
+        if part.problem is None and end is not None:
+            part.problem = _against_end(part, verifier.prev_hash, end)
+        elif part.problem is None and place >= last_seen:
+            # Partitions are written in the header's order: the file was cut in the last
+            # one it reaches, and those after it are missing.
+            part.problem = Problem("incomplete", partition, "the file ends before the "
+                                   "export's end record: it was cut short here, so entries "
+                                   "may be missing (export again)")
         report.partitions.append(part)
     return report

@@ -277,12 +277,13 @@ async def test_a_rewritten_chain_with_fresh_hashes_is_caught_by_the_checkpoint(
     assert "notary signed" in report.problems[0].what
 
 
-def cli(stack: Stack, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(stack: Stack, prefix: str, *args: str,
+        **env: str) -> subprocess.CompletedProcess[str]:
     """``jitwatch audit ARGS`` on the test's keys, as the operators run it."""
     return subprocess.run(
         [sys.executable, "-m", "streams.cli", "audit", *args], cwd=REPO,
         env={**stack.env, "JITWATCH_AUDIT_KEY_PREFIX": prefix,
-             "JITWATCH_TOPIC_PARTITIONS": str(PARTITIONS)},
+             "JITWATCH_TOPIC_PARTITIONS": str(PARTITIONS), **env},
         capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -379,7 +380,7 @@ async def test_export_verifies_offline_and_shows_tampering(
     await sign_all(settings, prefix, role("notary"))
     out = io.BytesIO()
     lines = await export(role("verifier"), prefix, list(range(PARTITIONS)), out)
-    assert lines == 1 + 2 + 8  # header, a checkpoint per partition, entries
+    assert lines == 1 + 2 + 8 + 1  # header, a checkpoint per partition, entries, end
     public_key = load_public_key(settings.audit_verify_key_file)
     exported = out.getvalue().splitlines()
     assert verify_export(exported, public_key).exit_code == 0
@@ -421,6 +422,16 @@ async def test_query_export_and_offline_verify_commands(
                   stack.env["JITWATCH_AUDIT_VERIFY_KEY_FILE"])
     assert offline.returncode == 0, offline.stdout + offline.stderr
     assert "ok: partition 1: 1 entries, 1 checkpoints" in offline.stdout
+
+    # A failed export leaves nothing that could pass for one, and says what to set.
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password\n")
+    failed = cli(stack, prefix, "export", "--out", str(tmp_path / "failed.jsonl"),
+                 JITWATCH_VERIFIER_REDIS_PASSWORD_FILE=str(wrong))
+    assert failed.returncode == 2, failed.stderr
+    assert "JITWATCH_VERIFIER_REDIS_PASSWORD_FILE" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert sorted(os.listdir(tmp_path)) == ["audit.jsonl", "wrong.password"]
 
 
 # ---------------------------------------------------------------- least privilege
