@@ -181,7 +181,7 @@ class ReviewerKey(_Section):
     reviewer: Name
     key_id: Name
     public_key: str
-    """Base64 of the raw 32-byte Ed25519 public key (``jitwatch review keygen`` prints one)."""
+    """Base64 of the raw 32-byte Ed25519 public key (``jitwatch keygen --out FILE`` prints one)."""
 
     @field_validator("public_key")
     @classmethod
@@ -189,7 +189,7 @@ class ReviewerKey(_Section):
         try:
             raw = base64.b64decode(value, validate=True)
         except ValueError as exc:
-            raise ValueError("not base64; paste the public_key line `jitwatch review keygen` "
+            raise ValueError("not base64; paste the public_key line `jitwatch keygen --out FILE` "
                              "prints") from exc
         if len(raw) != 32:
             raise ValueError(f"an Ed25519 public key has 32 bytes, this one {len(raw)}")

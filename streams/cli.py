@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -350,6 +351,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): what it wanted was printed. Python would
+        # report the pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports it
+    except OSError as exc:  # a path that is missing, a directory, not permitted
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"jitwatch: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from aiokafka.errors import KafkaConnectionError
+
+        if not isinstance(exc, KafkaConnectionError):
+            raise
+        print(f"jitwatch: no Kafka broker answered at {settings.kafka_bootstrap} ({exc}); "
+              "start one with `ops/stack up`, or set JITWATCH_KAFKA_BOOTSTRAP (and "
+              "JITWATCH_KAFKA_SECURITY_PROTOCOL if the broker wants TLS or SASL)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, JitwatchError
 from streams.settings import Settings
 
 __all__ = ["cmd_acls", "cmd_keygen", "cmd_sign", "cmd_whoami", "inventory", "read_private_key",
@@ -206,7 +206,11 @@ def cmd_keygen(settings: Settings, args: argparse.Namespace) -> int:
 
     key = Ed25519PrivateKey.generate()
     seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise JitwatchError(f"{args.out} exists; keys are never overwritten (move it away "
+                            "first)") from exc
     with os.fdopen(descriptor, "w") as handle:
         handle.write(base64.b64encode(seed).decode() + "\n")
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)

@@ -15,11 +15,21 @@ from streams.settings import Settings
 __all__ = ["collect_decisions", "follow_decisions", "publish_events"]
 
 
+async def _start(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    """Start a client; one that cannot reach Kafka is closed before the error goes on
+    (aiokafka otherwise warns of an unclosed client at exit)."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
+
+
 async def publish_events(settings: Settings, events: Iterable[dict[str, Any]]) -> int:
     """Publish contract events keyed by subject id, as an upstream broker would."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                 **kafka_client_options(settings))
-    await producer.start()
+    await _start(producer)
     count = 0
     try:
         for event in events:
@@ -46,7 +56,7 @@ async def _decision_consumer(settings: Settings) -> tuple[AIOKafkaConsumer, list
         isolation_level="read_committed",
         **kafka_client_options(settings),
     )
-    await consumer.start()
+    await _start(consumer)
     partitions = consumer.partitions_for_topic(settings.topic_decisions)
     if partitions is None:
         await consumer._client.force_metadata_update()  # noqa: SLF001 - first lookup only

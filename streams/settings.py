@@ -30,8 +30,9 @@ class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     """Kafka bootstrap servers, ``host:port[,host:port]``."""
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    """Redis for the audit trail."""
+    redis_url: Annotated[str, StringConstraints(pattern=r"^(redis|rediss|unix)://")] = \
+        "redis://127.0.0.1:6379/0"
+    """Redis for the audit trail: ``redis://host:port/db`` (``rediss://`` with TLS)."""
     app_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "jitwatch"
     """Consumer group of the workers and prefix of their changelog topics."""
     topic_requests: TopicName = "jit.requests"

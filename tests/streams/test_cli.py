@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -9,6 +11,8 @@ import pytest
 
 from streams.cli import main
 from tests.factories import raw_request
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_policy_check_valid_invalid_and_strict(tmp_path: Path,
@@ -75,3 +79,38 @@ def test_worker_refuses_to_start_on_an_invalid_policy(
     # The policy is checked before anything connects to Kafka.
     assert main(["worker", "--policy", str(bad)]) == 2
     assert "defaults.ttl.over_max" in capsys.readouterr().err
+
+
+def test_common_mistakes_end_in_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = _events(tmp_path / "events.jsonl")
+    missing_dir = tmp_path / "nowhere" / "out.jsonl"
+    assert main(["simulate", "--events", str(events), "--out", str(missing_dir)]) == 2
+    assert f"jitwatch: {missing_dir}: No such file or directory" in capsys.readouterr().err
+    assert main(["keygen", "--out", str(events)]) == 2
+    assert "keys are never overwritten" in capsys.readouterr().err
+    # Nothing listens on port 1: the command names the address and the setting to change.
+    monkeypatch.setenv("JITWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    assert main(["tail"]) == 2
+    err = capsys.readouterr().err
+    assert "no Kafka broker answered at 127.0.0.1:1" in err
+    assert "JITWATCH_KAFKA_BOOTSTRAP" in err
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"  # decisions well beyond a pipe's 64 KiB buffer
+    events.write_bytes(b"\n".join(orjson.dumps(raw_request(f"r-{n}", [(f"x{n}", "prod")], t=n))
+                                  for n in range(2000)) + b"\n")
+    # As `| head -c 1` does: read one byte, then close the pipe.
+    simulate = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "simulate", "--events", str(events),
+         "--format", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    assert simulate.stdout is not None
+    assert simulate.stderr is not None
+    assert simulate.stdout.read(1) == b"{"
+    simulate.stdout.close()
+    err = simulate.stderr.read().decode()
+    assert simulate.wait(timeout=60) == 141
+    assert "Traceback" not in err
+    assert "BrokenPipe" not in err
