@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import orjson
 
+from schemas.decisions import Action
 from schemas.errors import JitwatchError
 from streams.settings import Settings
 
@@ -110,9 +112,24 @@ def _filters(args: argparse.Namespace) -> Any:
                    rule=args.rule, since=args.since, until=args.until, limit=args.limit)
 
 
+def _warn_unknown_rule(rule: str | None) -> None:
+    """A rule id no rule has finds nothing: say so, rather than let "0 entries" read as
+    "never happened" (it still runs: a trail may hold ids of an older version)."""
+    from policy.rules import RULES
+
+    known = [known.id for known in RULES]
+    if rule is None or rule in known:
+        return
+    close = difflib.get_close_matches(rule, known, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    print(f"jitwatch: no rule of this version has the id {rule!r}{hint}", file=sys.stderr)
+
+
 def _query(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit.keys import redis_for
     from streams.audit.query import format_row, query
+
+    _warn_unknown_rule(args.rule)
 
     async def run() -> int:
         client = redis_for(settings, "verifier")
@@ -204,9 +221,13 @@ def add_audit_commands(commands: Any, utc_time: Callable[[str], datetime],
 
     query = sub.add_parser("query", help="find decisions by subject, request, action, rule "
                            "and time range")
-    for name in ("subject", "request", "action", "rule"):
-        query.add_argument(f"--{name}", help=f"exact {name}" + (" id" if name != "action"
-                                                                else ""))
+    query.add_argument("--subject", help="exact subject id")
+    query.add_argument("--request", help="exact request id")
+    # Actions are the contract's lower-case words; `tail` shows them in capitals.
+    query.add_argument("--action", type=str.lower, choices=get_args(Action),
+                       help="one of " + ", ".join(get_args(Action)) + " (any case)")
+    query.add_argument("--rule", help="exact rule id, e.g. max-active-resources (the ids are "
+                       "in README, Policy and rules)")
     query.add_argument("--since", type=utc_time, metavar="TIME", help="decision at >= TIME")
     query.add_argument("--until", type=utc_time, metavar="TIME", help="decision at <= TIME")
     query.add_argument("--limit", type=int, help="at most this many (oldest first)")

@@ -114,3 +114,16 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path: Path) -> None:
     assert simulate.wait(timeout=60) == 141
     assert "Traceback" not in err
     assert "BrokenPipe" not in err
+
+
+def test_audit_query_refuses_an_unknown_action_and_warns_of_an_unknown_rule(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["audit", "query", "--action", "revoked"])
+    assert "invalid choice: 'revoked'" in capsys.readouterr().err
+    monkeypatch.setenv("JITWATCH_REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens
+    assert main(["audit", "query", "--action", "REVOKE", "--rule", "max-active"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean max-active-resources?" in err
+    assert "cannot read the audit trail from Redis at redis://127.0.0.1:1/0" in err
