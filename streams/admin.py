@@ -13,7 +13,7 @@ from schemas.errors import ConfigError
 from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
-__all__ = ["ensure_topics", "wait_for_broker"]
+__all__ = ["broker_answers", "ensure_topics", "wait_for_broker"]
 
 log = logging.getLogger(__name__)
 
@@ -26,24 +26,42 @@ async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> AIOKaf
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while True:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.app_id}-admin",
-            **kafka_client_options(settings),
-        )
-        try:
-            await admin.start()
-            await admin.list_topics()
-            return admin
-        except (KafkaConnectionError, OSError) as exc:
-            await admin.close()
-            if loop.time() >= deadline:
-                raise ConfigError(
-                    f"no Kafka broker answered at {settings.kafka_bootstrap} within "
-                    f"{timeout_s:.0f} s ({exc}); start one with `ops/stack up` or set "
-                    "JITWATCH_KAFKA_BOOTSTRAP"
-                ) from exc
-            await asyncio.sleep(0.5)
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    try:
+        while True:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=settings.kafka_bootstrap,
+                client_id=f"{settings.app_id}-admin", **kafka_client_options(settings),
+            )
+            try:
+                await admin.start()
+                await admin.list_topics()
+                return admin
+            except (KafkaConnectionError, OSError) as exc:
+                await admin.close()
+                if loop.time() >= deadline:
+                    raise ConfigError(
+                        f"no Kafka broker answered at {settings.kafka_bootstrap} within "
+                        f"{timeout_s:.0f} s ({exc}); start one with `ops/stack up` or set "
+                        "JITWATCH_KAFKA_BOOTSTRAP (and JITWATCH_KAFKA_SECURITY_PROTOCOL if "
+                        "the broker wants TLS or SASL)"
+                    ) from exc
+                if aiokafka_log.level != logging.CRITICAL:
+                    # Once, instead of aiokafka's error line every half second.
+                    log.warning("no Kafka broker answers at %s yet (%s); retrying for up to "
+                                "%.0f s", settings.kafka_bootstrap, exc, timeout_s)
+                    aiokafka_log.setLevel(logging.CRITICAL)
+                await asyncio.sleep(0.5)
+    finally:
+        aiokafka_log.setLevel(level)
+
+
+async def broker_answers(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Return once a broker answers; :class:`ConfigError` naming the address after
+    ``timeout_s``."""
+    admin = await wait_for_broker(settings, timeout_s)
+    await admin.close()
 
 
 async def ensure_topics(settings: Settings) -> dict[str, int]:

@@ -43,8 +43,13 @@ def load_policy(path: Path | None) -> LoadedPolicy:
 
 
 def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.admin import broker_answers
     from streams.app import build_app, quiet_worker
     from streams.policy_control import attach_policy_control, load_policy_control
+
+    # faust would retry a wrong address or protocol for ever, with aiokafka's error line
+    # every half second and no word of the setting: ask once, with a deadline.
+    asyncio.run(broker_answers(settings))
 
     # Issue F: validated and (with signers configured) signature-checked; every load is
     # recorded on the decisions topic; reloads when the file changes.

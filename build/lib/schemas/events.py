@@ -1,0 +1,179 @@
+"""Input events of the wire contract (``jit.requests`` and ``jit.sessions``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictBool, StringConstraints, TypeAdapter
+
+from schemas._base import Identifier, Model, UtcDatetime
+
+__all__ = [
+    "INPUT_EVENT",
+    "ClockTick",
+    "InputEvent",
+    "LockReleased",
+    "LockTarget",
+    "RequestCreated",
+    "RequestReviewed",
+    "RequestWithdrawn",
+    "Resource",
+    "Reviewer",
+    "Sensitivity",
+    "SessionActivity",
+    "SessionEnded",
+    "SessionStarted",
+    "Subject",
+    "SubjectKind",
+    "TaskCompleted",
+]
+
+SubjectKind = Literal["human", "workload", "agent"]
+Sensitivity = Literal["low", "medium", "high", "critical"]
+
+SubjectId = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+Text = Annotated[str, StringConstraints(max_length=4096)]
+
+
+class Subject(Model):
+    """The identity asking for or using access: a person, a workload or an AI agent."""
+
+    id: SubjectId
+    kind: SubjectKind = "human"
+    issuer: Text | None = None
+    attested: StrictBool = False
+    owner: Text | None = None
+
+
+class Resource(Model):
+    """One resource a request asks for. A missing sensitivity counts as ``high`` (fail closed)."""
+
+    id: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    env: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    sensitivity: Sensitivity = "high"
+    roles: tuple[Annotated[str, StringConstraints(min_length=1, max_length=256)], ...] = ()
+
+
+class _Event(Model):
+    event_id: Identifier
+    at: UtcDatetime
+    tenant: Identifier = "default"
+    subject: Subject
+
+
+class RequestCreated(_Event):
+    """A subject asks for access to one or more resources."""
+
+    type: Literal["request.created"]
+    request_id: Identifier
+    resources: tuple[Resource, ...] = Field(min_length=1, max_length=256)
+    ttl_s: int | None = Field(default=None, gt=0, le=366 * 24 * 3600)
+    reason: Text | None = None
+    ticket: Text | None = None
+    break_glass: StrictBool = False
+
+
+class Reviewer(Model):
+    """The person who reviewed a request."""
+
+    id: SubjectId
+
+
+class RequestReviewed(_Event):
+    """A human reviewer approved or denied a pending request."""
+
+    type: Literal["request.reviewed"]
+    request_id: Identifier
+    reviewer: Reviewer
+    outcome: Literal["approved", "denied"]
+    comment: Text | None = None
+    key_id: Identifier | None = None
+    """Which of the reviewer's keys (listed in the policy) made ``signature``."""
+    signature: Annotated[str, StringConstraints(max_length=256)] | None = None
+    """Base64 Ed25519 signature over the review's canonical encoding (policy/reviews.py);
+    an approval counts only with a valid one."""
+
+
+class RequestWithdrawn(_Event):
+    """The subject no longer needs the access it asked for."""
+
+    type: Literal["request.withdrawn"]
+    request_id: Identifier
+
+
+class LockTarget(Model):
+    """What a lock release applies to: a whole subject or one request."""
+
+    subject: SubjectId | None = None
+    request_id: Identifier | None = None
+
+
+class LockReleased(_Event):
+    """An operator releases a lock before it expires."""
+
+    type: Literal["lock.released"]
+    target: LockTarget
+    by: Text | None = None
+
+
+class SessionStarted(_Event):
+    """A gateway opened a session that uses a grant."""
+
+    type: Literal["session.started"]
+    session_id: Identifier
+    request_id: Identifier
+    resource: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class SessionActivity(_Event):
+    """Something a subject did inside a session."""
+
+    type: Literal["session.activity"]
+    session_id: Identifier
+    resource: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    action: Text
+
+
+class SessionEnded(_Event):
+    """A session closed."""
+
+    type: Literal["session.ended"]
+    session_id: Identifier
+
+
+class TaskCompleted(_Event):
+    """The work a grant was for is done; the grant should end now."""
+
+    type: Literal["task.completed"]
+    request_id: Identifier
+
+
+class ClockTick(Model):
+    """Internal: event time reached ``at`` for one subject, so whatever ran out ends.
+
+    Made by the replay (and the stream's expiry timer), never accepted from input topics:
+    it is not part of :data:`InputEvent`.
+    """
+
+    type: Literal["clock.tick"] = "clock.tick"
+    event_id: str
+    at: UtcDatetime
+    tenant: str
+    subject: Subject
+
+
+InputEvent = Annotated[
+    RequestCreated
+    | RequestReviewed
+    | RequestWithdrawn
+    | LockReleased
+    | SessionStarted
+    | SessionActivity
+    | SessionEnded
+    | TaskCompleted,
+    Field(discriminator="type"),
+]
+"""Every input event; ``type`` selects the model."""
+
+INPUT_EVENT: TypeAdapter[InputEvent] = TypeAdapter(InputEvent)
+"""Validator for raw input: ``INPUT_EVENT.validate_json(raw_bytes)``."""

@@ -1,0 +1,350 @@
+"""The policy: what the pure core enforces, parsed from a reviewed TOML text.
+
+``[defaults]`` holds every section; ``[tenants.NAME]`` replaces whole sections for one
+tenant. Tenants named nowhere get the defaults, or are refused (``unknown_tenants``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import time
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from schemas.decisions import PolicyRef
+from schemas.errors import PolicyError
+from schemas.events import Sensitivity, SubjectKind
+
+__all__ = [
+    "SENSITIVITY_RANK",
+    "WEEKDAYS",
+    "BaselinePolicy",
+    "BreakGlassPolicy",
+    "CapsPolicy",
+    "ExclusiveGroup",
+    "IdentityPolicy",
+    "JustificationPolicy",
+    "LoadedPolicy",
+    "LocksPolicy",
+    "Policy",
+    "ReviewerKey",
+    "ReviewerSet",
+    "SessionsPolicy",
+    "StepUpPolicy",
+    "TenantPolicy",
+    "TimeWindow",
+    "TtlLimit",
+    "TtlPolicy",
+    "parse_policy",
+]
+
+SENSITIVITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+"""Order of sensitivity levels; ``never`` in a threshold means the rule is off."""
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Threshold = Sensitivity | Literal["never"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Section(BaseModel):
+    # Numbers and switches are strict (TOML `true` is no count, "3" no number); strings
+    # such as "08:00" still become times.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IdentityPolicy(_Section):
+    """Who may ask at all: issuers per subject kind and which kinds must be attested."""
+
+    allowed_issuers: dict[SubjectKind, tuple[Name, ...]] = Field(default_factory=dict)
+    """Per kind, the accepted ``subject.issuer`` values; a kind not listed accepts any."""
+    require_attestation: tuple[SubjectKind, ...] = ("workload", "agent")
+
+
+class TtlLimit(_Section):
+    """Lifetime limits for resources matching ``env`` and/or ``sensitivity_from``."""
+
+    env: Name | None = None
+    sensitivity_from: Sensitivity | None = None
+    default_s: int = Field(strict=True, gt=0)
+    max_s: int = Field(strict=True, gt=0)
+
+
+class TtlPolicy(_Section):
+    """How long grants live; the strictest matching limit of a request's resources applies."""
+
+    default_s: int = Field(strict=True, default=3600, gt=0)
+    max_s: int = Field(strict=True, default=8 * 3600, gt=0)
+    over_max: Literal["clamp", "deny"] = "clamp"
+    limits: tuple[TtlLimit, ...] = ()
+
+
+class JustificationPolicy(_Section):
+    """From which sensitivity a reason and a ticket are required."""
+
+    reason_from: Threshold = "medium"
+    ticket_from: Threshold = "high"
+    ticket_pattern: str = r"^[A-Z][A-Z0-9]+-[0-9]+$"
+
+    @field_validator("ticket_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc}); e.g. \"^OPS-[0-9]+$\"") \
+                from exc
+        return pattern
+
+
+class CapsPolicy(_Section):
+    """How much one request and one subject may hold."""
+
+    max_resources_per_request: int = Field(strict=True, default=3, ge=1, le=10_000)
+    max_active_resources: int = Field(strict=True, default=3, ge=1, le=10_000)
+    strategy: Literal["revoke_oldest", "deny_new"] = "revoke_oldest"
+
+
+class ExclusiveGroup(_Section):
+    """Sides a subject may not hold at once: each env and each role named is one side."""
+
+    name: Name
+    envs: tuple[Name, ...] = ()
+    roles: tuple[Name, ...] = ()
+    strategy: Literal["revoke_older", "deny_new"] = "revoke_older"
+
+    @model_validator(mode="after")
+    def _two_sides(self) -> ExclusiveGroup:
+        if len(set(self.envs)) + len(set(self.roles)) < 2:
+            raise ValueError(
+                f"group {self.name!r} has fewer than two sides; list at least two envs or "
+                "roles, e.g. envs = [\"prod\", \"research\"]"
+            )
+        return self
+
+
+class TimeWindow(_Section):
+    """When requests for matching resources may be approved without a human."""
+
+    envs: tuple[Name, ...] = ()
+    """Environments this window covers; empty covers all."""
+    sensitivity_from: Sensitivity = "low"
+    timezone: str = "UTC"
+    days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: time = time(8, 0)
+    end: time = time(18, 0)
+    outside: Literal["escalate", "deny"] = "escalate"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {zone!r}; use an IANA name such as "
+                             "\"Europe/Berlin\"") from exc
+        return zone
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> TimeWindow:
+        if self.start >= self.end:
+            raise ValueError(f"start {self.start} is not before end {self.end}")
+        return self
+
+
+class ReviewerSet(_Section):
+    """Reviewer ids allowed to approve requests for ``envs`` (empty: every env)."""
+
+    envs: tuple[Name, ...] = ()
+    ids: tuple[Name, ...] = Field(min_length=1)
+
+
+class ReviewerKey(_Section):
+    """An Ed25519 public key a reviewer signs approvals with. Several keys of one reviewer
+    may be listed at once, so keys rotate without a gap."""
+
+    reviewer: Name
+    key_id: Name
+    public_key: str
+    """Base64 of the raw 32-byte Ed25519 public key (``jitwatch keygen --out FILE`` prints one)."""
+
+    @field_validator("public_key")
+    @classmethod
+    def _ed25519(cls, value: str) -> str:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError as exc:
+            raise ValueError("not base64; paste the public_key line `jitwatch keygen --out FILE` "
+                             "prints") from exc
+        if len(raw) != 32:
+            raise ValueError(f"an Ed25519 public key has 32 bytes, this one {len(raw)}")
+        return value
+
+
+class StepUpPolicy(_Section):
+    """From which sensitivity a human must approve, and who may."""
+
+    from_sensitivity: Threshold = "high"
+    pending_ttl_s: int = Field(strict=True, default=3600, gt=0)
+    reviewers: tuple[ReviewerSet, ...] = ()
+    reviewer_keys: tuple[ReviewerKey, ...] = ()
+    """Keys approvals must be signed with; an approval signed by no listed key is refused."""
+
+
+class BreakGlassPolicy(_Section):
+    """Emergency access: approved at once, short-lived, reviewed afterwards, rationed."""
+
+    enabled: StrictBool = True
+    ttl_s: int = Field(strict=True, default=900, gt=0)
+    max_per_window: int = Field(strict=True, default=1, ge=1)
+    window_s: int = Field(strict=True, default=24 * 3600, gt=0)
+    lock_s: int = Field(strict=True, default=3600, gt=0)
+
+
+class BaselinePolicy(_Section):
+    """Normal behaviour: request rate per subject, and what a workload usually asks for."""
+
+    max_requests: int = Field(strict=True, default=30, ge=1, le=10_000)
+    window_s: int = Field(strict=True, default=3600, gt=0)
+    lock_s: int = Field(strict=True, default=3600, gt=0)
+    novel_workload: Literal["escalate", "off"] = "escalate"
+
+
+class LocksPolicy(_Section):
+    """How long a lock lasts when the rule that locks names no duration."""
+
+    default_s: int = Field(strict=True, default=3600, gt=0)
+    """Subject locks of the session rules (a session without grant or out of scope)."""
+    request_s: int | None = Field(strict=True, default=None, gt=0)
+    """Request locks: a review that tries to subvert the review (a self-approval, or an
+    approval whose signature is present but invalid) locks the request it names for this
+    long; unset, ``default_s`` applies."""
+
+    @property
+    def request_lock_s(self) -> int:
+        """How long a request lock lasts (``request_s``, else ``default_s``)."""
+        return self.default_s if self.request_s is None else self.request_s
+
+
+class SessionsPolicy(_Section):
+    """How sessions must match live grants."""
+
+    grace_s: int = Field(strict=True, default=30, ge=0, le=3600)
+    """How long a session may wait for the approval of the grant it names (the two arrive
+    on different topics, in no fixed order) before the subject is locked."""
+    max_tracked: int = Field(strict=True, default=64, ge=1, le=10_000)
+    """Open sessions remembered per subject; the oldest are forgotten first."""
+
+
+class TenantPolicy(_Section):
+    """Every rule's settings for one tenant."""
+
+    identity: IdentityPolicy = IdentityPolicy()
+    ttl: TtlPolicy = TtlPolicy()
+    justification: JustificationPolicy = JustificationPolicy()
+    caps: CapsPolicy = CapsPolicy()
+    exclusive: tuple[ExclusiveGroup, ...] = (ExclusiveGroup(name="prod-vs-research",
+                                                            envs=("prod", "research")),)
+    windows: tuple[TimeWindow, ...] = ()
+    step_up: StepUpPolicy = StepUpPolicy()
+    break_glass: BreakGlassPolicy = BreakGlassPolicy()
+    baseline: BaselinePolicy = BaselinePolicy()
+    locks: LocksPolicy = LocksPolicy()
+    sessions: SessionsPolicy = SessionsPolicy()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TenantPolicy:
+        if self.ttl.default_s > self.ttl.max_s:
+            raise ValueError(f"ttl.default_s ({self.ttl.default_s}) exceeds ttl.max_s "
+                             f"({self.ttl.max_s}); lower default_s or raise max_s")
+        for number, limit in enumerate(self.ttl.limits):
+            if limit.default_s > limit.max_s:
+                raise ValueError(f"ttl.limits[{number}].default_s exceeds its max_s")
+        return self
+
+
+class Policy(_Section):
+    """A reviewed policy text: one version, defaults and per-tenant sections."""
+
+    version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    unknown_tenants: Literal["defaults", "deny"] = "defaults"
+    defaults: TenantPolicy = TenantPolicy()
+    tenants: dict[Name, TenantPolicy] = Field(default_factory=dict)
+
+    def for_tenant(self, tenant: str) -> TenantPolicy | None:
+        """The tenant's settings; None when unknown tenants are refused."""
+        found = self.tenants.get(tenant)
+        if found is not None:
+            return found
+        return self.defaults if self.unknown_tenants == "defaults" else None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tenants_inherit_defaults(cls, data: Any) -> Any:
+        # A tenant section replaces whole sections of [defaults]; the rest it inherits.
+        if isinstance(data, dict) and isinstance(data.get("tenants"), dict):
+            defaults = data.get("defaults") or {}
+            if isinstance(defaults, dict):
+                data = {**data, "tenants": {
+                    name: {**defaults, **section} if isinstance(section, dict) else section
+                    for name, section in data["tenants"].items()
+                }}
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPolicy:
+    """A validated policy together with the reference every decision pins."""
+
+    policy: Policy
+    ref: PolicyRef
+
+
+_FIXES = {
+    "extra_forbidden": "remove it, or check its spelling against schemas/json/policy.schema.json",
+    "missing": "add it",
+}
+
+
+def parse_policy(text: str, source: str = "<policy>") -> LoadedPolicy:
+    """Parse and validate a TOML policy text; ``sha256`` is over the exact bytes given.
+
+    Raises:
+        PolicyError: naming the source, each bad field's location, the problem and the fix.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: not valid TOML: {exc}") from exc
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            line = f"  - {where}: {error['msg']}"
+            if error["type"] != "missing":
+                line += f" (got {error['input']!r})"
+            if error["type"] in _FIXES:
+                line += f"; {_FIXES[error['type']]}"
+            problems.append(line)
+        raise PolicyError(f"{source}: invalid policy:\n" + "\n".join(problems)) from exc
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return LoadedPolicy(policy=policy, ref=PolicyRef(version=policy.version, sha256=digest))
+
+

@@ -1,0 +1,107 @@
+"""Create and check the topics jitwatch uses (inputs must share one partition count)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from schemas.errors import ConfigError
+from streams.kafka_security import kafka_client_options
+from streams.settings import Settings
+
+__all__ = ["ensure_topics", "wait_for_broker"]
+
+log = logging.getLogger(__name__)
+
+
+async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> AIOKafkaAdminClient:
+    """Connect an admin client, retrying until the broker answers or ``timeout_s`` passes.
+
+    Raises:
+        ConfigError: naming the bootstrap address when no broker answered in time.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.app_id}-admin",
+            **kafka_client_options(settings),
+        )
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return admin
+        except (KafkaConnectionError, OSError) as exc:
+            await admin.close()
+            if loop.time() >= deadline:
+                raise ConfigError(
+                    f"no Kafka broker answered at {settings.kafka_bootstrap} within "
+                    f"{timeout_s:.0f} s ({exc}); start one with `ops/stack up` or set "
+                    "JITWATCH_KAFKA_BOOTSTRAP"
+                ) from exc
+            await asyncio.sleep(0.5)
+
+
+async def ensure_topics(settings: Settings) -> dict[str, int]:
+    """Create missing topics with the configured partitions; check existing ones.
+
+    Returns:
+        The partition count of each topic.
+
+    Raises:
+        ConfigError: when an existing input topic's partition count differs, since state
+            would then not be co-partitioned with its input.
+    """
+    names = (
+        settings.topic_requests,
+        settings.topic_sessions,
+        settings.topic_decisions,
+        settings.topic_deadletter,
+        settings.topic_commands,
+    )
+    admin = await wait_for_broker(settings)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        if missing:
+            # Another process may create one between our list and create: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(name, settings.topic_partitions, settings.topic_replication)
+                        for name in missing
+                    ]
+                )
+            log.info("created topics %s", ", ".join(missing))
+        counts = await _partition_counts(admin, names)
+    finally:
+        await admin.close()
+    for name in (settings.topic_requests, settings.topic_sessions, settings.topic_commands):
+        if counts.get(name) != settings.topic_partitions:
+            raise ConfigError(
+                f"topic {name} has {counts.get(name)} partitions but JITWATCH_TOPIC_PARTITIONS "
+                f"is {settings.topic_partitions}; inputs must match so each subject's state "
+                "lives with its events"
+            )
+    return counts
+
+
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, names: tuple[str, ...], timeout_s: float = 15.0
+) -> dict[str, int]:
+    # Right after CreateTopics (ours or another process's) the controller may not have
+    # propagated the new topics to the broker answering metadata: they describe with no
+    # partitions for a moment. Ask again until every topic has partitions, or the deadline
+    # passes and the caller reports the count it saw.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        described = await admin.describe_topics(list(names))
+        counts = {item["topic"]: len(item["partitions"]) for item in described}
+        if all(counts.get(name) for name in names) or loop.time() >= deadline:
+            return counts
+        await asyncio.sleep(0.2)

@@ -1,0 +1,361 @@
+"""The faust shell: consume raw bytes, plan the batch with the pure core, send, then store.
+
+Nothing here decides anything; see :mod:`streams.enforcer` and :mod:`policy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+from faust.streams import _current_event  # see BatchedTable
+from faust.types import TP, EventT
+from rocksdict import WriteBatch
+
+from schemas.errors import InputError
+from schemas.policy import LoadedPolicy
+from streams.batching import in_batches
+from streams.codec import stored_deadlines
+from streams.enforcer import BatchPlan, Record, plan_batch
+from streams.expiry import DeadlineIndex, PartitionClock, encode_tick, partition_of
+from streams.flow_fix import install_flow_fix
+from streams.kafka_security import faust_credentials
+from streams.seek_fix import install_seek_fix
+from streams.settings import Settings
+
+__all__ = ["STREAM_BUFFER_MAX", "TABLE_NAME", "BatchedTable", "build_app", "quiet_worker",
+           "send_all"]
+
+log = logging.getLogger(__name__)
+
+TABLE_NAME = "grants"
+"""Table of per-subject state; its changelog topic is ``<app_id>-grants-changelog``."""
+
+STREAM_BUFFER_MAX = 1000
+"""Events faust queues for the stream ahead of the agent (faust's default is 4,096).
+
+A batch is at most 500 events, so 1,000 still keeps the next batch ready, and a revocation
+(where faust waits until every event already handed to the stream is decided) has less to
+wait for."""
+
+
+_Outgoing = tuple[str, bytes | None, bytes | None, int | None, list[tuple[str, bytes]] | None]
+"""(topic, key, value, partition or None for the key's, headers or None)."""
+
+
+async def send_all(producer: Any, records: Sequence[_Outgoing]) -> list[Any]:
+    """Send every record, then await all acknowledgements; returns their metadata.
+
+    Every record is handed to the producer before any acknowledgement is awaited, so a
+    batch's records go out together in as few requests as the producer can make.
+    """
+    futures = [
+        await producer.send(topic, key, value, partition=partition, timestamp=None,
+                            headers=headers or None)
+        for topic, key, value, partition, headers in records
+    ]
+    return list(await asyncio.gather(*futures))
+
+
+class BatchedTable:
+    """Reads a faust table on the owning event's partition; writes a batch in one go.
+
+    faust takes a write's changelog partition (and its RocksDB shard) from the *current*
+    event, which in a batch is not the event the value belongs to. We point the current
+    event at the owning one first. Only the context variable of the agent's own task is
+    set: the stream's ``current_event`` attribute is what the batching task reads to buffer
+    the next event, so touching it would swap events in the buffer.
+
+    A write through ``table[key] = value`` queues one changelog record in faust's producer
+    buffer, sent one at a time, and stores the persisted offset in RocksDB once per record:
+    that path made faust's floor four times slower than its bare stream. :meth:`put_all`
+    does the same work per batch: the changelog records of the whole batch are sent
+    together and acknowledged, then stored in RocksDB (so the local store is never ahead
+    of its changelog), then each partition's persisted offset is written once.
+
+    On a RocksDB store both paths go to the partition's database directly: a read through
+    the table passes the key and the value through faust's serializer registry and reads
+    twice (contains, then get), and a write is one RocksDB put per key. Here a read is one
+    get, and a batch's values and persisted offset for one partition are one WriteBatch,
+    so they land together or not at all (faust's own changelog recovery writes the same
+    way). Other stores (memory) take the table's path.
+    """
+
+    def __init__(self, table: Any, producer: Any) -> None:
+        self._table = table
+        self._producer = producer
+        store = table.data
+        # A faust RocksDB store opens (or returns) a partition's database with this; the
+        # offset key is where it keeps a partition's persisted changelog offset.
+        self._partition_db: Callable[[int], Any] | None = getattr(
+            store, "_db_for_partition", None)
+        self._offset_key: bytes | None = getattr(store, "offset_key", None)
+
+    def get(self, event: EventT[Any], key: bytes) -> bytes | None:
+        """The stored value of ``key`` on ``event``'s partition."""
+        if self._partition_db is not None:
+            value = self._partition_db(event.message.partition).get(key)
+        else:
+            _current_event.set(weakref.ref(event))
+            value = self._table.get(key)
+        return value if value is None else bytes(value)
+
+    async def put_all(self, writes: Sequence[tuple[EventT[Any], bytes, bytes]]) -> None:
+        """Store each (event, key, value): changelog first, acknowledged, then RocksDB."""
+        if not writes:
+            return
+        topic = self._table.changelog_topic.get_topic_name()
+        sent = await send_all(self._producer, [(topic, key, value, event.message.partition, None)
+                                               for event, key, value in writes])
+        # Each partition's persisted offset: the highest acknowledged there.
+        persisted: dict[int, int] = {}
+        for metadata in sent:
+            persisted[metadata.partition] = max(metadata.offset,
+                                                persisted.get(metadata.partition, -1))
+        partition_db, offset_key = self._partition_db, self._offset_key
+        if partition_db is not None and offset_key is not None:
+            _write_batches(partition_db, offset_key, writes, persisted)
+            return
+        store = self._table.data
+        for event, key, value in writes:
+            _current_event.set(weakref.ref(event))
+            # Assign a new value; stored values are never mutated in place. The store
+            # alone: its changelog record is already written above.
+            store[key] = value
+        for partition, offset in persisted.items():
+            store.set_persisted_offset(TP(topic, partition), offset)
+
+
+def _write_batches(partition_db: Callable[[int], Any], offset_key: bytes,
+                   writes: Sequence[tuple[EventT[Any], bytes, bytes]],
+                   persisted: dict[int, int]) -> None:
+    # One WriteBatch per partition: its values and its persisted offset land together.
+    batches: dict[int, WriteBatch] = {}
+    for event, key, value in writes:
+        partition = event.message.partition
+        batch = batches.get(partition)
+        if batch is None:
+            batch = batches[partition] = WriteBatch(raw_mode=True)
+        batch.put(key, value)  # a new value; stored values are never mutated in place
+    for partition, batch in batches.items():
+        batch.put(offset_key, str(persisted[partition]).encode())
+        partition_db(partition).write(batch)
+
+
+def build_app(settings: Settings,
+              policy: LoadedPolicy | Callable[[], LoadedPolicy]) -> faust.App:
+    """Build the worker's faust app and register the enforcement agent.
+
+    ``policy`` may be a callable giving the policy in force (reloads, issue F).
+    """
+    install_seek_fix()  # before faust's consumer exists: see streams/seek_fix.py
+    install_flow_fix()  # nothing handed to the stream lost at a rebalance: streams/flow_fix.py
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        table_standby_replicas=settings.standby_replicas,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger_ms=settings.producer_linger_ms,
+        web_enabled=False,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        key_serializer="raw",
+        value_serializer="raw",
+        stream_buffer_maxsize=STREAM_BUFFER_MAX,
+    )
+    # One agent over both inputs: they are co-partitioned, so a subject's request and
+    # session events meet its state on the same partition.
+    inputs = app.topic(
+        settings.topic_requests,
+        settings.topic_sessions,
+        settings.topic_commands,
+        partitions=settings.topic_partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    table = app.Table(
+        TABLE_NAME,
+        default=None,
+        partitions=settings.topic_partitions,
+        key_type=bytes,  # bytes means the raw serializer: we encode state ourselves
+        value_type=bytes,
+    )
+
+    async def send(plan: BatchPlan) -> None:
+        # Every verdict is acknowledged by Kafka before the state that records it is stored.
+        await send_all(app.producer, [(out.topic, out.key, out.value, None, out.headers)
+                                      for out in plan.outbound])
+
+    deadlines = DeadlineIndex()
+    clock = PartitionClock()
+    input_topics = (settings.topic_requests, settings.topic_sessions)
+
+    def caught_up(tp: TP) -> bool:
+        # Decided up to the end offset the last fetch reported? Offsets not decided here
+        # yet (just assigned) count from the group's committed offset. No broker call: a
+        # call through faust's consumer thread waits out its current fetch (up to 1.5 s),
+        # which made ticks seconds late.
+        end = app.consumer.highwater(tp)
+        if end is None:
+            return False  # no fetch answered for it yet
+        if end == 0:
+            return True  # nothing was ever written there
+        done = clock.decided_offsets.get((tp.topic, tp.partition))
+        if done is None:
+            committed: dict[TP, int | None] = getattr(app.consumer, "_committed_offset", {})
+            done = committed.get(tp)
+        return done is not None and done >= end
+
+    def may_expire(partition: int, deadline: datetime) -> bool:
+        # Every input topic of the partition is past the deadline or decided to its end.
+        return all(clock.passed(topic, partition, deadline) or caught_up(TP(topic, partition))
+                   for topic in input_topics)
+
+    async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
+        access = BatchedTable(table, app.producer)
+
+        async def handle(events: Sequence[EventT[Any]]) -> None:
+            current = policy() if callable(policy) else policy  # in force now (reloads)
+            await _handle_batch(events, access=access, send=send, settings=settings,
+                                policy=current, deadlines=deadlines, clock=clock)
+
+        await in_batches(stream, handle, settings.batch_max)
+
+    async def send_ticks() -> None:
+        # Timers cannot write tables: this only asks the owning partition to expire.
+        cutoff = datetime.now(UTC) - timedelta(seconds=settings.expiry_grace_s)
+        owned = {tp.partition for tp in app.consumer.assignment()
+                 if tp.topic == settings.topic_requests}
+        held: set[int] = set()  # partitions whose earlier input is still undecided
+        for deadline, key, tenant in deadlines.due(cutoff):
+            partition = partition_of(key, settings.topic_partitions)
+            if partition not in owned:
+                continue  # moved to another worker, which indexed it when it recovered
+            if partition in held or not may_expire(partition, deadline):
+                held.add(partition)  # deadlines come in order: later ones wait as well
+                # restore, not set: batches decided while this loop awaited sends may have
+                # given the subject a newer deadline.
+                deadlines.restore(key, tenant, deadline)
+                continue
+            try:
+                await app.producer.send(settings.topic_commands, key,
+                                        encode_tick(deadline, key, tenant), partition=None,
+                                        timestamp=None, headers=None)
+            except Exception:
+                deadlines.restore(key, tenant, deadline)  # try again on the next tick
+                raise
+
+    async def index_recovered() -> None:
+        # After recovery (start-up, rebalance) the deadlines of recovered subjects are
+        # known only to the table: grants that expired while no worker ran fire now.
+        started = time.monotonic()
+        count = await _index_table(table, deadlines)
+        log.info("expiry index holds %d subject deadlines after recovery (table read in "
+                 "%.1f s)", count, time.monotonic() - started)
+
+    app.agent(inputs, name="enforce", concurrency=1)(enforce)
+    app.timer(interval=settings.expiry_check_s, name="expiry-ticks")(send_ticks)
+    table.on_recover(index_recovered)
+    return app
+
+
+def quiet_worker(app: faust.App, log_level: str) -> faust.Worker:
+    """A faust worker without its terminal spinner.
+
+    At WARNING and above faust keeps a spinner that turns on every log record: it sets the
+    root logger to DEBUG and filters in the handler, so each debug call in faust and
+    aiokafka (several per event) builds a record that is then thrown away: faust's bare
+    stream ran at 1,649 events/s with it and 5,139 without (bench/e2e.py's faust_stream).
+    A service has no terminal to spin on anyway.
+    """
+    worker = faust.Worker(app, loglevel=log_level, quiet=True)
+    worker.spinner = None
+    return worker
+
+
+async def _index_table(table: Any, deadlines: DeadlineIndex) -> int:
+    # faust awaits this before it resumes the streams, so no batch runs meanwhile; with a
+    # million subjects it takes seconds, so hand the loop back now and then (heartbeats,
+    # timers, the fetcher) instead of stalling it for the whole table.
+    found: list[tuple[datetime, bytes, str]] = []
+    add = found.append  # once per subject: a plain loop, no generator
+    for number, (key, value) in enumerate(_stored_items(table)):
+        if number % 1000 == 999:
+            await asyncio.sleep(0)
+        if value is None:
+            continue
+        try:
+            tenants = stored_deadlines(value)
+        except InputError:
+            log.exception("unreadable state for %r skipped by the expiry index", key[:80])
+            continue
+        for tenant, deadline in tenants.items():
+            if deadline is None:
+                deadlines.set(key, tenant, None)  # drops one held from before a rebalance
+            else:
+                add((deadline, key, tenant))
+    deadlines.set_many(found)
+    return len(deadlines)
+
+
+def _stored_items(table: Any) -> Iterator[tuple[bytes, bytes | None]]:
+    # The table's (key, value) bytes as stored. table.items() passes each key and value of
+    # the RocksDB store through faust's serializer registry, even raw bytes: a third of
+    # the recovery scan. The store's own iterator (same partitions: the active ones) gives
+    # them as they are; the memory store has none, and its items() are plain dict items.
+    raw: Callable[[], Iterator[tuple[bytes, bytes | None]]] | None = getattr(
+        table.data, "_iteritems", None)
+    return raw() if raw is not None else iter(table.items())
+
+
+async def _handle_batch(
+    events: Sequence[EventT[Any]],
+    *,
+    access: BatchedTable,
+    send: Any,
+    settings: Settings,
+    policy: LoadedPolicy,
+    deadlines: DeadlineIndex,
+    clock: PartitionClock,
+) -> None:
+    records = [
+        Record(
+            topic=event.message.topic,
+            partition=event.message.partition,
+            offset=event.message.offset,
+            key=event.message.key,
+            value=event.message.value,
+        )
+        for event in events
+    ]
+    plan = plan_batch(
+        records,
+        lambda index, key: access.get(events[index], key),
+        policy,
+        decisions_topic=settings.topic_decisions,
+        deadletter_topic=settings.topic_deadletter,
+        max_event_bytes=settings.max_event_bytes,
+        now=lambda: datetime.now(UTC),
+        commands_topic=settings.topic_commands,
+    )
+    await send(plan)
+    await access.put_all([(events[write.source], write.key, write.value)
+                          for write in plan.writes.values()])
+    for (key, tenant), deadline in plan.deadlines.items():
+        deadlines.set(key, tenant, deadline)
+    for topic, partition, offset, at in plan.decided:
+        clock.decided(topic, partition, offset, at)
+    if plan.dead_letters:
+        log.warning("batch of %d: %d to dead letters", len(records), plan.dead_letters)

@@ -1,0 +1,131 @@
+"""Redis key names of the audit trail, and a Redis client per role (sink, notary, verifier).
+
+Under the prefix ``P`` (``JITWATCH_AUDIT_KEY_PREFIX``):
+
+- ``P:p<partition>``: the hash chain of one decisions partition (a Redis Stream),
+- ``P:ix:<field>``: for ``subject``, ``request``, ``action`` and ``rule``, one sorted set
+  of members ``<value> NUL <time bucket: epoch ms, 13 digits> NUL <partition>:<offset>,...``
+  (a value's entries of one partition within one second, from one sink batch), all with
+  score 0, so ``ZRANGEBYLEX`` finds a value's entries in time order (:func:`index_member`),
+- ``P:cp:p<partition>``: the notary's signed checkpoints of that chain (a Redis Stream).
+
+The stack's ACLs (ops/stack) grant the sink ``P:p*`` and ``P:ix:*``, the notary read on
+``P:p*`` and write on ``P:cp:*``, the verifier read only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Literal, cast
+
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from streams.settings import Settings
+
+__all__ = [
+    "INDEXED_FIELDS",
+    "INDEX_BUCKET_MS",
+    "Role",
+    "checkpoint_key",
+    "index_bucket",
+    "index_key",
+    "index_member",
+    "index_place",
+    "index_places",
+    "index_range",
+    "read_stream",
+    "redis_for",
+    "stream_key",
+]
+
+Role = Literal["sink", "notary", "verifier"]
+INDEXED_FIELDS = ("subject", "request", "action", "rule")
+INDEX_BUCKET_MS = 1000
+"""Time resolution of the index: a query reads at most one bucket's worth of candidates
+beyond each end of its time range."""
+StreamEntry = tuple[bytes, dict[bytes, bytes]]
+
+
+def stream_key(prefix: str, partition: int) -> str:
+    """The Redis Stream holding one decisions partition's chain."""
+    return f"{prefix}:p{partition}"
+
+
+def checkpoint_key(prefix: str, partition: int) -> str:
+    """The Redis Stream of signed checkpoints of one partition's chain."""
+    return f"{prefix}:cp:p{partition}"
+
+
+def index_key(prefix: str, field: str) -> str:
+    """The index of one field: a sorted set ordered by value, then time (one key per field,
+    so a batch's index entries are one ZADD per field, however many values it has)."""
+    return f"{prefix}:ix:{field}"
+
+
+def index_bucket(at_ms: int) -> int:
+    """The start (epoch ms) of the index's time bucket holding ``at_ms``."""
+    at_ms = max(at_ms, 0)
+    return at_ms - at_ms % INDEX_BUCKET_MS
+
+
+def index_member(value: bytes, at_ms: int, partition: int, offsets: Iterable[bytes]) -> bytes:
+    """One index member: where (partition, offsets as decimal ASCII) entries with ``value``
+    and a decision time in the bucket of ``at_ms`` are. One member per value, bucket and
+    partition of a sink batch, so a batch adds few members per action or rule, not one per
+    entry; members of the same value and bucket (other batches, replays) add up."""
+    return value + index_place(index_bucket(at_ms), partition, b",".join(offsets))
+
+
+def index_place(bucket: int, partition: int, offsets: bytes) -> bytes:
+    """The part of an index member after the value (``bucket`` from :func:`index_bucket`,
+    ``offsets`` comma-separated decimal ASCII)."""
+    return b"\x00%013d\x00%d:%b" % (bucket, partition, offsets)
+
+
+def index_places(member: bytes) -> tuple[int, list[int]]:
+    """The partition and offsets an index member points at."""
+    partition, offsets = member.rsplit(b"\x00", 1)[1].split(b":")
+    return int(partition), [int(offset) for offset in offsets.split(b",")]
+
+
+def index_range(value: bytes, since_ms: int | None,
+                until_ms: int | None) -> tuple[bytes, bytes]:
+    """``ZRANGEBYLEX`` bounds of the members that may hold a value's entries from
+    ``since_ms`` to ``until_ms`` (inclusive; None: unbounded). Whole buckets: the caller
+    drops the entries outside the range."""
+    low = b"[%s\x00%013d" % (value, index_bucket(since_ms or 0))
+    if until_ms is None:
+        return low, b"(%s\x01" % value
+    return low, b"(%s\x00%013d" % (value, max(until_ms + 1, 0))
+
+
+def redis_for(settings: Settings, role: Role) -> aioredis.Redis:
+    """A client on the audit Redis as the role's ACL user (settings ``*_REDIS_USER``)."""
+    user: str | None
+    password: SecretStr | None
+    if role == "sink":
+        user, password = settings.redis_user, settings.redis_password
+    elif role == "notary":
+        user, password = settings.notary_redis_user, settings.notary_redis_password
+    else:
+        user, password = settings.verifier_redis_user, settings.verifier_redis_password
+    credentials: dict[str, str] = {}
+    if user is not None:
+        credentials["username"] = user
+    if password is not None:
+        credentials["password"] = password.get_secret_value()
+    return aioredis.Redis.from_url(settings.redis_url, **credentials)  # type: ignore[arg-type]
+
+
+async def read_stream(client: aioredis.Redis, key: str, after: str | None = None,
+                      page: int = 10_000) -> AsyncIterator[list[StreamEntry]]:
+    """A Redis Stream's entries (after stream id ``after``) in pages, oldest first, so a
+    long chain is never held in memory at once."""
+    start = "-" if after is None else f"({after}"
+    while True:
+        reply = cast(list[StreamEntry], await client.xrange(key, min=start, count=page))
+        if not reply:
+            return
+        yield reply
+        start = "(" + reply[-1][0].decode()

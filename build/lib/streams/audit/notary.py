@@ -1,0 +1,213 @@
+"""The notary: signs the head of each audit chain every N entries or T seconds.
+
+A separate process with its own Redis user (read the chains, append checkpoints) and the
+only holder of the Ed25519 private key. Before signing it re-checks what was appended since
+its last checkpoint, so it never signs a broken chain. Keys come from PEM files made by
+``jitwatch audit keygen``; neither the key nor its bytes are ever logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+    load_pem_public_key,
+)
+
+from schemas.errors import ConfigError
+from streams.audit.chain import (
+    GENESIS,
+    AuditTamperError,
+    ChainVerifier,
+    Checkpoint,
+    Head,
+    checkpoint_digest,
+    entry_id,
+    key_id,
+)
+from streams.audit.keys import checkpoint_key, read_stream, redis_for, stream_key
+from streams.audit.sink import until_redis_answers
+from streams.settings import Settings
+
+__all__ = ["Notary", "generate_keys", "load_private_key", "load_public_key", "run_notary"]
+
+log = logging.getLogger(__name__)
+
+
+def generate_keys(directory: Path, keep_existing: bool = False) -> tuple[Path, Path]:
+    """Write a new key pair ``notary.key`` (mode 0600) and ``notary.pub``; never overwrites.
+    With ``keep_existing``, a complete pair already there is returned as it is."""
+    directory.mkdir(parents=True, exist_ok=True)
+    private_path, public_path = directory / "notary.key", directory / "notary.pub"
+    if keep_existing and private_path.is_file() and public_path.is_file():
+        return private_path, public_path
+    for path in (private_path, public_path):
+        if path.exists():
+            raise ConfigError(f"{path} exists; keys are never overwritten (move it away first)")
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    # O_EXCL with mode 0600: the private key is never readable by others, not even briefly.
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    public_path.write_bytes(key.public_key().public_bytes(Encoding.PEM,
+                                                          PublicFormat.SubjectPublicKeyInfo))
+    return private_path, public_path
+
+
+def load_private_key(path: Path | None) -> Ed25519PrivateKey:
+    """The notary's signing key; refuses a file others can read."""
+    if path is None:
+        raise ConfigError("the notary needs JITWATCH_AUDIT_SIGNING_KEY_FILE (make a key pair "
+                          "with `jitwatch audit keygen --out DIR`)")
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(f"JITWATCH_AUDIT_SIGNING_KEY_FILE {path} is readable by others "
+                              f"(mode {stat.S_IMODE(mode):o}); chmod 600 it")
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        raise ConfigError(f"cannot read JITWATCH_AUDIT_SIGNING_KEY_FILE {path}: "
+                          f"{exc.strerror}") from exc
+    except ValueError as exc:  # the library's message may quote the file: keep it out
+        raise ConfigError(f"JITWATCH_AUDIT_SIGNING_KEY_FILE {path} is not a PEM private "
+                          "key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"JITWATCH_AUDIT_SIGNING_KEY_FILE {path} is not an Ed25519 key")
+    return key
+
+
+def load_public_key(path: Path | None) -> Ed25519PublicKey:
+    """The notary's public key, for verification."""
+    if path is None:
+        raise ConfigError("verifying checkpoints needs the notary's public key: "
+                          "--public-key FILE or JITWATCH_AUDIT_VERIFY_KEY_FILE")
+    try:
+        key = load_pem_public_key(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read public key {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a PEM public key") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+class Notary:
+    """Signs chain heads; one instance per notary process."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, partitions: int,
+                 key: Ed25519PrivateKey, every: int, interval_s: float) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._partitions = range(partitions)
+        self._key = key
+        self._key_id = key_id(key.public_key())
+        self._every = every
+        self._interval_s = interval_s
+        self._last: dict[int, tuple[Head | None, str, float]] = {}
+        """Partition -> (signed head, digest of that checkpoint, monotonic time signed)."""
+
+    async def load(self, partitions: range | list[int] | None = None) -> bool:
+        """Read each partition's newest checkpoint from Redis (where signing continues)."""
+        partitions = self._partitions if partitions is None else partitions
+        async with self._client.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.xrevrange(checkpoint_key(self._prefix, partition), count=1)
+            replies = await pipe.execute()
+        for partition, reply in zip(partitions, replies, strict=True):
+            signed_at = self._last.get(partition, (None, GENESIS, 0.0))[2]
+            if reply:
+                payload = reply[0][1][b"payload"]
+                checkpoint = Checkpoint.from_payload(payload)
+                self._last[partition] = (checkpoint.head, checkpoint_digest(payload), signed_at)
+            else:
+                self._last[partition] = (None, GENESIS, signed_at)
+        return True
+
+    async def tick(self, force: bool = False) -> int:
+        """Sign every chain that grew by ``every`` entries, or grew at all and was last
+        signed ``interval_s`` ago (any growth when ``force``); returns how many were signed."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for partition in self._partitions:
+                pipe.xrevrange(stream_key(self._prefix, partition), count=1)
+            replies = await pipe.execute()
+        now = time.monotonic()
+        signed = 0
+        for partition, reply in zip(self._partitions, replies, strict=True):
+            if not reply:
+                continue
+            head_seq = int(reply[0][1][b"seq"])
+            last_head, _, last_time = self._last[partition]
+            grown = head_seq - (-1 if last_head is None else last_head.seq)
+            if grown <= 0:
+                continue
+            if force or grown >= self._every or now - last_time >= self._interval_s:
+                await self._sign(partition, now)
+                signed += 1
+        return signed
+
+    async def _sign(self, partition: int, now: float) -> None:
+        # Link to the newest checkpoint Redis has, not the one remembered: if Redis lost
+        # the last one (an OS crash inside the AOF fsync window), a link to it would break.
+        await self.load([partition])
+        last_head, last_digest, _ = self._last[partition]
+        verifier = ChainVerifier(partition, None)
+        after = None
+        if last_head is not None:
+            verifier.resume_after(last_head)
+            after = entry_id(last_head.offset)
+        # Check what is new since the last checkpoint before signing it.
+        async for page in read_stream(self._client, stream_key(self._prefix, partition), after):
+            if verifier.feed_all(page) is not None:
+                raise AuditTamperError(f"the notary refuses to sign: {verifier.problem}")
+        head = verifier.head
+        if head is None:
+            return
+        checkpoint = Checkpoint(partition, head, last_digest,
+                                datetime.now(UTC).isoformat(timespec="milliseconds"),
+                                self._key_id)
+        payload = checkpoint.payload()
+        await self._client.xadd(checkpoint_key(self._prefix, partition),
+                                {"payload": payload, "sig": self._key.sign(payload).hex()})
+        self._last[partition] = (head, checkpoint_digest(payload), now)
+        log.info("checkpoint: partition %d seq %d offset %d", partition, head.seq, head.offset)
+
+
+async def run_notary(settings: Settings, stop: asyncio.Event) -> None:
+    """Sign chain heads until ``stop`` is set; waits out Redis outages like the sink."""
+    key = load_private_key(settings.audit_signing_key_file)
+    client = redis_for(settings, "notary")
+    notary = Notary(client, settings.audit_key_prefix, settings.topic_partitions, key,
+                    settings.audit_checkpoint_every, settings.audit_checkpoint_interval_s)
+    log.info("notary signing %s:p* with key %s", settings.audit_key_prefix,
+             key_id(key.public_key()))
+    try:
+        if await until_redis_answers(notary.load, stop, "reading checkpoints") is None:
+            return
+        while not stop.is_set():
+            if await until_redis_answers(notary.tick, stop, "signing") is None:
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except TimeoutError:
+                continue
+        await until_redis_answers(lambda: notary.tick(force=True), stop, "final signing")
+    finally:
+        await client.aclose()

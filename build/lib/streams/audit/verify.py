@@ -1,0 +1,328 @@
+"""``jitwatch audit verify``: check the chains in Redis (or an export file) end to end.
+
+Per partition: every checkpoint's signature and link, every entry's hash, link, sequence
+number and place, that each checkpoint is in the chain, and optionally that the chain holds
+exactly the decisions topic's records (``--against-kafka``). Exit code 0 when all is
+intact, 1 when something was tampered with (the first bad entry is named), 2 when the
+evidence is incomplete (the sink is behind the topic, or records left Kafka's retention).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from schemas.errors import JitwatchError
+from streams.audit.chain import ChainEntry, ChainVerifier, Problem, Verdict
+from streams.audit.keys import StreamEntry, checkpoint_key, read_stream, stream_key
+from streams.audit.query import EXPORT_FORMAT
+from streams.kafka_security import kafka_client_options
+from streams.settings import Settings
+
+__all__ = ["ExportError", "PartitionReport", "VerifyReport", "kafka_consumer_options",
+           "verify_export", "verify_redis"]
+
+
+@dataclass
+class PartitionReport:
+    """What was checked in one partition's chain."""
+
+    partition: int
+    entries: int = 0
+    checkpoints: int = 0
+    signed_through: int = -1
+    problem: Problem | None = None
+    compared_with_kafka: int | None = None
+
+    def line(self) -> str:
+        """One line for the auditor."""
+        if self.problem is not None:
+            return str(self.problem)
+        text = (f"ok: partition {self.partition}: {self.entries} entries, "
+                f"{self.checkpoints} checkpoints, signed through seq {self.signed_through}")
+        unsigned = self.entries - 1 - self.signed_through
+        if unsigned > 0:
+            text += f" ({unsigned} newer entries not signed yet)"
+        if self.compared_with_kafka is not None:
+            text += f", equal to the topic's {self.compared_with_kafka} records"
+        return text
+
+
+@dataclass
+class VerifyReport:
+    """All partitions' results; :attr:`exit_code` is the command's."""
+
+    partitions: list[PartitionReport] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[Problem]:
+        """The first problem of each bad partition."""
+        return [p.problem for p in self.partitions if p.problem is not None]
+
+    @property
+    def exit_code(self) -> int:
+        """0 intact, 1 tampered, 2 incomplete."""
+        verdicts = {problem.verdict for problem in self.problems}
+        return 1 if "tampered" in verdicts else 2 if verdicts else 0
+
+
+def _content_digest(key: bytes, decision: bytes) -> bytes:
+    return hashlib.sha256(len(key).to_bytes(8, "big") + key + decision).digest()
+
+
+async def _verify_partition(verifier: ChainVerifier, report: PartitionReport,
+                            pages: AsyncIterator[list[StreamEntry]],
+                            keep: list[tuple[int, bytes]] | None) -> None:
+    """Feed the chain to the verifier; keep (offset, content digest) for the Kafka check."""
+    async for page in pages:
+        if verifier.feed_all(page) is not None:
+            break
+        if keep is not None:
+            for _, fields in page:
+                keep.append((int(fields[b"offset"]), _content_digest(fields[b"key"],
+                                                                     fields[b"decision"])))
+    verifier.finish()
+    report.entries, report.problem = verifier.entries, verifier.problem
+    report.signed_through = verifier.signed_through
+
+
+async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
+                       public_key: Ed25519PublicKey, kafka: dict[str, Any] | None = None,
+                       topic: str | None = None) -> VerifyReport:
+    """Verify every partition's chain in Redis; with ``kafka`` and ``topic``, also that each
+    chain holds exactly the topic partition's records, in order. ``kafka`` are the consumer's
+    keyword arguments: ``bootstrap_servers`` and the security options
+    (:func:`kafka_consumer_options` builds them from the settings)."""
+    report = VerifyReport()
+    for partition in range(partitions):
+        checkpoints = [(fields[b"payload"], fields[b"sig"])
+                       async for page in read_stream(client, checkpoint_key(prefix, partition))
+                       for _, fields in page]
+        part = PartitionReport(partition, checkpoints=len(checkpoints))
+        verifier = ChainVerifier(partition, public_key, checkpoints)
+        keep: list[tuple[int, bytes]] | None = [] if kafka else None
+        await _verify_partition(verifier, part, read_stream(client, stream_key(prefix,
+                                                                               partition)),
+                                keep)
+        if part.problem is None and keep is not None and kafka and topic:
+            part.problem, part.compared_with_kafka = await _against_kafka(
+                kafka, topic, partition, keep)
+        report.partitions.append(part)
+    return report
+
+
+async def _against_kafka(kafka: dict[str, Any], topic: str, partition: int,
+                         chain: list[tuple[int, bytes]]) -> tuple[Problem | None, int]:
+    """Compare the chain's (offset, content) with the topic partition, record by record."""
+    compared = position = behind = 0
+    first: int | None = None
+    missing_from: int | None = None
+    async for offset, key, value in _topic_records(kafka, topic, partition):
+        if first is None:
+            first = offset
+            while position < len(chain) and chain[position][0] < offset:
+                position += 1  # older than the topic's retention: cannot be compared
+        if position == len(chain):  # the sink has not appended these yet
+            missing_from = offset if missing_from is None else missing_from
+            behind += 1
+            continue
+        chain_offset, digest = chain[position]
+        if chain_offset < offset:
+            return Problem("tampered", partition, "the chain holds an entry for an offset the "
+                           "topic has no record at (inserted)", position, chain_offset), compared
+        if chain_offset > offset:
+            return Problem("tampered", partition, f"the topic's record at offset {offset} is "
+                           "missing from the chain (deleted)", position, offset), compared
+        if digest != _content_digest(key or b"", value):
+            return Problem("tampered", partition, "the entry differs from the topic's record "
+                           "at its offset", position, offset), compared
+        position += 1
+        compared += 1
+    if missing_from is not None:
+        return Problem("incomplete", partition, f"the chain ends before the topic: {behind} "
+                       f"records from offset {missing_from} on are not in it yet (sink "
+                       "behind)", None, missing_from), compared
+    if position < len(chain):
+        return Problem("tampered", partition, "the chain holds entries beyond the topic's end "
+                       "(inserted)", position, chain[position][0]), compared
+    skipped = 0 if first is None else sum(1 for offset, _ in chain if offset < first)
+    if skipped:
+        return Problem("incomplete", partition, f"{skipped} oldest entries are older than the "
+                       "topic's retention and could not be compared"), compared
+    return None, compared
+
+
+def kafka_consumer_options(settings: Settings) -> dict[str, Any]:
+    """The ``kafka`` argument of :func:`verify_redis`: the bootstrap servers and the same
+    SASL/TLS options as every other jitwatch client (``JITWATCH_KAFKA_*``). The reader
+    assigns partitions itself and commits nothing, so a principal that may read the topic
+    without a consumer group (the SIEM's) is enough."""
+    return {"bootstrap_servers": settings.kafka_bootstrap, **kafka_client_options(settings)}
+
+
+async def _topic_records(kafka: dict[str, Any], topic: str,
+                         partition: int) -> AsyncIterator[tuple[int, bytes | None, bytes]]:
+    """Every committed record of one topic partition up to its current end."""
+    consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False,
+                                isolation_level="read_committed", auto_offset_reset="earliest")
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        await consumer.stop()
+        raise JitwatchError(f"cannot read {topic} from Kafka at {kafka['bootstrap_servers']} "
+                            f"({exc}); check JITWATCH_KAFKA_BOOTSTRAP and the principal's "
+                            "JITWATCH_KAFKA_SECURITY_PROTOCOL/SASL_* settings") from exc
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        while await consumer.position(tp) < end:
+            batches = await consumer.getmany(tp, timeout_ms=500, max_records=10_000)
+            for message in batches.get(tp, []):
+                if message.offset >= end:
+                    return
+                if message.value is not None:
+                    yield message.offset, message.key, message.value
+    finally:
+        await consumer.stop()
+
+
+class ExportError(JitwatchError):
+    """A file that cannot be verified as an export: not one, cut before its header, or
+    altered in its structure. ``verdict`` is what ``jitwatch audit verify`` reports."""
+
+    def __init__(self, verdict: Verdict, message: str) -> None:
+        super().__init__(message)
+        self.verdict: Verdict = verdict
+
+
+def _export_pages(lines: Iterable[bytes]) -> Iterator[tuple[int, str, Any]]:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+            yield number, str(record["kind"]), record
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ExportError("tampered", f"line {number}: not an export record "
+                              f"({exc.__class__.__name__}: {exc})") from exc
+
+
+def _bytes_field(record: dict[str, Any], name: str) -> bytes:
+    if f"{name}_b64" in record:
+        return base64.b64decode(record[f"{name}_b64"])
+    return str(record[name]).encode()
+
+
+def _export_header(pages: Iterator[tuple[int, str, Any]]) -> list[int]:
+    """The partitions the export's first record lists; :class:`ExportError` when the first
+    record is not an export header of this version."""
+    try:
+        first = next(pages, None)
+    except ExportError as exc:
+        raise ExportError("incomplete", f"{exc}: not an export file") from exc
+    if first is None:
+        raise ExportError("incomplete", "the file holds no export header: it is empty, or "
+                          "was cut before its first line (export again)")
+    number, kind, header = first
+    if kind != "export":
+        raise ExportError("incomplete", f"line {number}: the first record is a {kind!r}, not "
+                          "the export header: not an export file, or cut at its start")
+    if header.get("format") != EXPORT_FORMAT:
+        raise ExportError("incomplete", f"export format {header.get('format')!r} is not "
+                          f"{EXPORT_FORMAT!r}: export again with this version")
+    try:
+        return [int(partition) for partition in header["partitions"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ExportError("tampered", f"line {number}: the header's partitions are "
+                          f"unreadable ({exc})") from exc
+
+
+def _against_end(part: PartitionReport, head: str, end: dict[str, Any]) -> Problem | None:
+    """Whether a partition's part of the file is what the export's end record says it
+    wrote (the end record is not signed: it catches a cut or pruned file, while the signed
+    checkpoints catch a forged one)."""
+    written = end.get("partitions", {}).get(str(part.partition))
+    if not isinstance(written, dict):
+        return Problem("tampered", part.partition, "the export's end record does not list "
+                       "this partition")
+    held = {"entries": part.entries, "checkpoints": part.checkpoints,
+            "head": head if part.entries else None}
+    if {name: written.get(name) for name in held} != held:
+        return Problem("tampered", part.partition,
+                       f"the export's end record says {written.get('entries')} entries and "
+                       f"{written.get('checkpoints')} checkpoints (head "
+                       f"{str(written.get('head'))[:16]}), the file holds {part.entries} and "
+                       f"{part.checkpoints} (head {str(held['head'])[:16]}): records were "
+                       "removed from or added to the file")
+    return None
+
+
+def verify_export(lines: Iterable[bytes], public_key: Ed25519PublicKey) -> VerifyReport:
+    """Verify an export file offline (see :func:`streams.audit.query.export`): every
+    partition its header lists, each against its checkpoints and the export's end record.
+    Raises :class:`ExportError` for a file that is not a whole export of this version."""
+    report = VerifyReport()
+    verifiers: dict[int, tuple[ChainVerifier, PartitionReport]] = {}
+    checkpoints: dict[int, list[tuple[bytes, bytes]]] = {}
+    pages = _export_pages(lines)
+    listed = _export_header(pages)
+    end: dict[str, Any] | None = None
+    last_seen = -1  # the header's index of the last partition with records
+    for number, kind, record in pages:
+        if end is not None:
+            raise ExportError("tampered", f"line {number}: a record after the end record")
+        if kind == "end":
+            end = record
+            continue
+        partition = int(record.get("partition", -1))
+        if partition not in listed:
+            raise ExportError("tampered", f"line {number}: partition {partition} is not one "
+                              f"the header lists ({', '.join(map(str, listed))})")
+        last_seen = max(last_seen, listed.index(partition))
+        if kind == "checkpoint":
+            if partition in verifiers:
+                raise ExportError("tampered", f"line {number}: checkpoint of partition "
+                                  f"{partition} after its entries")
+            checkpoints.setdefault(partition, []).append(
+                (str(record["payload"]).encode(), str(record["sig"]).encode()))
+        elif kind == "entry":
+            if partition not in verifiers:
+                signed = checkpoints.get(partition, [])
+                verifiers[partition] = (ChainVerifier(partition, public_key, signed),
+                                        PartitionReport(partition, checkpoints=len(signed)))
+            entry = ChainEntry(partition, str(record["id"]), int(record["seq"]),
+                               int(record["offset"]), _bytes_field(record, "key"),
+                               str(record["decision_id"]).encode(),
+                               _bytes_field(record, "decision"), str(record["prev"]),
+                               str(record["hash"]))
+            verifiers[partition][0].feed(entry.stream_id, entry.to_fields())
+    for place, partition in enumerate(listed):
+        if partition not in verifiers:  # no entries: empty, or all cut off
+            signed = checkpoints.get(partition, [])
+            verifiers[partition] = (ChainVerifier(partition, public_key, signed),
+                                    PartitionReport(partition, checkpoints=len(signed)))
+        verifier, part = verifiers[partition]
+        verifier.finish()
+        part.entries, part.problem = verifier.entries, verifier.problem
+        part.signed_through = verifier.signed_through
+        if part.problem is None and end is not None:
+            part.problem = _against_end(part, verifier.prev_hash, end)
+        elif part.problem is None and place >= last_seen:
+            # Partitions are written in the header's order: the file was cut in the last
+            # one it reaches, and those after it are missing.
+            part.problem = Problem("incomplete", partition, "the file ends before the "
+                                   "export's end record: it was cut short here, so entries "
+                                   "may be missing (export again)")
+        report.partitions.append(part)
+    return report

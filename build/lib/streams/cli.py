@@ -1,0 +1,377 @@
+"""``jitwatch`` command line: worker, audit sink, topics, schemas, demo and tail."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from schemas.decisions import Decision
+from schemas.errors import JitwatchError
+from schemas.policy import LoadedPolicy, parse_policy
+from streams.runtime import tune_gc
+from streams.settings import Settings, load_settings
+from streams.simulate import BadLine, Replay
+
+__all__ = ["main"]
+
+log = logging.getLogger("jitwatch")
+
+
+def load_policy(path: Path | None) -> LoadedPolicy:
+    """Read the policy file, or the packaged default policy when none is given."""
+    if path is None:
+        text = resources.files("policy").joinpath("default.toml").read_text(encoding="utf-8")
+        return parse_policy(text, "packaged default policy")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise JitwatchError(f"cannot read policy file {path}: {exc.strerror}") from exc
+    return parse_policy(text, str(path))
+
+
+def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.app import build_app, quiet_worker
+    from streams.policy_control import attach_policy_control, load_policy_control
+
+    # Issue F: validated and (with signers configured) signature-checked; every load is
+    # recorded on the decisions topic; reloads when the file changes.
+    control = load_policy_control(settings, args.policy or settings.policy_file)
+    app = build_app(settings, control.policy)
+    attach_policy_control(app, settings, control)
+    worker = quiet_worker(app, settings.log_level)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _run_until_signal(main: object) -> None:
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)  # type: ignore[operator]
+
+    asyncio.run(runner())
+
+
+def _cmd_audit_sink(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.audit import run_audit_sink
+
+    _run_until_signal(lambda stop: run_audit_sink(settings, stop))
+    return 0
+
+
+def _cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.admin import ensure_topics
+
+    counts = asyncio.run(ensure_topics(settings))
+    for name, partitions in sorted(counts.items()):
+        print(f"{name}: {partitions} partitions")
+    return 0
+
+
+def _cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
+    from schemas.export import SCHEMA_DIR, stale_schemas, write_schemas
+
+    if args.check:
+        stale = stale_schemas()
+        if stale:
+            print(f"stale JSON Schema files in {SCHEMA_DIR}: {', '.join(stale)}; "
+                  "run `jitwatch schemas export`", file=sys.stderr)
+            return 1
+        print("JSON Schema files match the models")
+        return 0
+    for path in write_schemas():
+        print(f"wrote {path}")
+    return 0
+
+
+def _caused_by(event_ids: set[str], decision: dict[str, Any]) -> bool:
+    return decision["cause"]["event_id"] in event_ids
+
+
+def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.demo import demo_phases, format_decision
+    from streams.kafka_io import collect_decisions, publish_events
+
+    colour = sys.stdout.isatty()
+    expected = 0
+    for phase in demo_phases():
+        tagged = {event["event_id"] for event in phase.events}
+        expected += phase.decisions
+        print(f"publishing {len(phase.events)} demo events …")
+        asyncio.run(publish_events(settings, phase.events))
+        decisions = asyncio.run(
+            collect_decisions(settings, partial(_caused_by, tagged),
+                              expect=phase.decisions, timeout_s=args.timeout)
+        )
+        for decision in decisions:
+            print(format_decision(decision, colour=colour))
+        if len(decisions) < phase.decisions:
+            print(f"only {len(decisions)} of {phase.decisions} decisions arrived within "
+                  f"{args.timeout:.0f} s; is the worker running (see its log)?", file=sys.stderr)
+            return 1
+    print(f"{expected} decisions")
+    return 0
+
+
+def _replay(path: Path, policy: LoadedPolicy, settings: Settings, progress: bool,
+            until: datetime | None = None) -> Iterator[tuple[Replay, Decision | BadLine]]:
+    from tqdm import tqdm
+
+    from streams.simulate import replay_lines
+
+    replay = Replay()
+    size = path.stat().st_size
+    with path.open("rb") as handle, tqdm(
+        total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr,
+        disable=not progress or size < 1_000_000, leave=False,
+    ) as bar:
+
+        def lines() -> Iterator[bytes]:
+            for line in handle:
+                bar.update(len(line))
+                yield line
+
+        for item in replay_lines(lines(), policy, replay, settings.max_event_bytes, until):
+            yield replay, item
+
+
+def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.demo import format_decision
+    from streams.enforcer import encode_decision
+    policy = load_policy(args.policy or settings.policy_file)
+    if not args.events.is_file():
+        raise JitwatchError(f"events file {args.events} does not exist")
+    if args.diff is not None:
+        return _simulate_diff(settings, args, policy, load_policy(args.diff))
+    out = args.out.open("wb") if args.out else None
+    as_jsonl = args.format == "jsonl"
+    replay: Replay | None = None
+    try:
+        for seen, item in _replay(args.events, policy, settings, progress=True,
+                                  until=args.until):
+            replay = seen
+            if isinstance(item, BadLine):
+                print(f"{args.events}:{item.number}: skipped ({item.error_class}): "
+                      f"{item.message}", file=sys.stderr)
+                continue
+            encoded = encode_decision(item)
+            if out is not None:
+                out.write(encoded + b"\n")
+            elif as_jsonl:
+                sys.stdout.buffer.write(encoded + b"\n")
+            else:
+                print(format_decision(item.model_dump(mode="json", by_alias=True)))
+    finally:
+        if out is not None:
+            out.close()
+    if replay is None:
+        print("no events in file", file=sys.stderr)
+        return 0
+    summary = (f"{replay.events} events, {sum(replay.actions.values())} decisions, "
+               f"{len(replay.bad_lines)} bad lines skipped")
+    print(summary, file=sys.stderr)
+    for label, counts in (("action", replay.actions), ("rule", replay.rules)):
+        for name, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+            print(f"  {label:<6} {name:<28} {count}", file=sys.stderr)
+    return 0
+
+
+def _simulate_diff(settings: Settings, args: argparse.Namespace, current: LoadedPolicy,
+                   candidate: LoadedPolicy) -> int:
+    """Print the events whose decisions change from the current to the candidate policy."""
+    def outcomes(policy: LoadedPolicy) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for _, item in _replay(args.events, policy, settings, progress=True,
+                               until=args.until):
+            if not isinstance(item, BadLine):
+                found.setdefault(item.cause.event_id, []).append(
+                    f"{item.action} {item.request_id or '-'} {','.join(item.targets)} "
+                    f"[{item.rule.id}]"
+                )
+        return found
+
+    before, after = outcomes(current), outcomes(candidate)
+    changed = [event_id for event_id in dict.fromkeys([*before, *after])
+               if before.get(event_id) != after.get(event_id)]
+    for event_id in changed:
+        print(f"{event_id}:")
+        for line in before.get(event_id, []):
+            print(f"  - {line}")
+        for line in after.get(event_id, []):
+            print(f"  + {line}")
+    print(f"{len(changed)} of {len(set(before) | set(after))} events decide differently "
+          f"under {candidate.ref.version} than under {current.ref.version}", file=sys.stderr)
+    return 0
+
+
+def _cmd_policy(settings: Settings, args: argparse.Namespace) -> int:
+    from policy.lint import describe, lint
+
+    try:
+        loaded = load_policy(args.file)
+    except JitwatchError as exc:
+        print(f"INVALID {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: policy {loaded.ref.version}, sha256 {loaded.ref.sha256}")
+    for line in describe(loaded.policy):
+        print(f"  {line}")
+    findings = lint(loaded.policy)
+    for finding in findings:
+        print(f"{finding.level}: {finding.where}: {finding.message}")
+    errors = sum(finding.level == "error" for finding in findings)
+    if errors or (args.strict and findings):
+        return 1
+    print(f"valid ({len(findings)} warning(s))")
+    return 0
+
+
+def _cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.demo import format_decision
+    from streams.kafka_io import follow_decisions
+
+    colour = sys.stdout.isatty()
+
+    async def tail(stop: asyncio.Event) -> None:
+        async for decision in follow_decisions(settings, stop, from_beginning=args.from_beginning):
+            if args.json:
+                print(orjson.dumps(decision).decode(), flush=True)
+            else:
+                print(format_decision(decision, colour=colour), flush=True)
+
+    _run_until_signal(tail)
+    return 0
+
+
+def _utc_time(text: str) -> datetime:
+    from pydantic import TypeAdapter, ValidationError
+
+    from schemas._base import UtcDatetime
+
+    try:
+        return TypeAdapter(UtcDatetime).validate_python(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 time with offset, e.g. 2026-11-23T18:00:00Z") from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jitwatch",
+        description="Just-in-time access enforcement on Kafka. Settings come from JITWATCH_* "
+        "environment variables (see README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    worker = commands.add_parser("worker", help="run the enforcement worker (faust)")
+    worker.add_argument("--policy", type=Path, help="policy TOML (default: packaged policy)")
+    worker.set_defaults(run=_cmd_worker)
+
+    sink = commands.add_parser("audit-sink", help="append every decision to the Redis audit trail")
+    sink.set_defaults(run=_cmd_audit_sink)
+
+    from streams.audit.commands import add_audit_commands
+
+    add_audit_commands(commands, _utc_time, _run_until_signal)
+
+    topics = commands.add_parser("topics", help="create missing topics and check partitions")
+    topics.add_argument("action", choices=["create"])
+    topics.set_defaults(run=_cmd_topics)
+
+    schemas = commands.add_parser("schemas", help="export JSON Schema files from the models")
+    schemas.add_argument("action", choices=["export"])
+    schemas.add_argument("--check", action="store_true", help="fail if the files are stale")
+    schemas.set_defaults(run=_cmd_schemas)
+
+    demo = commands.add_parser("demo", help="publish a demo scenario and print its decisions")
+    demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    demo.set_defaults(run=_cmd_demo)
+
+    policy = commands.add_parser("policy", help="validate and lint a policy file")
+    policy.add_argument("action", choices=["check"])
+    policy.add_argument("file", type=Path)
+    policy.add_argument("--strict", action="store_true", help="warnings fail too")
+    policy.set_defaults(run=_cmd_policy)
+
+    simulate = commands.add_parser(
+        "simulate", help="replay a JSONL file of events through the policy, in event time")
+    simulate.add_argument("--events", type=Path, required=True, help="JSONL, one event a line")
+    simulate.add_argument("--policy", type=Path, help="policy TOML (default: packaged policy)")
+    simulate.add_argument("--out", type=Path, help="write decisions as JSONL to this file")
+    simulate.add_argument("--format", choices=["text", "jsonl"], default="text",
+                          help="stdout format when --out is not given")
+    simulate.add_argument("--until", type=_utc_time, metavar="TIME",
+                          help="let event time run on to TIME (RFC 3339) after the last "
+                          "event, so expiries up to then fire")
+    simulate.add_argument("--diff", type=Path, metavar="OTHER_POLICY",
+                          help="list the decisions that change under OTHER_POLICY")
+    simulate.set_defaults(run=_cmd_simulate)
+
+    tail = commands.add_parser("tail", help="print decisions as they arrive")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.set_defaults(run=_cmd_tail)
+
+    # Issue F: the enforcer's own identity (acls, whoami) lives in streams/identity.py.
+    from streams.identity import register_commands as register_identity_commands
+
+    register_identity_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``jitwatch`` command."""
+    args = _parser().parse_args(argv)
+    tune_gc()
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        # aiokafka narrates every subscription change at INFO; the worker's own logs suffice.
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+        return int(args.run(settings, args))
+    except JitwatchError as exc:
+        print(f"jitwatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): what it wanted was printed. Python would
+        # report the pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports it
+    except OSError as exc:  # a path that is missing, a directory, not permitted
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"jitwatch: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from aiokafka.errors import KafkaConnectionError
+
+        if not isinstance(exc, KafkaConnectionError):
+            raise
+        print(f"jitwatch: no Kafka broker answered at {settings.kafka_bootstrap} ({exc}); "
+              "start one with `ops/stack up`, or set JITWATCH_KAFKA_BOOTSTRAP (and "
+              "JITWATCH_KAFKA_SECURITY_PROTOCOL if the broker wants TLS or SASL)",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

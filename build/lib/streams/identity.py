@@ -1,0 +1,275 @@
+"""The enforcer as an identity: apply the declared ACLs, and say who it runs as (``whoami``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from schemas.errors import ConfigError, JitwatchError
+from streams.settings import Settings
+
+__all__ = ["cmd_acls", "cmd_keygen", "cmd_sign", "cmd_whoami", "inventory", "read_private_key",
+           "register_commands"]
+
+log = logging.getLogger(__name__)
+
+
+def cmd_acls(settings: Settings, args: argparse.Namespace) -> int:
+    """``jitwatch acls apply|show``: create the file's ACLs (as admin), or print them."""
+    from streams.admin import wait_for_broker
+    from streams.principals import acl_bindings, apply_acls, load_principals
+
+    principals = load_principals(args.file or settings.principals_file)
+    bindings = acl_bindings(principals, settings, only=args.principal)
+    if args.action == "show":
+        for binding in bindings:
+            print(binding)
+        return 0
+
+    async def run() -> None:
+        admin = await wait_for_broker(settings)
+        try:
+            await apply_acls(admin, bindings)
+        finally:
+            await admin.close()
+
+    asyncio.run(run())
+    for binding in bindings:
+        print(binding)
+    print(f"{len(bindings)} ACL bindings in force for {len(principals.principals)} principals")
+    return 0
+
+
+async def _granted(settings: Settings) -> tuple[str, list[str]]:
+    """(where from, ACL lines) of this principal: the broker when it lets us ask, else the
+    principals file."""
+    from aiokafka.errors import KafkaError
+
+    from streams.admin import wait_for_broker
+    from streams.principals import acl_bindings, describe_acls, load_principals
+
+    principal = settings.kafka_principal
+    refusal = "no broker asked"
+    try:
+        admin = await wait_for_broker(settings, timeout_s=10)
+        try:
+            bindings = await describe_acls(admin, principal)
+            return f"broker {settings.kafka_bootstrap}", [str(b) for b in bindings]
+        finally:
+            await admin.close()
+    except (ConfigError, KafkaError, OSError) as exc:
+        refusal = str(exc).split(" (error")[0]
+    user = principal.removeprefix("User:")
+    try:
+        principals = load_principals(settings.principals_file)
+        lines = [str(b) for b in acl_bindings(principals, settings, only=user)]
+    except ConfigError as exc:
+        return f"unknown ({refusal}; {exc})", []
+    return f"{settings.principals_file} (the broker said: {refusal})", lines
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+async def _audit_heads(settings: Settings) -> dict[str, Any]:
+    """Newest entry of every audit chain (one per decisions partition), or why none."""
+    from redis.exceptions import RedisError
+
+    from streams.audit.keys import redis_for, stream_key
+
+    heads: dict[str, Any] = {}
+    client = redis_for(settings, "verifier")  # read-only: the auditor's own ACL user
+    try:
+        for partition in range(settings.topic_partitions):
+            key = stream_key(settings.audit_key_prefix, partition)
+            newest = await client.xrevrange(key, count=1)
+            if not newest:
+                continue
+            entry_id, fields = newest[0]
+            head: dict[str, Any] = {"entry": _text(entry_id), "length": await client.xlen(key)}
+            for name in (b"seq", b"hash"):
+                if fields and name in fields:
+                    head[name.decode()] = _text(fields[name])
+            heads[key] = head
+    except (RedisError, OSError) as exc:
+        return {"error": f"Redis at {settings.redis_url.split('@')[-1]} unreadable: {exc}"}
+    finally:
+        await client.aclose()
+    return heads
+
+
+def inventory(settings: Settings, policy_file: Path | None) -> dict[str, Any]:
+    """What an auditor asks first: who, what it may touch, which policy, audit heads."""
+    from streams.policy_control import PolicyControl
+
+    async def gather() -> tuple[tuple[str, list[str]], dict[str, Any]]:
+        return await _granted(settings), await _audit_heads(settings)
+
+    (source, acls), heads = asyncio.run(gather())
+    try:
+        policy: dict[str, Any] = PolicyControl(
+            policy_file or settings.policy_file, settings.policy_signers_file).current.summary()
+    except ConfigError as exc:
+        policy = {"error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - whoami reports, it does not stop at a bad policy
+        policy = {"error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "principal": settings.kafka_principal,
+        "security_protocol": settings.kafka_security_protocol,
+        "bootstrap": settings.kafka_bootstrap,
+        "app_id": settings.app_id,
+        "consumer_group": settings.app_id,
+        "topics": {"reads": [settings.topic_requests, settings.topic_sessions,
+                             settings.topic_commands],
+                   "writes": [settings.topic_decisions, settings.topic_deadletter,
+                              settings.topic_commands, f"{settings.app_id}-grants-changelog"]},
+        "acls": {"source": source, "bindings": acls},
+        "policy": policy,
+        "policy_signers_file": str(settings.policy_signers_file or "") or None,
+        "audit_heads": heads,
+    }
+
+
+def cmd_whoami(settings: Settings, args: argparse.Namespace) -> int:
+    """``jitwatch whoami``: the worker's identity, reach, policy and audit heads."""
+    import orjson
+
+    found = inventory(settings, args.policy)
+    if args.json:
+        print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(f"principal      {found['principal']} ({found['security_protocol']} to "
+          f"{found['bootstrap']})")
+    print(f"worker group   {found['consumer_group']} (changelogs and commands: "
+          f"{found['app_id']}-*)")
+    print(f"reads          {', '.join(found['topics']['reads'])}")
+    print(f"writes         {', '.join(found['topics']['writes'])}")
+    print(f"ACLs from      {found['acls']['source']}")
+    for line in found["acls"]["bindings"] or ["(none)"]:
+        print(f"  {line}")
+    policy = found["policy"]
+    if "error" in policy:
+        print(f"policy         NOT LOADABLE: {policy['error']}")
+    else:
+        print(f"policy         {policy['version']} sha256 {policy['sha256']}")
+        print(f"  signed by    {policy['signer'] or 'nobody (no signers configured)'}"
+              f"{' key ' + policy['key_id'] if policy['key_id'] else ''}; {policy['source']}")
+    print("audit heads")
+    heads = found["audit_heads"]
+    if "error" in heads:
+        print(f"  {heads['error']}")
+    for key, head in sorted(heads.items()):
+        if key != "error":
+            extra = "".join(f" {name} {head[name]}" for name in ("hash", "chain", "head")
+                            if name in head)
+            print(f"  {key}: {head['length']} entries, last {head['entry']}{extra}")
+    if not heads:
+        print("  (none yet)")
+    return 0
+
+
+def read_private_key(path: Path) -> Any:
+    """An Ed25519 private key from a file holding base64 of its 32-byte seed.
+
+    Raises:
+        ConfigError: naming the file (never its content).
+    """
+    import base64
+    import binascii
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        return Ed25519PrivateKey.from_private_bytes(
+            base64.b64decode(path.read_text(encoding="utf-8").strip(), validate=True))
+    except (OSError, ValueError, binascii.Error) as exc:
+        raise ConfigError(f"{path} is not a key file from `jitwatch keygen` "
+                          f"({type(exc).__name__})") from exc
+
+
+def cmd_keygen(settings: Settings, args: argparse.Namespace) -> int:
+    """``jitwatch keygen --out FILE``: a new Ed25519 key (mode 600); prints the public key."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        PublicFormat,
+    )
+
+    key = Ed25519PrivateKey.generate()
+    seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    try:
+        descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise JitwatchError(f"{args.out} exists; keys are never overwritten (move it away "
+                            "first)") from exc
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(base64.b64encode(seed).decode() + "\n")
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    print(f'public_key = "{base64.b64encode(public).decode()}"')
+    return 0
+
+
+def cmd_sign(settings: Settings, args: argparse.Namespace) -> int:
+    """``jitwatch sign review|policy``: sign a review (stdin JSON to stdout) or a policy."""
+    import sys
+
+    import orjson
+
+    from policy.reviews import sign_review
+    from schemas.events import INPUT_EVENT, RequestReviewed
+    from streams.policy_control import sign_policy
+
+    key = read_private_key(args.key)
+    if args.what == "policy":
+        if args.file is None:
+            raise ConfigError("jitwatch sign policy needs the policy FILE")
+        print(f"wrote {sign_policy(args.file, args.key_id, key)}")
+        return 0
+    raw = {**orjson.loads(sys.stdin.buffer.read()), "key_id": args.key_id}
+    review = INPUT_EVENT.validate_python(raw)
+    if not isinstance(review, RequestReviewed):
+        raise ConfigError("jitwatch sign review reads one request.reviewed event on stdin")
+    raw["signature"] = sign_review(review, args.key_id, key)
+    sys.stdout.buffer.write(orjson.dumps(raw) + b"\n")
+    return 0
+
+
+def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the identity commands to the ``jitwatch`` parser."""
+    acls = commands.add_parser(
+        "acls", help="apply (as admin) or show the Kafka ACLs of the principals file")
+    acls.add_argument("action", choices=["apply", "show"])
+    acls.add_argument("--file", type=Path,
+                      help="principals file (default JITWATCH_PRINCIPALS_FILE, "
+                      "ops/principals.toml)")
+    acls.add_argument("--principal", help="only this principal's ACLs")
+    acls.set_defaults(run=cmd_acls)
+
+    whoami = commands.add_parser(
+        "whoami", help="the principal, its topics and groups, the policy and audit heads")
+    whoami.add_argument("--policy", type=Path, help="policy TOML (default JITWATCH_POLICY_FILE)")
+    whoami.add_argument("--json", action="store_true", help="one JSON document")
+    whoami.set_defaults(run=cmd_whoami)
+
+    keygen = commands.add_parser("keygen", help="make an Ed25519 key for reviews or policies")
+    keygen.add_argument("--out", type=Path, required=True, help="private key file (mode 600)")
+    keygen.set_defaults(run=cmd_keygen)
+
+    sign = commands.add_parser(
+        "sign", help="sign a review (stdin JSON -> stdout) or a policy (writes FILE.sig)")
+    sign.add_argument("what", choices=["review", "policy"])
+    sign.add_argument("file", type=Path, nargs="?", help="the policy file (sign policy)")
+    sign.add_argument("--key", type=Path, required=True, help="private key from keygen")
+    sign.add_argument("--key-id", required=True, help="the key's id as the policy/signers "
+                      "file lists it")
+    sign.set_defaults(run=cmd_sign)
+

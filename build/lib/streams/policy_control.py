@@ -1,0 +1,320 @@
+"""Policy change control: load a policy only when it validates and its signature verifies.
+
+A signed policy has a detached signature next to it, ``<policy>.sig``: JSON
+``{"key_id": ..., "signature": <base64 Ed25519 over the policy file's exact bytes>}``
+(``jitwatch policy sign`` writes it). The trusted signers are a TOML file
+(``JITWATCH_POLICY_SIGNERS_FILE``)::
+
+    [signers.sec-2026]            # the key id
+    signer = "security-team"      # who holds the key, named in every load record
+    public_key = "<base64 of the raw 32-byte Ed25519 public key>"
+
+With signers configured, an unsigned or badly signed policy is refused: the worker does not
+start without a good one, and a bad change while it runs leaves the old policy in force.
+Every load or refused load becomes a ``jit.policy-load/v1`` record on the decisions topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import socket
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, Field
+
+from schemas._base import format_time
+from schemas.errors import JitwatchError, PolicyError
+from schemas.policy import LoadedPolicy, parse_policy
+
+if TYPE_CHECKING:
+    import faust
+
+    from streams.settings import Settings
+
+__all__ = [
+    "POLICY_LOAD_SCHEMA",
+    "PolicyControl",
+    "PolicyLoad",
+    "PolicyTrust",
+    "attach_policy_control",
+    "load_policy_control",
+    "load_signers",
+    "policy_load_record",
+    "sign_policy",
+]
+
+log = logging.getLogger(__name__)
+
+POLICY_LOAD_SCHEMA = "jit.policy-load/v1"
+
+
+class PolicyTrust(BaseModel):
+    """Settings of policy change control (mixed into :class:`streams.settings.Settings`)."""
+
+    policy_signers_file: Path | None = None
+    """Trusted policy signers (TOML); when set, only policies signed by one of them load."""
+    policy_poll_s: float = Field(default=5.0, gt=0, le=3600)
+    """How often the worker looks for a changed policy file (or its signature)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyLoad:
+    """A policy in force: what was loaded, from where, and who signed it."""
+
+    loaded: LoadedPolicy
+    source: str
+    signer: str | None
+    key_id: str | None
+
+    def summary(self) -> dict[str, Any]:
+        """The fields a load record and ``whoami`` show."""
+        return {"version": self.loaded.ref.version, "sha256": self.loaded.ref.sha256,
+                "signer": self.signer, "key_id": self.key_id, "source": self.source}
+
+
+def load_signers(path: Path) -> dict[str, tuple[str, Ed25519PublicKey]]:
+    """Key id -> (signer, public key) from the signers file.
+
+    Raises:
+        PolicyError: naming the file and the bad entry.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise PolicyError(f"cannot read policy signers file {path} "
+                          f"(JITWATCH_POLICY_SIGNERS_FILE): {exc}") from exc
+    signers: dict[str, tuple[str, Ed25519PublicKey]] = {}
+    for key_id, entry in (data.get("signers") or {}).items():
+        try:
+            public = Ed25519PublicKey.from_public_bytes(
+                base64.b64decode(entry["public_key"], validate=True))
+            signers[key_id] = (str(entry["signer"]), public)
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise PolicyError(f"{path}: signers.{key_id} needs signer and public_key (base64 "
+                              f"of a raw 32-byte Ed25519 key): {exc}") from exc
+    if not signers:
+        raise PolicyError(f"{path} lists no [signers.KEY_ID]; with no trusted signer no "
+                          "policy could load")
+    return signers
+
+
+def _verify(path: Path, text: bytes,
+            signers: dict[str, tuple[str, Ed25519PublicKey]]) -> tuple[str, str]:
+    sig_path = path.with_name(path.name + ".sig")
+    try:
+        detached = orjson.loads(sig_path.read_bytes())
+        key_id, signature = str(detached["key_id"]), str(detached["signature"])
+    except OSError as exc:
+        raise PolicyError(f"{path} is unsigned: no {sig_path.name} next to it "
+                          "(`jitwatch policy sign`)") from exc
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise PolicyError(f"{sig_path} is not a signature file (JSON with key_id and "
+                          "signature)") from exc
+    if key_id not in signers:
+        raise PolicyError(f"{path} is signed by key {key_id!r}, which is not a trusted "
+                          "signer (JITWATCH_POLICY_SIGNERS_FILE)")
+    signer, public = signers[key_id]
+    try:
+        public.verify(base64.b64decode(signature, validate=True), text)
+    except (InvalidSignature, binascii.Error, ValueError) as exc:
+        raise PolicyError(f"{path}: signature by {key_id!r} does not verify; the file was "
+                          "changed after signing") from exc
+    return signer, key_id
+
+
+def _load(path: Path | None, signers: dict[str, tuple[str, Ed25519PublicKey]] | None
+          ) -> PolicyLoad:
+    if path is None:
+        if signers is not None:
+            raise PolicyError("policy signers are configured but no policy file is: set "
+                              "JITWATCH_POLICY_FILE to a signed policy")
+        text = resources.files("policy").joinpath("default.toml").read_bytes()
+        return PolicyLoad(parse_policy(text.decode("utf-8"), "packaged default policy"),
+                          "packaged default policy", None, None)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from exc
+    signer = key_id = None
+    if signers is not None:
+        signer, key_id = _verify(path, text, signers)
+    return PolicyLoad(parse_policy(text.decode("utf-8"), str(path)), str(path), signer, key_id)
+
+
+def _stamp(path: Path | None) -> tuple[int, ...] | None:
+    if path is None:
+        return None
+    stamp: list[int] = []
+    for item in (path, path.with_name(path.name + ".sig")):
+        try:
+            status = item.stat()
+            stamp += [status.st_mtime_ns, status.st_size, status.st_ino]
+        except OSError:
+            stamp += [0, 0, 0]
+    return tuple(stamp)
+
+
+class PolicyControl:
+    """The policy in force and its reloads. Not thread-safe: one event loop uses it."""
+
+    def __init__(self, path: Path | None, signers_file: Path | None) -> None:
+        self._path = path
+        self._signers = load_signers(signers_file) if signers_file is not None else None
+        self._stamp = _stamp(path)
+        self.current = _load(path, self._signers)
+        """The policy in force; raises at construction when none is acceptable."""
+
+    @property
+    def path(self) -> Path | None:
+        """The policy file watched (None: the packaged default)."""
+        return self._path
+
+    def policy(self) -> LoadedPolicy:
+        """The policy in force now (what the worker decides with)."""
+        return self.current.loaded
+
+    def poll(self) -> tuple[str, PolicyLoad | None, str | None] | None:
+        """Reload when the file or its signature changed.
+
+        Returns None when nothing changed, else ``(outcome, new, reason)``: ``loaded`` with
+        the new policy, or ``refused`` (the old one stays in force) with why.
+        """
+        stamp = _stamp(self._path)
+        if stamp == self._stamp:
+            return None
+        self._stamp = stamp
+        try:
+            candidate = _load(self._path, self._signers)
+        except JitwatchError as exc:
+            log.error("POLICY CHANGE REFUSED, %s (sha256 %s…) stays in force: %s",
+                      self.current.loaded.ref.version, self.current.loaded.ref.sha256[:12], exc)
+            return "refused", None, str(exc)
+        if candidate.loaded.ref.sha256 == self.current.loaded.ref.sha256:
+            return None  # touched, not changed
+        log.warning("policy %s (sha256 %s…, signed by %s) replaces %s",
+                    candidate.loaded.ref.version, candidate.loaded.ref.sha256[:12],
+                    candidate.signer,
+                    self.current.loaded.ref.version)
+        return "loaded", candidate, None
+
+    def accept(self, candidate: PolicyLoad) -> None:
+        """Put a polled policy in force (after its load record was sent)."""
+        self.current = candidate
+
+
+def _candidate_sha(path: Path | None) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path else None
+    except OSError:
+        return None
+
+
+def policy_load_record(app_id: str, outcome: str, old: PolicyLoad | None,
+                       new: PolicyLoad | None, reason: str | None,
+                       path: Path | None = None) -> tuple[bytes, bytes]:
+    """(key, value) of a ``jit.policy-load/v1`` record for the decisions topic.
+
+    Besides its own fields it carries ``decision_id``, ``at``, ``subject.id`` (the worker's
+    app id) and ``cause.event_id``, which decision consumers key on, and no ``action``, so
+    nothing mistakes it for a verdict.
+    """
+    now = datetime.now(UTC)
+    new_summary = new.summary() if new is not None else {"sha256": _candidate_sha(path),
+                                                         "source": str(path) if path else None}
+    old_summary = old.summary() if old is not None else None
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    identity = f"{app_id}|{worker}|{format_time(now)}|{new_summary.get('sha256')}|{outcome}"
+    record_id = "p-" + hashlib.sha256(identity.encode()).hexdigest()[:32]
+    value = {
+        "schema": POLICY_LOAD_SCHEMA,
+        "decision_id": record_id,
+        "outcome": outcome,
+        "at": format_time(now),
+        "emitted_at": format_time(now),
+        "subject": {"id": app_id, "kind": "workload"},
+        "worker": worker,
+        "old": old_summary,
+        "new": new_summary,
+        "reason": reason or (f"policy {new_summary.get('version')} in force"
+                             if outcome == "loaded" else None),
+        "cause": {"event_id": record_id, "type": "policy.load", "topic": None,
+                  "partition": None, "offset": None},
+    }
+    return app_id.encode(), orjson.dumps(value)
+
+
+def sign_policy(path: Path, key_id: str, private_key: Ed25519PrivateKey) -> Path:
+    """Write ``<path>.sig`` for the policy file's exact bytes; returns its path."""
+    signature = base64.b64encode(private_key.sign(path.read_bytes())).decode()
+    out = path.with_name(path.name + ".sig")
+    out.write_bytes(orjson.dumps({"key_id": key_id, "signature": signature}) + b"\n")
+    return out
+
+
+_HEADERS = [("jit.record", b"policy-load")]
+
+
+async def _publish(settings: Settings, key: bytes, value: bytes) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from streams.kafka_security import kafka_client_options
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                **kafka_client_options(settings))
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic_decisions, value, key=key,
+                                     headers=_HEADERS)
+    finally:
+        await producer.stop()
+
+
+def load_policy_control(settings: Settings, path: Path | None) -> PolicyControl:
+    """The worker's start: load (refusing to start without an acceptable policy), create
+    or check the topics, and log the load to the decisions topic.
+
+    Raises:
+        PolicyError: when the policy is invalid, unsigned or badly signed.
+    """
+    import asyncio
+
+    from streams.admin import ensure_topics
+
+    # Validate before touching Kafka: a bad policy is refused at once, broker or not.
+    control = PolicyControl(path, settings.policy_signers_file)
+    asyncio.run(ensure_topics(settings))  # the load record goes to the decisions topic
+    key, value = policy_load_record(settings.app_id, "loaded", None, control.current, None)
+    asyncio.run(_publish(settings, key, value))
+    log.info("policy %s (sha256 %s…, signed by %s) in force", control.current.loaded.ref.version,
+             control.current.loaded.ref.sha256[:12], control.current.signer or "nobody")
+    return control
+
+
+def attach_policy_control(app: faust.App, settings: Settings, control: PolicyControl) -> None:
+    """Poll the policy file from the worker; send each load's record, then switch."""
+
+    async def poll_policy() -> None:
+        polled = control.poll()
+        if polled is None:
+            return
+        outcome, candidate, reason = polled
+        key, value = policy_load_record(settings.app_id, outcome, control.current, candidate,
+                                        reason, control.path)
+        await (await app.producer.send(settings.topic_decisions, key, value, partition=None,
+                                       timestamp=None, headers=_HEADERS))
+        if candidate is not None:
+            control.accept(candidate)
+
+    app.timer(interval=settings.policy_poll_s, name="policy-poll")(poll_policy)
