@@ -21,7 +21,7 @@ import orjson
 from schemas.decisions import Decision
 from schemas.errors import JitwatchError
 from schemas.policy import LoadedPolicy, parse_policy
-from streams.runtime import tune_gc
+from streams.runtime import claim_data_dir, tune_gc
 from streams.settings import Settings, load_settings
 from streams.simulate import BadLine, Replay
 
@@ -50,14 +50,14 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     # faust would retry a wrong address or protocol for ever, with aiokafka's error line
     # every half second and no word of the setting: ask once, with a deadline.
     asyncio.run(broker_answers(settings))
-
-    # Issue F: validated and (with signers configured) signature-checked; every load is
-    # recorded on the decisions topic; reloads when the file changes.
-    control = load_policy_control(settings, args.policy or settings.policy_file)
-    app = build_app(settings, control.policy)
-    attach_policy_control(app, settings, control)
-    worker = quiet_worker(app, settings.log_level)
-    worker.execute_from_commandline()
+    with claim_data_dir(settings.data_dir):
+        # Issue F: validated and (with signers configured) signature-checked; every load
+        # is recorded on the decisions topic; reloads when the file changes.
+        control = load_policy_control(settings, args.policy or settings.policy_file)
+        app = build_app(settings, control.policy)
+        attach_policy_control(app, settings, control)
+        worker = quiet_worker(app, settings.log_level)
+        worker.execute_from_commandline()
     return 0
 
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from streams.cli import main
-from streams.runtime import GC_THRESHOLDS, tune_gc
+from streams.runtime import GC_THRESHOLDS, claim_data_dir, tune_gc
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +34,17 @@ def test_tune_gc_sets_the_thresholds() -> None:
 def test_every_command_runs_with_them(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "check", "policy/default.toml"]) == 0
     assert gc.get_threshold() == GC_THRESHOLDS
+
+
+def test_a_data_dir_serves_one_worker_at_a_time(tmp_path: Path) -> None:
+    with claim_data_dir(tmp_path / "data"):
+        # Another process holds it: a second claim waits, then names the holder.
+        second = subprocess.run(
+            [sys.executable, "-c", "import sys; from pathlib import Path; "
+             "from streams.runtime import claim_data_dir; "
+             f"claim_data_dir(Path({str(tmp_path / 'data')!r}), wait_s=0.5)"],
+            capture_output=True, text=True, check=False, cwd=REPO)
+        assert second.returncode == 1
+        assert f"is in use by another worker (pid {os.getpid()})" in second.stderr
+    with claim_data_dir(tmp_path / "data", wait_s=0):  # released with its holder
+        pass
