@@ -100,7 +100,8 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     for part in report.partitions:
         print(part.line())
     verdict = {0: "INTACT", 1: "TAMPERED", 2: "INCOMPLETE"}[report.exit_code]
-    first = f": first bad entry: {report.problems[0]}" if report.problems else ""
+    problem = report.problems[0] if report.problems else None
+    first = "" if problem is None else f": first bad entry: {str(problem).split(': ', 1)[1]}"
     print(f"{verdict}{first}", file=sys.stderr if report.exit_code else sys.stdout)
     return report.exit_code
 
@@ -144,7 +145,7 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 print(format_row(item))
         sys.stdout.flush()
-        print(f"{len(found)} entries", file=sys.stderr)
+        print(f"{len(found)} {'entry' if len(found) == 1 else 'entries'}", file=sys.stderr)
         return 0
 
     return _redis_run(settings, run)

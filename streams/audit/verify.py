@@ -32,6 +32,10 @@ __all__ = ["ExportError", "PartitionReport", "VerifyReport", "kafka_consumer_opt
            "verify_export", "verify_redis"]
 
 
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
 @dataclass
 class PartitionReport:
     """What was checked in one partition's chain."""
@@ -47,8 +51,10 @@ class PartitionReport:
         """One line for the auditor."""
         if self.problem is not None:
             return str(self.problem)
-        text = (f"ok: partition {self.partition}: {self.entries} entries, "
-                f"{self.checkpoints} checkpoints, signed through seq {self.signed_through}")
+        signed = (f"signed through seq {self.signed_through}" if self.signed_through >= 0
+                  else "nothing signed yet" if self.entries else "empty")
+        text = (f"ok: partition {self.partition}: {_count(self.entries, 'entry', 'entries')}, "
+                f"{_count(self.checkpoints, 'checkpoint', 'checkpoints')}, {signed}")
         unsigned = self.entries - 1 - self.signed_through
         if unsigned > 0:
             text += f" ({unsigned} newer entries not signed yet)"

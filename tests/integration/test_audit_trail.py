@@ -299,7 +299,7 @@ async def test_verify_command_names_the_entry_and_exits_1(
     await rewrite(redis_client, stream_key(prefix, 0), delete_middle)
     bad = cli(stack, prefix, "verify")
     assert bad.returncode == 1
-    assert "first bad entry: TAMPERED: partition 0 seq 4 offset 4" in bad.stderr
+    assert "TAMPERED: first bad entry: partition 0 seq 4 offset 4" in bad.stderr
     output = ok.stdout + ok.stderr + bad.stdout + bad.stderr
     assert not [secret for secret in secrets_of(stack.env) if secret in output]
 
@@ -413,7 +413,7 @@ async def test_query_export_and_offline_verify_commands(
     assert table.returncode == 0, table.stderr
     assert "bob" in table.stdout
     assert "alice" not in table.stdout
-    assert "1 entries" in table.stderr
+    assert "1 entry" in table.stderr
 
     out = tmp_path / "audit.jsonl"
     exported = cli(stack, prefix, "export", "--out", str(out))
@@ -421,7 +421,7 @@ async def test_query_export_and_offline_verify_commands(
     offline = cli(stack, prefix, "verify", "--export", str(out), "--public-key",
                   stack.env["JITWATCH_AUDIT_VERIFY_KEY_FILE"])
     assert offline.returncode == 0, offline.stdout + offline.stderr
-    assert "ok: partition 1: 1 entries, 1 checkpoints" in offline.stdout
+    assert "ok: partition 1: 1 entry, 1 checkpoint," in offline.stdout
 
     # A failed export leaves nothing that could pass for one, and says what to set.
     wrong = tmp_path / "wrong.password"
