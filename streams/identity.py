@@ -158,6 +158,10 @@ def cmd_whoami(settings: Settings, args: argparse.Namespace) -> int:
         print(f"policy         {policy['version']} sha256 {policy['sha256']}")
         print(f"  signed by    {policy['signer'] or 'nobody (no signers configured)'}"
               f"{' key ' + policy['key_id'] if policy['key_id'] else ''}; {policy['source']}")
+        # This shell's settings, which need not be a running worker's: say where that
+        # worker's own record is.
+        print("  (as this shell's settings name it; a running worker logs the policy it "
+              "enforces at start and records it on the decisions topic: jit.policy-load/v1)")
     print("audit heads")
     heads = found["audit_heads"]
     if "error" in heads:
