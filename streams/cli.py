@@ -160,7 +160,8 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from streams.enforcer import encode_decision
     policy = load_policy(args.policy or settings.policy_file)
     if not args.events.is_file():
-        raise JitwatchError(f"events file {args.events} does not exist")
+        raise JitwatchError(f"events file {args.events} "
+                            f"{'is not a file' if args.events.exists() else 'does not exist'}")
     if args.diff is not None:
         return _simulate_diff(settings, args, policy, load_policy(args.diff))
     out = args.out.open("wb") if args.out else None
@@ -186,14 +187,14 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
             out.close()
     if replay is None:
         print("no events in file", file=sys.stderr)
-        return 0
+        return 1 if args.strict else 0
     summary = (f"{replay.events} events, {sum(replay.actions.values())} decisions, "
                f"{len(replay.bad_lines)} bad lines skipped")
     print(summary, file=sys.stderr)
     for label, counts in (("action", replay.actions), ("rule", replay.rules)):
         for name, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
             print(f"  {label:<6} {name:<28} {count}", file=sys.stderr)
-    return 0
+    return 1 if args.strict and replay.bad_lines else 0
 
 
 def _simulate_diff(settings: Settings, args: argparse.Namespace, current: LoadedPolicy,
@@ -210,9 +211,15 @@ def _simulate_diff(settings: Settings, args: argparse.Namespace, current: Loaded
                 )
         return found
 
+    def named(policy: LoadedPolicy) -> str:
+        # Versions alone may match (an edited copy); the digest tells them apart.
+        return f"{policy.ref.version} (sha256 {policy.ref.sha256[:12]})"
+
     before, after = outcomes(current), outcomes(candidate)
     changed = [event_id for event_id in dict.fromkeys([*before, *after])
                if before.get(event_id) != after.get(event_id)]
+    if changed:
+        print(f"- under {named(current)}\n+ under {named(candidate)}")
     for event_id in changed:
         print(f"{event_id}:")
         for line in before.get(event_id, []):
@@ -220,8 +227,8 @@ def _simulate_diff(settings: Settings, args: argparse.Namespace, current: Loaded
         for line in after.get(event_id, []):
             print(f"  + {line}")
     print(f"{len(changed)} of {len(set(before) | set(after))} events decide differently "
-          f"under {candidate.ref.version} than under {current.ref.version}", file=sys.stderr)
-    return 0
+          f"under {named(candidate)} than under {named(current)}", file=sys.stderr)
+    return 1 if changed else 0  # as diff(1): a shadow run in CI fails on a change
 
 
 def _cmd_policy(settings: Settings, args: argparse.Namespace) -> int:
@@ -240,6 +247,8 @@ def _cmd_policy(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{finding.level}: {finding.where}: {finding.message}")
     errors = sum(finding.level == "error" for finding in findings)
     if errors or (args.strict and findings):
+        print(f"FAILED: {errors} error(s), {len(findings) - errors} warning(s)"
+              + (" (--strict fails on warnings)" if not errors else ""), file=sys.stderr)
         return 1
     print(f"valid ({len(findings)} warning(s))")
     return 0
@@ -323,7 +332,10 @@ def _parser() -> argparse.ArgumentParser:
                           help="let event time run on to TIME (RFC 3339) after the last "
                           "event, so expiries up to then fire")
     simulate.add_argument("--diff", type=Path, metavar="OTHER_POLICY",
-                          help="list the decisions that change under OTHER_POLICY")
+                          help="list the decisions that change under OTHER_POLICY; exit 1 "
+                          "when any does (as diff)")
+    simulate.add_argument("--strict", action="store_true",
+                          help="exit 1 when a line was skipped or the file held no events")
     simulate.set_defaults(run=_cmd_simulate)
 
     tail = commands.add_parser("tail", help="print decisions as they arrive")

@@ -22,6 +22,7 @@ def test_policy_check_valid_invalid_and_strict(tmp_path: Path,
     assert "sha256" in out
     assert "valid (2 warning(s))" in out
     assert main(["policy", "check", "--strict", "policy/default.toml"]) == 1
+    assert "(--strict fails on warnings)" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
     bad.write_text('version = "x"\n[defaults.caps]\nmax_active_resources = -1\n')
     assert main(["policy", "check", str(bad)]) == 1
@@ -60,11 +61,30 @@ def test_simulate_diff_lists_changed_events(tmp_path: Path,
     strict = tmp_path / "strict.toml"
     strict.write_text('version = "strict"\n[defaults.caps]\nmax_active_resources = 1\n'
                       'max_resources_per_request = 1\nstrategy = "deny_new"\n')
-    assert main(["simulate", "--events", str(events), "--diff", str(strict)]) == 0
+    assert main(["simulate", "--events", str(events), "--diff", str(strict)]) == 1
     captured = capsys.readouterr()
     assert "e-r-1:" in captured.out
     assert "+ deny r-1  [max-active-resources]" in captured.out
-    assert "4 of 5 events decide differently under strict" in captured.err
+    assert captured.out.startswith("- under 2026-")
+    assert "4 of 5 events decide differently under strict (sha256 " in captured.err
+    # The same policy text under another name: nothing changes, exit 0.
+    same = tmp_path / "same.toml"
+    same.write_text(strict.read_text())
+    assert main(["simulate", "--events", str(events), "--policy", str(strict),
+                 "--diff", str(same)]) == 0
+    assert "0 of 5 events" in capsys.readouterr().err
+
+
+def test_simulate_strict_fails_on_skipped_lines(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    events = _events(tmp_path / "events.jsonl")  # holds two bad lines
+    assert main(["simulate", "--events", str(events), "--format", "jsonl"]) == 0
+    assert main(["simulate", "--events", str(events), "--format", "jsonl", "--strict"]) == 1
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert main(["simulate", "--events", str(empty), "--strict"]) == 1
+    assert main(["simulate", "--events", str(tmp_path)]) == 2
+    assert f"events file {tmp_path} is not a file" in capsys.readouterr().err
 
 
 def test_schemas_check(capsys: pytest.CaptureFixture[str]) -> None:
