@@ -72,13 +72,6 @@ def _run_until_signal(main: object) -> None:
     asyncio.run(runner())
 
 
-def _cmd_audit_sink(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.audit import run_audit_sink
-
-    _run_until_signal(lambda stop: run_audit_sink(settings, stop))
-    return 0
-
-
 def _cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
     from streams.admin import ensure_topics
 
@@ -261,6 +254,8 @@ def _cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     colour = sys.stdout.isatty()
 
     async def tail(stop: asyncio.Event) -> None:
+        print(f"following {settings.topic_decisions} at {settings.kafka_bootstrap} "
+              "(Ctrl-C to stop)", file=sys.stderr, flush=True)
         async for decision in follow_decisions(settings, stop, from_beginning=args.from_beginning):
             if args.json:
                 print(orjson.dumps(decision).decode(), flush=True)
@@ -295,10 +290,11 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--policy", type=Path, help="policy TOML (default: packaged policy)")
     worker.set_defaults(run=_cmd_worker)
 
-    sink = commands.add_parser("audit-sink", help="append every decision to the Redis audit trail")
-    sink.set_defaults(run=_cmd_audit_sink)
+    sink = commands.add_parser("audit-sink", help="append every decision to the Redis audit "
+                               "trail (also `jitwatch audit sink`)")
+    sink.set_defaults(run=lambda s, a: run_sink(s, _run_until_signal))
 
-    from streams.audit.commands import add_audit_commands
+    from streams.audit.commands import add_audit_commands, run_sink
 
     add_audit_commands(commands, _utc_time, _run_until_signal)
 
@@ -339,7 +335,8 @@ def _parser() -> argparse.ArgumentParser:
     simulate.set_defaults(run=_cmd_simulate)
 
     tail = commands.add_parser("tail", help="print decisions as they arrive")
-    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--from-beginning", action="store_true",
+                      help="print the topic's earlier decisions first")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.set_defaults(run=_cmd_tail)
 

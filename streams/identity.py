@@ -264,7 +264,8 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     whoami.add_argument("--json", action="store_true", help="one JSON document")
     whoami.set_defaults(run=cmd_whoami)
 
-    keygen = commands.add_parser("keygen", help="make an Ed25519 key for reviews or policies")
+    keygen = commands.add_parser("keygen", help="make an Ed25519 key for reviews or policies "
+                                 "(the notary's: `jitwatch audit keygen`)")
     keygen.add_argument("--out", type=Path, required=True, help="private key file (mode 600)")
     keygen.set_defaults(run=cmd_keygen)
 

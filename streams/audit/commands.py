@@ -23,7 +23,7 @@ from streams.settings import Settings
 
 T = TypeVar("T")
 
-__all__ = ["add_audit_commands"]
+__all__ = ["add_audit_commands", "run_sink"]
 
 
 def _redis_run(settings: Settings, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -52,6 +52,14 @@ def _keygen(settings: Settings, args: argparse.Namespace) -> int:
     private, public = generate_keys(args.out, keep_existing=args.if_missing)
     print(f"wrote {private} (private, mode 0600: give it to the notary only)")
     print(f"wrote {public} (public: give it to auditors for `jitwatch audit verify`)")
+    return 0
+
+
+def run_sink(settings: Settings, run_until_signal: Callable[[Any], None]) -> int:
+    """``jitwatch audit sink`` (and ``audit-sink``): run the sink until a signal."""
+    from streams.audit import run_audit_sink
+
+    run_until_signal(lambda stop: run_audit_sink(settings, stop))
     return 0
 
 
@@ -194,11 +202,16 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 def add_audit_commands(commands: Any, utc_time: Callable[[str], datetime],
                        run_until_signal: Callable[[Any], None]) -> None:
     """Add ``audit`` with its subcommands to the ``jitwatch`` subparsers."""
-    audit = commands.add_parser("audit", help="the tamper-evident audit trail: notary, "
-                                "verify, query, export, keygen")
+    audit = commands.add_parser("audit", help="the tamper-evident audit trail: sink, "
+                                "notary, verify, query, export, keygen")
     sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
 
-    keygen = sub.add_parser("keygen", help="create the notary's Ed25519 key pair")
+    sink = sub.add_parser("sink", help="append every decision to the Redis audit trail "
+                          "(the same as `jitwatch audit-sink`)")
+    sink.set_defaults(run=lambda s, a: run_sink(s, run_until_signal))
+
+    keygen = sub.add_parser("keygen", help="create the notary's Ed25519 key pair (review "
+                            "and policy keys: `jitwatch keygen`)")
     keygen.add_argument("--out", type=Path, required=True,
                         help="directory for notary.key (0600) and notary.pub")
     keygen.add_argument("--if-missing", action="store_true",
