@@ -7,9 +7,11 @@ tenant. Tenants named nowhere get the defaults, or are refused (``unknown_tenant
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import time
 from typing import Annotated, Any, Literal
@@ -25,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from schemas.decisions import PolicyRef
 from schemas.errors import PolicyError
@@ -321,6 +324,47 @@ _FIXES = {
 }
 
 
+def _field_names() -> list[str]:
+    """Every field name of the policy's models, for "did you mean" on a misspelt key."""
+    names: set[str] = set()
+    for model in [value for value in globals().values()
+                  if isinstance(value, type) and issubclass(value, BaseModel)]:
+        names.update(model.model_fields)
+    return sorted(names)
+
+
+def _problems(errors: Sequence[ErrorDetails]) -> list[str]:
+    """One line per bad location: where, what, what was given, the fix. pydantic reports a
+    value failing a union once per member, each with the member's tag in its location
+    (``literal['low',...]``): those are merged into one line that lists every choice."""
+    merged: dict[str, tuple[list[str], ErrorDetails]] = {}
+    for error in errors:
+        parts = [str(part) for part in error["loc"]]
+        where = ".".join(part for part in parts if "[" not in part) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "tuple_type":
+            message = "Input should be a list (in TOML: [...])"
+        messages, _ = merged.setdefault(where, ([], error))
+        if message not in messages:
+            messages.append(message)
+    lines = []
+    for where, (messages, error) in merged.items():
+        should = "Input should be "
+        if all(message.startswith(should) for message in messages):
+            messages = [should + " or ".join(m.removeprefix(should) for m in messages)]
+        line = f"  - {where}: {' or '.join(messages)}"
+        if error["type"] != "missing":
+            line += f" (got {error['input']!r})"
+        if error["type"] == "extra_forbidden":
+            key = where.rsplit(".", 1)[-1]
+            close = difflib.get_close_matches(key, _field_names(), n=1, cutoff=0.6)
+            line += (f"; did you mean {close[0]}? " if close else "; ") + _FIXES[error["type"]]
+        elif error["type"] in _FIXES:
+            line += f"; {_FIXES[error['type']]}"
+        lines.append(line)
+    return lines
+
+
 def parse_policy(text: str, source: str = "<policy>") -> LoadedPolicy:
     """Parse and validate a TOML policy text; ``sha256`` is over the exact bytes given.
 
@@ -334,16 +378,8 @@ def parse_policy(text: str, source: str = "<policy>") -> LoadedPolicy:
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False):
-            where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            line = f"  - {where}: {error['msg']}"
-            if error["type"] != "missing":
-                line += f" (got {error['input']!r})"
-            if error["type"] in _FIXES:
-                line += f"; {_FIXES[error['type']]}"
-            problems.append(line)
-        raise PolicyError(f"{source}: invalid policy:\n" + "\n".join(problems)) from exc
+        raise PolicyError(f"{source}: invalid policy:\n" + "\n".join(
+            _problems(exc.errors(include_url=False)))) from exc
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return LoadedPolicy(policy=policy, ref=PolicyRef(version=policy.version, sha256=digest))
 

@@ -67,7 +67,7 @@ def test_texts_that_parse_alike_still_pin_differently() -> None:
     (V + "[tenants.acme]\nbreak_glas = {}", ["tenants.acme.break_glas"]),
     (V + "[defaults.ttl]\nmax_s = 1.5", ["defaults.ttl.max_s", "(got 1.5)"]),
     (V + '[defaults.ttl]\nover_max = "truncate"', ["defaults.ttl.over_max", "'truncate'"]),
-    (V + '[defaults]\nexclusive = "prod"', ["defaults.exclusive", "valid tuple"]),
+    (V + '[defaults]\nexclusive = "prod"', ["defaults.exclusive", "should be a list"]),
     (V + "[defaults.break_glass]\nenabled = []", ["defaults.break_glass.enabled"]),
     ("version = 3\n", ["version", "valid string"]),
     ('version = ""\n', ["version"]),
@@ -107,3 +107,15 @@ def test_policy_errors_are_jitwatch_errors_with_the_cause_kept() -> None:
 def test_wrong_types_are_refused_not_coerced(section: str, line: str) -> None:
     message = refusal(f"{V}[defaults.{section}]\n{line}")
     assert f"defaults.{section}.{line.split(' =')[0]}" in message
+
+
+def test_a_union_is_one_line_and_a_misspelt_key_gets_a_suggestion() -> None:
+    with pytest.raises(PolicyError) as raised:
+        parse_policy(V + '[defaults.step_up]\nfrom_sensitivity = "High"\n'
+                     '[[defaults.time_windows]]\n', "candidate.toml")
+    message = str(raised.value)
+    assert "literal[" not in message
+    assert ("defaults.step_up.from_sensitivity: Input should be 'low', 'medium', 'high' or "
+            "'critical' or 'never' (got 'High')") in message
+    assert "defaults.time_windows: Extra inputs are not permitted (got [{}]); did you mean " \
+        "windows?" in message
