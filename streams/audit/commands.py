@@ -136,7 +136,7 @@ def _warn_unknown_rule(rule: str | None) -> None:
 
 def _query(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit.keys import redis_for
-    from streams.audit.query import format_row, query
+    from streams.audit.query import TABLE_HEADER, format_row, query
 
     _warn_unknown_rule(args.rule)
 
@@ -147,6 +147,8 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
                                 _filters(args))
         finally:
             await client.aclose()
+        if found and args.format == "table":
+            print(TABLE_HEADER)
         for item in found:
             if args.format == "jsonl":
                 sys.stdout.buffer.write(orjson.dumps(item.as_json()) + b"\n")

@@ -29,7 +29,8 @@ from streams.audit.keys import (
     stream_key,
 )
 
-__all__ = ["EXPORT_FORMAT", "ExportWriter", "Filters", "Found", "export", "format_row", "query"]
+__all__ = ["EXPORT_FORMAT", "TABLE_HEADER", "ExportWriter", "Filters", "Found", "export",
+           "format_row", "query"]
 
 EXPORT_FORMAT = "jitwatch.audit.export/v2"
 
@@ -145,14 +146,23 @@ async def query(client: aioredis.Redis, prefix: str, partitions: int,
     return results[:filters.limit] if filters.limit is not None else results
 
 
+TABLE_HEADER = (f"{'time':<26} {'action':<11} {'subject':<30} {'request':<14} "
+                f"{'rule':<24} chain (partition:seq@offset)")
+"""The header of :func:`format_row`'s table."""
+
+
 def format_row(found: Found) -> str:
-    """One table row: time, action, subject, request, rule, place in the chain."""
+    """One table row: time, action, subject, request, rule, place in the chain. A worker's
+    policy-load record shows as ``policy-load`` with its outcome and policy version."""
     decision = found.decision
-    return (f"{decision.get('at', '?')!s:<26} {decision.get('action', '?')!s:<9} "
+    action, rule = decision.get("action", "?"), (decision.get("rule") or {}).get("id", "?")
+    if decision.get("schema") == "jit.policy-load/v1":
+        action = "policy-load"
+        rule = f"{decision.get('outcome', '?')} {(decision.get('new') or {}).get('version', '')}"
+    return (f"{decision.get('at', '?')!s:<26} {action!s:<11} "
             f"{(decision.get('subject') or {}).get('id', '?')!s:<30} "
-            f"{decision.get('request_id') or '-'!s:<14} "
-            f"{(decision.get('rule') or {}).get('id', '?')!s:<24} "
-            f"p{found.entry.partition}:seq {found.entry.seq}@{found.entry.offset}")
+            f"{decision.get('request_id') or '-'!s:<14} {rule!s:<24} "
+            f"p{found.entry.partition}:{found.entry.seq}@{found.entry.offset}")
 
 
 def _text_or_b64(name: str, value: bytes) -> dict[str, str]:

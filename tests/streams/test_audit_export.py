@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from streams.audit.notary import generate_keys, load_private_key
-from streams.audit.query import ExportWriter
+from streams.audit.query import TABLE_HEADER, ExportWriter, Found, format_row
 from streams.audit.verify import ExportError, VerifyReport, verify_export
 from streams.cli import main
 from tests.streams.test_audit_chain import KEY, chain, sign
@@ -128,3 +128,17 @@ def test_the_verify_command_names_the_problem_without_a_traceback(
     events.write_bytes(orjson.dumps({"event_id": "e-1"}) + b"\n")
     assert main([*verify, str(events)]) == 2  # a first line without "kind"
     assert "not an export file" in capsys.readouterr().err
+
+
+def test_query_rows_name_policy_loads_and_line_up_with_the_header() -> None:
+    entry = chain(1, partition=4)[0]
+    verdict = Found(entry, {"at": "2026-11-23T10:00:00Z", "action": "deny",
+                            "subject": {"id": "alice"}, "request_id": "r-1",
+                            "rule": {"id": "ttl-max"}})
+    load = Found(entry, {"schema": "jit.policy-load/v1", "at": "2026-11-23T10:00:00Z",
+                         "outcome": "loaded", "subject": {"id": "jitwatch"},
+                         "new": {"version": "2026-11-23.3"}})
+    assert format_row(verdict).split() == ["2026-11-23T10:00:00Z", "deny", "alice", "r-1",
+                                           "ttl-max", "p4:0@0"]
+    assert format_row(load).split()[1:5] == ["policy-load", "jitwatch", "-", "loaded"]
+    assert TABLE_HEADER.index("rule") == format_row(verdict).index("ttl-max")
