@@ -21,7 +21,7 @@ import orjson
 from schemas.decisions import Decision
 from schemas.errors import JitwatchError
 from schemas.policy import LoadedPolicy, parse_policy
-from streams.runtime import claim_data_dir, tune_gc
+from streams.runtime import CoordinatorNotReady, claim_data_dir, tune_gc
 from streams.settings import Settings, load_settings
 from streams.simulate import BadLine, Replay
 
@@ -359,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         # aiokafka narrates every subscription change at INFO; the worker's own logs suffice.
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
+        logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(
+            CoordinatorNotReady())
         return int(args.run(settings, args))
     except JitwatchError as exc:
         print(f"jitwatch: {exc}", file=sys.stderr)

@@ -24,7 +24,7 @@ from typing import IO
 
 from schemas.errors import ConfigError
 
-__all__ = ["GC_THRESHOLDS", "claim_data_dir", "tune_gc"]
+__all__ = ["GC_THRESHOLDS", "CoordinatorNotReady", "claim_data_dir", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +66,19 @@ def claim_data_dir(data_dir: Path, wait_s: float = 30.0) -> IO[str]:
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
+
+
+class CoordinatorNotReady(logging.Filter):
+    """Reports aiokafka's "group coordinator not available" as the warning it is.
+
+    On a fresh cluster the group coordinator (and ``__consumer_offsets``) appear seconds
+    after the broker; aiokafka logs every retry meanwhile at ERROR, which reads as a fault
+    at each first start. It retries by itself, so here it is a WARNING.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Lower the level of that one message; let every record through."""
+        if record.levelno == logging.ERROR and "GroupCoordinatorNotAvailable" in str(
+                record.args):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True

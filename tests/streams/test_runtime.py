@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from streams.cli import main
-from streams.runtime import GC_THRESHOLDS, claim_data_dir, tune_gc
+from streams.runtime import GC_THRESHOLDS, CoordinatorNotReady, claim_data_dir, tune_gc
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,3 +49,17 @@ def test_a_data_dir_serves_one_worker_at_a_time(tmp_path: Path) -> None:
         assert f"is in use by another worker (pid {os.getpid()})" in second.stderr
     with claim_data_dir(tmp_path / "data", wait_s=0):  # released with its holder
         pass
+
+
+def test_a_coordinator_not_yet_there_is_a_warning_not_an_error() -> None:
+    from aiokafka.errors import GroupCoordinatorNotAvailableError
+
+    record = logging.LogRecord("aiokafka.consumer.group_coordinator", logging.ERROR, "x", 1,
+                               "Group Coordinator Request failed: %s",
+                               (GroupCoordinatorNotAvailableError(),), None)
+    assert CoordinatorNotReady().filter(record)
+    assert (record.levelno, record.levelname) == (logging.WARNING, "WARNING")
+    other = logging.LogRecord("aiokafka", logging.ERROR, "x", 1, "Heartbeat failed: %r",
+                              (RuntimeError("x"),), None)
+    assert CoordinatorNotReady().filter(other)
+    assert other.levelno == logging.ERROR
