@@ -181,6 +181,9 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     if replay is None:
         print("no events in file", file=sys.stderr)
         return 1 if args.strict else 0
+    if args.until is not None and replay.last_at is not None and args.until < replay.last_at:
+        print(f"--until {args.until.isoformat()} is before the last event "
+              f"({replay.last_at.isoformat()}): it let no time run on", file=sys.stderr)
     summary = (f"{replay.events} events, {sum(replay.actions.values())} decisions, "
                f"{len(replay.bad_lines)} bad lines skipped")
     print(summary, file=sys.stderr)

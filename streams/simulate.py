@@ -42,6 +42,8 @@ class Replay:
     actions: Counter[str] = field(default_factory=Counter)
     rules: Counter[str] = field(default_factory=Counter)
     states: dict[bytes, StoredSubject] = field(default_factory=dict)
+    last_at: datetime | None = None
+    """The latest event time seen."""
 
     def record(self, decision: Decision) -> None:
         """Count one decision for the summary."""
@@ -92,6 +94,7 @@ def replay_lines(
             yield bad
             continue
         replay.events += 1
+        replay.last_at = event.at if replay.last_at is None else max(replay.last_at, event.at)
         yield from _ticks(deadlines, event.at, policy, replay)
         key = event.subject.id.encode("utf-8")
         cause = Cause(event_id=event.event_id, type=event.type)

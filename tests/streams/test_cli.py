@@ -83,6 +83,8 @@ def test_simulate_strict_fails_on_skipped_lines(tmp_path: Path,
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
     assert main(["simulate", "--events", str(empty), "--strict"]) == 1
+    assert main(["simulate", "--events", str(events), "--until", "2000-01-01T00:00:00Z"]) == 0
+    assert "is before the last event" in capsys.readouterr().err
     assert main(["simulate", "--events", str(tmp_path)]) == 2
     assert f"events file {tmp_path} is not a file" in capsys.readouterr().err
 
