@@ -47,13 +47,13 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.app import build_app, quiet_worker
     from streams.policy_control import attach_policy_control, load_policy_control
 
+    # Issue F: validated and (with signers configured) signature-checked, before anything
+    # connects; every load is recorded on the decisions topic; reloads when it changes.
+    control = load_policy_control(settings, args.policy or settings.policy_file)
     # faust would retry a wrong address or protocol for ever, with aiokafka's error line
     # every half second and no word of the setting: ask once, with a deadline.
     asyncio.run(broker_answers(settings))
     with claim_data_dir(settings.data_dir):
-        # Issue F: validated and (with signers configured) signature-checked; every load
-        # is recorded on the decisions topic; reloads when the file changes.
-        control = load_policy_control(settings, args.policy or settings.policy_file)
         app = build_app(settings, control.policy)
         attach_policy_control(app, settings, control)
         worker = quiet_worker(app, settings.log_level)
