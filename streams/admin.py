@@ -13,9 +13,19 @@ from schemas.errors import ConfigError
 from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
-__all__ = ["broker_answers", "ensure_topics", "wait_for_broker"]
+__all__ = ["broker_answers", "ensure_topics", "no_broker", "wait_for_broker"]
 
 log = logging.getLogger(__name__)
+
+
+def no_broker(settings: Settings, exc: BaseException, within_s: float | None = None
+              ) -> ConfigError:
+    """The error for a Kafka that did not answer: the address and the settings to change."""
+    within = "" if within_s is None else f" within {within_s:.0f} s"
+    return ConfigError(
+        f"no Kafka broker answered at {settings.kafka_bootstrap}{within} ({exc}); start one "
+        "with `ops/stack up` or set JITWATCH_KAFKA_BOOTSTRAP (and "
+        "JITWATCH_KAFKA_SECURITY_PROTOCOL if the broker wants TLS or SASL)")
 
 
 async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> AIOKafkaAdminClient:
@@ -28,6 +38,7 @@ async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> AIOKaf
     deadline = loop.time() + timeout_s
     aiokafka_log = logging.getLogger("aiokafka")
     level = aiokafka_log.level
+    warned = False
     try:
         while True:
             admin = AIOKafkaAdminClient(
@@ -41,17 +52,13 @@ async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> AIOKaf
             except (KafkaConnectionError, OSError) as exc:
                 await admin.close()
                 if loop.time() >= deadline:
-                    raise ConfigError(
-                        f"no Kafka broker answered at {settings.kafka_bootstrap} within "
-                        f"{timeout_s:.0f} s ({exc}); start one with `ops/stack up` or set "
-                        "JITWATCH_KAFKA_BOOTSTRAP (and JITWATCH_KAFKA_SECURITY_PROTOCOL if "
-                        "the broker wants TLS or SASL)"
-                    ) from exc
-                if aiokafka_log.level != logging.CRITICAL:
+                    raise no_broker(settings, exc, timeout_s) from exc
+                if not warned:
                     # Once, instead of aiokafka's error line every half second.
                     log.warning("no Kafka broker answers at %s yet (%s); retrying for up to "
                                 "%.0f s", settings.kafka_bootstrap, exc, timeout_s)
                     aiokafka_log.setLevel(logging.CRITICAL)
+                    warned = True
                 await asyncio.sleep(0.5)
     finally:
         aiokafka_log.setLevel(level)

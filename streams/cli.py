@@ -379,16 +379,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"jitwatch: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        from aiokafka.errors import KafkaConnectionError
-
-        if not isinstance(exc, KafkaConnectionError):
-            raise
-        print(f"jitwatch: no Kafka broker answered at {settings.kafka_bootstrap} ({exc}); "
-              "start one with `ops/stack up`, or set JITWATCH_KAFKA_BOOTSTRAP (and "
-              "JITWATCH_KAFKA_SECURITY_PROTOCOL if the broker wants TLS or SASL)",
-              file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":

@@ -8,20 +8,24 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
+from streams.admin import no_broker
 from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
 __all__ = ["collect_decisions", "follow_decisions", "publish_events"]
 
 
-async def _start(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
-    """Start a client; one that cannot reach Kafka is closed before the error goes on
-    (aiokafka otherwise warns of an unclosed client at exit)."""
+async def _start(settings: Settings, client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    """Start a client. One that cannot reach Kafka is closed (aiokafka otherwise warns of
+    an unclosed client at exit) and its error names the address and the settings."""
     try:
         await client.start()
-    except BaseException:
+    except BaseException as exc:
         await client.stop()
+        if isinstance(exc, KafkaConnectionError):
+            raise no_broker(settings, exc) from exc
         raise
 
 
@@ -29,7 +33,7 @@ async def publish_events(settings: Settings, events: Iterable[dict[str, Any]]) -
     """Publish contract events keyed by subject id, as an upstream broker would."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                 **kafka_client_options(settings))
-    await _start(producer)
+    await _start(settings, producer)
     count = 0
     try:
         for event in events:
@@ -56,7 +60,7 @@ async def _decision_consumer(settings: Settings) -> tuple[AIOKafkaConsumer, list
         isolation_level="read_committed",
         **kafka_client_options(settings),
     )
-    await _start(consumer)
+    await _start(settings, consumer)
     partitions = consumer.partitions_for_topic(settings.topic_decisions)
     if partitions is None:
         await consumer._client.force_metadata_update()  # noqa: SLF001 - first lookup only
