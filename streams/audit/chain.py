@@ -194,13 +194,18 @@ class Problem:
     seq: int | None = None
     offset: int | None = None
 
-    def __str__(self) -> str:
+    @property
+    def located(self) -> str:
+        """Where and what, without the verdict: ``partition 0 seq 4 offset 4: ...``."""
         where = f"partition {self.partition}"
         if self.seq is not None:
             where += f" seq {self.seq}"
         if self.offset is not None:
             where += f" offset {self.offset}"
-        return f"{self.verdict.upper()}: {where}: {self.what}"
+        return f"{where}: {self.what}"
+
+    def __str__(self) -> str:
+        return f"{self.verdict.upper()}: {self.located}"
 
 
 @dataclass

@@ -108,8 +108,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     for part in report.partitions:
         print(part.line())
     verdict = {0: "INTACT", 1: "TAMPERED", 2: "INCOMPLETE"}[report.exit_code]
-    problem = report.problems[0] if report.problems else None
-    first = "" if problem is None else f": first bad entry: {str(problem).split(': ', 1)[1]}"
+    first = f": first bad entry: {report.problems[0].located}" if report.problems else ""
     print(f"{verdict}{first}", file=sys.stderr if report.exit_code else sys.stdout)
     return report.exit_code
 
