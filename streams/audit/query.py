@@ -28,6 +28,7 @@ from streams.audit.keys import (
     read_stream,
     stream_key,
 )
+from streams.policy_control import POLICY_LOAD_SCHEMA
 
 __all__ = ["EXPORT_FORMAT", "TABLE_HEADER", "ExportWriter", "Filters", "Found", "export",
            "format_row", "query"]
@@ -146,8 +147,10 @@ async def query(client: aioredis.Redis, prefix: str, partitions: int,
     return results[:filters.limit] if filters.limit is not None else results
 
 
-TABLE_HEADER = (f"{'time':<26} {'action':<11} {'subject':<30} {'request':<14} "
-                f"{'rule':<24} chain (partition:seq@offset)")
+_ROW = "{!s:<26} {!s:<11} {!s:<30} {!s:<14} {!s:<24} {}"
+"""The table's columns: time, action, subject, request, rule, place in the chain."""
+TABLE_HEADER = _ROW.format("time", "action", "subject", "request", "rule",
+                           "chain (partition:seq@offset)")
 """The header of :func:`format_row`'s table."""
 
 
@@ -156,13 +159,13 @@ def format_row(found: Found) -> str:
     policy-load record shows as ``policy-load`` with its outcome and policy version."""
     decision = found.decision
     action, rule = decision.get("action", "?"), (decision.get("rule") or {}).get("id", "?")
-    if decision.get("schema") == "jit.policy-load/v1":
+    if decision.get("schema") == POLICY_LOAD_SCHEMA:
         action = "policy-load"
         rule = f"{decision.get('outcome', '?')} {(decision.get('new') or {}).get('version', '')}"
-    return (f"{decision.get('at', '?')!s:<26} {action!s:<11} "
-            f"{(decision.get('subject') or {}).get('id', '?')!s:<30} "
-            f"{decision.get('request_id') or '-'!s:<14} {rule!s:<24} "
-            f"p{found.entry.partition}:{found.entry.seq}@{found.entry.offset}")
+    return _ROW.format(decision.get("at", "?"), action,
+                       (decision.get("subject") or {}).get("id", "?"),
+                       decision.get("request_id") or "-", rule,
+                       f"p{found.entry.partition}:{found.entry.seq}@{found.entry.offset}")
 
 
 def _text_or_b64(name: str, value: bytes) -> dict[str, str]:
