@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import time
+from functools import cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -324,6 +325,7 @@ _FIXES = {
 }
 
 
+@cache
 def _field_names() -> list[str]:
     """Every field name of the policy's models, for "did you mean" on a misspelt key."""
     names: set[str] = set()

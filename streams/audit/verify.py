@@ -283,6 +283,7 @@ def verify_export(lines: Iterable[bytes], public_key: Ed25519PublicKey) -> Verif
     checkpoints: dict[int, list[tuple[bytes, bytes]]] = {}
     pages = _export_pages(lines)
     listed = _export_header(pages)
+    places = {partition: place for place, partition in enumerate(listed)}
     end: dict[str, Any] | None = None
     last_seen = -1  # the header's index of the last partition with records
     for number, kind, record in pages:
@@ -292,10 +293,10 @@ def verify_export(lines: Iterable[bytes], public_key: Ed25519PublicKey) -> Verif
             end = record
             continue
         partition = int(record.get("partition", -1))
-        if partition not in listed:
+        if partition not in places:
             raise ExportError("tampered", f"line {number}: partition {partition} is not one "
                               f"the header lists ({', '.join(map(str, listed))})")
-        last_seen = max(last_seen, listed.index(partition))
+        last_seen = max(last_seen, places[partition])
         if kind == "checkpoint":
             if partition in verifiers:
                 raise ExportError("tampered", f"line {number}: checkpoint of partition "
