@@ -22,7 +22,7 @@ from schemas.decisions import Decision
 from schemas.errors import JitwatchError
 from schemas.policy import LoadedPolicy, parse_policy
 from streams.runtime import CoordinatorNotReady, claim_data_dir, tune_gc
-from streams.settings import Settings, load_settings
+from streams.settings import Settings, environment_help, load_settings
 from streams.simulate import BadLine, Replay
 
 __all__ = ["main"]
@@ -285,7 +285,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jitwatch",
         description="Just-in-time access enforcement on Kafka. Settings come from JITWATCH_* "
-        "environment variables (see README).",
+        "environment variables: `jitwatch COMMAND --help` lists those it reads.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -347,7 +347,41 @@ def _parser() -> argparse.ArgumentParser:
     from streams.identity import register_commands as register_identity_commands
 
     register_identity_commands(commands)
+    for path, command in _commands(parser):
+        groups = _ENVIRONMENT.get(path)
+        if groups is not None:
+            command.epilog = environment_help(*groups, "log")
+            command.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+_ENVIRONMENT: dict[str, tuple[str, ...]] = {
+    "worker": ("kafka", "topics", "worker"),
+    "audit-sink": ("kafka", "decisions", "sink"),
+    "audit sink": ("kafka", "decisions", "sink"),
+    "audit notary": ("notary",),
+    "audit verify": ("verifier", "verify", "kafka", "decisions"),
+    "audit query": ("verifier",),
+    "audit export": ("verifier",),
+    "topics": ("kafka", "topics"),
+    "demo": ("kafka", "inputs", "decisions"),
+    "tail": ("kafka", "decisions"),
+    "acls": ("kafka", "topics", "identity"),
+    "whoami": ("kafka", "topics", "identity", "verifier"),
+}
+"""The settings groups (:data:`streams.settings.ENVIRONMENT_GROUPS`) each command reads,
+listed in its ``--help``; the others read only their arguments and files."""
+
+
+def _commands(parser: argparse.ArgumentParser,
+              path: str = "") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every (sub)command parser with its path, e.g. ``audit verify``."""
+    for action in parser._actions:  # noqa: SLF001  # argparse offers no public walk
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001  # same
+            for name, command in action.choices.items():
+                full = f"{path} {name}".strip()
+                yield full, command
+                yield from _commands(command, full)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
 from schemas.errors import ConfigError
 
@@ -26,9 +26,12 @@ SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 class KafkaSecurity(BaseModel):
     """Kafka authentication and transport security (mixed into the settings)."""
 
+    model_config = ConfigDict(use_attribute_docstrings=True)  # descriptions for --help
+
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
     """``PLAINTEXT`` (default, local stack), ``SASL_PLAINTEXT``, ``SSL`` or ``SASL_SSL``."""
     kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    """With SASL: ``SCRAM-SHA-512``, ``SCRAM-SHA-256`` or ``PLAIN``."""
     kafka_sasl_username: str | None = None
     """The principal the client authenticates as (``User:<name>`` in ACLs)."""
     kafka_sasl_password: SecretStr | None = None
@@ -40,6 +43,7 @@ class KafkaSecurity(BaseModel):
     kafka_ssl_certfile: Path | None = None
     """Client certificate for mutual TLS."""
     kafka_ssl_keyfile: Path | None = None
+    """The client certificate's private key."""
     principals_file: Path = Path("ops/principals.toml")
     """The declarative principals and ACLs (``jitwatch acls apply``, ``jitwatch whoami``)."""
 

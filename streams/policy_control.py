@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas._base import format_time
 from schemas.errors import JitwatchError, PolicyError
@@ -62,6 +62,8 @@ POLICY_LOAD_SCHEMA = "jit.policy-load/v1"
 
 class PolicyTrust(BaseModel):
     """Settings of policy change control (mixed into :class:`streams.settings.Settings`)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)  # descriptions for --help
 
     policy_signers_file: Path | None = None
     """Trusted policy signers (TOML); when set, only policies signed by one of them load."""

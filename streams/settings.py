@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +14,7 @@ from schemas.errors import ConfigError
 from streams.kafka_security import KafkaSecurity
 from streams.policy_control import PolicyTrust
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["ENVIRONMENT_GROUPS", "Settings", "environment_help", "load_settings"]
 
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 
@@ -26,7 +28,9 @@ class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
     :class:`streams.policy_control.PolicyTrust`.
     """
 
-    model_config = SettingsConfigDict(env_prefix="JITWATCH_", frozen=True, extra="ignore")
+    # Attribute docstrings become field descriptions: `--help` lists them (environment_help).
+    model_config = SettingsConfigDict(env_prefix="JITWATCH_", frozen=True, extra="ignore",
+                                      use_attribute_docstrings=True)
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     """Kafka bootstrap servers, ``host:port[,host:port]``."""
@@ -36,12 +40,17 @@ class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
     app_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "jitwatch"
     """Consumer group of the workers and prefix of their changelog topics."""
     topic_requests: TopicName = "jit.requests"
+    """Input topic of access requests and reviews."""
     topic_sessions: TopicName = "jit.sessions"
+    """Input topic of session events."""
     topic_decisions: TopicName = "jit.decisions"
+    """Output topic of every verdict (and of the worker's policy-load records)."""
     topic_deadletter: TopicName = "jit.deadletter"
+    """Where inputs that cannot be decided go, with headers saying why."""
     topic_partitions: int = Field(default=8, ge=1, le=10_000)
     """Partitions of every topic; inputs and changelogs must all have this many."""
     topic_replication: int = Field(default=1, ge=1, le=7)
+    """Replication factor of the topics jitwatch creates."""
     policy_file: Path | None = None
     """Policy TOML; the packaged default policy when unset."""
     data_dir: Path = Path(".jitwatch-data")
@@ -49,6 +58,7 @@ class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
     store: str = "rocksdb://"
     """faust table store URL: ``rocksdb://`` in production, ``memory://`` for experiments."""
     standby_replicas: int = Field(default=1, ge=0, le=5)
+    """Standby copies of each table partition other workers keep, for fast failover."""
     batch_max: int = Field(default=500, ge=1, le=100_000)
     """Most events decided in one batch."""
     producer_linger_ms: int = Field(default=2, ge=0, le=1000)
@@ -65,7 +75,9 @@ class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
     audit_group: Annotated[str, StringConstraints(min_length=1)] = "jitwatch-audit"
     """Consumer group of the audit sink (apart from the workers')."""
     audit_key_prefix: Annotated[str, StringConstraints(min_length=1)] = "jitwatch:audit"
+    """Prefix of the audit trail's Redis keys (chains, checkpoints, index)."""
     log_level: str = "info"
+    """``debug``, ``info``, ``warning`` or ``error``."""
     # Issue D: Redis ACL users per role and the notary's keys. A password comes from
     # JITWATCH_<ROLE>_PASSWORD or, better, a file named by JITWATCH_<ROLE>_PASSWORD_FILE;
     # SecretStr keeps it out of reprs and logs. No user: the URL's (or Redis' default) user.
@@ -73,14 +85,17 @@ class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
     """ACL user of the audit sink (appends chains and indexes)."""
     redis_password: SecretStr | None = None
     redis_password_file: Path | None = None
+    """A file holding the sink's password (better than ``JITWATCH_REDIS_PASSWORD``)."""
     notary_redis_user: str | None = None
     """ACL user of the notary (reads chains, appends checkpoints)."""
     notary_redis_password: SecretStr | None = None
     notary_redis_password_file: Path | None = None
+    """A file holding the notary's password (or ``JITWATCH_NOTARY_REDIS_PASSWORD``)."""
     verifier_redis_user: str | None = None
     """Read-only ACL user of ``jitwatch audit verify/query/export``."""
     verifier_redis_password: SecretStr | None = None
     verifier_redis_password_file: Path | None = None
+    """A file holding the verifier's password (or ``JITWATCH_VERIFIER_REDIS_PASSWORD``)."""
     audit_signing_key_file: Path | None = None
     """The notary's Ed25519 private key (PEM, mode 0600; ``jitwatch audit keygen``)."""
     audit_verify_key_file: Path | None = None
@@ -131,3 +146,52 @@ def load_settings(**overrides: object) -> Settings:
             for error in exc.errors(include_url=False)
         )
         raise ConfigError(f"invalid settings:\n{problems}") from exc
+
+
+ENVIRONMENT_GROUPS: dict[str, tuple[str, ...]] = {
+    "kafka": ("kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_mechanism",
+              "kafka_sasl_username", "kafka_sasl_password_file", "kafka_ssl_cafile",
+              "kafka_ssl_certfile", "kafka_ssl_keyfile"),
+    "inputs": ("topic_requests", "topic_sessions"),
+    "decisions": ("topic_decisions",),
+    "topics": ("app_id", "topic_requests", "topic_sessions", "topic_decisions",
+               "topic_deadletter", "topic_partitions", "topic_replication"),
+    "worker": ("policy_file", "policy_signers_file", "policy_poll_s", "data_dir", "store",
+               "standby_replicas", "batch_max", "producer_linger_ms", "max_event_bytes",
+               "expiry_check_s", "expiry_grace_s", "session_timeout_s"),
+    "sink": ("redis_url", "redis_user", "redis_password_file", "audit_group",
+             "audit_key_prefix"),
+    "notary": ("redis_url", "notary_redis_user", "notary_redis_password_file",
+               "audit_key_prefix", "topic_partitions", "audit_signing_key_file",
+               "audit_checkpoint_every", "audit_checkpoint_interval_s"),
+    "verifier": ("redis_url", "verifier_redis_user", "verifier_redis_password_file",
+                 "audit_key_prefix", "topic_partitions"),
+    "verify": ("audit_verify_key_file",),
+    "identity": ("principals_file", "audit_group", "policy_file", "policy_signers_file"),
+    "log": ("log_level",),
+}
+"""Which ``JITWATCH_*`` variables each kind of command reads (for its ``--help``); the
+``*_password`` variables stand behind their ``*_password_file``."""
+
+
+def _first_sentence(text: str) -> str:
+    text = " ".join(text.replace("``", "").split())
+    end = re.search(r"(?<!e\.g)(?<!i\.e)\.(?:\s|$)", text)
+    return text if end is None else text[:end.start()]
+
+
+def environment_help(*groups: str) -> str:
+    """The ``--help`` epilog listing the variables of ``groups``: name, default, meaning."""
+    names = list(dict.fromkeys(name for group in groups for name in ENVIRONMENT_GROUPS[group]))
+    if not names:
+        return "reads no JITWATCH_* environment variables"
+    lines = ["environment (README, Configuration):"]
+    for name in names:
+        field = Settings.model_fields[name]
+        default = "unset" if field.default is None else str(field.default)
+        meaning = _first_sentence(field.description or "")
+        lines.append(f"  JITWATCH_{name.upper()} [{default}]")
+        if meaning:
+            lines.append(textwrap.fill(meaning, width=90, initial_indent=" " * 6,
+                                       subsequent_indent=" " * 6))
+    return "\n".join(lines)

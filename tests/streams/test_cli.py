@@ -149,3 +149,30 @@ def test_audit_query_refuses_an_unknown_action_and_warns_of_an_unknown_rule(
     err = capsys.readouterr().err
     assert "did you mean max-active-resources?" in err
     assert "cannot read the audit trail from Redis at redis://127.0.0.1:1/0" in err
+
+
+def test_every_setting_is_listed_in_some_commands_help() -> None:
+    """A new setting must be placed in a group, or no `--help` would name it."""
+    from streams.cli import _ENVIRONMENT, _commands, _parser
+    from streams.settings import ENVIRONMENT_GROUPS, Settings
+
+    listed = {name for names in ENVIRONMENT_GROUPS.values() for name in names}
+    secrets = {name for name in Settings.model_fields
+               if name.endswith("_password") and f"{name}_file" in listed}
+    assert set(Settings.model_fields) - secrets == listed
+    assert {group for groups in _ENVIRONMENT.values() for group in groups} \
+        <= set(ENVIRONMENT_GROUPS)
+    assert set(_ENVIRONMENT) <= {path for path, _ in _commands(_parser())}
+
+
+def test_command_help_names_the_variables_it_reads(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["audit", "verify", "--help"])
+    shown = capsys.readouterr().out
+    assert "JITWATCH_VERIFIER_REDIS_USER [unset]" in shown
+    assert "JITWATCH_KAFKA_BOOTSTRAP [127.0.0.1:9092]" in shown  # --against-kafka
+    assert "JITWATCH_DATA_DIR" not in shown  # the worker's, not the verifier's
+    with pytest.raises(SystemExit):
+        main(["worker", "--help"])
+    assert "JITWATCH_DATA_DIR [.jitwatch-data]" in capsys.readouterr().out
