@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from functools import partial
@@ -148,13 +150,34 @@ def _replay(path: Path, policy: LoadedPolicy, settings: Settings, progress: bool
             yield replay, item
 
 
+@contextlib.contextmanager
+def _events_from(path: Path) -> Iterator[tuple[Path, str]]:
+    """The events file to replay and the name to report lines by; ``-`` is stdin, copied
+    to a temporary file first: ``--diff`` replays it twice, and the progress bar needs its
+    size."""
+    if str(path) != "-":
+        if not path.is_file():
+            raise JitwatchError(f"events file {path} "
+                                f"{'is not a file' if path.exists() else 'does not exist'}")
+        yield path, str(path)
+        return
+    with tempfile.NamedTemporaryFile(prefix="jitwatch-events-", suffix=".jsonl") as copy:
+        shutil.copyfileobj(sys.stdin.buffer, copy)
+        copy.flush()
+        yield Path(copy.name), "stdin"
+
+
 def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    policy = load_policy(args.policy or settings.policy_file)
+    with _events_from(args.events) as (events, name):
+        args.events, args.events_name = events, name
+        return _simulate(settings, args, policy)
+
+
+def _simulate(settings: Settings, args: argparse.Namespace, policy: LoadedPolicy) -> int:
     from streams.demo import format_decision
     from streams.enforcer import encode_decision
-    policy = load_policy(args.policy or settings.policy_file)
-    if not args.events.is_file():
-        raise JitwatchError(f"events file {args.events} "
-                            f"{'is not a file' if args.events.exists() else 'does not exist'}")
+
     if args.diff is not None:
         return _simulate_diff(settings, args, policy, load_policy(args.diff))
     out = args.out.open("wb") if args.out else None
@@ -165,7 +188,7 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
                                   until=args.until):
             replay = seen
             if isinstance(item, BadLine):
-                print(f"{args.events}:{item.number}: skipped ({item.error_class}): "
+                print(f"{args.events_name}:{item.number}: skipped ({item.error_class}): "
                       f"{item.message}", file=sys.stderr)
                 continue
             encoded = encode_decision(item)
@@ -179,7 +202,7 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         if out is not None:
             out.close()
     if replay is None:
-        print("no events in file", file=sys.stderr)
+        print(f"no events in {args.events_name}", file=sys.stderr)
         return 1 if args.strict else 0
     if args.until is not None and replay.last_at is not None and args.until < replay.last_at:
         print(f"--until {args.until.isoformat()} is before the last event "
@@ -322,8 +345,11 @@ def _parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser(
         "simulate", help="replay a JSONL file of events through the policy, in event time")
-    simulate.add_argument("--events", type=Path, required=True, help="JSONL, one event a line")
-    simulate.add_argument("--policy", type=Path, help="policy TOML (default: packaged policy)")
+    simulate.add_argument("--events", type=Path, required=True,
+                          help="JSONL, one event a line; - reads stdin")
+    simulate.add_argument("--policy", type=Path,
+                          help="policy TOML (default: JITWATCH_POLICY_FILE, else the packaged "
+                          "policy)")
     simulate.add_argument("--out", type=Path, help="write decisions as JSONL to this file")
     simulate.add_argument("--format", choices=["text", "jsonl"], default="text",
                           help="stdout format when --out is not given")
@@ -366,6 +392,7 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "topics": ("kafka", "topics"),
     "demo": ("kafka", "inputs", "decisions"),
     "tail": ("kafka", "decisions"),
+    "simulate": ("policy",),
     "acls": ("kafka", "topics", "identity"),
     "whoami": ("kafka", "topics", "identity", "verifier"),
 }

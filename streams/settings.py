@@ -168,6 +168,7 @@ ENVIRONMENT_GROUPS: dict[str, tuple[str, ...]] = {
                  "audit_key_prefix", "topic_partitions"),
     "verify": ("audit_verify_key_file",),
     "identity": ("principals_file", "audit_group", "policy_file", "policy_signers_file"),
+    "policy": ("policy_file", "max_event_bytes"),
     "log": ("log_level",),
 }
 """Which ``JITWATCH_*`` variables each kind of command reads (for its ``--help``); the

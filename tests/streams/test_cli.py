@@ -75,6 +75,26 @@ def test_simulate_diff_lists_changed_events(tmp_path: Path,
     assert "0 of 5 events" in capsys.readouterr().err
 
 
+def test_simulate_reads_stdin_for_a_diff_too(tmp_path: Path) -> None:
+    """`--events -` gives what the file gives, and `--diff` (two replays) works on it."""
+    events = _events(tmp_path / "events.jsonl")
+    from_file = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "simulate", "--events", str(events),
+         "--format", "jsonl"], capture_output=True, check=True)
+    piped = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "simulate", "--events", "-", "--format",
+         "jsonl"], input=events.read_bytes(), capture_output=True, check=True)
+    assert piped.stdout == from_file.stdout
+    assert b"stdin:3: skipped (invalid-json)" in piped.stderr
+    strict = tmp_path / "strict.toml"
+    strict.write_text('version = "strict"\n[defaults.caps]\nmax_active_resources = 1\n')
+    diff = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "simulate", "--events", "-", "--diff",
+         str(strict)], input=events.read_bytes(), capture_output=True)
+    assert diff.returncode == 1, diff.stderr
+    assert b"of 5 events decide differently under strict" in diff.stderr
+
+
 def test_simulate_strict_fails_on_skipped_lines(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     events = _events(tmp_path / "events.jsonl")  # holds two bad lines
