@@ -36,10 +36,13 @@ def demo_phases(now: datetime | None = None, run: str | None = None) -> list[Dem
                 "issuer": "spiffe://acme.example", "attested": True, "owner": "team-platform"}
 
     def times() -> Iterator[str]:
-        second = 0
+        # 10 ms apart: in event order (a batch is decided in event-time order), and never
+        # ahead of the clock by more than the scenario's length (it was 1 s apart, so the
+        # last phase's event was stamped 9 s after it was sent).
+        step = 0
         while True:
-            yield (now + timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
-            second += 1
+            yield (now + timedelta(milliseconds=10 * step)).isoformat().replace("+00:00", "Z")
+            step += 1
 
     clock = times()
 
