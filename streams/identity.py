@@ -75,8 +75,9 @@ def _text(value: object) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
-async def _audit_heads(settings: Settings) -> dict[str, Any]:
-    """Newest entry of every audit chain (one per decisions partition), or why none."""
+async def _audit_view(settings: Settings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Newest entry of every audit chain (one per decisions partition), or why none; and
+    the policy loads the workers recorded (:func:`_recorded_loads`)."""
     from redis.exceptions import RedisError
 
     from streams.audit.keys import redis_for, stream_key
@@ -95,21 +96,48 @@ async def _audit_heads(settings: Settings) -> dict[str, Any]:
                 if fields and name in fields:
                     head[name.decode()] = _text(fields[name])
             heads[key] = head
+        loads = await _recorded_loads(client, settings)
     except (RedisError, OSError) as exc:
-        return {"error": f"Redis at {settings.redis_url.split('@')[-1]} unreadable: {exc}"}
+        return {"error": f"Redis at {settings.redis_url.split('@')[-1]} unreadable: {exc}"}, []
     finally:
         await client.aclose()
-    return heads
+    return heads, loads
+
+
+_LOADS_SHOWN = 5
+
+
+async def _recorded_loads(client: Any, settings: Settings) -> list[dict[str, Any]]:
+    """The newest policy-load record of each worker in the audit trail, newest first (at
+    most :data:`_LOADS_SHOWN`): the policy running workers enforce, which this shell's
+    settings need not name. Load records carry the app id as their subject, so the sink's
+    subject index finds them without a scan."""
+    from streams.audit.query import Filters, query
+    from streams.policy_control import POLICY_LOAD_SCHEMA
+
+    newest: dict[str, dict[str, Any]] = {}
+    for found in await query(client, settings.audit_key_prefix, settings.topic_partitions,
+                             Filters(subject=settings.app_id)):
+        record = found.decision
+        if record.get("schema") == POLICY_LOAD_SCHEMA:
+            new = record.get("new") or {}
+            newest[str(record.get("worker"))] = {
+                "at": record.get("at"), "worker": record.get("worker"),
+                "outcome": record.get("outcome"), "version": new.get("version"),
+                "sha256": new.get("sha256")}  # oldest first: a later load replaces
+    return sorted(newest.values(), key=lambda load: str(load["at"]),
+                  reverse=True)[:_LOADS_SHOWN]
 
 
 def inventory(settings: Settings, policy_file: Path | None) -> dict[str, Any]:
     """What an auditor asks first: who, what it may touch, which policy, audit heads."""
     from streams.policy_control import PolicyControl
 
-    async def gather() -> tuple[tuple[str, list[str]], dict[str, Any]]:
-        return await _granted(settings), await _audit_heads(settings)
+    async def gather() -> tuple[tuple[str, list[str]], tuple[dict[str, Any],
+                                                              list[dict[str, Any]]]]:
+        return await _granted(settings), await _audit_view(settings)
 
-    (source, acls), heads = asyncio.run(gather())
+    (source, acls), (heads, loads) = asyncio.run(gather())
     try:
         policy: dict[str, Any] = PolicyControl(
             policy_file or settings.policy_file, settings.policy_signers_file).current.summary()
@@ -131,6 +159,7 @@ def inventory(settings: Settings, policy_file: Path | None) -> dict[str, Any]:
         "policy": policy,
         "policy_signers_file": str(settings.policy_signers_file or "") or None,
         "audit_heads": heads,
+        "policy_loads": loads,
     }
 
 
@@ -158,10 +187,18 @@ def cmd_whoami(settings: Settings, args: argparse.Namespace) -> int:
         print(f"policy         {policy['version']} sha256 {policy['sha256']}")
         print(f"  signed by    {policy['signer'] or 'nobody (no signers configured)'}"
               f"{' key ' + policy['key_id'] if policy['key_id'] else ''}; {policy['source']}")
-        # This shell's settings, which need not be a running worker's: say where that
-        # worker's own record is.
-        print("  (as this shell's settings name it; a running worker logs the policy it "
-              "enforces at start and records it on the decisions topic: jit.policy-load/v1)")
+        # This shell's settings, which need not be a running worker's: the workers' own
+        # load records follow.
+        print("  (as this shell's settings name it)")
+    print("policy loads   newest per worker, as recorded in the audit trail")
+    for load in found["policy_loads"]:
+        same = "" if "error" in policy else \
+            " (the same)" if load["sha256"] == policy["sha256"] else " (DIFFERS from above)"
+        print(f"  {load['at']} {load['worker']} {load['outcome']} {load['version']} "
+              f"sha256 {str(load['sha256'])[:12]}…{same}")
+    if not found["policy_loads"]:
+        print("  (none recorded: no worker started since the audit sink ran, or Redis is "
+              "unreadable)")
     print("audit heads")
     heads = found["audit_heads"]
     if "error" in heads:

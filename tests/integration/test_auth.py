@@ -203,6 +203,16 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
                                                                           "security-team")
         assert "error" not in found["audit_heads"], found["audit_heads"]
         assert password("watcher") not in whoami.stdout + whoami.stderr
+        # The policy the running worker enforces, from its load record in the audit trail
+        # (the sink appends it shortly after the worker starts).
+        for _ in range(30):
+            if found["policy_loads"]:
+                break
+            await asyncio.sleep(0.5)
+            found = orjson.loads(clean_auth.jitwatch("whoami", "--json", user="watcher",
+                                                     **env).stdout)
+        assert [(load["outcome"], load["sha256"]) for load in found["policy_loads"]] == [
+            ("loaded", v1_sha)]
 
         # Tamper with the policy: refused, recorded, and v1 stays in force.
         policy.write_text(policy.read_text().replace("auth-v1", "auth-v2-evil"))
