@@ -26,8 +26,8 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests import factories
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 BOOTSTRAP = os.environ.get("JITWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 REDIS_URL = os.environ.get("JITWATCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 # The stack's Redis has `default` disabled: tests set up, inspect and clean up as the ops-only

@@ -11,8 +11,7 @@ import pytest
 
 from streams.cli import main
 from tests.factories import raw_request
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
 
 
 def test_policy_check_valid_invalid_and_strict(tmp_path: Path,

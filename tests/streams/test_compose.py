@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 ACL_SCRIPT = REPO / "ops" / "redis-acl"
 
 

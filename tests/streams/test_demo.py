@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 
 from schemas.policy import parse_policy
 from streams.demo import demo_phases
 from streams.simulate import Replay, replay_lines
+from tests.paths import REPO
 
-DEMO_POLICY = Path(__file__).resolve().parents[2] / "ops" / "demo-policy.toml"
+DEMO_POLICY = REPO / "ops" / "demo-policy.toml"
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
 

@@ -14,8 +14,7 @@ import pytest
 
 from streams.cli import main
 from streams.runtime import GC_THRESHOLDS, CoordinatorNotReady, claim_data_dir, tune_gc
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
 
 
 @pytest.fixture(autouse=True)
