@@ -108,25 +108,28 @@ _LOADS_SHOWN = 5
 
 
 async def _recorded_loads(client: Any, settings: Settings) -> list[dict[str, Any]]:
-    """The newest policy-load record of each worker in the audit trail, newest first (at
-    most :data:`_LOADS_SHOWN`): the policy running workers enforce, which this shell's
-    settings need not name. Load records carry the app id as their subject, so the sink's
-    subject index finds them without a scan."""
+    """Per worker, its newest policy-load record in the audit trail and the policy it left
+    in force, newest first (at most :data:`_LOADS_SHOWN` workers): what running workers
+    enforce, which this shell's settings need not name. Load records carry the app id as
+    their subject, so the sink's subject index finds them without a scan."""
     from streams.audit.query import Filters, query
     from streams.policy_control import POLICY_LOAD_SCHEMA
 
     newest: dict[str, dict[str, Any]] = {}
-    for found in await query(client, settings.audit_key_prefix, settings.topic_partitions,
-                             Filters(subject=settings.app_id)):
-        record = found.decision
-        if record.get("schema") == POLICY_LOAD_SCHEMA:
-            new = record.get("new") or {}
-            newest[str(record.get("worker"))] = {
-                "at": record.get("at"), "worker": record.get("worker"),
-                "outcome": record.get("outcome"), "version": new.get("version"),
-                "sha256": new.get("sha256")}  # oldest first: a later load replaces
-    return sorted(newest.values(), key=lambda load: str(load["at"]),
-                  reverse=True)[:_LOADS_SHOWN]
+    found = await query(client, settings.audit_key_prefix, settings.topic_partitions,
+                        Filters(subject=settings.app_id))
+    for record in (item.decision for item in reversed(found)):  # newest first, by time
+        worker = str(record.get("worker"))
+        if record.get("schema") != POLICY_LOAD_SCHEMA or worker in newest:
+            continue
+        # A refused reload leaves the old policy in force.
+        in_force = record.get("new" if record.get("outcome") == "loaded" else "old") or {}
+        newest[worker] = {"at": record.get("at"), "worker": worker,
+                          "outcome": record.get("outcome"), "version": in_force.get("version"),
+                          "sha256": in_force.get("sha256")}
+        if len(newest) == _LOADS_SHOWN:
+            break
+    return list(newest.values())
 
 
 def inventory(settings: Settings, policy_file: Path | None) -> dict[str, Any]:
@@ -194,8 +197,8 @@ def cmd_whoami(settings: Settings, args: argparse.Namespace) -> int:
     for load in found["policy_loads"]:
         same = "" if "error" in policy else \
             " (the same)" if load["sha256"] == policy["sha256"] else " (DIFFERS from above)"
-        print(f"  {load['at']} {load['worker']} {load['outcome']} {load['version']} "
-              f"sha256 {str(load['sha256'])[:12]}…{same}")
+        print(f"  {load['at']} {load['worker']} {load['outcome']}; enforces "
+              f"{load['version']} sha256 {str(load['sha256'])[:12]}…{same}")
     if not found["policy_loads"]:
         print("  (none recorded: no worker started since the audit sink ran, or Redis is "
               "unreadable)")
