@@ -313,7 +313,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     worker = commands.add_parser("worker", help="run the enforcement worker (faust)")
-    worker.add_argument("--policy", type=Path, help="policy TOML (default: packaged policy)")
+    worker.add_argument("--policy", type=Path,
+                        help="policy TOML (default: JITWATCH_POLICY_FILE, else the packaged "
+                        "policy)")
     worker.set_defaults(run=_cmd_worker)
 
     sink = commands.add_parser("audit-sink", help="append every decision to the Redis audit "
