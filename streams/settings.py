@@ -184,8 +184,6 @@ def _first_sentence(text: str) -> str:
 def environment_help(*groups: str) -> str:
     """The ``--help`` epilog listing the variables of ``groups``: name, default, meaning."""
     names = list(dict.fromkeys(name for group in groups for name in ENVIRONMENT_GROUPS[group]))
-    if not names:
-        return "reads no JITWATCH_* environment variables"
     lines = ["environment (README, Configuration):"]
     for name in names:
         field = Settings.model_fields[name]
