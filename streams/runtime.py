@@ -46,6 +46,7 @@ def claim_data_dir(data_dir: Path, wait_s: float = 30.0) -> IO[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     handle = (data_dir / ".worker.lock").open("a+")
     deadline = time.monotonic() + wait_s
+    warned = False
     while True:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -58,8 +59,10 @@ def claim_data_dir(data_dir: Path, wait_s: float = 30.0) -> IO[str]:
                 raise ConfigError(
                     f"JITWATCH_DATA_DIR {data_dir} is in use by another worker (pid {holder}); "
                     "give each worker its own data directory") from None
-            log.warning("JITWATCH_DATA_DIR %s is held by worker pid %s; waiting up to "
-                        "%.0f s for it to stop", data_dir, holder, wait_s)
+            if not warned:  # once, not every second of the wait
+                log.warning("JITWATCH_DATA_DIR %s is held by worker pid %s; waiting up to "
+                            "%.0f s for it to stop", data_dir, holder, wait_s)
+                warned = True
             time.sleep(1.0)
     handle.seek(0)
     handle.truncate()
