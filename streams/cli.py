@@ -170,25 +170,26 @@ def _events_from(path: Path) -> Iterator[tuple[Path, str]]:
 def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     policy = load_policy(args.policy or settings.policy_file)
     with _events_from(args.events) as (events, name):
-        args.events, args.events_name = events, name
-        return _simulate(settings, args, policy)
+        if args.diff is not None:
+            return _simulate_diff(settings, args, events, policy, load_policy(args.diff))
+        return _simulate(settings, args, events, name, policy)
 
 
-def _simulate(settings: Settings, args: argparse.Namespace, policy: LoadedPolicy) -> int:
+def _simulate(settings: Settings, args: argparse.Namespace, events: Path, name: str,
+              policy: LoadedPolicy) -> int:
+    """Replay ``events`` (reported as ``name``) and print or write its decisions."""
     from streams.demo import format_decision
     from streams.enforcer import encode_decision
 
-    if args.diff is not None:
-        return _simulate_diff(settings, args, policy, load_policy(args.diff))
     out = args.out.open("wb") if args.out else None
     as_jsonl = args.format == "jsonl"
     replay: Replay | None = None
     try:
-        for seen, item in _replay(args.events, policy, settings, progress=True,
+        for seen, item in _replay(events, policy, settings, progress=True,
                                   until=args.until):
             replay = seen
             if isinstance(item, BadLine):
-                print(f"{args.events_name}:{item.number}: skipped ({item.error_class}): "
+                print(f"{name}:{item.number}: skipped ({item.error_class}): "
                       f"{item.message}", file=sys.stderr)
                 continue
             encoded = encode_decision(item)
@@ -202,7 +203,7 @@ def _simulate(settings: Settings, args: argparse.Namespace, policy: LoadedPolicy
         if out is not None:
             out.close()
     if replay is None:
-        print(f"no events in {args.events_name}", file=sys.stderr)
+        print(f"no events in {name}", file=sys.stderr)
         return 1 if args.strict else 0
     if args.until is not None and replay.last_at is not None and args.until < replay.last_at:
         print(f"--until {args.until.isoformat()} is before the last event "
@@ -216,12 +217,12 @@ def _simulate(settings: Settings, args: argparse.Namespace, policy: LoadedPolicy
     return 1 if args.strict and replay.bad_lines else 0
 
 
-def _simulate_diff(settings: Settings, args: argparse.Namespace, current: LoadedPolicy,
-                   candidate: LoadedPolicy) -> int:
+def _simulate_diff(settings: Settings, args: argparse.Namespace, events: Path,
+                   current: LoadedPolicy, candidate: LoadedPolicy) -> int:
     """Print the events whose decisions change from the current to the candidate policy."""
     def outcomes(policy: LoadedPolicy) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        for _, item in _replay(args.events, policy, settings, progress=True,
+        for _, item in _replay(events, policy, settings, progress=True,
                                until=args.until):
             if not isinstance(item, BadLine):
                 found.setdefault(item.cause.event_id, []).append(
