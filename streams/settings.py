@@ -184,7 +184,7 @@ def _first_sentence(text: str) -> str:
 def environment_help(*groups: str) -> str:
     """The ``--help`` epilog listing the variables of ``groups``: name, default, meaning."""
     names = list(dict.fromkeys(name for group in groups for name in ENVIRONMENT_GROUPS[group]))
-    lines = ["environment (README, Configuration):"]
+    lines = ["environment (README, Settings):"]
     for name in names:
         field = Settings.model_fields[name]
         default = "unset" if field.default is None else str(field.default)
