@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +26,9 @@ from schemas.events import (
     SessionStarted,
     TaskCompleted,
 )
+from tests.paths import REPO
 
-CONTRACT = (Path(__file__).parents[2] / "schemas" / "CONTRACT.md").read_text()
+CONTRACT = (REPO / "schemas" / "CONTRACT.md").read_text()
 EXAMPLES = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", CONTRACT, re.S)]
 [EVENT_EXAMPLE] = [example for example in EXAMPLES if "type" in example]
 [DECISION_EXAMPLE] = [example for example in EXAMPLES if "decision_id" in example]
