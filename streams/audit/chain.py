@@ -15,6 +15,7 @@ behind a checkpoint, no longer matches what was signed.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -37,7 +38,9 @@ __all__ = [
     "Head",
     "Problem",
     "checkpoint_digest",
+    "entry_digest",
     "entry_hash",
+    "entry_hash_prefix",
     "entry_id",
     "key_id",
 ]
@@ -48,6 +51,8 @@ CHECKPOINT_FORMAT = "jitwatch.audit.checkpoint/v1"
 ENTRY_FIELDS = (b"seq", b"offset", b"key", b"decision_id", b"decision", b"prev", b"hash")
 """The fields of every stream entry."""
 _ENTRY_DOMAIN = b"jitwatch.audit.entry/v1"
+_LENGTH = struct.Struct(">Q")
+"""A part's length in the hashed encoding: 8 bytes, big-endian."""
 
 
 class AuditTamperError(JitwatchError):
@@ -63,12 +68,26 @@ def entry_hash(partition: int, seq: int, offset: int, key: bytes, decision_id: b
                decision: bytes, prev: str) -> str:
     """SHA-256 (hex) of an entry's canonical encoding: each part length-prefixed (8 bytes,
     big-endian), so no two different entries encode alike."""
-    digest = hashlib.sha256(_ENTRY_DOMAIN)
-    for part in (b"%d" % partition, b"%d" % seq, b"%d" % offset, key, decision_id, decision,
-                 prev.encode()):
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.hexdigest()
+    return entry_digest(entry_hash_prefix(partition), b"%d" % seq, b"%d" % offset, key,
+                        decision_id, decision, prev.encode())
+
+
+def entry_hash_prefix(partition: int) -> bytes:
+    """The start of the encoding :func:`entry_hash` hashes, the same for every entry of a
+    partition (for :func:`entry_digest`)."""
+    part = b"%d" % partition
+    return _ENTRY_DOMAIN + _LENGTH.pack(len(part)) + part
+
+
+def entry_digest(prefix: bytes, seq: bytes, offset: bytes, key: bytes, decision_id: bytes,
+                 decision: bytes, prev: bytes) -> str:
+    """:func:`entry_hash` with the partition's :func:`entry_hash_prefix` and every part as
+    bytes (seq and offset in decimal ASCII): the sink's form, one buffer hashed at once."""
+    pack = _LENGTH.pack
+    return hashlib.sha256(b"".join((
+        prefix, pack(len(seq)), seq, pack(len(offset)), offset, pack(len(key)), key,
+        pack(len(decision_id)), decision_id, pack(len(decision)), decision, pack(len(prev)),
+        prev))).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
