@@ -9,8 +9,10 @@ the same run):
 - audit.flush: RedisAuditSink add/flush (hash chain, index, WATCH + MULTI/EXEC append),
 - audit.flush_cpu: CPU time per entry of that flush, in the sink and (as admin) in Redis,
 - audit.query_*: ``jitwatch audit query``'s lookup on those chains (index, then entries),
-- audit.sink_end_to_end: the real sink (run_audit_sink) draining a topic of N decisions,
-- audit.sink_drain: the same drain from the first entry in Redis (consumer start left out),
+- audit.sink_end_to_end: the real sink (``jitwatch audit sink``, its own process as
+  deployed) draining a topic of N decisions,
+- audit.sink_drain: the same drain from the first entry in Redis (the process's start left
+  out), and the sink process's CPU per entry meanwhile,
 - audit.lag_*: the sink following a producer at R decisions/s: how far (records and ms
   from the producer's acknowledgement to the entry in Redis) the chain trails the topic.
 
@@ -23,6 +25,9 @@ import argparse
 import asyncio
 import os
 import random
+import signal
+import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -32,8 +37,9 @@ import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from common import REPO, CpuSampler
 
-from streams.audit import AuditRecord, RedisAuditSink, run_audit_sink, stream_key
+from streams.audit import AuditRecord, RedisAuditSink, stream_key
 from streams.audit.keys import redis_for
 from streams.audit.query import Filters, query
 from streams.audit.sink import POLL_RECORDS
@@ -164,7 +170,8 @@ async def chain_length(client: aioredis.Redis, prefix: str) -> int:
 async def end_to_end(settings: Settings, client: aioredis.Redis,
                      records: list[tuple[bytes, bytes]], rate: float,
                      seconds: float) -> None:
-    """The real sink on a fresh topic: drain N decisions, then follow a producer."""
+    """The real sink, ``jitwatch audit sink`` in its own process as it is deployed, on a
+    fresh topic: drain N decisions, then follow a producer."""
     topic = f"bench-audit-{uuid.uuid4().hex[:6]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
@@ -173,9 +180,11 @@ async def end_to_end(settings: Settings, client: aioredis.Redis,
                                 linger_ms=5)
     await producer.start()
     prefix = f"jitwatch:bench-{uuid.uuid4().hex[:6]}:audit"
-    run = settings.model_copy(update={"topic_decisions": topic, "audit_key_prefix": prefix,
-                                      "audit_group": f"bench-{topic}"})
-    stop = asyncio.Event()
+    env = {**os.environ, "JITWATCH_TOPIC_DECISIONS": topic,
+           "JITWATCH_AUDIT_KEY_PREFIX": prefix, "JITWATCH_AUDIT_GROUP": f"bench-{topic}"}
+    log = tempfile.NamedTemporaryFile(prefix="jitwatch-bench-sink-", suffix=".log",  # noqa: SIM115  # closed in finally
+                                      delete=False)
+    sink: asyncio.subprocess.Process | None = None
     try:
         for first in range(0, len(records), BATCH):
             await asyncio.gather(*[await producer.send(topic, value, key=key,
@@ -183,30 +192,48 @@ async def end_to_end(settings: Settings, client: aioredis.Redis,
                                    for n, (key, value) in enumerate(
                                        records[first:first + BATCH], first)])
         started = time.perf_counter()
-        sink = asyncio.create_task(run_audit_sink(run, stop))
-        # The first entries seen in Redis mark the end of the consumer's start (group join,
-        # first fetch): what follows is the sink's steady drain rate.
-        first_seen: tuple[float, int] | None = None
+        sink = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "streams.cli", "audit", "sink", env=env, cwd=REPO,
+            stdout=log, stderr=asyncio.subprocess.STDOUT)
+        cpu = CpuSampler(sink.pid)
+        # The first entries seen in Redis mark the end of the sink's start (imports, group
+        # join, first fetch): what follows is its steady drain rate.
+        first_seen: tuple[float, float, int] | None = None
         while (chained := await chain_length(client, prefix)) < len(records):
+            if sink.returncode is not None:
+                raise SystemExit(f"bench/audit.py: the sink exited with {sink.returncode}; "
+                                 f"its log: {log.name}")
             if first_seen is None and chained:
-                first_seen = time.perf_counter(), chained
+                first_seen = time.perf_counter(), time.time(), chained
             await asyncio.sleep(0.01)
-        finished = time.perf_counter()
+        finished, finished_wall = time.perf_counter(), time.time()
         elapsed = finished - started
         print(f"audit.sink_end_to_end {len(records) / elapsed:,.0f} entries/s "
               f"({len(records)} decisions from Kafka to Redis in {elapsed:.1f} s, "
-              "incl. consumer start)")
+              "incl. the sink process's start)")
         if first_seen is not None:
-            seen_at, seen = first_seen
-            print(f"audit.sink_drain {(len(records) - seen) / (finished - seen_at):,.0f} "
-                  f"entries/s (the same run from its first entry in Redis to its last: "
-                  f"{len(records) - seen} entries in {finished - seen_at:.2f} s, "
-                  f"polled every 10 ms)")
+            seen_at, seen_wall, seen = first_seen
+            drained = len(records) - seen
+            print(f"audit.sink_drain {drained / (finished - seen_at):,.0f} entries/s "
+                  f"(the same run from its first entry in Redis to its last: {drained} "
+                  f"entries in {finished - seen_at:.2f} s, polled every 10 ms; the sink "
+                  f"process {cpu.between(seen_wall, finished_wall) / drained * 1e6:.1f} µs "
+                  "CPU per entry, Kafka included)")
+        cpu.stop()
         await follow(producer, client, prefix, topic, len(records), rate, seconds)
-        stop.set()
-        await sink
     finally:
-        stop.set()
+        if sink is not None and sink.returncode is None:
+            sink.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(sink.wait(), 30)
+            except TimeoutError:
+                sink.kill()
+                await sink.wait()
+        log.close()
+        if sink is None or sink.returncode == 0:
+            os.unlink(log.name)
+        else:
+            print(f"(the sink exited with {sink.returncode}; its log: {log.name})")
         await producer.stop()
         await admin.delete_topics([topic])
         await admin.close()
