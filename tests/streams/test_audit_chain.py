@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import orjson
@@ -15,7 +16,9 @@ from streams.audit.chain import (
     Checkpoint,
     Head,
     checkpoint_digest,
+    entry_digest,
     entry_hash,
+    entry_hash_prefix,
     key_id,
 )
 
@@ -78,6 +81,17 @@ def test_the_hash_covers_every_part() -> None:
     # Length prefixes: moving a byte from one part to the next changes the hash.
     assert entry_hash(0, 1, 2, b"ab", b"c", b"{}", GENESIS) != \
         entry_hash(0, 1, 2, b"a", b"bc", b"{}", GENESIS)
+
+
+def test_the_hash_is_the_contracts_encoding() -> None:
+    """schemas/CONTRACT.md, "hash", spelled out: chains written by any version verify."""
+    parts = (b"3", b"41", b"1234", b"alice", b"d-1", b'{"n": 1}', GENESIS.encode())
+    expected = hashlib.sha256(b"jitwatch.audit.entry/v1" + b"".join(
+        len(part).to_bytes(8, "big") + part for part in parts)).hexdigest()
+    assert entry_hash(3, 41, 1234, b"alice", b"d-1", b'{"n": 1}', GENESIS) == expected
+    # The sink's form of the same hash (partition prefix built once per transaction).
+    assert entry_digest(entry_hash_prefix(3), b"41", b"1234", b"alice", b"d-1", b'{"n": 1}',
+                        GENESIS.encode()) == expected
 
 
 def test_a_flipped_byte_is_named() -> None:
