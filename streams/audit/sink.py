@@ -53,6 +53,7 @@ from streams.audit.keys import (
     index_bucket,
     index_key,
     index_member,
+    index_place,
     redis_for,
     stream_key,
 )
@@ -479,7 +480,7 @@ class RedisAuditSink:
                                      len(decision_id), decision_id, len(value), value,
                                      prev, digest))
             ids.append(_bulk(entry))
-            place = b"\x00%013d\x00%d:%b" % (bucket, partition, offset)  # index_place
+            place = index_place(bucket, partition, offset)
             if subject:
                 subjects.append(subject + place)
             if request:
