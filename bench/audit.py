@@ -201,8 +201,8 @@ async def end_to_end(settings: Settings, client: aioredis.Redis,
         first_seen: tuple[float, float, int] | None = None
         while (chained := await chain_length(client, prefix)) < len(records):
             if sink.returncode is not None:
-                raise SystemExit(f"bench/audit.py: the sink exited with {sink.returncode}; "
-                                 f"its log: {log.name}")
+                raise SystemExit(f"bench/audit.py: the sink exited with {sink.returncode} "
+                                 "before the topic was drained")
             if first_seen is None and chained:
                 first_seen = time.perf_counter(), time.time(), chained
             await asyncio.sleep(0.01)
@@ -222,7 +222,8 @@ async def end_to_end(settings: Settings, client: aioredis.Redis,
         cpu.stop()
         await follow(producer, client, prefix, topic, len(records), rate, seconds)
     finally:
-        if sink is not None and sink.returncode is None:
+        ended_early = sink is not None and sink.returncode is not None
+        if sink is not None and not ended_early:
             sink.send_signal(signal.SIGINT)
             try:
                 await asyncio.wait_for(sink.wait(), 30)
@@ -230,10 +231,10 @@ async def end_to_end(settings: Settings, client: aioredis.Redis,
                 sink.kill()
                 await sink.wait()
         log.close()
-        if sink is None or sink.returncode == 0:
-            os.unlink(log.name)
+        if sink is not None and (ended_early or sink.returncode != 0):
+            print(f"(the sink's log: {log.name})")
         else:
-            print(f"(the sink exited with {sink.returncode}; its log: {log.name})")
+            os.unlink(log.name)
         await producer.stop()
         await admin.delete_topics([topic])
         await admin.close()
