@@ -14,6 +14,12 @@ optionally ``policy.toml`` (else the packaged ``policy/default.toml``), ``expect
 Expected lines compare ``action``, ``rule`` (the rule id), ``request_id`` and ``targets``,
 and when present ``at``/``expires_at`` (RFC 3339 Z), ``post_review``, ``tenant`` and
 ``reason_contains`` (a substring of the reason).
+
+Each case also keeps ``decisions.jsonl``: the exact bytes ``jitwatch simulate --format jsonl``
+wrote for it when issue G began moving code. Every replay must give those bytes again (ids,
+reasons, summaries, policy digests), and so must the generated corpus in ``_mixed/``
+(``make_mixed.py``), where many rules meet. Refresh them only with a change that means to
+alter decisions, and say so in its commit.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ UNTRIGGERABLE: set[str] = set()
 
 
 def _case_dirs() -> list[Path]:
-    return sorted(path for path in HERE.iterdir() if (path / "events.jsonl").is_file())
+    return sorted(path for path in HERE.iterdir()
+                  if (path / "events.jsonl").is_file() and not path.name.startswith("_"))
 
 
 def _params() -> list[Any]:
@@ -150,8 +157,9 @@ def test_golden_case(case: Path) -> None:
         + "\n  ".join(problems)
         + "\nproduced:\n  " + "\n  ".join(_brief(item) for item in produced))
 
-    # Replays are byte-identical, decision ids included.
+    # Replays are byte-identical, decision ids included, to the bytes kept for the case.
     encoded = [encode_decision(decision) for decision in decisions]
+    _assert_same_bytes(case, encoded)
     again, _ = _replay(lines, policy)
     assert [encode_decision(decision) for decision in again] == encoded, (
         f"{case.name}: a second replay gave different decision bytes")
@@ -175,6 +183,23 @@ def test_golden_case(case: Path) -> None:
                 bad_ids.add(data["event_id"])
         cited = {decision.cause.event_id for decision in decisions}
         assert not (bad_ids - good_ids) & cited, f"{case.name}: a bad line produced a decision"
+
+
+def _assert_same_bytes(case: Path, encoded: list[bytes]) -> None:
+    kept = (case / "decisions.jsonl").read_bytes().splitlines()
+    for number, (want, got) in enumerate(zip(kept, encoded, strict=False), start=1):
+        assert got == want, (f"{case.name}: decision {number} differs from decisions.jsonl\n"
+                             f"  kept:     {want.decode()}\n  produced: {got.decode()}")
+    assert len(encoded) == len(kept), (
+        f"{case.name}: {len(encoded)} decisions, decisions.jsonl keeps {len(kept)}")
+
+
+def test_mixed_corpus_bytes() -> None:
+    case = HERE / "_mixed"
+    lines = (case / "events.jsonl").read_bytes().splitlines()
+    decisions, bad = _replay(lines, _policy(case))
+    assert not bad, f"_mixed: rejected lines {[item.number for item in bad]}"
+    _assert_same_bytes(case, [encode_decision(decision) for decision in decisions])
 
 
 def test_corpus_covers_every_rule() -> None:
