@@ -42,7 +42,7 @@ from streams.audit.chain import (
     key_id,
 )
 from streams.audit.keys import checkpoint_key, read_stream, redis_for, stream_key
-from streams.audit.sink import until_redis_answers
+from streams.audit.retry import until_redis_answers
 from streams.settings import Settings
 
 __all__ = ["Notary", "generate_keys", "load_private_key", "load_public_key", "run_notary"]

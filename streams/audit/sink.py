@@ -21,24 +21,22 @@ refill the chain.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-from redis.exceptions import AuthenticationError, InvalidResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import InvalidResponse
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from schemas.errors import ConfigError
 from streams.audit.chain import (
     ENTRY_FIELDS,
     GENESIS,
@@ -57,13 +55,13 @@ from streams.audit.keys import (
     redis_for,
     stream_key,
 )
+from streams.audit.retry import REDIS_DOWN, until_redis_answers
 from streams.kafka_security import kafka_client_options
 from streams.settings import Settings
 
 __all__ = ["POLL_RECORDS", "AuditRecord", "RedisAuditSink", "run_audit_sink"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 POLL_RECORDS = 20_000
 """Records the sink takes from Kafka per poll at most, so a flush's size when it is behind."""
@@ -544,30 +542,6 @@ def _head_of(reply: list[tuple[bytes, dict[bytes, bytes]]]) -> Head | None:
     return Head(int(fields[b"seq"]), int(fields[b"offset"]), fields[b"hash"].decode())
 
 
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
-
-
-async def until_redis_answers(action: Callable[[], Awaitable[T]], stop: asyncio.Event,
-                              what: str) -> T | None:
-    """Run ``action`` until Redis answers, backing off from 0.1 s to 5 s; None once ``stop``
-    is set. Wrong credentials are not an outage: they raise :class:`ConfigError`."""
-    delay = 0.1
-    while True:
-        try:
-            return await action()
-        except AuthenticationError as exc:
-            raise ConfigError(f"Redis refused the credentials for {what}: {exc}; check "
-                              "JITWATCH_*REDIS_USER and *_PASSWORD_FILE") from exc
-        except _REDIS_DOWN as exc:
-            if stop.is_set():
-                return None
-            log.warning("Redis unavailable while %s (%s); retrying in %.1f s", what,
-                        exc.__class__.__name__, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 5.0)
-
-
 class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     """Partitions newly assigned to the sink, whose position must come from Redis."""
 
@@ -630,7 +604,7 @@ async def run_audit_sink(settings: Settings, stop: asyncio.Event) -> None:
                     nonlocal failed
                     try:
                         return await sink.flush()
-                    except _REDIS_DOWN:
+                    except REDIS_DOWN:
                         failed = True
                         raise
 
