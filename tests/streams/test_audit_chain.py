@@ -9,6 +9,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from policy.signatures import fingerprint as key_id
 from streams.audit.chain import (
     GENESIS,
     ChainEntry,
@@ -19,7 +20,6 @@ from streams.audit.chain import (
     entry_digest,
     entry_hash,
     entry_hash_prefix,
-    key_id,
 )
 
 KEY = Ed25519PrivateKey.generate()
