@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import orjson
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from policy import signatures
 from schemas.errors import JitwatchError
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "entry_hash",
     "entry_hash_prefix",
     "entry_id",
-    "key_id",
 ]
 
 GENESIS = "0" * 64
@@ -156,12 +154,6 @@ class ChainEntry:
                           self.decision, self.prev)
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """Short fingerprint of a notary key, recorded in each checkpoint it signs."""
-    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
 def checkpoint_digest(payload: bytes) -> str:
     """What the next checkpoint of the partition links to."""
     return hashlib.sha256(payload).hexdigest()
@@ -269,13 +261,11 @@ class ChainVerifier:
                 checkpoint = Checkpoint.from_payload(payload)
             except ValueError as exc:
                 return self._tampered(f"{where}: {exc}")
-            if self.public_key is not None:
-                try:
-                    self.public_key.verify(bytes.fromhex(signature.decode()), payload)
-                except (InvalidSignature, ValueError, UnicodeDecodeError):
-                    return self._tampered(f"{where} (seq {checkpoint.head.seq}): signature "
-                                          "invalid for the notary's public key",
-                                          checkpoint.head.seq)
+            if self.public_key is not None and \
+                    not _signed_by(self.public_key, payload, signature):
+                return self._tampered(f"{where} (seq {checkpoint.head.seq}): signature "
+                                      "invalid for the notary's public key",
+                                      checkpoint.head.seq)
             if checkpoint.partition != self.partition:
                 return self._tampered(f"{where} belongs to partition {checkpoint.partition}")
             if checkpoint.prev != prev:
@@ -366,3 +356,13 @@ def _decision_id_of(decision: bytes) -> bytes | None:
     except (orjson.JSONDecodeError, AttributeError):
         return None
     return value.encode() if isinstance(value, str) else None
+
+
+def _signed_by(public_key: Ed25519PublicKey, payload: bytes, signature: bytes) -> bool:
+    """Whether a checkpoint's stored signature is the notary's over ``payload``. Checkpoints
+    carry it as hex (the wire format); anything that is not hex is no signature."""
+    try:
+        raw = bytes.fromhex(signature.decode())
+    except ValueError:  # not ASCII (UnicodeDecodeError is a ValueError) or not hex
+        return False
+    return signatures.verify(public_key, payload, raw)

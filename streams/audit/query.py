@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, cast
 import orjson
 import redis.asyncio as aioredis
 
+from schemas.policy_load import is_policy_load
 from streams.audit.chain import ChainEntry, entry_id
 from streams.audit.keys import (
     StreamEntry,
@@ -28,7 +29,6 @@ from streams.audit.keys import (
     read_stream,
     stream_key,
 )
-from streams.policy_control import POLICY_LOAD_SCHEMA
 
 __all__ = ["EXPORT_FORMAT", "TABLE_HEADER", "ExportWriter", "Filters", "Found", "export",
            "format_row", "query"]
@@ -159,7 +159,7 @@ def format_row(found: Found) -> str:
     policy-load record shows as ``policy-load`` with its outcome and policy version."""
     decision = found.decision
     action, rule = decision.get("action", "?"), (decision.get("rule") or {}).get("id", "?")
-    if decision.get("schema") == POLICY_LOAD_SCHEMA:
+    if is_policy_load(decision):
         action = "policy-load"
         rule = f"{decision.get('outcome', '?')} {(decision.get('new') or {}).get('version', '')}"
     return _ROW.format(decision.get("at", "?"), action,

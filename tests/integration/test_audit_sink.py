@@ -51,7 +51,7 @@ async def test_batches_larger_than_one_transaction_chain_across_flushes(
     """A partition's batch goes out as several transactions on one connection, each linking
     to the head the one before leaves, and the next flush goes on where the chain ends."""
     from streams.audit.chain import ChainVerifier
-    from streams.audit.sink import _TRANSACTION_ENTRIES
+    from streams.audit.transactions import TRANSACTION_ENTRIES as _TRANSACTION_ENTRIES
 
     count = 2 * _TRANSACTION_ENTRIES + 7
     sink = RedisAuditSink(redis_client, prefix)
@@ -75,7 +75,7 @@ async def test_a_write_between_head_read_and_exec_is_refused_and_stops_the_sink(
     """The head check and the append are atomic: an entry another writer adds after the
     sink read the head makes Redis refuse the EXEC, and the sink stops on what it finds."""
     from streams.audit.chain import AuditTamperError
-    from streams.audit.sink import _Replies
+    from streams.audit.replies import Replies as _Replies
 
     sink = RedisAuditSink(redis_client, prefix)
     sink.add(AuditRecord(0, 0, b"alice", b'{"n": 0}'))

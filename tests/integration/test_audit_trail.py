@@ -28,8 +28,9 @@ from redis.exceptions import (
     ResponseError,
 )
 
+from policy.signatures import fingerprint as key_id
 from streams.audit import AuditRecord, AuditTamperError, RedisAuditSink
-from streams.audit.chain import Checkpoint, key_id
+from streams.audit.chain import Checkpoint
 from streams.audit.keys import checkpoint_key, redis_for, stream_key
 from streams.audit.notary import Notary, load_private_key, load_public_key
 from streams.audit.query import Filters, export, query

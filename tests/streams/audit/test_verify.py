@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
-import orjson
 import pytest
 
-from streams.audit.notary import generate_keys, load_private_key
-from streams.audit.query import TABLE_HEADER, ExportWriter, Found, format_row
+from streams.audit.query import ExportWriter
 from streams.audit.verify import ExportError, VerifyReport, verify_export
-from streams.cli import main
-from tests.streams.test_audit_chain import KEY, chain, sign
+from tests.streams.audit.test_chain import KEY, chain, sign
 
 PARTITIONS = [0, 1, 2]
 
@@ -101,44 +97,3 @@ def test_a_file_that_is_not_a_whole_export_is_refused(
     with pytest.raises(ExportError, match=message) as raised:
         verified(change(export_lines({0: 2})))  # type: ignore[operator]
     assert raised.value.verdict == verdict
-
-
-def test_the_verify_command_names_the_problem_without_a_traceback(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    private, public = generate_keys(tmp_path / "keys")
-    key = load_private_key(private)
-    writer = ExportWriter("jitwatch:audit", [0])
-    entries = chain(2)
-    payload, sig = sign(entries, [1], key=key)[0]
-    lines = [writer.header(datetime(2026, 11, 23, tzinfo=UTC)),
-             writer.checkpoint(0, {b"payload": payload, b"sig": sig}),
-             *writer.entries(0, [(e.stream_id.encode(), e.to_fields()) for e in entries]),
-             writer.end()]
-    good, empty = tmp_path / "good.jsonl", tmp_path / "empty.jsonl"
-    good.write_bytes(b"\n".join(lines) + b"\n")
-    empty.write_bytes(b"")
-    verify = ["audit", "verify", "--public-key", str(public), "--export"]
-    assert main([*verify, str(good)]) == 0
-    assert "INTACT" in capsys.readouterr().out
-    assert main([*verify, str(empty)]) == 2
-    assert "INCOMPLETE" in capsys.readouterr().err
-    assert main([*verify, str(tmp_path / "missing.jsonl")]) == 2
-    assert "cannot read the export" in capsys.readouterr().err
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(orjson.dumps({"event_id": "e-1"}) + b"\n")
-    assert main([*verify, str(events)]) == 2  # a first line without "kind"
-    assert "not an export file" in capsys.readouterr().err
-
-
-def test_query_rows_name_policy_loads_and_line_up_with_the_header() -> None:
-    entry = chain(1, partition=4)[0]
-    verdict = Found(entry, {"at": "2026-11-23T10:00:00Z", "action": "deny",
-                            "subject": {"id": "alice"}, "request_id": "r-1",
-                            "rule": {"id": "ttl-max"}})
-    load = Found(entry, {"schema": "jit.policy-load/v1", "at": "2026-11-23T10:00:00Z",
-                         "outcome": "loaded", "subject": {"id": "jitwatch"},
-                         "new": {"version": "2026-11-23.3"}})
-    assert format_row(verdict).split() == ["2026-11-23T10:00:00Z", "deny", "alice", "r-1",
-                                           "ttl-max", "p4:0@0"]
-    assert format_row(load).split()[1:5] == ["policy-load", "jitwatch", "-", "loaded"]
-    assert TABLE_HEADER.index("rule") == format_row(verdict).index("ttl-max")

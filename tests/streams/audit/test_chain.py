@@ -9,6 +9,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from policy.signatures import fingerprint
 from streams.audit.chain import (
     GENESIS,
     ChainEntry,
@@ -19,7 +20,6 @@ from streams.audit.chain import (
     entry_digest,
     entry_hash,
     entry_hash_prefix,
-    key_id,
 )
 
 KEY = Ed25519PrivateKey.generate()
@@ -45,7 +45,7 @@ def sign(entries: list[ChainEntry], at: list[int], key: Ed25519PrivateKey = KEY,
     prev = GENESIS
     for seq in at:
         payload = Checkpoint(partition, entries[seq].as_head, prev, "2026-11-23T10:00:00Z",
-                             key_id(key.public_key())).payload()
+                             fingerprint(key.public_key())).payload()
         signed.append((payload, key.sign(payload).hex().encode()))
         prev = checkpoint_digest(payload)
     return signed
@@ -173,6 +173,17 @@ def test_a_bad_signature_is_named() -> None:
     assert problem is not None
     assert "signature invalid" in problem.what
     assert problem.seq == 1
+
+
+@pytest.mark.parametrize("stored", [b"", b"zz", b"abc", "é".encode(), b"00" * 64])
+def test_a_signature_that_is_not_the_notarys_hex_is_invalid(stored: bytes) -> None:
+    """Checkpoints carry their signature as hex: odd, non-hex, non-ASCII or wrong bytes are
+    refused like a wrong key, never an exception."""
+    entries = chain(2)
+    payload, _ = sign(entries, [1])[0]
+    problem = verify(entries, [(payload, stored)]).problem
+    assert problem is not None
+    assert "signature invalid" in problem.what
 
 
 def test_a_removed_checkpoint_breaks_the_links() -> None:

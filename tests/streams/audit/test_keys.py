@@ -1,4 +1,4 @@
-"""Notary keys and Redis secrets: files only, private key 0600, never in reprs or output."""
+"""Redis key names of the audit trail, and the secrets its Redis clients log in with."""
 
 from __future__ import annotations
 
@@ -7,46 +7,8 @@ from pathlib import Path
 import pytest
 
 from schemas.errors import ConfigError
-from streams.audit.chain import key_id
 from streams.audit.keys import index_member, index_places, index_range
-from streams.audit.notary import generate_keys, load_private_key, load_public_key
-from streams.cli import main
 from streams.settings import load_settings
-
-
-def test_keygen_writes_a_0600_private_key_and_never_overwrites(tmp_path: Path) -> None:
-    private, public = generate_keys(tmp_path)
-    assert private.stat().st_mode & 0o777 == 0o600
-    assert key_id(load_private_key(private).public_key()) == key_id(load_public_key(public))
-    with pytest.raises(ConfigError, match="never overwritten"):
-        generate_keys(tmp_path)
-
-
-def test_keygen_if_missing_keeps_a_pair_already_there(tmp_path: Path) -> None:
-    """A container runs `jitwatch audit keygen --if-missing` on every start."""
-    assert main(["audit", "keygen", "--out", str(tmp_path), "--if-missing"]) == 0
-    first = (tmp_path / "notary.key").read_bytes()
-    assert main(["audit", "keygen", "--out", str(tmp_path), "--if-missing"]) == 0
-    assert (tmp_path / "notary.key").read_bytes() == first
-    assert main(["audit", "keygen", "--out", str(tmp_path)]) == 2
-
-
-def test_a_private_key_others_can_read_is_refused(tmp_path: Path) -> None:
-    private, _ = generate_keys(tmp_path)
-    private.chmod(0o640)
-    with pytest.raises(ConfigError, match="chmod 600"):
-        load_private_key(private)
-
-
-def test_a_missing_or_wrong_key_file_names_the_setting(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="JITWATCH_AUDIT_SIGNING_KEY_FILE"):
-        load_private_key(None)
-    _, public = generate_keys(tmp_path)
-    public.chmod(0o600)
-    with pytest.raises(ConfigError, match="not a PEM private key"):
-        load_private_key(public)
-    with pytest.raises(ConfigError, match="--public-key"):
-        load_public_key(None)
 
 
 def test_redis_passwords_come_from_files_and_stay_hidden(
@@ -67,14 +29,6 @@ def test_redis_passwords_come_from_files_and_stay_hidden(
     monkeypatch.setenv("JITWATCH_REDIS_PASSWORD_FILE", str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="JITWATCH_REDIS_PASSWORD_FILE: cannot read"):
         load_settings()
-
-
-def test_keygen_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["audit", "keygen", "--out", str(tmp_path / "keys")]) == 0
-    out = capsys.readouterr().out
-    assert "notary.key" in out
-    assert "PRIVATE KEY" not in out
-    assert main(["audit", "keygen", "--out", str(tmp_path / "keys")]) == 2
 
 
 def test_index_ranges_bound_value_and_time_bucket() -> None:

@@ -16,32 +16,32 @@ from redis.exceptions import (
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams.audit.chain import Head
-from streams.audit.sink import AuditRecord, RedisAuditSink, _Replies, _Transaction
+from streams.audit.replies import Replies
+from streams.audit.transactions import AuditRecord, Transaction, TransactionPlanner
 
 HEAD = Head(4, 9, "ab" * 32)
 HEAD_REPLY = (b"+OK\r\n*1\r\n*2\r\n$4\r\n0-10\r\n*6\r\n$3\r\nseq\r\n$1\r\n4\r\n"
               b"$6\r\noffset\r\n$1\r\n9\r\n$4\r\nhash\r\n$64\r\n" + b"ab" * 32 + b"\r\n")
 
 
-def transaction(entries: int = 2, indexes: int = 1) -> _Transaction:
-    sink = RedisAuditSink(SimpleNamespace(), "jitwatch:t:audit")  # type: ignore[arg-type]
+def transaction(entries: int = 2, indexes: int = 1) -> Transaction:
     records = [AuditRecord(0, offset, b"k", b'{"subject": {"id": "s"}}')
                for offset in range(10, 10 + entries)]
-    made = sink._chain(0, HEAD, records)
+    made = TransactionPlanner("jitwatch:t:audit").plan(0, HEAD, records)
     assert len(made.commands) == entries + indexes
     return made
 
 
-def replies(data: bytes, timeout: float | None = None, eof: bool = True) -> _Replies:
+def replies(data: bytes, timeout: float | None = None, eof: bool = True) -> Replies:
     reader = asyncio.StreamReader()
     reader.feed_data(data)
     if eof:
         reader.feed_eof()
-    return _Replies(SimpleNamespace(_reader=reader, _parser=_AsyncRESP2Parser(65536),
+    return Replies(SimpleNamespace(_reader=reader, _parser=_AsyncRESP2Parser(65536),
                                     socket_timeout=timeout))
 
 
-def ok_reply(made: _Transaction) -> bytes:
+def ok_reply(made: Transaction) -> bytes:
     return (b"+OK\r\n" + b"+QUEUED\r\n" * len(made.commands) + made.expected
             + b":1\r\n" * (len(made.commands) - made.entries))
 
