@@ -123,7 +123,7 @@ def _filters(args: argparse.Namespace) -> Any:
 def _warn_unknown_rule(rule: str | None) -> None:
     """A rule id no rule has finds nothing: say so, rather than let "0 entries" read as
     "never happened" (it still runs: a trail may hold ids of an older version)."""
-    from policy.rules import RULES
+    from policy import RULES
 
     known = [known.id for known in RULES]
     if rule is None or rule in known:

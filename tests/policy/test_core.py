@@ -9,8 +9,7 @@ from importlib import resources
 
 import pytest
 
-from policy.core import APPLIED_EVENT_MEMORY, Verdict, decide, summarize
-from policy.rules import RULES
+from policy import APPLIED_EVENT_MEMORY, RULES, Verdict, decide, summarize
 from schemas.decisions import StateSummary
 from schemas.events import ClockTick, InputEvent, Subject
 from schemas.policy import Policy, parse_policy

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policy.core import Verdict, decide
-from policy.decisions import decision_id
+from policy import Verdict, decide, decision_id
 from schemas.policy import Policy, parse_policy
 from schemas.state import SubjectState
 from tests.factories import at, event, raw_event, raw_request
