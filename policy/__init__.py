@@ -2,22 +2,46 @@
 
 ``decide`` is the oracle: the stream and the file replay both run it through ``step`` and
 must give the same decisions for the same input and policy.
+
+Code outside ``policy/`` imports only the names below, and only from here (plus
+``policy.lint`` and ``policy.signatures``); the modules behind them may move. Layers, each
+using only those above it::
+
+    rules/       every Rule, the checks of a new request, combine() (deny > escalate > approve)
+    verdicts     Verdict, summarize: what the core returns
+    ledger       state changes, each recorded as a verdict
+    deadlines    next_deadline, and what ends when time runs out
+    handlers/    one module per kind of event
+    decide       decide(): redelivery, unknown tenant, dispatch, failing closed
+    decisions    verdicts to contract decisions (deterministic ids)
+    steps        step/tick: one event against a stored subject, as both shells run it
 """
 
-from policy.core import APPLIED_EVENT_MEMORY, Verdict, decide, summarize
+from policy.deadlines import next_deadline
+from policy.decide import APPLIED_EVENT_MEMORY, decide
 from policy.decisions import decision_id, to_decisions
-from policy.engine import Step, step
-from policy.rules import RULES, Rule
+from policy.reviews import SignatureProblem, review_message, review_signature_problem, sign_review
+from policy.rules import RULES, Finding, Rule, combine
+from policy.steps import Step, step, tick
+from policy.verdicts import Verdict, summarize
 
 __all__ = [
     "APPLIED_EVENT_MEMORY",
     "RULES",
+    "Finding",
     "Rule",
+    "SignatureProblem",
     "Step",
     "Verdict",
+    "combine",
     "decide",
     "decision_id",
+    "next_deadline",
+    "review_message",
+    "review_signature_problem",
+    "sign_review",
     "step",
     "summarize",
+    "tick",
     "to_decisions",
 ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from policy.core import Verdict
-from policy.rules import Rule
+from policy.rules.base import Rule
+from policy.verdicts import Verdict
 from schemas._base import trusted_model
 from schemas.decisions import (
     DECISION_SCHEMA,
@@ -26,7 +26,7 @@ _DECISION_SET = frozenset(Decision.model_fields) - {"schema_"}
 _STATE_SET = frozenset(StateChange.model_fields)
 _RULE_SET = frozenset(RuleRef.model_fields)
 _RULE_REFS: dict[str, RuleRef] = {}
-"""One immutable RuleRef per rule id: a rule's wire form never changes (policy/rules.py)."""
+"""One immutable RuleRef per rule id: a rule's wire form never changes (policy/rules/)."""
 
 
 def _rule_ref(rule: Rule) -> RuleRef:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from policy.core import next_deadline
+from policy import next_deadline
 from schemas.errors import InputError
 from schemas.events import INPUT_EVENT, InputEvent
 from schemas.state import STORED_STATE_VERSION, StoredSubject

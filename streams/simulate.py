@@ -12,8 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from policy.core import next_deadline
-from policy.engine import step, tick
+from policy import next_deadline, step, tick
 from schemas.decisions import Cause, Decision
 from schemas.errors import InputError
 from schemas.policy import LoadedPolicy

@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from policy.reviews import sign_review
+from policy import sign_review
 from schemas.events import INPUT_EVENT, RequestReviewed
 
 

@@ -203,7 +203,7 @@ def test_mixed_corpus_bytes() -> None:
 
 
 def test_corpus_covers_every_rule() -> None:
-    from policy.rules import RULES
+    from policy import RULES
 
     covered: set[str] = set()
     for case in _case_dirs():

@@ -6,9 +6,7 @@ import copy
 import re
 from importlib import resources
 
-from policy.core import Verdict, decide
-from policy.decisions import decision_id, to_decisions
-from policy.engine import step, tick
+from policy import Verdict, decide, decision_id, step, tick, to_decisions
 from schemas.decisions import Cause, Decision, DecisionSubject, RuleRef, StateChange
 from schemas.events import InputEvent
 from schemas.policy import parse_policy

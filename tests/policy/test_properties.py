@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policy.core import decide
+from policy import decide
 from schemas.events import RequestReviewed
 from schemas.policy import ReviewerKey, ReviewerSet, parse_policy
 from schemas.state import SubjectState

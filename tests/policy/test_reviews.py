@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from policy.reviews import SignatureProblem, review_signature_problem
+from policy import SignatureProblem, review_signature_problem
 from schemas.events import RequestReviewed
 from schemas.policy import ReviewerKey, StepUpPolicy, TenantPolicy
 from tests.factories import event, raw_event

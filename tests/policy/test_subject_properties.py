@@ -1,7 +1,7 @@
 """Properties of the engine over generated traffic of one to three subjects (hypothesis).
 
 Complements ``test_properties.py`` (one subject, the core alone): here events go through
-``policy.engine.step`` as the stream sends them, so decision ids are checked as well.
+``policy.step`` as the stream sends them, so decision ids are checked as well.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policy.core import next_deadline, summarize
-from policy.engine import step, tick
+from policy import next_deadline, step, summarize, tick
 from schemas.decisions import Cause, Decision
 from schemas.events import InputEvent
 from schemas.policy import parse_policy

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policy.core import next_deadline
+from policy import next_deadline
 from schemas.errors import InputError
 from schemas.events import Resource
 from schemas.state import Grant, Pending, RequestLock, Session, StoredSubject, SubjectState

@@ -6,7 +6,7 @@ from importlib import resources
 
 import orjson
 
-from policy.engine import step
+from policy import step
 from schemas.decisions import Cause, Decision
 from schemas.policy import parse_policy
 from streams.simulate import BadLine, Replay, replay_lines

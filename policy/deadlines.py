@@ -1,0 +1,114 @@
+"""Time running out: when a subject's next deadline falls, and what ends when it does.
+
+Grants, pending reviews, locks and sessions waiting for their grant all end in event time:
+``decide`` ends whatever ran out by an event's time before deciding the event, and the
+stream's timer asks :func:`next_deadline` when to send a clock tick for a quiet subject.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from functools import partial
+
+from policy.ledger import Ledger, resource_ids
+from policy.rules.lifetime import TTL_EXPIRED
+from policy.rules.locks import LOCK_EXPIRED
+from policy.rules.review import PENDING_EXPIRED
+from policy.rules.sessions import SESSION_WITHOUT_GRANT
+from schemas._base import format_time
+from schemas.state import Grant, Pending, RequestLock, Session, SubjectState
+
+__all__ = ["expire", "next_deadline"]
+
+
+def next_deadline(state: SubjectState) -> datetime | None:
+    """When something of this subject next runs out (grant, pending review, lock)."""
+    moments = [grant.expires_at for grant in state.grants]
+    moments += [item.pending_until for item in state.pending]
+    moments += [lock.until for lock in state.request_locks]
+    moments += [session.held_until for session in state.sessions
+                if session.held_until is not None]
+    if state.locked_until is not None:
+        moments.append(state.locked_until)
+    return min(moments, default=None)
+
+
+def expire(ledger: Ledger, now: datetime) -> None:
+    """Everything whose time ran out by ``now`` ends first, oldest first across kinds.
+
+    Keys name the thing that ended, not the event that noticed: the stream's timer and a
+    file replay notice an expiry through different events but must agree on its id.
+    """
+    due: list[tuple[datetime, int, int, Callable[[], None]]] = []
+    for number, grant in enumerate(ledger.grants):
+        if grant.expires_at <= now:
+            due.append((grant.expires_at, 0, number, partial(_grant_ran_out, ledger, grant)))
+    for number, item in enumerate(ledger.pending):
+        if item.pending_until <= now:
+            due.append((item.pending_until, 1, number, partial(_review_ran_out, ledger, item)))
+    if ledger.locked_until is not None and ledger.locked_until <= now:
+        due.append((ledger.locked_until, 2, 0, partial(_subject_lock_ran_out, ledger)))
+    for number, lock in enumerate(ledger.request_locks):
+        if lock.until <= now:
+            due.append((lock.until, 3, number, partial(_request_lock_ran_out, ledger, lock)))
+    for number, session in enumerate(ledger.sessions):
+        if session.held_until is not None and session.held_until <= now:
+            due.append((session.held_until, 4, number,
+                        partial(_session_hold_ran_out, ledger, session)))
+    if not due:
+        return  # the usual case: nothing ran out
+    for *_, end in sorted(due, key=lambda item: item[:3]):
+        end()
+
+
+def _grant_ran_out(ledger: Ledger, grant: Grant) -> None:
+    ledger.revoke(grant, TTL_EXPIRED,
+                  f"grant {grant.request_id} reached its expiry at "
+                  f"{format_time(grant.expires_at)}",
+                  at=grant.expires_at,
+                  key=f"expire:{grant.request_id}:{format_time(grant.expires_at)}")
+
+
+def _review_ran_out(ledger: Ledger, item: Pending) -> None:
+    ledger.pending.remove(item)
+    ledger.deny(item.request_id, resource_ids(item.resources), PENDING_EXPIRED,
+                f"request {item.request_id} was not reviewed by "
+                f"{format_time(item.pending_until)}",
+                at=item.pending_until,
+                key=f"pending:{item.request_id}:{format_time(item.pending_until)}")
+
+
+def _subject_lock_ran_out(ledger: Ledger) -> None:
+    until = ledger.locked_until
+    if until is None:  # only scheduled for a set lock
+        return
+    ledger.locked_until = None
+    ledger.emit("unlock", LOCK_EXPIRED, f"subject lock ended at {format_time(until)}",
+                at=until, key=f"unlock:subject:{format_time(until)}")
+
+
+def _request_lock_ran_out(ledger: Ledger, lock: RequestLock) -> None:
+    ledger.request_locks.remove(lock)
+    ledger.emit("unlock", LOCK_EXPIRED,
+                f"lock on request {lock.request_id} ended at {format_time(lock.until)}",
+                at=lock.until, request_id=lock.request_id, targets=(lock.request_id,),
+                key=f"unlock:{lock.request_id}:{format_time(lock.until)}")
+
+
+def _session_hold_ran_out(ledger: Ledger, session: Session) -> None:
+    """A session waited for its grant; the grant is live now, or the subject is locked."""
+    index = ledger.sessions.index(session)
+    at = session.held_until
+    if at is None:
+        return
+    if ledger.covering(session.request_id, session.resource) is not None:
+        ledger.sessions[index] = replace(session, held_until=None)
+        return
+    del ledger.sessions[index]
+    ledger.lock_subject(at + timedelta(seconds=ledger.lock_s), SESSION_WITHOUT_GRANT,
+                        f"session {session.session_id} used request {session.request_id}, "
+                        f"which had no live grant of this subject for {session.resource} "
+                        f"by {format_time(at)}", session.request_id, at=at,
+                        key=f"session:{session.session_id}:{format_time(at)}")

@@ -1,0 +1,43 @@
+"""A request's ends on request: withdrawn, task completed, and an operator's lock release."""
+
+from __future__ import annotations
+
+from policy.ledger import Ledger, resource_ids
+from policy.rules.lifecycle import REQUEST_WITHDRAWN, TASK_COMPLETED
+from policy.rules.locks import LOCK_RELEASED
+from schemas.events import LockReleased, RequestWithdrawn, TaskCompleted
+
+__all__ = ["on_lock_released", "on_task_completed", "on_withdrawn"]
+
+
+def on_withdrawn(ledger: Ledger, event: RequestWithdrawn) -> None:
+    grant = ledger.live(event.request_id)
+    if grant is not None:
+        ledger.revoke(grant, REQUEST_WITHDRAWN,
+                      f"the subject withdrew it: grant {grant.request_id} revoked")
+    waiting = ledger.waiting(event.request_id)
+    if waiting is not None:
+        ledger.pending.remove(waiting)
+        ledger.deny(event.request_id, resource_ids(waiting.resources), REQUEST_WITHDRAWN,
+                    "withdrawn while waiting for review")
+
+
+def on_task_completed(ledger: Ledger, event: TaskCompleted) -> None:
+    grant = ledger.live(event.request_id)
+    if grant is not None:
+        ledger.revoke(grant, TASK_COMPLETED,
+                      f"its task is done: grant {grant.request_id} revoked")
+
+
+def on_lock_released(ledger: Ledger, event: LockReleased) -> None:
+    by = f" by {event.by}" if event.by else ""
+    # A release names its target; one keyed to this subject but naming another changes
+    # nothing here (the other subject's state lives under its own key).
+    if event.target.subject == event.subject.id and ledger.locked_until is not None:
+        ledger.locked_until = None
+        ledger.emit("unlock", LOCK_RELEASED, f"subject lock released{by}")
+    lock = ledger.request_lock(event.target.request_id)
+    if lock is not None:
+        ledger.request_locks.remove(lock)
+        ledger.emit("unlock", LOCK_RELEASED, f"lock on {lock.request_id} released{by}",
+                    request_id=lock.request_id, targets=(lock.request_id,))

@@ -1,0 +1,117 @@
+"""``request.created``: ask the rules (policy.rules), combine them, and act on the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from policy.ledger import Ledger, resource_ids
+from policy.rules import RequestContext, Rule, combine, evaluate, gates
+from policy.rules.break_glass import BREAK_GLASS
+from policy.rules.caps import MAX_ACTIVE_RESOURCES
+from policy.rules.exclusive import EXCLUSIVE_ENVIRONMENTS, sides
+from policy.rules.lifecycle import AUTO_APPROVE
+from schemas._base import format_time
+from schemas.events import RequestCreated, Resource
+from schemas.policy import TenantPolicy
+from schemas.state import Grant, Pending
+
+__all__ = ["approve", "clamped", "now_seen", "on_request_created"]
+
+
+def _within(times: Iterable[datetime], now: datetime, seconds: int) -> tuple[datetime, ...]:
+    start = now - timedelta(seconds=seconds)
+    return tuple([moment for moment in times if moment > start])
+
+
+def on_request_created(ledger: Ledger, event: RequestCreated,
+                       tenant: TenantPolicy) -> dict[str, object]:
+    """Decide a new request; returns the state fields it changed beyond the ledger's."""
+    now, request_id = event.at, event.request_id
+    state = ledger.state
+    recent = (*_within(state.recent_requests, now, tenant.baseline.window_s), now)
+    extra: dict[str, object] = {"recent_requests": recent[-(tenant.baseline.max_requests + 1):]}
+    # Returning `extra` early below still records this request for the rate baseline.
+    glass = tenant.break_glass
+    # Only break-glass requests read the ration: the rest skip filtering its window.
+    uses = _within(state.break_glass_uses, now, glass.window_s) if event.break_glass else ()
+    ctx = RequestContext(ledger, event, tenant, recent, uses)
+
+    verdict = combine(gates(ctx) or evaluate(ctx))
+    if verdict is not None and verdict.outcome == "deny":
+        ledger.deny(request_id, resource_ids(event.resources), verdict.rule, verdict.reason)
+        if verdict.lock_s:
+            ledger.lock_subject(now + timedelta(seconds=verdict.lock_s), verdict.rule,
+                                verdict.lock_reason, request_id)
+        return extra
+
+    requested, max_s = ctx.requested, ctx.max_s
+    if event.break_glass:  # nothing objects, and break-glass never escalates
+        ttl = min(requested, max_s, glass.ttl_s)
+        extra["break_glass_uses"] = (*uses, now)
+        approve(ledger, request_id, event.resources, now, ttl, tenant, BREAK_GLASS,
+                f"break-glass: granted for {ttl} s, marked for post-review", post_review=True)
+        return extra
+
+    ttl = min(requested, max_s)
+    if verdict is not None:  # escalate
+        pending_until = now + timedelta(seconds=tenant.step_up.pending_ttl_s)
+        ledger.pending.append(Pending(request_id, event.resources, now, pending_until, ttl,
+                                      requested))
+        ledger.emit("escalate", verdict.rule, f"{verdict.reason}; waiting for review until "
+                    f"{format_time(pending_until)}", request_id=request_id,
+                    resources=resource_ids(event.resources), expires_at=pending_until)
+        return extra
+
+    approve(ledger, request_id, event.resources, now, ttl, tenant, AUTO_APPROVE,
+            f"no rule objects; granted for {ttl} s{clamped(ttl, requested)}")
+    extra.update(now_seen(ledger, event.resources))
+    return extra
+
+
+def now_seen(ledger: Ledger, resources: tuple[Resource, ...]) -> dict[str, object]:
+    """A workload's approved env/sensitivity pairs, so they no longer count as novel."""
+    if ledger.kind != "workload":
+        return {}
+    pairs = set(ledger.state.seen) | {f"{r.env}/{r.sensitivity}" for r in resources}
+    return {"seen": tuple(sorted(pairs))}
+
+
+def clamped(ttl: int, requested: int | None) -> str:
+    """The note an approval's reason carries when the lifetime asked for was cut."""
+    if requested is None or ttl >= requested:
+        return ""
+    return f" (requested {requested} s, clamped to the maximum)"
+
+
+def approve(ledger: Ledger, request_id: str, resources: tuple[Resource, ...],
+            now: datetime, ttl: int, tenant: TenantPolicy, rule: Rule, reason: str,
+            *, post_review: bool = False) -> None:
+    """Grant, then end what the new grant displaces: conflicting and oldest grants.
+
+    (The ``deny_new`` strategies refuse such a grant before it gets here:
+    ``policy.rules.displacements``.)
+    """
+    new = Grant(request_id, resources, now, now + timedelta(seconds=ttl), post_review)
+    ledger.grant(new, rule, reason)
+    for group in tenant.exclusive:
+        taken = sides(new.resources, group.envs, group.roles)
+        if not taken:
+            continue
+        for older in [grant for grant in ledger.grants if grant is not new]:
+            excluded = sides(older.resources, group.envs, group.roles) - taken
+            if excluded:
+                ledger.revoke(older, EXCLUSIVE_ENVIRONMENTS,
+                              f"new grant {request_id} in {', '.join(sorted(taken))} "
+                              f"excludes {', '.join(sorted(excluded))}: older grant "
+                              f"{older.request_id} revoked")
+    limit = tenant.caps.max_active_resources
+    # The distinct resources held are the ledger's summary, already worked out for the
+    # verdict just emitted.
+    while (held := ledger.summary().active_resources) > limit:
+        # The oldest grant ends first (ties in time keep arrival order), even one whose
+        # resources are also held through a newer grant: oldest-first stays predictable.
+        oldest = min((g for g in ledger.grants if g is not new), key=lambda g: g.granted_at)
+        ledger.revoke(oldest, MAX_ACTIVE_RESOURCES,
+                      f"subject holds {held} resources, limit is {limit}: oldest grant "
+                      f"{oldest.request_id} revoked")

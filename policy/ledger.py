@@ -1,0 +1,155 @@
+"""The subject's state being changed by one event, and the verdicts that record each change.
+
+Every state change the core makes goes through :class:`Ledger`, which emits the verdict
+for it with the holdings before and after; the handlers decide, the ledger records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from policy.rules.base import Rule
+from policy.verdicts import Verdict, summarize
+from schemas.decisions import Action, StateSummary
+from schemas.events import ClockTick, InputEvent, RequestCreated, Resource
+from schemas.state import Grant, Pending, RequestLock, SubjectState
+
+__all__ = ["Ledger", "resource_ids"]
+
+
+def resource_ids(resources: Iterable[Resource]) -> tuple[str, ...]:
+    """The ids of ``resources``, in order, as verdicts list them."""
+    return tuple([resource.id for resource in resources])
+
+
+class Ledger:
+    """The subject's state being changed by one event, and the verdicts that record it."""
+
+    def __init__(self, state: SubjectState, event: InputEvent | ClockTick) -> None:
+        self.grants = list(state.grants)
+        self.pending = list(state.pending)
+        self.request_locks = list(state.request_locks)
+        self.sessions = list(state.sessions)
+        self.locked_until = state.locked_until
+        self.state = state
+        # A request states who asks; other events (reviews, sessions) may name the subject
+        # by id only, so they do not overwrite what the request said.
+        self.lock_s = 3600  # set from the tenant's policy before any rule runs
+        claims = isinstance(event, RequestCreated)
+        self.kind = event.subject.kind if claims else state.kind
+        self.owner = event.subject.owner if claims else state.owner
+        self.verdicts: list[Verdict] = []
+        self._event = event
+        self._count = 0
+        # Grants change only through grant(), revoke() and lock_subject(), which drop it.
+        self._summary: StateSummary | None = None
+
+    def summary(self) -> StateSummary:
+        """What the subject holds now (computed once per change of its grants)."""
+        if self._summary is None:
+            self._summary = summarize(self.grants)
+        return self._summary
+
+    def emit(
+        self,
+        action: Action,
+        rule: Rule,
+        reason: str,
+        before: StateSummary | None = None,
+        *,
+        at: datetime | None = None,
+        request_id: str | None = None,
+        targets: tuple[str, ...] = (),
+        resources: tuple[str, ...] = (),
+        expires_at: datetime | None = None,
+        key: str | None = None,
+        post_review: bool = False,
+    ) -> None:
+        """Record a verdict; ``key`` defaults to the event id and a running number."""
+        after = self.summary()
+        if key is None:
+            key = f"{self._event.event_id}#{self._count}"
+            self._count += 1
+        self.verdicts.append(Verdict(
+            action=action, rule=rule, reason=reason,
+            at=self._event.at if at is None else at,
+            request_id=request_id, targets=targets, resources=resources,
+            expires_at=expires_at, before=after if before is None else before,
+            after=after, key=key, post_review=post_review,
+        ))
+
+    # ------------------------------------------------------------ reading
+
+    def live(self, request_id: str) -> Grant | None:
+        """The live grant of ``request_id``, if any."""
+        for grant in self.grants:
+            if grant.request_id == request_id:
+                return grant
+        return None
+
+    def waiting(self, request_id: str) -> Pending | None:
+        """The pending request ``request_id``, if it waits for review."""
+        for item in self.pending:
+            if item.request_id == request_id:
+                return item
+        return None
+
+    def request_lock(self, request_id: str | None) -> RequestLock | None:
+        """The lock on ``request_id``, if it is locked."""
+        for lock in self.request_locks:
+            if lock.request_id == request_id:
+                return lock
+        return None
+
+    def covering(self, request_id: str | None, resource: str) -> Grant | None:
+        """A live grant covering ``resource`` (of ``request_id`` when given)."""
+        for grant in self.grants:
+            if (request_id is None or grant.request_id == request_id) and any(
+                    r.id == resource for r in grant.resources):
+                return grant
+        return None
+
+    # ------------------------------------------------------------ changing
+
+    def grant(self, grant: Grant, rule: Rule, reason: str) -> None:
+        before = self.summary()
+        self.grants.append(grant)
+        self._summary = None
+        self.emit("approve", rule, reason, before, request_id=grant.request_id,
+                  resources=resource_ids(grant.resources), expires_at=grant.expires_at,
+                  post_review=grant.post_review)
+
+    def revoke(self, grant: Grant, rule: Rule, reason: str, *, at: datetime | None = None,
+               key: str | None = None) -> None:
+        before = self.summary()
+        self.grants.remove(grant)
+        self._summary = None
+        self.emit("revoke", rule, reason, before, at=at, request_id=grant.request_id,
+                  targets=(grant.request_id,), resources=resource_ids(grant.resources),
+                  key=key)
+
+    def deny(self, request_id: str | None, resources: tuple[str, ...], rule: Rule,
+             reason: str, *, at: datetime | None = None, key: str | None = None) -> None:
+        self.emit("deny", rule, reason, at=at, request_id=request_id, resources=resources,
+                  key=key)
+
+    def lock_request(self, request_id: str, resources: tuple[str, ...], until: datetime,
+                     rule: Rule, reason: str) -> None:
+        """Freeze one request: no review decides it and its id is refused until ``until``."""
+        self.request_locks.append(RequestLock(request_id, until))
+        self.emit("lock", rule, reason, request_id=request_id, targets=(request_id,),
+                  resources=resources, expires_at=until)
+
+    def lock_subject(self, until: datetime, rule: Rule, reason: str,
+                     request_id: str | None, *, at: datetime | None = None,
+                     key: str | None = None) -> None:
+        """Freeze the subject: its live grants end with the lock (listed as targets)."""
+        before = self.summary()
+        ended = tuple(grant.request_id for grant in self.grants)
+        self.grants.clear()
+        self._summary = None
+        if self.locked_until is None or self.locked_until < until:
+            self.locked_until = until
+        self.emit("lock", rule, reason, before, at=at, request_id=request_id, targets=ended,
+                  expires_at=self.locked_until, key=key)

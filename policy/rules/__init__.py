@@ -1,0 +1,202 @@
+"""Every rule, the order a new request's checks are asked in, and the one combinator.
+
+A rule lives in exactly one area module (``identity``, ``lifetime``, ...), with its id, its
+sentence and, where it judges new requests, its check. This module only puts them in order:
+
+* :data:`RULES`: every rule, in the order it has always been listed;
+* :data:`GATES`: checks that end evaluation on their own (locks, the rate baseline);
+* :data:`OBJECTIONS` then :data:`ESCALATIONS`: the checks of a request that passed the
+  gates. Their order interleaves areas on purpose: the first finding names the verdict and
+  the others follow it in this order after "; also: ", so it is part of every decision's
+  bytes;
+* :func:`combine`: deny wins, then escalate, then approve. Nothing else decides that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from policy.rules import (
+    baseline,
+    break_glass,
+    caps,
+    exclusive,
+    failure,
+    identity,
+    justification,
+    lifecycle,
+    lifetime,
+    locks,
+    review,
+    sessions,
+    windows,
+)
+from policy.rules.base import Finding, Outcome, RequestContext, Rule, top_rank
+from schemas.events import Resource
+from schemas.policy import TenantPolicy
+from schemas.state import Grant
+
+__all__ = [
+    "AREAS",
+    "ESCALATIONS",
+    "GATES",
+    "OBJECTIONS",
+    "RULES",
+    "Check",
+    "Finding",
+    "Outcome",
+    "RequestContext",
+    "Rule",
+    "combine",
+    "displacements",
+    "evaluate",
+    "gates",
+]
+
+Check = Callable[[RequestContext], tuple[Finding, ...]]
+"""One question about a new request; ``()`` when the rule has nothing to say."""
+
+AREAS = (baseline, break_glass, caps, exclusive, failure, identity, justification, lifecycle,
+         lifetime, locks, review, sessions, windows)
+"""Every area module; each rule is defined in exactly one of them."""
+
+RULES: tuple[Rule, ...] = (
+    failure.UNKNOWN_TENANT,
+    locks.SUBJECT_LOCKED,
+    locks.REQUEST_LOCKED,
+    baseline.BASELINE_RATE,
+    identity.IDENTITY_ISSUER,
+    identity.IDENTITY_ATTESTATION,
+    lifecycle.REQUEST_ID_REUSED,
+    caps.CAPS_PER_REQUEST,
+    caps.MAX_ACTIVE_RESOURCES,
+    exclusive.EXCLUSIVE_ENVIRONMENTS,
+    justification.JUSTIFICATION_REASON,
+    justification.JUSTIFICATION_TICKET,
+    lifetime.TTL_MAX,
+    break_glass.BREAK_GLASS,
+    break_glass.BREAK_GLASS_LIMIT,
+    windows.TIME_WINDOW,
+    review.STEP_UP,
+    baseline.BASELINE_NOVEL,
+    lifecycle.AUTO_APPROVE,
+    review.REVIEW_APPROVED,
+    review.REVIEW_DENIED,
+    review.REVIEW_NOT_PENDING,
+    review.REVIEW_SELF_APPROVAL,
+    review.REVIEWER_NOT_ALLOWED,
+    review.REVIEW_SIGNATURE,
+    review.PENDING_EXPIRED,
+    lifetime.TTL_EXPIRED,
+    lifecycle.REQUEST_WITHDRAWN,
+    lifecycle.TASK_COMPLETED,
+    sessions.SESSION_WITHOUT_GRANT,
+    sessions.SESSION_OUT_OF_SCOPE,
+    locks.LOCK_RELEASED,
+    locks.LOCK_EXPIRED,
+    failure.EVALUATION_ERROR,
+)
+"""Every rule the core can fire: gates, then objections, escalations, approvals and ends."""
+
+
+def displacements(grants: list[Grant], resources: tuple[Resource, ...],
+                  tenant: TenantPolicy) -> list[Finding]:
+    """Objections of ``deny_new`` strategies: granting ``resources`` would displace live
+    ``grants``. Asked of a new request and again when a review approves a pending one."""
+    found: list[Finding] = []
+    over = caps.deny_new(grants, resources, tenant)
+    if over is not None:
+        found.append(over)
+    found += exclusive.deny_new(grants, resources, tenant)
+    return found
+
+
+def _check_displacements(ctx: RequestContext) -> tuple[Finding, ...]:
+    """A request alone over the cap is denied by caps.check_asked; whether it would
+    displace anything is not asked then."""
+    if len(ctx.asked) > ctx.tenant.caps.max_active_resources:
+        return ()
+    return tuple(displacements(ctx.held.grants, ctx.event.resources, ctx.tenant))
+
+
+GATES: tuple[Check, ...] = (
+    locks.check_subject_locked,
+    locks.check_request_locked,
+    baseline.check_rate,
+)
+"""Asked first, in this order; the first that finds anything is the whole answer."""
+
+OBJECTIONS: tuple[Check, ...] = (
+    identity.check_issuer,
+    identity.check_attestation,
+    lifecycle.check_reused,
+    caps.check_per_request,
+    caps.check_asked,
+    exclusive.check_spans,
+    _check_displacements,  # caps deny_new, then exclusive deny_new
+    justification.check_reason,
+    justification.check_ticket,
+    lifetime.check_max,
+    windows.check_deny,
+)
+"""Checks that deny, in the order their reasons are reported."""
+
+ESCALATIONS: tuple[Check, ...] = (
+    windows.check_escalate,
+    review.check_step_up,
+    baseline.check_novel,
+)
+"""Checks that want a human first, in the order their reasons are reported."""
+
+
+def gates(ctx: RequestContext) -> tuple[Finding, ...]:
+    """The first gate's finding, or ``()`` when the request may be evaluated."""
+    for check in GATES:
+        found = check(ctx)
+        if found:
+            return found
+    return ()
+
+
+def evaluate(ctx: RequestContext) -> list[Finding]:
+    """Every finding about a request that passed the gates, in report order.
+
+    Escalations are not asked once something objects (a deny wins regardless, so asking
+    would only cost time), nor of break-glass, which never waits for a human; break-glass
+    asks its ration instead, and only when nothing else objects.
+    """
+    event, tenant = ctx.event, ctx.tenant
+    # Worked out once per request: several checks read each of them.
+    ctx.requested, ctx.max_s = lifetime.limits(event, tenant)
+    ctx.outside = windows.outside(event, tenant)
+    ctx.rank = top_rank(event.resources)
+    ctx.asked = {resource.id for resource in event.resources}
+    found: list[Finding] = []
+    for check in OBJECTIONS:
+        found += check(ctx)
+    if found:
+        return found
+    if event.break_glass:
+        found += break_glass.check_ration(ctx)
+        return found
+    for check in ESCALATIONS:
+        found += check(ctx)
+    return found
+
+
+def combine(findings: Sequence[Finding]) -> Finding | None:
+    """The one answer to a request from all its findings: deny > escalate > approve.
+
+    Returns the first finding of the winning outcome, with the reasons of the others of
+    that outcome appended in order after "; also: " (and its lock, if it has one), or
+    ``None`` when nothing objects: approve.
+    """
+    if not findings:
+        return None
+    chosen = [finding for finding in findings if finding.outcome == "deny"] or findings
+    first = chosen[0]
+    if len(chosen) == 1:
+        return first
+    return Finding(first.outcome, first.rule,
+                   first.reason + "; also: " + "; ".join([f.reason for f in chosen[1:]]),
+                   first.lock_s, first.lock_reason)

@@ -1,0 +1,54 @@
+"""What the core returns: one :class:`Verdict` per outcome, with holdings summarized."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from policy.rules.base import Rule
+from schemas.decisions import Action, StateSummary
+from schemas.state import Grant
+
+__all__ = ["Verdict", "summarize"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One outcome of the core, before the shell adds ids, cause and policy reference.
+
+    ``key`` is unique per (tenant, subject) and stable across replays: it is what the
+    deterministic ``decision_id`` is derived from.
+    """
+
+    action: Action
+    rule: Rule
+    reason: str
+    at: datetime
+    request_id: str | None
+    targets: tuple[str, ...]
+    resources: tuple[str, ...]
+    expires_at: datetime | None
+    before: StateSummary
+    after: StateSummary
+    key: str
+    post_review: bool = False
+
+
+_NOTHING_HELD = StateSummary(active_grants=0, active_resources=0, envs=())
+
+
+def summarize(grants: Iterable[Grant]) -> StateSummary:
+    """Count live grants, distinct resource ids and environments held."""
+    # One pass, no comprehensions: every verdict needs a summary, most need two.
+    count = 0
+    resources: set[str] = set()
+    envs: set[str] = set()
+    for grant in grants:
+        count += 1
+        for resource in grant.resources:
+            resources.add(resource.id)
+            envs.add(resource.env)
+    if not count:
+        return _NOTHING_HELD  # immutable, so one instance serves every empty holding
+    return StateSummary(count, len(resources), tuple(sorted(envs)))
