@@ -16,13 +16,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 
-from policy.core import decide
-from policy.engine import step
+from policy import decide, step
 from schemas.decisions import Cause
 from schemas.events import INPUT_EVENT, InputEvent
 from schemas.policy import parse_policy
 from schemas.state import StoredSubject, SubjectState
-from streams.codec import encode_stored
+from streams.engine.codec import encode_stored
 from streams.runtime import tune_gc
 
 ENVS = ("prod", "research", "staging")

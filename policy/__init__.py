@@ -4,9 +4,10 @@
 must give the same decisions for the same input and policy.
 """
 
-from policy.core import APPLIED_EVENT_MEMORY, Verdict, decide, summarize
+from policy.core import APPLIED_EVENT_MEMORY, Verdict, decide, next_deadline, summarize
 from policy.decisions import decision_id, to_decisions
-from policy.engine import Step, step
+from policy.engine import Step, step, tick
+from policy.reviews import review_signature_problem, sign_review
 from policy.rules import RULES, Rule
 
 __all__ = [
@@ -17,7 +18,11 @@ __all__ = [
     "Verdict",
     "decide",
     "decision_id",
+    "next_deadline",
+    "review_signature_problem",
+    "sign_review",
     "step",
     "summarize",
+    "tick",
     "to_decisions",
 ]

@@ -1,6 +1,6 @@
 """The faust shell: consume raw bytes, plan the batch with the pure core, send, then store.
 
-Nothing here decides anything; see :mod:`streams.enforcer` and :mod:`policy`.
+Nothing here decides anything; see :mod:`streams.engine.plan` and :mod:`policy`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from rocksdict import WriteBatch
 from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from streams.batching import in_batches
-from streams.codec import stored_deadlines
-from streams.enforcer import BatchPlan, Record, plan_batch
-from streams.expiry import DeadlineIndex, PartitionClock, encode_tick, partition_of
+from streams.engine.codec import encode_tick, stored_deadlines
+from streams.engine.deadlines import DeadlineIndex, PartitionClock
+from streams.engine.partitioner import partition_of
+from streams.engine.plan import BatchPlan, Record, plan_batch, stored_keys
 from streams.flow_fix import install_flow_fix
 from streams.kafka_security import faust_credentials
 from streams.seek_fix import install_seek_fix
@@ -202,26 +203,18 @@ def build_app(settings: Settings,
     clock = PartitionClock()
     input_topics = (settings.topic_requests, settings.topic_sessions)
 
-    def caught_up(tp: TP) -> bool:
-        # Decided up to the end offset the last fetch reported? Offsets not decided here
-        # yet (just assigned) count from the group's committed offset. No broker call: a
-        # call through faust's consumer thread waits out its current fetch (up to 1.5 s),
-        # which made ticks seconds late.
-        end = app.consumer.highwater(tp)
-        if end is None:
-            return False  # no fetch answered for it yet
-        if end == 0:
-            return True  # nothing was ever written there
-        done = clock.decided_offsets.get((tp.topic, tp.partition))
-        if done is None:
-            committed: dict[TP, int | None] = getattr(app.consumer, "_committed_offset", {})
-            done = committed.get(tp)
-        return done is not None and done >= end
-
     def may_expire(partition: int, deadline: datetime) -> bool:
-        # Every input topic of the partition is past the deadline or decided to its end.
-        return all(clock.passed(topic, partition, deadline) or caught_up(TP(topic, partition))
-                   for topic in input_topics)
+        # The consumer's view of the partition's inputs, read as the gate asks: end offsets
+        # as the last fetch reported them (no broker call: a call through faust's consumer
+        # thread waits out its current fetch, up to 1.5 s, which made ticks seconds late),
+        # and the group's committed offsets for offsets not decided here yet.
+        committed: dict[TP, int | None] = getattr(app.consumer, "_committed_offset", {})
+        ends, commits = {}, {}
+        for topic in input_topics:
+            tp = TP(topic, partition)
+            ends[(topic, partition)] = app.consumer.highwater(tp)
+            commits[(topic, partition)] = committed.get(tp)
+        return clock.may_expire(input_topics, partition, deadline, ends, commits)
 
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
         access = BatchedTable(table, app.producer)
@@ -340,9 +333,12 @@ async def _handle_batch(
         )
         for event in events
     ]
+    # Each subject's state as of before the batch, read on its record's partition.
+    stored = {where: access.get(events[index], where[1])
+              for where, index in stored_keys(records).items()}
     plan = plan_batch(
         records,
-        lambda index, key: access.get(events[index], key),
+        stored,
         policy,
         decisions_topic=settings.topic_decisions,
         deadletter_topic=settings.topic_deadletter,

@@ -23,9 +23,9 @@ import orjson
 from schemas.decisions import Decision
 from schemas.errors import JitwatchError
 from schemas.policy import LoadedPolicy, parse_policy
+from streams.engine.replay import BadLine, Replay
 from streams.runtime import CoordinatorNotReady, claim_data_dir, tune_gc
 from streams.settings import Settings, environment_help, load_settings
-from streams.simulate import BadLine, Replay
 
 __all__ = ["main"]
 
@@ -132,7 +132,7 @@ def _replay(path: Path, policy: LoadedPolicy, settings: Settings, progress: bool
             until: datetime | None = None) -> Iterator[tuple[Replay, Decision | BadLine]]:
     from tqdm import tqdm
 
-    from streams.simulate import replay_lines
+    from streams.engine.replay import replay_lines
 
     replay = Replay()
     size = path.stat().st_size
@@ -179,7 +179,7 @@ def _simulate(settings: Settings, args: argparse.Namespace, events: Path, name: 
               policy: LoadedPolicy) -> int:
     """Replay ``events`` (reported as ``name``) and print or write its decisions."""
     from streams.demo import format_decision
-    from streams.enforcer import encode_decision
+    from streams.engine.codec import encode_decision
 
     out = args.out.open("wb") if args.out else None
     as_jsonl = args.format == "jsonl"
@@ -220,24 +220,18 @@ def _simulate(settings: Settings, args: argparse.Namespace, events: Path, name: 
 def _simulate_diff(settings: Settings, args: argparse.Namespace, events: Path,
                    current: LoadedPolicy, candidate: LoadedPolicy) -> int:
     """Print the events whose decisions change from the current to the candidate policy."""
-    def outcomes(policy: LoadedPolicy) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for _, item in _replay(events, policy, settings, progress=True,
-                               until=args.until):
-            if not isinstance(item, BadLine):
-                found.setdefault(item.cause.event_id, []).append(
-                    f"{item.action} {item.request_id or '-'} {','.join(item.targets)} "
-                    f"[{item.rule.id}]"
-                )
-        return found
+    from streams.engine.replay import changed_events, outcomes
+
+    def replayed(policy: LoadedPolicy) -> dict[str, list[str]]:
+        return outcomes(item for _, item in _replay(events, policy, settings, progress=True,
+                                                    until=args.until))
 
     def named(policy: LoadedPolicy) -> str:
         # Versions alone may match (an edited copy); the digest tells them apart.
         return f"{policy.ref.version} (sha256 {policy.ref.sha256[:12]})"
 
-    before, after = outcomes(current), outcomes(candidate)
-    changed = [event_id for event_id in dict.fromkeys([*before, *after])
-               if before.get(event_id) != after.get(event_id)]
+    before, after = replayed(current), replayed(candidate)
+    changed = changed_events(before, after)
     if changed:
         print(f"- under {named(current)}\n+ under {named(candidate)}")
     for event_id in changed:

@@ -93,7 +93,7 @@ def _demo_signed(raw: dict[str, Any]) -> dict[str, Any]:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from policy.reviews import sign_review
+    from policy import sign_review
     from schemas.events import INPUT_EVENT
 
     seed = hashlib.sha256(b"jitwatch demo reviewer carol (demo only)").digest()

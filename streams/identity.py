@@ -268,7 +268,7 @@ def cmd_sign(settings: Settings, args: argparse.Namespace) -> int:
 
     import orjson
 
-    from policy.reviews import sign_review
+    from policy import sign_review
     from schemas.events import INPUT_EVENT, RequestReviewed
     from streams.policy_control import sign_policy
 

@@ -9,7 +9,7 @@ import orjson
 
 from schemas.policy import parse_policy
 from streams.demo import demo_phases
-from streams.simulate import Replay, replay_lines
+from streams.engine.replay import Replay, replay_lines
 from tests.paths import REPO
 
 DEMO_POLICY = REPO / "ops" / "demo-policy.toml"

@@ -1,29 +1,34 @@
-"""Decide a batch of raw input records: no faust, no I/O, testable without a broker.
+"""Plan a batch of raw input records: no faust, no I/O, testable without a broker.
 
-The faust agent hands records in and gets back what to publish and what to store; it sends
-and stores, in that order, so a crash in between re-decides the batch with the same
-decision ids rather than losing verdicts.
+The worker reads the stored value of every record's key, hands records and values in, and
+gets back what to publish and what to store; it sends and stores, in that order, so a crash
+in between re-decides the batch with the same decision ids rather than losing verdicts.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from policy.core import next_deadline
-from policy.engine import step, tick
+from policy import next_deadline, step, tick
 from schemas._base import trusted_model
-from schemas.decisions import Cause, Decision
+from schemas.decisions import Cause
 from schemas.errors import InputError
 from schemas.events import ClockTick, InputEvent
 from schemas.policy import LoadedPolicy
 from schemas.state import StoredSubject
-from streams.codec import dead_letter_headers, decode_event, decode_stored, encode_stored
-from streams.expiry import decode_command
+from streams.engine.codec import (
+    dead_letter_headers,
+    decode_command,
+    decode_event,
+    decode_stored,
+    encode_decision,
+    encode_stored,
+)
 
-__all__ = ["BatchPlan", "Outbound", "Record", "Write", "encode_decision", "plan_batch"]
+__all__ = ["BatchPlan", "Outbound", "Record", "Write", "plan_batch", "stored_keys"]
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +82,24 @@ class BatchPlan:
     dead_letters: int = 0
 
 
-def encode_decision(decision: Decision) -> bytes:
-    """The decision's wire bytes (field order fixed by the model, so replays match)."""
-    return decision.model_dump_json(by_alias=True).encode("utf-8")
+def stored_keys(records: Iterable[Record]) -> dict[tuple[int, bytes], int]:
+    """The (partition, key) pairs whose stored values :func:`plan_batch` needs, each with
+    the index of its first record.
+
+    A record is decided only when its key is its subject id (anything else is a dead
+    letter), and its state is read on its own partition, so these are all the values the
+    batch can read.
+    """
+    first: dict[tuple[int, bytes], int] = {}
+    for index, record in enumerate(records):
+        if record.key:
+            first.setdefault((record.partition, record.key), index)
+    return first
 
 
 def plan_batch(
     records: Sequence[Record],
-    load: Callable[[int, bytes], bytes | None],
+    stored_values: Mapping[tuple[int, bytes], bytes | None],
     policy: LoadedPolicy,
     *,
     decisions_topic: str,
@@ -98,7 +113,8 @@ def plan_batch(
     Kafka orders each topic, not requests against sessions against ticks; within a batch
     the decodable records are decided in order of their ``at`` (stable, so one topic's
     order stands on ties), which is how a replay of the same events decides them.
-    ``load(index, key)`` reads the stored value for ``key`` as of before the batch; later
+    ``stored_values`` holds the stored value of each (partition, key) of
+    :func:`stored_keys` as of before the batch (missing or None: nothing stored); later
     records of the same key see the earlier ones' results. Any failure of one record sends
     that record to the dead letter topic and never yields an approve.
     """
@@ -122,7 +138,8 @@ def plan_batch(
         try:
             key = event.subject.id.encode("utf-8")
             plan.decided.append((record.topic, record.partition, record.offset, event.at))
-            stored = pending[key] if key in pending else decode_stored(load(index, key))
+            stored = (pending[key] if key in pending
+                      else decode_stored(stored_values.get((record.partition, key))))
             if isinstance(event, ClockTick):
                 if stored is None:
                     continue  # nothing was ever stored for this subject: nothing to end

@@ -2,26 +2,26 @@
 
 Decisions equal the stream's for the same input and policy (``decision_id`` included);
 ``emitted_at`` equals ``at`` and Kafka coordinates are null, so output is byte-identical
-from run to run.
+from run to run. ``simulate --diff`` compares two replays' :func:`outcomes` with
+:func:`changed_events`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from policy.core import next_deadline
-from policy.engine import step, tick
+from policy import next_deadline, step, tick
 from schemas.decisions import Cause, Decision
 from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from schemas.state import StoredSubject
-from streams.codec import parse_event
-from streams.expiry import DeadlineIndex
+from streams.engine.codec import parse_event
+from streams.engine.deadlines import DeadlineIndex
 
-__all__ = ["BadLine", "Replay", "replay_lines"]
+__all__ = ["BadLine", "Replay", "changed_events", "outcomes", "replay_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +107,22 @@ def replay_lines(
             yield decision
     if until is not None:
         yield from _ticks(deadlines, until, policy, replay)
+
+
+def outcomes(items: Iterable[Decision | BadLine]) -> dict[str, list[str]]:
+    """Per event id, one line per decision it caused: action, request, targets, rule."""
+    found: dict[str, list[str]] = {}
+    for item in items:
+        if not isinstance(item, BadLine):
+            found.setdefault(item.cause.event_id, []).append(
+                f"{item.action} {item.request_id or '-'} {','.join(item.targets)} "
+                f"[{item.rule.id}]"
+            )
+    return found
+
+
+def changed_events(before: Mapping[str, list[str]], after: Mapping[str, list[str]]
+                   ) -> list[str]:
+    """The event ids whose outcomes differ, in the order they first appear."""
+    return [event_id for event_id in dict.fromkeys([*before, *after])
+            if before.get(event_id) != after.get(event_id)]

@@ -1,13 +1,10 @@
-"""The expiry timer's pieces without a broker: deadline index and tick commands."""
+"""The expiry timer's pieces without a broker: deadline index, partition clock, tick gate."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from schemas.errors import InputError
-from streams.expiry import DeadlineIndex, PartitionClock, decode_command, encode_tick, partition_of
+from streams.engine.deadlines import DeadlineIndex, PartitionClock
 
 T = datetime(2026, 11, 23, 10, 0, 0, 714523, tzinfo=UTC)
 
@@ -46,30 +43,6 @@ def test_index_set_many_is_set_for_each() -> None:
     assert at_once.due(until) == one_by_one.due(until)
 
 
-def test_tick_round_trips_at_full_precision() -> None:
-    tick = decode_command(b"alice", encode_tick(T, b"alice", "acme"))
-    assert tick.at == T, "a tick rounded to milliseconds would miss its deadline"
-    assert (tick.tenant, tick.subject.id, tick.type) == ("acme", "alice", "clock.tick")
-
-
-@pytest.mark.parametrize(("key", "value"), [
-    (b"bob", encode_tick(T, b"alice", "acme")),
-    (b"alice", b'{"type": "request.created"}'),
-    (b"alice", None),
-])
-def test_bad_commands_are_refused(key: bytes, value: bytes | None) -> None:
-    with pytest.raises(InputError) as caught:
-        decode_command(key, value)
-    assert caught.value.error_class == "invalid-command"
-
-
-def test_partition_of_matches_kafkas_default_partitioner() -> None:
-    from aiokafka.partitioner import DefaultPartitioner
-
-    for key in (b"alice", b"spiffe://acme.example/ns/ci/sa/deployer", b"x" * 300):
-        assert partition_of(key, 8) == DefaultPartitioner()(key, list(range(8)), [])
-
-
 def test_watermark_says_when_input_past_a_deadline_was_decided() -> None:
     clock = PartitionClock()
     assert not clock.passed("jit.requests", 0, T), "nothing decided yet"
@@ -104,3 +77,41 @@ def test_restoring_a_taken_deadline_never_hides_a_newer_one() -> None:
     assert index.due(later) == [(later, b"alice", "default")]
     index.restore(b"bob", "default", T)  # nothing newer: put back
     assert index.due(T) == [(T, b"bob", "default")]
+
+
+INPUTS = ("jit.requests", "jit.sessions")
+
+
+def _offsets(requests: int | None, sessions: int | None) -> dict[tuple[str, int], int | None]:
+    return {("jit.requests", 0): requests, ("jit.sessions", 0): sessions}
+
+
+def test_the_gate_holds_a_tick_until_every_input_topic_is_past_it_or_caught_up() -> None:
+    clock = PartitionClock()
+    ends, committed = _offsets(10, 4), _offsets(None, None)
+    assert not clock.may_expire(INPUTS, 0, T, ends, committed), "nothing decided yet"
+    clock.decided("jit.requests", 0, 2, T + timedelta(seconds=1))  # requests past T
+    assert not clock.may_expire(INPUTS, 0, T, ends, committed), "sessions still behind"
+    clock.decided("jit.sessions", 0, 3, T - timedelta(seconds=1))  # sessions at their end
+    assert clock.may_expire(INPUTS, 0, T, ends, committed)
+    later = T + timedelta(seconds=5)
+    assert not clock.may_expire(INPUTS, 0, later, ends, committed), \
+        "requests neither past the later deadline nor decided to their end offset"
+    clock.decided("jit.requests", 0, 9, None)  # a dead letter at the end counts as decided
+    assert clock.may_expire(INPUTS, 0, later, ends, committed)
+
+
+def test_the_gate_counts_from_the_committed_offset_and_waits_for_a_first_fetch() -> None:
+    clock = PartitionClock()
+    assert not clock.may_expire(INPUTS, 0, T, _offsets(None, 0), _offsets(None, None)), \
+        "no fetch answered for requests yet"
+    assert clock.may_expire(INPUTS, 0, T, _offsets(0, 0), _offsets(None, None)), \
+        "nothing was ever written to either topic"
+    assert clock.may_expire(INPUTS, 0, T, _offsets(5, 0), _offsets(5, None)), \
+        "decided (and committed) up to the end before this worker took the partition"
+    assert not clock.may_expire(INPUTS, 0, T, _offsets(5, 0), _offsets(4, None))
+    clock.decided("jit.requests", 0, 3, T - timedelta(seconds=1))
+    assert not clock.may_expire(INPUTS, 0, T, _offsets(5, 0), _offsets(5, None)), \
+        "what was decided here wins over an older committed offset"
+    assert not clock.may_expire(INPUTS, 1, T, _offsets(5, 0), _offsets(5, None)), \
+        "offsets of another partition say nothing about this one"

@@ -10,7 +10,7 @@ import pytest
 
 from schemas.decisions import Decision
 from schemas.policy import parse_policy
-from streams.enforcer import Record, plan_batch
+from streams.engine.plan import Record, plan_batch, stored_keys
 from tests.factories import raw_request
 
 POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text())
@@ -23,11 +23,17 @@ def _record(offset: int, raw: dict[str, object] | None, key: bytes | None = b"al
                   value if value is not None else orjson.dumps(raw))
 
 
+def _stored(records: list[Record], store: dict[bytes, bytes]
+            ) -> dict[tuple[int, bytes], bytes | None]:
+    # What the worker reads before planning: each (partition, key) of the batch.
+    return {where: store.get(where[1]) for where in stored_keys(records)}
+
+
 def _plan(records: list[Record], store: dict[bytes, bytes] | None = None):  # type: ignore[no-untyped-def]
     store = store or {}
     return plan_batch(
         records,
-        lambda index, key: store.get(key),
+        _stored(records, store),
         POLICY,
         decisions_topic="jit.decisions",
         deadletter_topic="jit.deadletter",
@@ -71,16 +77,16 @@ def test_bad_record_goes_to_dead_letter_and_the_rest_continue() -> None:
 
 def test_unexpected_decoder_failure_is_a_dead_letter_and_the_rest_continue(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import streams.enforcer
+    import streams.engine.plan
 
-    real = streams.enforcer.decode_event
+    real = streams.engine.plan.decode_event
 
     def fragile(key: bytes | None, value: bytes | None, max_bytes: int) -> object:
         if value == b"{}":
             raise OverflowError("date value out of range")
         return real(key, value, max_bytes)
 
-    monkeypatch.setattr(streams.enforcer, "decode_event", fragile)
+    monkeypatch.setattr(streams.engine.plan, "decode_event", fragile)
     plan = _plan([_record(0, None, value=b"{}"),
                   _record(1, raw_request("r-1", [("db", "prod")]))])
     assert sorted((out.source, out.topic) for out in plan.outbound) == [
@@ -122,13 +128,13 @@ def test_redelivered_batch_yields_nothing_new_and_stores_the_state_again() -> No
 
 
 def test_a_tick_with_nothing_to_end_stores_the_state_again() -> None:
-    from streams.expiry import encode_tick
+    from streams.engine.codec import encode_tick
     from tests.factories import at
 
     first = _plan([_record(0, raw_request("r-1", [("db", "prod")], ttl_s=60))])
     stored = first.writes[b"alice"].value
     early = Record("jitwatch-commands", 0, 0, b"alice", encode_tick(at(1), b"alice", "default"))
-    plan = plan_batch([early], lambda index, key: stored, POLICY,
+    plan = plan_batch([early], {(0, b"alice"): stored}, POLICY,
                       decisions_topic="jit.decisions", deadletter_topic="jit.deadletter",
                       max_event_bytes=64 * 1024, now=lambda: NOW,
                       commands_topic="jitwatch-commands")

@@ -6,10 +6,10 @@ from importlib import resources
 
 import orjson
 
-from policy.engine import step
+from policy import step
 from schemas.decisions import Cause, Decision
 from schemas.policy import parse_policy
-from streams.simulate import BadLine, Replay, replay_lines
+from streams.engine.replay import BadLine, Replay, replay_lines
 from tests.factories import at, raw_request, request
 
 POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text())

@@ -1,28 +1,27 @@
-"""On-time expiry for the stream: a deadline index and the tick commands it sends.
+"""On-time expiry for the stream: the deadline index and the gate that lets a tick go.
 
 faust timers cannot write tables, so the timer only *sends* a ``clock.tick`` command, keyed
 by subject id, to the commands topic, which is co-partitioned with the inputs; the agent
 that owns the subject's partition handles it in-stream like any event. A tick is sent once
 the wall clock is ``grace`` past the deadline, so events stamped before the deadline have
-been decided first (event time tracks wall time in live operation); a tick that finds
-nothing left to end changes nothing, so stale or duplicate ticks are harmless.
+been decided first (event time tracks wall time in live operation), and only once no
+input of the subject's partition stamped before the deadline can still be waiting
+(:meth:`PartitionClock.may_expire`); a tick that finds nothing left to end changes nothing,
+so stale or duplicate ticks are harmless. The tick's bytes are
+:func:`streams.engine.codec.encode_tick`.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import orjson
-from aiokafka.partitioner import murmur2
+__all__ = ["DeadlineIndex", "Offsets", "PartitionClock"]
 
-from schemas._base import format_time
-from schemas.errors import InputError
-from schemas.events import ClockTick
-
-__all__ = ["DeadlineIndex", "PartitionClock", "decode_command", "encode_tick", "partition_of"]
+Offsets = Mapping[tuple[str, int], int | None]
+"""Kafka offsets by (topic, partition); None where none is known (yet)."""
 
 
 @dataclass
@@ -82,12 +81,6 @@ class DeadlineIndex:
         return found
 
 
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2) gives ``key``, as the contract
-    requires of every producer."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
 @dataclass
 class PartitionClock:
     """How far each input topic's partition has been decided, to gate expiry ticks.
@@ -117,33 +110,30 @@ class PartitionClock:
         mark = self.watermark.get((topic, partition))
         return mark is not None and deadline <= mark
 
+    def caught_up(self, topic: str, partition: int, end_offsets: Offsets,
+                  committed: Offsets) -> bool:
+        """Whether ``topic``/``partition`` is decided up to the end offset the consumer's
+        last fetch reported. Offsets not decided here yet (just assigned) count from the
+        group's committed offset."""
+        where = (topic, partition)
+        end = end_offsets.get(where)
+        if end is None:
+            return False  # no fetch answered for it yet
+        if end == 0:
+            return True  # nothing was ever written there
+        done = self.decided_offsets.get(where)
+        if done is None:
+            done = committed.get(where)
+        return done is not None and done >= end
 
-def encode_tick(deadline: datetime, key: bytes, tenant: str) -> bytes:
-    """A tick command for one subject at one deadline (kind and owner come from state)."""
-    return orjson.dumps({
-        "type": "clock.tick",
-        "event_id": f"tick:{format_time(deadline)}",
-        # Full precision: a tick rounded down to milliseconds would fall just short of
-        # the deadline it is for and end nothing.
-        "at": deadline.isoformat(),
-        "tenant": tenant,
-        "subject": {"id": key.decode("utf-8")},
-    })
+    def may_expire(self, topics: Iterable[str], partition: int, deadline: datetime,
+                   end_offsets: Offsets, committed: Offsets) -> bool:
+        """The tick gate: whether a deadline on ``partition`` may be ticked now, i.e. every
+        input topic of the partition is past the deadline or decided to its end.
 
-
-def decode_command(key: bytes | None, value: bytes | None) -> ClockTick:
-    """Validate a command record; only the watcher writes the commands topic.
-
-    Raises:
-        InputError: ``invalid-command`` for anything but a well-formed tick keyed by its
-            subject.
-    """
-    try:
-        tick = ClockTick.model_validate_json(value or b"")
-    except ValueError as exc:
-        raise InputError("invalid-command", f"not a clock.tick command: {exc}") from exc
-    if key != tick.subject.id.encode("utf-8"):
-        raise InputError("invalid-command", "command key is not its subject id")
-    return tick
-
-
+        ``end_offsets`` and ``committed`` are the consumer's view of the input partitions,
+        passed in as plain data so the rule is tested without a broker.
+        """
+        return all(self.passed(topic, partition, deadline)
+                   or self.caught_up(topic, partition, end_offsets, committed)
+                   for topic in topics)

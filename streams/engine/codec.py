@@ -1,4 +1,10 @@
-"""The edge: raw Kafka bytes in, validated events or a dead-letter reason out."""
+"""Every conversion between bytes and models: the edge of the application layer.
+
+Input events (records and replay lines), stored subject state (and the fast read of its
+deadlines at recovery), dead-letter headers, the expiry timer's tick commands and the
+decisions written out. Each is hot (once per event or per stored subject), so each is one
+plain function with no indirection.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +15,21 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from policy.core import next_deadline
+from policy import next_deadline
+from schemas._base import format_time
+from schemas.decisions import Decision
 from schemas.errors import InputError
-from schemas.events import INPUT_EVENT, InputEvent
+from schemas.events import INPUT_EVENT, ClockTick, InputEvent
 from schemas.state import STORED_STATE_VERSION, StoredSubject
 
 __all__ = [
     "dead_letter_headers",
+    "decode_command",
     "decode_event",
     "decode_stored",
+    "encode_decision",
     "encode_stored",
+    "encode_tick",
     "parse_event",
     "stored_deadlines",
 ]
@@ -120,8 +131,8 @@ def stored_deadlines(value: bytes) -> dict[str, datetime | None]:
 
 _DEADLINES = (("grants", "expires_at", True), ("pending", "pending_until", True),
               ("request_locks", "until", True), ("sessions", "held_until", False))
-"""(list, time field, required) of the times next_deadline (policy/core.py) takes the
-minimum of, besides ``locked_until``; tests/streams/test_codec.py checks the two agree."""
+"""(list, time field, required) of the times ``policy.next_deadline`` takes the
+minimum of, besides ``locked_until``; tests/streams/engine/test_codec.py checks the two agree."""
 
 
 def _earliest(state: Mapping[str, Any]) -> datetime | None:
@@ -162,3 +173,37 @@ def dead_letter_headers(
         ("error.class", error_class.encode()),
         ("error.message", message[:2000].encode("utf-8", "replace")),
     ]
+
+
+def encode_tick(deadline: datetime, key: bytes, tenant: str) -> bytes:
+    """A tick command for one subject at one deadline (kind and owner come from state)."""
+    return orjson.dumps({
+        "type": "clock.tick",
+        "event_id": f"tick:{format_time(deadline)}",
+        # Full precision: a tick rounded down to milliseconds would fall just short of
+        # the deadline it is for and end nothing.
+        "at": deadline.isoformat(),
+        "tenant": tenant,
+        "subject": {"id": key.decode("utf-8")},
+    })
+
+
+def decode_command(key: bytes | None, value: bytes | None) -> ClockTick:
+    """Validate a command record; only the watcher writes the commands topic.
+
+    Raises:
+        InputError: ``invalid-command`` for anything but a well-formed tick keyed by its
+            subject.
+    """
+    try:
+        tick = ClockTick.model_validate_json(value or b"")
+    except ValueError as exc:
+        raise InputError("invalid-command", f"not a clock.tick command: {exc}") from exc
+    if key != tick.subject.id.encode("utf-8"):
+        raise InputError("invalid-command", "command key is not its subject id")
+    return tick
+
+
+def encode_decision(decision: Decision) -> bytes:
+    """The decision's wire bytes (field order fixed by the model, so replays match)."""
+    return decision.model_dump_json(by_alias=True).encode("utf-8")

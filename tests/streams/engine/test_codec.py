@@ -9,15 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policy.core import next_deadline
+from policy import next_deadline
 from schemas.errors import InputError
 from schemas.events import Resource
 from schemas.state import Grant, Pending, RequestLock, Session, StoredSubject, SubjectState
-from streams.codec import (
+from streams.engine.codec import (
     dead_letter_headers,
+    decode_command,
     decode_event,
     decode_stored,
     encode_stored,
+    encode_tick,
     stored_deadlines,
 )
 from tests.factories import T0, raw_request
@@ -148,3 +150,23 @@ def test_dead_letter_headers_follow_the_contract() -> None:
         "error.class": b"invalid-json",
         "error.message": b"bad",
     }
+
+
+T = datetime(2026, 11, 23, 10, 0, 0, 714523, tzinfo=UTC)
+
+
+def test_tick_round_trips_at_full_precision() -> None:
+    tick = decode_command(b"alice", encode_tick(T, b"alice", "acme"))
+    assert tick.at == T, "a tick rounded to milliseconds would miss its deadline"
+    assert (tick.tenant, tick.subject.id, tick.type) == ("acme", "alice", "clock.tick")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    (b"bob", encode_tick(T, b"alice", "acme")),
+    (b"alice", b'{"type": "request.created"}'),
+    (b"alice", None),
+])
+def test_bad_commands_are_refused(key: bytes, value: bytes | None) -> None:
+    with pytest.raises(InputError) as caught:
+        decode_command(key, value)
+    assert caught.value.error_class == "invalid-command"
