@@ -24,8 +24,10 @@ from schemas.decisions import Decision
 from schemas.errors import JitwatchError
 from schemas.policy import LoadedPolicy, parse_policy
 from streams.engine.replay import BadLine, Replay
-from streams.runtime import CoordinatorNotReady, claim_data_dir, tune_gc
+from streams.kafka.logs import quiet_aiokafka
+from streams.runtime import tune_gc
 from streams.settings import Settings, environment_help, load_settings
+from streams.worker.datadir import claim_data_dir
 
 __all__ = ["main"]
 
@@ -45,9 +47,9 @@ def load_policy(path: Path | None) -> LoadedPolicy:
 
 
 def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.admin import broker_answers
-    from streams.app import build_app, quiet_worker
+    from streams.kafka.admin import broker_answers
     from streams.policy_control import attach_policy_control, load_policy_control
+    from streams.worker.app import build_app, quiet_worker
 
     # Issue F: validated and (with signers configured) signature-checked, before anything
     # connects; every load is recorded on the decisions topic; reloads when it changes.
@@ -75,7 +77,7 @@ def _run_until_signal(main: object) -> None:
 
 
 def _cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.admin import ensure_topics
+    from streams.kafka.admin import ensure_topics
 
     counts = asyncio.run(ensure_topics(settings))
     for name, partitions in sorted(counts.items()):
@@ -105,7 +107,8 @@ def _caused_by(event_ids: set[str], decision: dict[str, Any]) -> bool:
 
 def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from streams.demo import demo_phases, format_decision
-    from streams.kafka_io import collect_decisions, publish_events
+    from streams.kafka.decisions import collect_decisions
+    from streams.kafka.inputs import publish_events
 
     colour = sys.stdout.isatty()
     expected = 0
@@ -270,7 +273,7 @@ def _cmd_policy(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     from streams.demo import format_decision
-    from streams.kafka_io import follow_decisions
+    from streams.kafka.decisions import follow_decisions
 
     colour = sys.stdout.isatty()
 
@@ -418,10 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        # aiokafka narrates every subscription change at INFO; the worker's own logs suffice.
-        logging.getLogger("aiokafka").setLevel(logging.WARNING)
-        logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(
-            CoordinatorNotReady())
+        quiet_aiokafka()
         return int(args.run(settings, args))
     except JitwatchError as exc:
         print(f"jitwatch: {exc}", file=sys.stderr)

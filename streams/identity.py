@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 def cmd_acls(settings: Settings, args: argparse.Namespace) -> int:
     """``jitwatch acls apply|show``: create the file's ACLs (as admin), or print them."""
-    from streams.admin import wait_for_broker
-    from streams.principals import acl_bindings, apply_acls, load_principals
+    from streams.kafka.acls import acl_bindings, apply_acls, load_principals
+    from streams.kafka.admin import wait_for_broker
 
     principals = load_principals(args.file or settings.principals_file)
     bindings = acl_bindings(principals, settings, only=args.principal)
@@ -48,8 +48,8 @@ async def _granted(settings: Settings) -> tuple[str, list[str]]:
     principals file."""
     from aiokafka.errors import KafkaError
 
-    from streams.admin import wait_for_broker
-    from streams.principals import acl_bindings, describe_acls, load_principals
+    from streams.kafka.acls import acl_bindings, describe_acls, load_principals
+    from streams.kafka.admin import wait_for_broker
 
     principal = settings.kafka_principal
     refusal = "no broker asked"

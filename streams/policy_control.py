@@ -269,18 +269,10 @@ _HEADERS = [("jit.record", b"policy-load")]
 
 
 async def _publish(settings: Settings, key: bytes, value: bytes) -> None:
-    from aiokafka import AIOKafkaProducer
+    from streams.kafka.clients import producer
 
-    from streams.kafka_security import kafka_client_options
-
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                **kafka_client_options(settings))
-    await producer.start()
-    try:
-        await producer.send_and_wait(settings.topic_decisions, value, key=key,
-                                     headers=_HEADERS)
-    finally:
-        await producer.stop()
+    async with producer(settings) as client:
+        await client.send_and_wait(settings.topic_decisions, value, key=key, headers=_HEADERS)
 
 
 def load_policy_control(settings: Settings, path: Path | None) -> PolicyControl:
@@ -292,7 +284,7 @@ def load_policy_control(settings: Settings, path: Path | None) -> PolicyControl:
     """
     import asyncio
 
-    from streams.admin import ensure_topics
+    from streams.kafka.admin import ensure_topics
 
     # Validate before touching Kafka: a bad policy is refused at once, broker or not.
     control = PolicyControl(path, settings.policy_signers_file)

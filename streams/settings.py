@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, StringConstraints, ValidationError, model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
-from streams.kafka_security import KafkaSecurity
+from streams.kafka.security import KafkaSecurity
 from streams.policy_control import PolicyTrust
 
 __all__ = ["ENVIRONMENT_GROUPS", "Settings", "environment_help", "load_settings"]
@@ -23,7 +23,7 @@ class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
     """Every knob of the worker and the audit sink; frozen once built.
 
     Kafka authentication and TLS (``JITWATCH_KAFKA_SECURITY_PROTOCOL``, ``_SASL_*``,
-    ``_SSL_*``) come from :class:`streams.kafka_security.KafkaSecurity`, policy change
+    ``_SSL_*``) come from :class:`streams.kafka.security.KafkaSecurity`, policy change
     control (``JITWATCH_POLICY_SIGNERS_FILE``, ``_POLICY_POLL_S``) from
     :class:`streams.policy_control.PolicyTrust`.
     """

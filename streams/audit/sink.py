@@ -57,7 +57,7 @@ from streams.audit.keys import (
     redis_for,
     stream_key,
 )
-from streams.kafka_security import kafka_client_options
+from streams.kafka.security import kafka_client_options
 from streams.settings import Settings
 
 __all__ = ["POLL_RECORDS", "AuditRecord", "RedisAuditSink", "run_audit_sink"]

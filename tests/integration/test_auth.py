@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from streams.principals import AclBinding, acl_bindings, load_principals
+from streams.kafka.acls import AclBinding, acl_bindings, load_principals
 from streams.settings import load_settings
 from tests.integration.auth_stack import (
     PRINCIPALS,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from schemas.errors import ConfigError
-from streams.kafka_security import faust_credentials, kafka_client_options
+from streams.kafka.security import kafka_client_options
 from streams.settings import load_settings
 
 SECRET = "s3cret-not-for-logs"  # noqa: S105 - a test value
@@ -24,7 +24,6 @@ def test_password_from_file_reaches_the_client_and_nothing_else(tmp_path: Path) 
     assert options["sasl_mechanism"] == "SCRAM-SHA-512"
     assert settings.kafka_principal == "User:watcher"
     assert SECRET not in repr(settings) + settings.model_dump_json()
-    assert SECRET not in repr(faust_credentials(settings))
 
 
 def test_password_from_env_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,6 +50,5 @@ def test_incomplete_or_unreadable_credentials_are_named(tmp_path: Path) -> None:
 
 def test_plaintext_default_and_tls_context() -> None:
     assert kafka_client_options(load_settings()) == {"security_protocol": "PLAINTEXT"}
-    assert faust_credentials(load_settings()) is None
     options = kafka_client_options(load_settings(kafka_security_protocol="SSL"))
     assert options["ssl_context"] is not None

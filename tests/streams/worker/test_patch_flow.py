@@ -7,7 +7,7 @@ import pytest
 from faust.transport.consumer import Consumer, ThreadDelegateConsumer
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
-from streams import flow_fix
+from streams.worker.patches import flow as flow_fix
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from schemas.errors import ConfigError
-from streams.admin import broker_answers
+from streams.kafka.admin import broker_answers
 from streams.settings import load_settings
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams import seek_fix
+from streams.worker.patches import seek as seek_fix
 
 _COMMITTED_AT_ZERO = TopicPartition("jit.requests", 0)
 _NEVER_COMMITTED = TopicPartition("jit.requests", 1)

@@ -17,7 +17,7 @@ import faust
 from faust.streams import _current_event, current_event
 from faust.types import TP
 
-from streams.app import BatchedTable
+from streams.worker.table import BatchedTable
 
 
 @dataclass

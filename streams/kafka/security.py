@@ -4,7 +4,7 @@ The fields are mixed into :class:`streams.settings.Settings` (``JITWATCH_KAFKA_*
 password is a :class:`~pydantic.SecretStr` from ``JITWATCH_KAFKA_SASL_PASSWORD`` or read from
 ``JITWATCH_KAFKA_SASL_PASSWORD_FILE`` when a client is built, so it never appears in a repr,
 a log line or an error message. Every aiokafka client gets :func:`kafka_client_options`,
-the faust app :func:`faust_credentials`.
+the faust app :func:`streams.worker.credentials.faust_credentials`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
 from schemas.errors import ConfigError
 
-__all__ = ["KafkaSecurity", "faust_credentials", "kafka_client_options", "sasl_password"]
+__all__ = ["KafkaSecurity", "kafka_client_options", "sasl_password", "ssl_context"]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
@@ -92,7 +92,12 @@ def sasl_password(security: KafkaSecurity) -> str:
     return password
 
 
-def _ssl_context(security: KafkaSecurity) -> ssl.SSLContext | None:
+def ssl_context(security: KafkaSecurity) -> ssl.SSLContext | None:
+    """The TLS context of these settings; None without TLS.
+
+    Raises:
+        ConfigError: when the CA, certificate or key cannot be loaded.
+    """
     if not security.kafka_security_protocol.endswith("SSL"):
         return None
     try:
@@ -109,7 +114,7 @@ def _ssl_context(security: KafkaSecurity) -> ssl.SSLContext | None:
 def kafka_client_options(security: KafkaSecurity) -> dict[str, Any]:
     """Keyword arguments for every aiokafka client (producer, consumer, admin)."""
     options: dict[str, Any] = {"security_protocol": security.kafka_security_protocol}
-    context = _ssl_context(security)
+    context = ssl_context(security)
     if context is not None:
         options["ssl_context"] = context
     if security.kafka_security_protocol.startswith("SASL_"):
@@ -117,18 +122,3 @@ def kafka_client_options(security: KafkaSecurity) -> dict[str, Any]:
         options["sasl_plain_username"] = security.kafka_sasl_username
         options["sasl_plain_password"] = sasl_password(security)
     return options
-
-
-def faust_credentials(security: KafkaSecurity) -> Any:
-    """The faust ``broker_credentials`` for these settings; None for plaintext."""
-    import faust  # only the worker needs faust
-
-    context = _ssl_context(security)
-    if security.kafka_security_protocol.startswith("SASL_"):
-        return faust.SASLCredentials(username=security.kafka_sasl_username,
-                                     password=sasl_password(security),
-                                     mechanism=security.kafka_sasl_mechanism,
-                                     ssl_context=context)
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None

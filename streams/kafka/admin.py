@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from schemas.errors import ConfigError
-from streams.kafka_security import kafka_client_options
+from streams.kafka.security import kafka_client_options
 from streams.settings import Settings
 
 __all__ = ["broker_answers", "ensure_topics", "no_broker", "wait_for_broker"]
