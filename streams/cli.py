@@ -14,7 +14,6 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from functools import partial
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,8 @@ import orjson
 
 from schemas.decisions import Decision
 from schemas.errors import JitwatchError
-from schemas.policy import LoadedPolicy, parse_policy
+from schemas.policy import LoadedPolicy
+from streams.control.policy import load_policy
 from streams.engine.replay import BadLine, Replay
 from streams.kafka.logs import quiet_aiokafka
 from streams.runtime import tune_gc
@@ -34,22 +34,11 @@ __all__ = ["main"]
 log = logging.getLogger("jitwatch")
 
 
-def load_policy(path: Path | None) -> LoadedPolicy:
-    """Read the policy file, or the packaged default policy when none is given."""
-    if path is None:
-        text = resources.files("policy").joinpath("default.toml").read_text(encoding="utf-8")
-        return parse_policy(text, "packaged default policy")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise JitwatchError(f"cannot read policy file {path}: {exc.strerror}") from exc
-    return parse_policy(text, str(path))
-
-
 def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.control.policy import load_policy_control
     from streams.kafka.admin import broker_answers
-    from streams.policy_control import attach_policy_control, load_policy_control
     from streams.worker.app import build_app, quiet_worker
+    from streams.worker.policy_poll import attach_policy_control
 
     # Issue F: validated and (with signers configured) signature-checked, before anything
     # connects; every load is recorded on the decisions topic; reloads when it changes.

@@ -8,11 +8,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from schemas.errors import ConfigError, JitwatchError
+from schemas.errors import ConfigError
 from streams.settings import Settings
 
-__all__ = ["cmd_acls", "cmd_keygen", "cmd_sign", "cmd_whoami", "inventory", "read_private_key",
-           "register_commands"]
+__all__ = ["cmd_acls", "cmd_keygen", "cmd_sign", "cmd_whoami", "inventory", "register_commands"]
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +111,15 @@ async def _recorded_loads(client: Any, settings: Settings) -> list[dict[str, Any
     in force, newest first (at most :data:`_LOADS_SHOWN` workers): what running workers
     enforce, which this shell's settings need not name. Load records carry the app id as
     their subject, so the sink's subject index finds them without a scan."""
+    from schemas.policy_load import is_policy_load
     from streams.audit.query import Filters, query
-    from streams.policy_control import POLICY_LOAD_SCHEMA
 
     newest: dict[str, dict[str, Any]] = {}
     found = await query(client, settings.audit_key_prefix, settings.topic_partitions,
                         Filters(subject=settings.app_id))
     for record in (item.decision for item in reversed(found)):  # newest first, by time
         worker = str(record.get("worker"))
-        if record.get("schema") != POLICY_LOAD_SCHEMA or worker in newest:
+        if not is_policy_load(record) or worker in newest:
             continue
         # A refused reload leaves the old policy in force.
         in_force = record.get("new" if record.get("outcome") == "loaded" else "old") or {}
@@ -134,7 +133,7 @@ async def _recorded_loads(client: Any, settings: Settings) -> list[dict[str, Any
 
 def inventory(settings: Settings, policy_file: Path | None) -> dict[str, Any]:
     """What an auditor asks first: who, what it may touch, which policy, audit heads."""
-    from streams.policy_control import PolicyControl
+    from streams.control.policy import PolicyControl
 
     async def gather() -> tuple[tuple[str, list[str]], tuple[dict[str, Any],
                                                               list[dict[str, Any]]]]:
@@ -216,49 +215,14 @@ def cmd_whoami(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def read_private_key(path: Path) -> Any:
-    """An Ed25519 private key from a file holding base64 of its 32-byte seed.
-
-    Raises:
-        ConfigError: naming the file (never its content).
-    """
-    import base64
-    import binascii
-
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    try:
-        return Ed25519PrivateKey.from_private_bytes(
-            base64.b64decode(path.read_text(encoding="utf-8").strip(), validate=True))
-    except (OSError, ValueError, binascii.Error) as exc:
-        raise ConfigError(f"{path} is not a key file from `jitwatch keygen` "
-                          f"({type(exc).__name__})") from exc
-
-
 def cmd_keygen(settings: Settings, args: argparse.Namespace) -> int:
-    """``jitwatch keygen --out FILE``: a new Ed25519 key (mode 600); prints the public key."""
-    import base64
-    import os
+    """``jitwatch keygen --out FILE``: a new Ed25519 key (PEM, mode 600); prints the public
+    key as a policy or signers file lists it."""
+    from policy.signatures import public_key_b64
+    from streams.control.keys import write_private_key
 
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import (
-        Encoding,
-        NoEncryption,
-        PrivateFormat,
-        PublicFormat,
-    )
-
-    key = Ed25519PrivateKey.generate()
-    seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    try:
-        descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise JitwatchError(f"{args.out} exists; keys are never overwritten (move it away "
-                            "first)") from exc
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(base64.b64encode(seed).decode() + "\n")
-    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    print(f'public_key = "{base64.b64encode(public).decode()}"')
+    key = write_private_key(args.out)
+    print(f'public_key = "{public_key_b64(key.public_key())}"')
     return 0
 
 
@@ -270,7 +234,8 @@ def cmd_sign(settings: Settings, args: argparse.Namespace) -> int:
 
     from policy import sign_review
     from schemas.events import INPUT_EVENT, RequestReviewed
-    from streams.policy_control import sign_policy
+    from streams.control.keys import read_private_key
+    from streams.control.policy import sign_policy
 
     key = read_private_key(args.key)
     if args.what == "policy":

@@ -11,8 +11,8 @@ from pydantic import Field, SecretStr, StringConstraints, ValidationError, model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
+from streams.control.policy import PolicyTrust
 from streams.kafka.security import KafkaSecurity
-from streams.policy_control import PolicyTrust
 
 __all__ = ["ENVIRONMENT_GROUPS", "Settings", "environment_help", "load_settings"]
 
@@ -25,7 +25,7 @@ class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
     Kafka authentication and TLS (``JITWATCH_KAFKA_SECURITY_PROTOCOL``, ``_SASL_*``,
     ``_SSL_*``) come from :class:`streams.kafka.security.KafkaSecurity`, policy change
     control (``JITWATCH_POLICY_SIGNERS_FILE``, ``_POLICY_POLL_S``) from
-    :class:`streams.policy_control.PolicyTrust`.
+    :class:`streams.control.policy.PolicyTrust`.
     """
 
     # Attribute docstrings become field descriptions: `--help` lists them (environment_help).

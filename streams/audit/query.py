@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, cast
 import orjson
 import redis.asyncio as aioredis
 
+from schemas.policy_load import POLICY_LOAD_SCHEMA
 from streams.audit.chain import ChainEntry, entry_id
 from streams.audit.keys import (
     StreamEntry,
@@ -28,7 +29,6 @@ from streams.audit.keys import (
     read_stream,
     stream_key,
 )
-from streams.policy_control import POLICY_LOAD_SCHEMA
 
 __all__ = ["EXPORT_FORMAT", "TABLE_HEADER", "ExportWriter", "Filters", "Found", "export",
            "format_row", "query"]

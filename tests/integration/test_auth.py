@@ -128,8 +128,8 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
     import orjson
 
     from streams.audit import stream_key
-    from streams.identity import read_private_key
-    from streams.policy_control import sign_policy
+    from streams.control.keys import read_private_key
+    from streams.control.policy import sign_policy
     from tests.factories import raw_event, raw_request
     from tests.integration.auth_stack import PRINCIPALS, password, read_all
     from tests.integration.conftest import redis_admin

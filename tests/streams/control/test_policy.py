@@ -12,8 +12,8 @@ import pytest
 
 from schemas.errors import PolicyError
 from streams.cli import main
-from streams.identity import read_private_key
-from streams.policy_control import PolicyControl, policy_load_record, sign_policy
+from streams.control.keys import read_private_key
+from streams.control.policy import PolicyControl, policy_load_record, sign_policy
 
 POLICY = 'version = "v1"\n'
 
@@ -104,7 +104,7 @@ def test_invalid_policy_is_refused_even_when_signed(tmp_path: Path, keys: Path) 
 def test_sign_review_cli_output_verifies(tmp_path: Path, keys: Path,
                                          monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from policy.reviews import review_signature_problem
+    from policy import review_signature_problem
     from schemas.events import INPUT_EVENT
     from schemas.policy import ReviewerKey, StepUpPolicy, TenantPolicy
 

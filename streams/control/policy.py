@@ -17,7 +17,6 @@ Every load or refused load becomes a ``jit.policy-load/v1`` record on the decisi
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import logging
 import os
@@ -30,25 +29,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field
 
+from policy.signatures import public_key_from_b64, sign, verify
 from schemas._base import format_time
 from schemas.errors import JitwatchError, PolicyError
 from schemas.policy import LoadedPolicy, parse_policy
+from schemas.policy_load import POLICY_LOAD_SCHEMA, PolicyLoadRecord
 
 if TYPE_CHECKING:
-    import faust
-
     from streams.settings import Settings
 
 __all__ = [
-    "POLICY_LOAD_SCHEMA",
+    "PACKAGED_POLICY",
+    "POLICY_HEADERS",
     "PolicyControl",
     "PolicyLoad",
     "PolicyTrust",
-    "attach_policy_control",
+    "load_policy",
     "load_policy_control",
     "load_signers",
     "policy_load_record",
@@ -57,7 +56,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-POLICY_LOAD_SCHEMA = "jit.policy-load/v1"
+PACKAGED_POLICY = "packaged default policy"
+"""How the packaged ``policy/default.toml`` is named where a file's path would be."""
+
+POLICY_HEADERS = [("jit.record", b"policy-load")]
+"""Headers of a load record on the decisions topic."""
 
 
 class PolicyTrust(BaseModel):
@@ -86,6 +89,28 @@ class PolicyLoad:
                 "signer": self.signer, "key_id": self.key_id, "source": self.source}
 
 
+def _policy_bytes(path: Path | None) -> bytes:
+    """The exact bytes of the policy file, or of the packaged default when ``path`` is None
+    (the one place that reads it)."""
+    if path is None:
+        return resources.files("policy").joinpath("default.toml").read_bytes()
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from exc
+
+
+def load_policy(path: Path | None) -> LoadedPolicy:
+    """Read and validate the policy file, or the packaged default policy when none is given;
+    no signature check (``simulate`` and ``policy check`` try candidate policies).
+
+    Raises:
+        PolicyError: when it cannot be read or is invalid.
+    """
+    return parse_policy(_policy_bytes(path).decode("utf-8"),
+                        PACKAGED_POLICY if path is None else str(path))
+
+
 def load_signers(path: Path) -> dict[str, tuple[str, Ed25519PublicKey]]:
     """Key id -> (signer, public key) from the signers file.
 
@@ -100,10 +125,8 @@ def load_signers(path: Path) -> dict[str, tuple[str, Ed25519PublicKey]]:
     signers: dict[str, tuple[str, Ed25519PublicKey]] = {}
     for key_id, entry in (data.get("signers") or {}).items():
         try:
-            public = Ed25519PublicKey.from_public_bytes(
-                base64.b64decode(entry["public_key"], validate=True))
-            signers[key_id] = (str(entry["signer"]), public)
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            signers[key_id] = (str(entry["signer"]), public_key_from_b64(entry["public_key"]))
+        except (KeyError, TypeError, ValueError) as exc:
             raise PolicyError(f"{path}: signers.{key_id} needs signer and public_key (base64 "
                               f"of a raw 32-byte Ed25519 key): {exc}") from exc
     if not signers:
@@ -128,31 +151,23 @@ def _verify(path: Path, text: bytes,
         raise PolicyError(f"{path} is signed by key {key_id!r}, which is not a trusted "
                           "signer (JITWATCH_POLICY_SIGNERS_FILE)")
     signer, public = signers[key_id]
-    try:
-        public.verify(base64.b64decode(signature, validate=True), text)
-    except (InvalidSignature, binascii.Error, ValueError) as exc:
+    if not verify(public, text, signature):
         raise PolicyError(f"{path}: signature by {key_id!r} does not verify; the file was "
-                          "changed after signing") from exc
+                          "changed after signing")
     return signer, key_id
 
 
 def _load(path: Path | None, signers: dict[str, tuple[str, Ed25519PublicKey]] | None
           ) -> PolicyLoad:
-    if path is None:
-        if signers is not None:
-            raise PolicyError("policy signers are configured but no policy file is: set "
-                              "JITWATCH_POLICY_FILE to a signed policy")
-        text = resources.files("policy").joinpath("default.toml").read_bytes()
-        return PolicyLoad(parse_policy(text.decode("utf-8"), "packaged default policy"),
-                          "packaged default policy", None, None)
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from exc
+    if path is None and signers is not None:
+        raise PolicyError("policy signers are configured but no policy file is: set "
+                          "JITWATCH_POLICY_FILE to a signed policy")
+    text = _policy_bytes(path)
     signer = key_id = None
-    if signers is not None:
+    if path is not None and signers is not None:
         signer, key_id = _verify(path, text, signers)
-    return PolicyLoad(parse_policy(text.decode("utf-8"), str(path)), str(path), signer, key_id)
+    source = PACKAGED_POLICY if path is None else str(path)
+    return PolicyLoad(parse_policy(text.decode("utf-8"), source), source, signer, key_id)
 
 
 def _stamp(path: Path | None) -> tuple[int, ...] | None:
@@ -226,7 +241,8 @@ def _candidate_sha(path: Path | None) -> str | None:
 def policy_load_record(app_id: str, outcome: str, old: PolicyLoad | None,
                        new: PolicyLoad | None, reason: str | None,
                        path: Path | None = None) -> tuple[bytes, bytes]:
-    """(key, value) of a ``jit.policy-load/v1`` record for the decisions topic.
+    """(key, value) of a ``jit.policy-load/v1`` record for the decisions topic, built and
+    checked through :class:`schemas.policy_load.PolicyLoadRecord`.
 
     Besides its own fields it carries ``decision_id``, ``at``, ``subject.id`` (the worker's
     app id) and ``cause.event_id``, which decision consumers key on, and no ``action``, so
@@ -235,44 +251,50 @@ def policy_load_record(app_id: str, outcome: str, old: PolicyLoad | None,
     now = datetime.now(UTC)
     new_summary = new.summary() if new is not None else {"sha256": _candidate_sha(path),
                                                          "source": str(path) if path else None}
-    old_summary = old.summary() if old is not None else None
     worker = f"{socket.gethostname()}:{os.getpid()}"
     identity = f"{app_id}|{worker}|{format_time(now)}|{new_summary.get('sha256')}|{outcome}"
     record_id = "p-" + hashlib.sha256(identity.encode()).hexdigest()[:32]
-    value = {
+    # Every field is given, so exclude_unset (below) keeps them all, in the model's order;
+    # a refused file's summary holds only the two fields known of it.
+    record = PolicyLoadRecord.model_validate({
         "schema": POLICY_LOAD_SCHEMA,
         "decision_id": record_id,
         "outcome": outcome,
-        "at": format_time(now),
-        "emitted_at": format_time(now),
+        "at": now,
+        "emitted_at": now,
         "subject": {"id": app_id, "kind": "workload"},
         "worker": worker,
-        "old": old_summary,
+        "old": old.summary() if old is not None else None,
         "new": new_summary,
         "reason": reason or (f"policy {new_summary.get('version')} in force"
                              if outcome == "loaded" else None),
         "cause": {"event_id": record_id, "type": "policy.load", "topic": None,
                   "partition": None, "offset": None},
-    }
-    return app_id.encode(), orjson.dumps(value)
+    })
+    return app_id.encode(), _record_bytes(record)
+
+
+def _record_bytes(record: PolicyLoadRecord) -> bytes:
+    # Times as the record has always carried them (format_time: milliseconds, Z); the
+    # model's own JSON would write microseconds.
+    value = record.model_dump(by_alias=True, exclude_unset=True)
+    value["at"], value["emitted_at"] = format_time(record.at), format_time(record.emitted_at)
+    return orjson.dumps(value)
 
 
 def sign_policy(path: Path, key_id: str, private_key: Ed25519PrivateKey) -> Path:
     """Write ``<path>.sig`` for the policy file's exact bytes; returns its path."""
-    signature = base64.b64encode(private_key.sign(path.read_bytes())).decode()
+    signature = base64.b64encode(sign(private_key, path.read_bytes())).decode()
     out = path.with_name(path.name + ".sig")
     out.write_bytes(orjson.dumps({"key_id": key_id, "signature": signature}) + b"\n")
     return out
-
-
-_HEADERS = [("jit.record", b"policy-load")]
 
 
 async def _publish(settings: Settings, key: bytes, value: bytes) -> None:
     from streams.kafka.clients import producer
 
     async with producer(settings) as client:
-        await client.send_and_wait(settings.topic_decisions, value, key=key, headers=_HEADERS)
+        await client.send_and_wait(settings.topic_decisions, value, key=key, headers=POLICY_HEADERS)
 
 
 def load_policy_control(settings: Settings, path: Path | None) -> PolicyControl:
@@ -294,21 +316,3 @@ def load_policy_control(settings: Settings, path: Path | None) -> PolicyControl:
     log.info("policy %s (sha256 %s…, signed by %s) in force", control.current.loaded.ref.version,
              control.current.loaded.ref.sha256[:12], control.current.signer or "nobody")
     return control
-
-
-def attach_policy_control(app: faust.App, settings: Settings, control: PolicyControl) -> None:
-    """Poll the policy file from the worker; send each load's record, then switch."""
-
-    async def poll_policy() -> None:
-        polled = control.poll()
-        if polled is None:
-            return
-        outcome, candidate, reason = polled
-        key, value = policy_load_record(settings.app_id, outcome, control.current, candidate,
-                                        reason, control.path)
-        await (await app.producer.send(settings.topic_decisions, key, value, partition=None,
-                                       timestamp=None, headers=_HEADERS))
-        if candidate is not None:
-            control.accept(candidate)
-
-    app.timer(interval=settings.policy_poll_s, name="policy-poll")(poll_policy)
