@@ -20,7 +20,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from streams.runtime import tune_gc
+from streams.cli.gc_tuning import tune_gc
 from streams.worker.app import STREAM_BUFFER_MAX, quiet_worker
 from streams.worker.batching import in_batches
 from streams.worker.patches.flow import install_flow_fix

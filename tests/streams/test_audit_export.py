@@ -11,7 +11,7 @@ import pytest
 from streams.audit.notary import generate_keys, load_private_key
 from streams.audit.query import TABLE_HEADER, ExportWriter, Found, format_row
 from streams.audit.verify import ExportError, VerifyReport, verify_export
-from streams.cli import main
+from streams.cli.main import main
 from tests.streams.test_audit_chain import KEY, chain, sign
 
 PARTITIONS = [0, 1, 2]

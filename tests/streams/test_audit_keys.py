@@ -10,7 +10,7 @@ from schemas.errors import ConfigError
 from streams.audit.chain import key_id
 from streams.audit.keys import index_member, index_places, index_range
 from streams.audit.notary import generate_keys, load_private_key, load_public_key
-from streams.cli import main
+from streams.cli.main import main
 from streams.settings import load_settings
 
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from policy.signatures import public_key_b64, sign, verify
 from schemas.errors import ConfigError, JitwatchError
-from streams.cli import main
+from streams.cli.main import main
 from streams.control.keys import read_private_key, write_private_key
 
 

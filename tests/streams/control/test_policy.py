@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from schemas.errors import PolicyError
-from streams.cli import main
+from streams.cli.main import main
 from streams.control.keys import read_private_key
 from streams.control.policy import PolicyControl, policy_load_record, sign_policy
 

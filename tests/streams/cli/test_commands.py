@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.cli import main
+from streams.cli.main import main
 from tests.factories import raw_request
 from tests.paths import REPO
 
@@ -172,7 +172,7 @@ def test_audit_query_refuses_an_unknown_action_and_warns_of_an_unknown_rule(
 
 def test_every_setting_is_listed_in_some_commands_help() -> None:
     """A new setting must be placed in a group, or no `--help` would name it."""
-    from streams.cli import _ENVIRONMENT, _commands, _parser
+    from streams.cli.main import _ENVIRONMENT, _commands, _parser
     from streams.settings import ENVIRONMENT_GROUPS, Settings
 
     listed = {name for names in ENVIRONMENT_GROUPS.values() for name in names}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from streams import identity
 from streams.audit import query as audit_query
+from streams.cli import identity
 from streams.settings import load_settings
 
 

@@ -1,14 +1,29 @@
-"""A short scripted scenario that shows each rule fire, and a readable decision printer."""
+"""``jitwatch demo``: publish a short scripted scenario that shows each rule fire, and print
+its decisions as they arrive."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-__all__ = ["DemoPhase", "demo_phases", "format_decision"]
+from streams.cli.support import Commands
+from streams.settings import Settings
+
+__all__ = ["DEMO_REVIEWER_KEY_ID", "DemoPhase", "demo_phases", "register"]
+
+
+def register(commands: Commands) -> None:
+    """Add ``demo`` to the ``jitwatch`` parser."""
+    demo = commands.add_parser("demo", help="publish a demo scenario and print its decisions")
+    demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    demo.set_defaults(run=_cmd_demo)
 
 
 @dataclass(frozen=True)
@@ -104,21 +119,31 @@ def _demo_signed(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "signature": signature}
 
 
-_COLOURS = {"approve": "32", "deny": "31", "revoke": "33", "escalate": "35", "lock": "31;1",
-            "unlock": "36"}
+def _caused_by(event_ids: set[str], decision: dict[str, Any]) -> bool:
+    return decision["cause"]["event_id"] in event_ids
 
 
-def format_decision(decision: dict[str, Any], colour: bool = False) -> str:
-    """One line an operator can read: time, action, subject, request, rule and reason."""
-    action = str(decision["action"]).upper()
-    if colour:
-        action = f"\x1b[{_COLOURS.get(decision['action'], '0')}m{action:<8}\x1b[0m"
-    else:
-        action = f"{action:<8}"
-    at = str(decision["at"])[11:19]
-    targets = ",".join(decision.get("targets") or []) or decision.get("request_id") or "-"
-    subject = decision["subject"]["id"]
-    if len(subject) > 40:
-        subject = "…" + subject[-39:]
-    return (f"{at}  {action} {subject:<40} {targets:<14} [{decision['rule']['id']}] "
-            f"{decision['reason']}")
+def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.cli.printer import format_decision
+    from streams.kafka.decisions import collect_decisions
+    from streams.kafka.inputs import publish_events
+
+    colour = sys.stdout.isatty()
+    expected = 0
+    for phase in demo_phases():
+        tagged = {event["event_id"] for event in phase.events}
+        expected += phase.decisions
+        print(f"publishing {len(phase.events)} demo events …")
+        asyncio.run(publish_events(settings, phase.events))
+        decisions = asyncio.run(
+            collect_decisions(settings, partial(_caused_by, tagged),
+                              expect=phase.decisions, timeout_s=args.timeout)
+        )
+        for decision in decisions:
+            print(format_decision(decision, colour=colour))
+        if len(decisions) < phase.decisions:
+            print(f"only {len(decisions)} of {phase.decisions} decisions arrived within "
+                  f"{args.timeout:.0f} s; is the worker running (see its log)?", file=sys.stderr)
+            return 1
+    print(f"{expected} decisions")
+    return 0

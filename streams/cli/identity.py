@@ -1,4 +1,5 @@
-"""The enforcer as an identity: apply the declared ACLs, and say who it runs as (``whoami``)."""
+"""The enforcer as an identity: ``jitwatch acls`` (apply the declared ACLs), ``whoami`` (who
+it runs as), ``keygen`` and ``sign`` (keys and signatures of reviews and policies)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from schemas.errors import ConfigError
+from streams.cli.support import Commands
 from streams.settings import Settings
 
-__all__ = ["cmd_acls", "cmd_keygen", "cmd_sign", "cmd_whoami", "inventory", "register_commands"]
+__all__ = ["cmd_acls", "cmd_keygen", "cmd_sign", "cmd_whoami", "inventory", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -252,8 +254,8 @@ def cmd_sign(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the identity commands to the ``jitwatch`` parser."""
+def register(commands: Commands) -> None:
+    """Add ``acls``, ``whoami``, ``keygen`` and ``sign`` to the ``jitwatch`` parser."""
     acls = commands.add_parser(
         "acls", help="apply (as admin) or show the Kafka ACLs of the principals file")
     acls.add_argument("action", choices=["apply", "show"])

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.cli import main
-from streams.runtime import GC_THRESHOLDS, tune_gc
+from streams.cli.gc_tuning import GC_THRESHOLDS, tune_gc
+from streams.cli.main import main
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from schemas.policy import parse_policy
-from streams.demo import demo_phases
+from streams.cli.demo import demo_phases
 from streams.engine.replay import Replay, replay_lines
 from tests.paths import REPO
 
