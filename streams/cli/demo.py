@@ -134,9 +134,9 @@ def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         tagged = {event["event_id"] for event in phase.events}
         expected += phase.decisions
         print(f"publishing {len(phase.events)} demo events …")
-        asyncio.run(publish_events(settings, phase.events))
+        asyncio.run(publish_events(settings.kafka, settings.topics, phase.events))
         decisions = asyncio.run(
-            collect_decisions(settings, partial(_caused_by, tagged),
+            collect_decisions(settings.kafka, settings.topics, partial(_caused_by, tagged),
                               expect=phase.decisions, timeout_s=args.timeout)
         )
         for decision in decisions:

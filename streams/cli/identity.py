@@ -24,14 +24,15 @@ def cmd_acls(settings: Settings, args: argparse.Namespace) -> int:
     from streams.kafka.admin import wait_for_broker
 
     principals = load_principals(args.file or settings.principals_file)
-    bindings = acl_bindings(principals, settings, only=args.principal)
+    bindings = acl_bindings(principals, settings.topics, settings.audit.audit_group,
+                            only=args.principal)
     if args.action == "show":
         for binding in bindings:
             print(binding)
         return 0
 
     async def run() -> None:
-        admin = await wait_for_broker(settings)
+        admin = await wait_for_broker(settings.kafka, settings.topics)
         try:
             await apply_acls(admin, bindings)
         finally:
@@ -55,7 +56,7 @@ async def _granted(settings: Settings) -> tuple[str, list[str]]:
     principal = settings.kafka_principal
     refusal = "no broker asked"
     try:
-        admin = await wait_for_broker(settings, timeout_s=10)
+        admin = await wait_for_broker(settings.kafka, settings.topics, timeout_s=10)
         try:
             bindings = await describe_acls(admin, principal)
             return f"broker {settings.kafka_bootstrap}", [str(b) for b in bindings]
@@ -66,7 +67,8 @@ async def _granted(settings: Settings) -> tuple[str, list[str]]:
     user = principal.removeprefix("User:")
     try:
         principals = load_principals(settings.principals_file)
-        lines = [str(b) for b in acl_bindings(principals, settings, only=user)]
+        lines = [str(b) for b in acl_bindings(principals, settings.topics,
+                                              settings.audit.audit_group, only=user)]
     except ConfigError as exc:
         return f"unknown ({refusal}; {exc})", []
     return f"{settings.principals_file} (the broker said: {refusal})", lines

@@ -64,7 +64,8 @@ def _replay(path: Path, policy: LoadedPolicy, settings: Settings, progress: bool
                 bar.update(len(line))
                 yield line
 
-        for item in replay_lines(lines(), policy, replay, settings.max_event_bytes, until):
+        for item in replay_lines(lines(), policy, replay, settings.worker.max_event_bytes,
+                                 until):
             yield replay, item
 
 
@@ -86,7 +87,7 @@ def _events_from(path: Path) -> Iterator[tuple[Path, str]]:
 
 
 def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    policy = load_policy(args.policy or settings.policy_file)
+    policy = load_policy(args.policy or settings.policy.policy_file)
     with _events_from(args.events) as (events, name):
         if args.diff is not None:
             return _simulate_diff(settings, args, events, policy, load_policy(args.diff))

@@ -30,9 +30,10 @@ def _cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     colour = sys.stdout.isatty()
 
     async def tail(stop: asyncio.Event) -> None:
-        print(f"following {settings.topic_decisions} at {settings.kafka_bootstrap} "
+        print(f"following {settings.topics.topic_decisions} at {settings.kafka.kafka_bootstrap} "
               "(Ctrl-C to stop)", file=sys.stderr, flush=True)
-        async for decision in follow_decisions(settings, stop, from_beginning=args.from_beginning):
+        async for decision in follow_decisions(settings.kafka, settings.topics, stop,
+                                               from_beginning=args.from_beginning):
             if args.json:
                 print(orjson.dumps(decision).decode(), flush=True)
             else:

@@ -21,7 +21,7 @@ def register(commands: Commands) -> None:
 def _cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
     from streams.kafka.admin import ensure_topics
 
-    counts = asyncio.run(ensure_topics(settings))
+    counts = asyncio.run(ensure_topics(settings.kafka, settings.topics))
     for name, partitions in sorted(counts.items()):
         print(f"{name}: {partitions} partitions")
     return 0

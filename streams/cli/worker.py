@@ -30,13 +30,14 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     # Issue F: validated and (with signers configured) signature-checked, before anything
     # connects; every load is recorded on the decisions topic; reloads when it changes.
-    control = load_policy_control(settings, args.policy or settings.policy_file)
+    control = load_policy_control(settings.kafka, settings.topics, settings.policy,
+                                  args.policy or settings.policy.policy_file)
     # faust would retry a wrong address or protocol for ever, with aiokafka's error line
     # every half second and no word of the setting: ask once, with a deadline.
-    asyncio.run(broker_answers(settings))
-    with claim_data_dir(settings.data_dir):
-        app = build_app(settings, control.policy)
-        attach_policy_control(app, settings, control)
+    asyncio.run(broker_answers(settings.kafka, settings.topics))
+    with claim_data_dir(settings.worker.data_dir):
+        app = build_app(settings.kafka, settings.topics, settings.worker, control.policy)
+        attach_policy_control(app, settings.topics, settings.policy, control)
         worker = quiet_worker(app, settings.log_level)
         worker.execute_from_commandline()
     return 0

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field
 
 from policy.signatures import public_key_from_b64, sign, verify
 from schemas._base import format_time
@@ -39,14 +38,13 @@ from schemas.policy import LoadedPolicy, parse_policy
 from schemas.policy_load import POLICY_LOAD_SCHEMA, PolicyLoadRecord
 
 if TYPE_CHECKING:
-    from streams.settings import Settings
+    from streams.settings import KafkaSettings, PolicySettings, TopicSettings
 
 __all__ = [
     "PACKAGED_POLICY",
     "POLICY_HEADERS",
     "PolicyControl",
     "PolicyLoad",
-    "PolicyTrust",
     "load_policy",
     "load_policy_control",
     "load_signers",
@@ -61,17 +59,6 @@ PACKAGED_POLICY = "packaged default policy"
 
 POLICY_HEADERS = [("jit.record", b"policy-load")]
 """Headers of a load record on the decisions topic."""
-
-
-class PolicyTrust(BaseModel):
-    """Settings of policy change control (mixed into :class:`streams.settings.Settings`)."""
-
-    model_config = ConfigDict(use_attribute_docstrings=True)  # descriptions for --help
-
-    policy_signers_file: Path | None = None
-    """Trusted policy signers (TOML); when set, only policies signed by one of them load."""
-    policy_poll_s: float = Field(default=5.0, gt=0, le=3600)
-    """How often the worker looks for a changed policy file (or its signature)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,16 +277,17 @@ def sign_policy(path: Path, key_id: str, private_key: Ed25519PrivateKey) -> Path
     return out
 
 
-async def _publish(settings: Settings, key: bytes, value: bytes) -> None:
+async def _publish(kafka: KafkaSettings, topic: str, key: bytes, value: bytes) -> None:
     from streams.kafka.clients import producer
 
-    async with producer(settings) as client:
-        await client.send_and_wait(settings.topic_decisions, value, key=key, headers=POLICY_HEADERS)
+    async with producer(kafka) as client:
+        await client.send_and_wait(topic, value, key=key, headers=POLICY_HEADERS)
 
 
-def load_policy_control(settings: Settings, path: Path | None) -> PolicyControl:
-    """The worker's start: load (refusing to start without an acceptable policy), create
-    or check the topics, and log the load to the decisions topic.
+def load_policy_control(kafka: KafkaSettings, topics: TopicSettings, policy: PolicySettings,
+                        path: Path | None) -> PolicyControl:
+    """The worker's start: load ``path`` (refusing to start without an acceptable policy),
+    create or check the topics, and log the load to the decisions topic.
 
     Raises:
         PolicyError: when the policy is invalid, unsigned or badly signed.
@@ -309,10 +297,10 @@ def load_policy_control(settings: Settings, path: Path | None) -> PolicyControl:
     from streams.kafka.admin import ensure_topics
 
     # Validate before touching Kafka: a bad policy is refused at once, broker or not.
-    control = PolicyControl(path, settings.policy_signers_file)
-    asyncio.run(ensure_topics(settings))  # the load record goes to the decisions topic
-    key, value = policy_load_record(settings.app_id, "loaded", None, control.current, None)
-    asyncio.run(_publish(settings, key, value))
+    control = PolicyControl(path, policy.policy_signers_file)
+    asyncio.run(ensure_topics(kafka, topics))  # the load record goes to the decisions topic
+    key, value = policy_load_record(topics.app_id, "loaded", None, control.current, None)
+    asyncio.run(_publish(kafka, topics.topic_decisions, key, value))
     log.info("policy %s (sha256 %s…, signed by %s) in force", control.current.loaded.ref.version,
              control.current.loaded.ref.sha256[:12], control.current.signer or "nobody")
     return control

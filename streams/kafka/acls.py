@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from schemas.errors import ConfigError
-from streams.settings import Settings
+from streams.settings import TopicSettings
 
 __all__ = [
     "AclBinding",
@@ -132,20 +132,21 @@ def load_principals(path: Path) -> PrincipalsFile:
         raise ConfigError(f"{path}: invalid principals file:\n{problems}") from exc
 
 
-def _names(settings: Settings) -> dict[str, str]:
+def _names(topics: TopicSettings, audit_group: str) -> dict[str, str]:
     return {
-        "requests": settings.topic_requests,
-        "sessions": settings.topic_sessions,
-        "decisions": settings.topic_decisions,
-        "deadletter": settings.topic_deadletter,
-        "app_id": settings.app_id,
-        "audit_group": settings.audit_group,
+        "requests": topics.topic_requests,
+        "sessions": topics.topic_sessions,
+        "decisions": topics.topic_decisions,
+        "deadletter": topics.topic_deadletter,
+        "app_id": topics.app_id,
+        "audit_group": audit_group,
     }
 
 
-def acl_bindings(principals: PrincipalsFile, settings: Settings,
+def acl_bindings(principals: PrincipalsFile, topics: TopicSettings, audit_group: str,
                  only: str | None = None) -> list[AclBinding]:
-    """Every ACL the file stands for with these settings' names (of one principal if given).
+    """Every ACL the file stands for with these topic names and the audit sink's group (of
+    one principal if given).
 
     Raises:
         ConfigError: for an unknown ``{name}`` or principal.
@@ -153,7 +154,7 @@ def acl_bindings(principals: PrincipalsFile, settings: Settings,
     if only is not None and only not in principals.principals:
         raise ConfigError(f"principal {only!r} is not in the principals file; it declares "
                           f"{', '.join(sorted(principals.principals))}")
-    names = _names(settings)
+    names = _names(topics, audit_group)
     found: set[AclBinding] = set()
     for user, principal in principals.principals.items():
         if only is not None and user != only:

@@ -11,24 +11,25 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from schemas.errors import ConfigError
 from streams.kafka.security import kafka_client_options
-from streams.settings import Settings
+from streams.settings import KafkaSettings, TopicSettings
 
 __all__ = ["broker_answers", "ensure_topics", "no_broker", "wait_for_broker"]
 
 log = logging.getLogger(__name__)
 
 
-def no_broker(settings: Settings, exc: BaseException, within_s: float | None = None
+def no_broker(kafka: KafkaSettings, exc: BaseException, within_s: float | None = None
               ) -> ConfigError:
     """The error for a Kafka that did not answer: the address and the settings to change."""
     within = "" if within_s is None else f" within {within_s:.0f} s"
     return ConfigError(
-        f"no Kafka broker answered at {settings.kafka_bootstrap}{within} ({exc}); start one "
+        f"no Kafka broker answered at {kafka.kafka_bootstrap}{within} ({exc}); start one "
         "with `ops/stack up` or set JITWATCH_KAFKA_BOOTSTRAP (and "
         "JITWATCH_KAFKA_SECURITY_PROTOCOL if the broker wants TLS or SASL)")
 
 
-async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> AIOKafkaAdminClient:
+async def wait_for_broker(kafka: KafkaSettings, topics: TopicSettings,
+                          timeout_s: float = 60.0) -> AIOKafkaAdminClient:
     """Connect an admin client, retrying until the broker answers or ``timeout_s`` passes.
 
     Raises:
@@ -42,8 +43,8 @@ async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> AIOKaf
     try:
         while True:
             admin = AIOKafkaAdminClient(
-                bootstrap_servers=settings.kafka_bootstrap,
-                client_id=f"{settings.app_id}-admin", **kafka_client_options(settings),
+                bootstrap_servers=kafka.kafka_bootstrap,
+                client_id=f"{topics.app_id}-admin", **kafka_client_options(kafka),
             )
             try:
                 await admin.start()
@@ -52,11 +53,11 @@ async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> AIOKaf
             except (KafkaConnectionError, OSError) as exc:
                 await admin.close()
                 if loop.time() >= deadline:
-                    raise no_broker(settings, exc, timeout_s) from exc
+                    raise no_broker(kafka, exc, timeout_s) from exc
                 if not warned:
                     # Once, instead of aiokafka's error line every half second.
                     log.warning("no Kafka broker answers at %s yet (%s); retrying for up to "
-                                "%.0f s", settings.kafka_bootstrap, exc, timeout_s)
+                                "%.0f s", kafka.kafka_bootstrap, exc, timeout_s)
                     aiokafka_log.setLevel(logging.CRITICAL)
                     warned = True
                 await asyncio.sleep(0.5)
@@ -64,14 +65,15 @@ async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> AIOKaf
         aiokafka_log.setLevel(level)
 
 
-async def broker_answers(settings: Settings, timeout_s: float = 60.0) -> None:
+async def broker_answers(kafka: KafkaSettings, topics: TopicSettings,
+                         timeout_s: float = 60.0) -> None:
     """Return once a broker answers; :class:`ConfigError` naming the address after
     ``timeout_s``."""
-    admin = await wait_for_broker(settings, timeout_s)
+    admin = await wait_for_broker(kafka, topics, timeout_s)
     await admin.close()
 
 
-async def ensure_topics(settings: Settings) -> dict[str, int]:
+async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str, int]:
     """Create missing topics with the configured partitions; check existing ones.
 
     Returns:
@@ -82,13 +84,13 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
             would then not be co-partitioned with its input.
     """
     names = (
-        settings.topic_requests,
-        settings.topic_sessions,
-        settings.topic_decisions,
-        settings.topic_deadletter,
-        settings.topic_commands,
+        topics.topic_requests,
+        topics.topic_sessions,
+        topics.topic_decisions,
+        topics.topic_deadletter,
+        topics.topic_commands,
     )
-    admin = await wait_for_broker(settings)
+    admin = await wait_for_broker(kafka, topics)
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in names if name not in existing]
@@ -97,7 +99,7 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
-                        NewTopic(name, settings.topic_partitions, settings.topic_replication)
+                        NewTopic(name, topics.topic_partitions, topics.topic_replication)
                         for name in missing
                     ]
                 )
@@ -105,11 +107,11 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
         counts = await _partition_counts(admin, names)
     finally:
         await admin.close()
-    for name in (settings.topic_requests, settings.topic_sessions, settings.topic_commands):
-        if counts.get(name) != settings.topic_partitions:
+    for name in (topics.topic_requests, topics.topic_sessions, topics.topic_commands):
+        if counts.get(name) != topics.topic_partitions:
             raise ConfigError(
                 f"topic {name} has {counts.get(name)} partitions but JITWATCH_TOPIC_PARTITIONS "
-                f"is {settings.topic_partitions}; inputs must match so each subject's state "
+                f"is {topics.topic_partitions}; inputs must match so each subject's state "
                 "lives with its events"
             )
     return counts

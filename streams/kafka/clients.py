@@ -18,31 +18,31 @@ from aiokafka.errors import KafkaConnectionError
 
 from streams.kafka.admin import no_broker
 from streams.kafka.security import kafka_client_options
-from streams.settings import Settings
+from streams.settings import KafkaSettings
 
 __all__ = ["consumer", "producer"]
 
 
-async def _start(settings: Settings, client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+async def _start(kafka: KafkaSettings, client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
     try:
         await client.start()
     except BaseException as exc:
         await client.stop()
         if isinstance(exc, KafkaConnectionError):
-            raise no_broker(settings, exc) from exc
+            raise no_broker(kafka, exc) from exc
         raise
 
 
 @contextlib.asynccontextmanager
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+async def producer(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
     """A started producer (``acks=all``), stopped on leaving the block.
 
     Raises:
         ConfigError: naming the bootstrap address when no broker answered.
     """
-    client = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                              **kafka_client_options(settings))
-    await _start(settings, client)
+    client = AIOKafkaProducer(bootstrap_servers=kafka.kafka_bootstrap, acks="all",
+                              **kafka_client_options(kafka))
+    await _start(kafka, client)
     try:
         yield client
     finally:
@@ -50,15 +50,15 @@ async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 
 
 @contextlib.asynccontextmanager
-async def consumer(settings: Settings, **options: Any) -> AsyncIterator[AIOKafkaConsumer]:
+async def consumer(kafka: KafkaSettings, **options: Any) -> AsyncIterator[AIOKafkaConsumer]:
     """A started consumer with ``options`` (aiokafka's), stopped on leaving the block.
 
     Raises:
         ConfigError: naming the bootstrap address when no broker answered.
     """
-    client = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                              **kafka_client_options(settings), **options)
-    await _start(settings, client)
+    client = AIOKafkaConsumer(bootstrap_servers=kafka.kafka_bootstrap,
+                              **kafka_client_options(kafka), **options)
+    await _start(kafka, client)
     try:
         yield client
     finally:

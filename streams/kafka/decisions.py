@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.decisions import DECISION_SCHEMA
 from streams.kafka.clients import consumer
-from streams.settings import Settings
+from streams.settings import KafkaSettings, TopicSettings
 
 __all__ = ["collect_decisions", "follow_decisions"]
 
@@ -23,21 +23,22 @@ def _is_verdict(record: dict[str, Any]) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def _decisions(settings: Settings
+async def _decisions(kafka: KafkaSettings, topic: str
                      ) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
-    async with consumer(settings, enable_auto_commit=False,
+    async with consumer(kafka, enable_auto_commit=False,
                         isolation_level="read_committed") as client:
-        partitions = client.partitions_for_topic(settings.topic_decisions)
+        partitions = client.partitions_for_topic(topic)
         if partitions is None:
             await client._client.force_metadata_update()  # noqa: SLF001 - first lookup only
-            partitions = client.partitions_for_topic(settings.topic_decisions) or set()
-        tps = [TopicPartition(settings.topic_decisions, p) for p in sorted(partitions)]
+            partitions = client.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         client.assign(tps)
         yield client, tps
 
 
 async def collect_decisions(
-    settings: Settings,
+    kafka: KafkaSettings,
+    topics: TopicSettings,
     wanted: Callable[[dict[str, Any]], bool],
     *,
     expect: int,
@@ -49,7 +50,7 @@ async def collect_decisions(
     ``decision_id`` and ordered by event time. Policy-load records are not decisions.
     """
     found: dict[str, dict[str, Any]] = {}
-    async with _decisions(settings) as (client, tps):
+    async with _decisions(kafka, topics.topic_decisions) as (client, tps):
         await client.seek_to_beginning(*tps)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -64,10 +65,11 @@ async def collect_decisions(
 
 
 async def follow_decisions(
-    settings: Settings, stop: asyncio.Event, *, from_beginning: bool = False
+    kafka: KafkaSettings, topics: TopicSettings, stop: asyncio.Event, *,
+    from_beginning: bool = False
 ) -> AsyncIterator[dict[str, Any]]:
     """Yield decisions (not policy-load records) as they are published until ``stop``."""
-    async with _decisions(settings) as (client, tps):
+    async with _decisions(kafka, topics.topic_decisions) as (client, tps):
         if from_beginning:
             await client.seek_to_beginning(*tps)
         else:

@@ -8,23 +8,24 @@ from typing import Any
 import orjson
 
 from streams.kafka.clients import producer
-from streams.settings import Settings
+from streams.settings import KafkaSettings, TopicSettings
 
 __all__ = ["publish_events", "topic_of"]
 
 
-def topic_of(settings: Settings, event: dict[str, Any]) -> str:
+def topic_of(topics: TopicSettings, event: dict[str, Any]) -> str:
     """The input topic of an event: sessions and task events, else requests."""
-    return (settings.topic_sessions if str(event["type"]).startswith(("session.", "task."))
-            else settings.topic_requests)
+    return (topics.topic_sessions if str(event["type"]).startswith(("session.", "task."))
+            else topics.topic_requests)
 
 
-async def publish_events(settings: Settings, events: Iterable[dict[str, Any]]) -> int:
+async def publish_events(kafka: KafkaSettings, topics: TopicSettings,
+                         events: Iterable[dict[str, Any]]) -> int:
     """Publish contract events keyed by subject id; returns how many."""
     count = 0
-    async with producer(settings) as client:
+    async with producer(kafka) as client:
         for event in events:
-            await client.send(topic_of(settings, event), orjson.dumps(event),
+            await client.send(topic_of(topics, event), orjson.dumps(event),
                               key=str(event["subject"]["id"]).encode())
             count += 1
         await client.flush()

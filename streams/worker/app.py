@@ -21,7 +21,7 @@ from streams.engine.codec import encode_tick, stored_deadlines
 from streams.engine.deadlines import DeadlineIndex, PartitionClock
 from streams.engine.partitioner import partition_of
 from streams.engine.plan import BatchPlan, Record, plan_batch, stored_keys
-from streams.settings import Settings
+from streams.settings import KafkaSettings, TopicSettings, WorkerSettings
 from streams.worker.batching import in_batches
 from streams.worker.credentials import faust_credentials
 from streams.worker.patches.flow import install_flow_fix
@@ -44,7 +44,7 @@ A batch is at most 500 events, so 1,000 still keeps the next batch ready, and a 
 wait for."""
 
 
-def build_app(settings: Settings,
+def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSettings,
               policy: LoadedPolicy | Callable[[], LoadedPolicy]) -> faust.App:
     """Build the worker's faust app and register the enforcement agent.
 
@@ -53,20 +53,20 @@ def build_app(settings: Settings,
     install_seek_fix()  # before faust's consumer exists: see streams/worker/patches/seek.py
     install_flow_fix()  # nothing handed to the stream lost at a rebalance: patches/flow.py
     app = faust.App(
-        settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        broker_credentials=faust_credentials(settings),
-        store=settings.store,
-        datadir=str(settings.data_dir),
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication,
-        table_standby_replicas=settings.standby_replicas,
+        topics.app_id,
+        broker=f"kafka://{kafka.kafka_bootstrap}",
+        broker_credentials=faust_credentials(kafka),
+        store=worker.store,
+        datadir=str(worker.data_dir),
+        topic_partitions=topics.topic_partitions,
+        topic_replication_factor=topics.topic_replication,
+        table_standby_replicas=worker.standby_replicas,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_linger_ms=settings.producer_linger_ms,
+        producer_linger_ms=worker.producer_linger_ms,
         web_enabled=False,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        broker_session_timeout=worker.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, worker.session_timeout_s / 3),
         key_serializer="raw",
         value_serializer="raw",
         stream_buffer_maxsize=STREAM_BUFFER_MAX,
@@ -74,17 +74,17 @@ def build_app(settings: Settings,
     # One agent over both inputs: they are co-partitioned, so a subject's request and
     # session events meet its state on the same partition.
     inputs = app.topic(
-        settings.topic_requests,
-        settings.topic_sessions,
-        settings.topic_commands,
-        partitions=settings.topic_partitions,
+        topics.topic_requests,
+        topics.topic_sessions,
+        topics.topic_commands,
+        partitions=topics.topic_partitions,
         key_serializer="raw",
         value_serializer="raw",
     )
     table = app.Table(
         TABLE_NAME,
         default=None,
-        partitions=settings.topic_partitions,
+        partitions=topics.topic_partitions,
         key_type=bytes,  # bytes means the raw serializer: we encode state ourselves
         value_type=bytes,
     )
@@ -96,7 +96,7 @@ def build_app(settings: Settings,
 
     deadlines = DeadlineIndex()
     clock = PartitionClock()
-    input_topics = (settings.topic_requests, settings.topic_sessions)
+    input_topics = (topics.topic_requests, topics.topic_sessions)
 
     def may_expire(partition: int, deadline: datetime) -> bool:
         # The consumer's view of the partition's inputs, read as the gate asks: end offsets
@@ -116,19 +116,20 @@ def build_app(settings: Settings,
 
         async def handle(events: Sequence[EventT[Any]]) -> None:
             current = policy() if callable(policy) else policy  # in force now (reloads)
-            await _handle_batch(events, access=access, send=send, settings=settings,
+            await _handle_batch(events, access=access, send=send, topics=topics,
+                                max_event_bytes=worker.max_event_bytes,
                                 policy=current, deadlines=deadlines, clock=clock)
 
-        await in_batches(stream, handle, settings.batch_max)
+        await in_batches(stream, handle, worker.batch_max)
 
     async def send_ticks() -> None:
         # Timers cannot write tables: this only asks the owning partition to expire.
-        cutoff = datetime.now(UTC) - timedelta(seconds=settings.expiry_grace_s)
+        cutoff = datetime.now(UTC) - timedelta(seconds=worker.expiry_grace_s)
         owned = {tp.partition for tp in app.consumer.assignment()
-                 if tp.topic == settings.topic_requests}
+                 if tp.topic == topics.topic_requests}
         held: set[int] = set()  # partitions whose earlier input is still undecided
         for deadline, key, tenant in deadlines.due(cutoff):
-            partition = partition_of(key, settings.topic_partitions)
+            partition = partition_of(key, topics.topic_partitions)
             if partition not in owned:
                 continue  # moved to another worker, which indexed it when it recovered
             if partition in held or not may_expire(partition, deadline):
@@ -138,7 +139,7 @@ def build_app(settings: Settings,
                 deadlines.restore(key, tenant, deadline)
                 continue
             try:
-                await app.producer.send(settings.topic_commands, key,
+                await app.producer.send(topics.topic_commands, key,
                                         encode_tick(deadline, key, tenant), partition=None,
                                         timestamp=None, headers=None)
             except Exception:
@@ -154,7 +155,7 @@ def build_app(settings: Settings,
                  "%.1f s)", count, time.monotonic() - started)
 
     app.agent(inputs, name="enforce", concurrency=1)(enforce)
-    app.timer(interval=settings.expiry_check_s, name="expiry-ticks")(send_ticks)
+    app.timer(interval=worker.expiry_check_s, name="expiry-ticks")(send_ticks)
     table.on_recover(index_recovered)
     return app
 
@@ -213,7 +214,8 @@ async def _handle_batch(
     *,
     access: BatchedTable,
     send: Any,
-    settings: Settings,
+    topics: TopicSettings,
+    max_event_bytes: int,
     policy: LoadedPolicy,
     deadlines: DeadlineIndex,
     clock: PartitionClock,
@@ -235,11 +237,11 @@ async def _handle_batch(
         records,
         stored,
         policy,
-        decisions_topic=settings.topic_decisions,
-        deadletter_topic=settings.topic_deadletter,
-        max_event_bytes=settings.max_event_bytes,
+        decisions_topic=topics.topic_decisions,
+        deadletter_topic=topics.topic_deadletter,
+        max_event_bytes=max_event_bytes,
         now=lambda: datetime.now(UTC),
-        commands_topic=settings.topic_commands,
+        commands_topic=topics.topic_commands,
     )
     await send(plan)
     await access.put_all([(events[write.source], write.key, write.value)

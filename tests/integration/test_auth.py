@@ -42,7 +42,8 @@ def _bindings(auth: AuthStack) -> list[AclBinding]:
         app_id=auth.app_id, topic_requests=auth.name("topic_requests"),
         topic_sessions=auth.name("topic_sessions"), topic_decisions=auth.name("topic_decisions"),
         topic_deadletter=auth.name("topic_deadletter"), audit_group=auth.name("audit_group"))
-    return acl_bindings(load_principals(REPO / "ops" / "principals.toml"), settings)
+    return acl_bindings(load_principals(REPO / "ops" / "principals.toml"), settings.topics,
+                        settings.audit.audit_group)
 
 
 def _allowed(bindings: list[AclBinding], user: str, resource: str, name: str,

@@ -18,7 +18,7 @@ async def test_no_broker_is_a_config_error_naming_the_address_once(
                              kafka_security_protocol="PLAINTEXT")
     caplog.set_level(logging.INFO)
     with pytest.raises(ConfigError, match=r"127\.0\.0\.1:1 within 2 s.*JITWATCH_KAFKA_BOOTSTRAP"):
-        await broker_answers(settings, timeout_s=2)
+        await broker_answers(settings.kafka, settings.topics, timeout_s=2)
     retrying = [r for r in caplog.records if "retrying for up to" in r.getMessage()]
     assert len(retrying) == 1
     aiokafka_errors = [r for r in caplog.records if r.name.startswith("aiokafka")
