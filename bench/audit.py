@@ -43,7 +43,7 @@ from streams.audit import AuditRecord, RedisAuditSink, stream_key
 from streams.audit.keys import redis_for
 from streams.audit.query import Filters, query
 from streams.audit.sink import POLL_RECORDS
-from streams.runtime import tune_gc
+from streams.cli.gc_tuning import tune_gc
 from streams.settings import Settings, load_settings
 
 PARTITIONS = 8

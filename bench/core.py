@@ -21,8 +21,8 @@ from schemas.decisions import Cause
 from schemas.events import INPUT_EVENT, InputEvent
 from schemas.policy import parse_policy
 from schemas.state import StoredSubject, SubjectState
-from streams.codec import encode_stored
-from streams.runtime import tune_gc
+from streams.cli.gc_tuning import tune_gc
+from streams.engine.codec import encode_stored
 
 ENVS = ("prod", "research", "staging")
 T0 = datetime(2026, 11, 23, tzinfo=UTC)

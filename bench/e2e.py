@@ -48,7 +48,7 @@ from common import (
     topic_times,
 )
 
-from streams.runtime import tune_gc
+from streams.cli.gc_tuning import tune_gc
 
 HERE = Path(__file__).resolve().parent
 WARM_UP = "warm-up-"

@@ -20,10 +20,12 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from streams.app import STREAM_BUFFER_MAX, BatchedTable, quiet_worker, send_all
-from streams.batching import in_batches
-from streams.flow_fix import install_flow_fix
-from streams.runtime import tune_gc
+from streams.cli.gc_tuning import tune_gc
+from streams.worker.app import STREAM_BUFFER_MAX, quiet_worker
+from streams.worker.batching import in_batches
+from streams.worker.patches.flow import install_flow_fix
+from streams.worker.send import send_all
+from streams.worker.table import BatchedTable
 
 install_flow_fix()  # faust as the worker runs it
 tune_gc()  # and the process as the worker sets it up

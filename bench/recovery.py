@@ -37,7 +37,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from common import BOOTSTRAP, BenchRun, percentile
 
 from schemas._base import format_time
-from streams.app import TABLE_NAME
+from streams.worker.app import TABLE_NAME
 
 
 def _stored(number: int, granted: datetime, expires: datetime) -> bytes:

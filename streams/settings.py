@@ -1,42 +1,66 @@
-"""Runtime settings, read once in ``main`` from ``JITWATCH_*`` environment variables."""
+"""Runtime settings, read once in ``main`` from ``JITWATCH_*`` environment variables, in
+sections: each part of the code takes the section it needs, never the whole object.
+
+Imports nothing of jitwatch but :mod:`streams.kafka.security` (whose fields the ``kafka``
+section has), so every other module may import its section from here.
+"""
 
 from __future__ import annotations
 
 import re
 import textwrap
+from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from pydantic import Field, SecretStr, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
-from streams.kafka_security import KafkaSecurity
-from streams.policy_control import PolicyTrust
+from streams.kafka.security import KafkaSecurity
 
-__all__ = ["ENVIRONMENT_GROUPS", "Settings", "environment_help", "load_settings"]
+__all__ = [
+    "ENVIRONMENT_GROUPS",
+    "AuditSettings",
+    "KafkaSettings",
+    "PolicySettings",
+    "Settings",
+    "TopicSettings",
+    "WorkerSettings",
+    "environment_help",
+    "load_settings",
+]
 
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 
 
-class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
-    """Every knob of the worker and the audit sink; frozen once built.
-
-    Kafka authentication and TLS (``JITWATCH_KAFKA_SECURITY_PROTOCOL``, ``_SASL_*``,
-    ``_SSL_*``) come from :class:`streams.kafka_security.KafkaSecurity`, policy change
-    control (``JITWATCH_POLICY_SIGNERS_FILE``, ``_POLICY_POLL_S``) from
-    :class:`streams.policy_control.PolicyTrust`.
-    """
-
+class _Section(BaseModel):
     # Attribute docstrings become field descriptions: `--help` lists them (environment_help).
-    model_config = SettingsConfigDict(env_prefix="JITWATCH_", frozen=True, extra="ignore",
-                                      use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+
+class KafkaSettings(KafkaSecurity):
+    """Section ``kafka``: where the brokers are and how every client authenticates
+    (``JITWATCH_KAFKA_*``; the security fields are
+    :class:`streams.kafka.security.KafkaSecurity`'s)."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     """Kafka bootstrap servers, ``host:port[,host:port]``."""
-    redis_url: Annotated[str, StringConstraints(pattern=r"^(redis|rediss|unix)://")] = \
-        "redis://127.0.0.1:6379/0"
-    """Redis for the audit trail: ``redis://host:port/db`` (``rediss://`` with TLS)."""
+
+
+class TopicSettings(_Section):
+    """Section ``topics``: the names and shape of every topic jitwatch reads or writes."""
+
     app_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "jitwatch"
     """Consumer group of the workers and prefix of their changelog topics."""
     topic_requests: TopicName = "jit.requests"
@@ -51,8 +75,16 @@ class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
     """Partitions of every topic; inputs and changelogs must all have this many."""
     topic_replication: int = Field(default=1, ge=1, le=7)
     """Replication factor of the topics jitwatch creates."""
-    policy_file: Path | None = None
-    """Policy TOML; the packaged default policy when unset."""
+
+    @property
+    def topic_commands(self) -> str:
+        """The watcher's own command topic (expiry ticks), co-partitioned with the inputs."""
+        return f"{self.app_id}-commands"
+
+
+class WorkerSettings(_Section):
+    """Section ``worker``: the faust worker's store, batches, expiry timer and group."""
+
     data_dir: Path = Path(".jitwatch-data")
     """Where the worker keeps its RocksDB tables (rebuilt from changelogs when lost)."""
     store: str = "rocksdb://"
@@ -72,12 +104,29 @@ class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
     """How long past a deadline the timer waits, so earlier events are decided first."""
     session_timeout_s: float = Field(default=10.0, ge=3, le=300)
     """How soon the group notices a worker that died without leaving (kill -9)."""
+
+
+class PolicySettings(_Section):
+    """Section ``policy``: which policy file, who may sign it, how often it is re-read."""
+
+    policy_file: Path | None = None
+    """Policy TOML; the packaged default policy when unset."""
+    policy_signers_file: Path | None = None
+    """Trusted policy signers (TOML); when set, only policies signed by one of them load."""
+    policy_poll_s: float = Field(default=5.0, gt=0, le=3600)
+    """How often the worker looks for a changed policy file (or its signature)."""
+
+
+class AuditSettings(_Section):
+    """Section ``audit``: the audit trail in Redis, its ACL users and the notary's keys."""
+
+    redis_url: Annotated[str, StringConstraints(pattern=r"^(redis|rediss|unix)://")] = \
+        "redis://127.0.0.1:6379/0"
+    """Redis for the audit trail: ``redis://host:port/db`` (``rediss://`` with TLS)."""
     audit_group: Annotated[str, StringConstraints(min_length=1)] = "jitwatch-audit"
     """Consumer group of the audit sink (apart from the workers')."""
     audit_key_prefix: Annotated[str, StringConstraints(min_length=1)] = "jitwatch:audit"
     """Prefix of the audit trail's Redis keys (chains, checkpoints, index)."""
-    log_level: str = "info"
-    """``debug``, ``info``, ``warning`` or ``error``."""
     # Issue D: Redis ACL users per role and the notary's keys. A password comes from
     # JITWATCH_<ROLE>_PASSWORD or, better, a file named by JITWATCH_<ROLE>_PASSWORD_FILE;
     # SecretStr keeps it out of reprs and logs. No user: the URL's (or Redis' default) user.
@@ -125,10 +174,54 @@ class Settings(KafkaSecurity, PolicyTrust, BaseSettings):
         return data
 
 
-    @property
-    def topic_commands(self) -> str:
-        """The watcher's own command topic (expiry ticks), co-partitioned with the inputs."""
-        return f"{self.app_id}-commands"
+_S = TypeVar("_S", bound=BaseModel)
+
+
+class Settings(KafkaSettings, TopicSettings, WorkerSettings, PolicySettings, AuditSettings,
+               BaseSettings):
+    """Every knob of jitwatch, read once from ``JITWATCH_*``; frozen once built.
+
+    Each part of the code takes only its section (:attr:`kafka`, :attr:`topics`,
+    :attr:`worker`, :attr:`policy`, :attr:`audit`); ``main`` builds the one object and the
+    commands hand the sections on. The fields are also kept flat on the object itself,
+    under the names of their environment variables: streams/audit reads them so (until it
+    takes its section too), and ``--help`` lists them from here.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="JITWATCH_", frozen=True, extra="ignore",
+                                      use_attribute_docstrings=True)
+
+    log_level: str = "info"
+    """``debug``, ``info``, ``warning`` or ``error``."""
+
+    def _section(self, kind: type[_S]) -> _S:
+        # Already validated as a whole: the section takes the values as they are.
+        return kind.model_construct(**{name: getattr(self, name) for name in kind.model_fields})
+
+    @cached_property
+    def kafka(self) -> KafkaSettings:
+        """Brokers and client security."""
+        return self._section(KafkaSettings)
+
+    @cached_property
+    def topics(self) -> TopicSettings:
+        """Topic names, partitions and replication."""
+        return self._section(TopicSettings)
+
+    @cached_property
+    def worker(self) -> WorkerSettings:
+        """The faust worker's knobs."""
+        return self._section(WorkerSettings)
+
+    @cached_property
+    def policy(self) -> PolicySettings:
+        """Policy file, signers and reloads."""
+        return self._section(PolicySettings)
+
+    @cached_property
+    def audit(self) -> AuditSettings:
+        """The audit trail in Redis."""
+        return self._section(AuditSettings)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -18,8 +18,8 @@ import orjson
 
 from schemas.decisions import Decision
 from schemas.policy import LoadedPolicy
-from streams.enforcer import encode_decision
-from streams.simulate import BadLine, Replay, replay_lines
+from streams.engine.codec import encode_decision
+from streams.engine.replay import BadLine, Replay, replay_lines
 
 __all__ = ["Comparison", "compare", "simulated"]
 

@@ -24,7 +24,7 @@ from streams.audit.appender import RedisAuditSink
 from streams.audit.keys import redis_for
 from streams.audit.retry import REDIS_DOWN, until_redis_answers
 from streams.audit.transactions import AuditRecord
-from streams.kafka_security import kafka_client_options
+from streams.kafka.security import kafka_client_options
 from streams.settings import Settings
 
 __all__ = ["POLL_RECORDS", "run_audit_sink"]

@@ -25,7 +25,7 @@ from schemas.errors import JitwatchError
 from streams.audit.chain import ChainEntry, ChainVerifier, Problem, Verdict
 from streams.audit.keys import StreamEntry, checkpoint_key, read_stream, stream_key
 from streams.audit.query import EXPORT_FORMAT
-from streams.kafka_security import kafka_client_options
+from streams.kafka.security import kafka_client_options
 from streams.settings import Settings
 
 __all__ = ["ExportError", "PartitionReport", "VerifyReport", "kafka_consumer_options",

@@ -30,8 +30,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.policy import parse_policy
-from streams.codec import decode_stored, encode_stored
-from streams.simulate import Replay
+from streams.engine.codec import decode_stored, encode_stored
+from streams.engine.replay import Replay
 from tests.faults.report import summary
 from tests.integration.conftest import BOOTSTRAP, REPO, Stack
 from tests.oracle import compare, simulated

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from schemas.errors import InputError
 from schemas.policy import parse_policy
-from streams.codec import decode_event, parse_event
-from streams.enforcer import Record, plan_batch
+from streams.engine.codec import decode_event, parse_event
+from streams.engine.plan import Record, plan_batch
 from tests.faults.report import summary
 
 POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text())
@@ -225,7 +225,7 @@ def test_batches_dead_letter_bad_records_and_never_approve_them(
     _counts["batch"] += 1
     records = [Record("jit.requests", 0, offset, key, value)
                for offset, (key, value) in enumerate(batch)]
-    plan = plan_batch(records, lambda index, key: None, POLICY,
+    plan = plan_batch(records, {}, POLICY,
                       decisions_topic="jit.decisions", deadletter_topic="jit.deadletter",
                       max_event_bytes=MAX_BYTES, now=lambda: NOW)
     for index, (key, value) in enumerate(batch):

@@ -34,8 +34,8 @@ import pytest
 from schemas._base import format_time
 from schemas.decisions import Decision
 from schemas.policy import LoadedPolicy, parse_policy
-from streams.enforcer import encode_decision
-from streams.simulate import BadLine, Replay, replay_lines
+from streams.engine.codec import encode_decision
+from streams.engine.replay import BadLine, Replay, replay_lines
 
 HERE = Path(__file__).parent
 MAX_EVENT_BYTES = 64 * 1024  # the settings' default (JITWATCH_MAX_EVENT_BYTES)

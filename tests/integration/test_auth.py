@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from streams.principals import AclBinding, acl_bindings, load_principals
+from streams.kafka.acls import AclBinding, acl_bindings, load_principals
 from streams.settings import load_settings
 from tests.integration.auth_stack import (
     PRINCIPALS,
@@ -42,7 +42,8 @@ def _bindings(auth: AuthStack) -> list[AclBinding]:
         app_id=auth.app_id, topic_requests=auth.name("topic_requests"),
         topic_sessions=auth.name("topic_sessions"), topic_decisions=auth.name("topic_decisions"),
         topic_deadletter=auth.name("topic_deadletter"), audit_group=auth.name("audit_group"))
-    return acl_bindings(load_principals(REPO / "ops" / "principals.toml"), settings)
+    return acl_bindings(load_principals(REPO / "ops" / "principals.toml"), settings.topics,
+                        settings.audit.audit_group)
 
 
 def _allowed(bindings: list[AclBinding], user: str, resource: str, name: str,
@@ -128,8 +129,8 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
     import orjson
 
     from streams.audit import stream_key
-    from streams.identity import read_private_key
-    from streams.policy_control import sign_policy
+    from streams.control.keys import read_private_key
+    from streams.control.policy import sign_policy
     from tests.factories import raw_event, raw_request
     from tests.integration.auth_stack import PRINCIPALS, password, read_all
     from tests.integration.conftest import redis_admin

@@ -2,7 +2,7 @@
 
 faust suspends the flow during recovery and drops what it was handing to the stream; it
 then relies on aiokafka's seek_to_committed to read it again, which skips partitions
-committed at 0 or never committed (streams/seek_fix.py). bench/recovery.py
+committed at 0 or never committed (streams/worker/patches/seek.py). bench/recovery.py
 --pending-during-recovery showed the waiting request's partition not consumed again until
 the next restart (4 runs of 4 without the fix, none with it). This test checks the same
 situation in CI; it has not reproduced the skip without the fix (the record must have been
@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas._base import format_time
-from streams.app import TABLE_NAME
+from streams.worker.app import TABLE_NAME
 from tests.factories import at, raw_request
 from tests.integration.conftest import BOOTSTRAP, REPO, Stack, decisions_for
 

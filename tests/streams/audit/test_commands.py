@@ -10,7 +10,7 @@ import pytest
 
 from streams.audit.notary import generate_keys, load_private_key
 from streams.audit.query import ExportWriter
-from streams.cli import main
+from streams.cli.main import main
 from tests.streams.audit.test_chain import chain, sign
 
 

@@ -1,0 +1,43 @@
+"""``jitwatch worker``: the enforcement worker (faust)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from streams.cli.support import Commands
+from streams.settings import Settings
+
+__all__ = ["register"]
+
+
+def register(commands: Commands) -> None:
+    """Add ``worker`` to the ``jitwatch`` parser."""
+    worker = commands.add_parser("worker", help="run the enforcement worker (faust)")
+    worker.add_argument("--policy", type=Path,
+                        help="policy TOML (default: JITWATCH_POLICY_FILE, else the packaged "
+                        "policy)")
+    worker.set_defaults(run=_cmd_worker)
+
+
+def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.control.policy import load_policy_control
+    from streams.kafka.admin import broker_answers
+    from streams.worker.app import build_app, quiet_worker
+    from streams.worker.datadir import claim_data_dir
+    from streams.worker.policy_poll import attach_policy_control
+
+    # Issue F: validated and (with signers configured) signature-checked, before anything
+    # connects; every load is recorded on the decisions topic; reloads when it changes.
+    control = load_policy_control(settings.kafka, settings.topics, settings.policy,
+                                  args.policy or settings.policy.policy_file)
+    # faust would retry a wrong address or protocol for ever, with aiokafka's error line
+    # every half second and no word of the setting: ask once, with a deadline.
+    asyncio.run(broker_answers(settings.kafka, settings.topics))
+    with claim_data_dir(settings.worker.data_dir):
+        app = build_app(settings.kafka, settings.topics, settings.worker, control.policy)
+        attach_policy_control(app, settings.topics, settings.policy, control)
+        worker = quiet_worker(app, settings.log_level)
+        worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,139 @@
+"""On-time expiry for the stream: the deadline index and the gate that lets a tick go.
+
+faust timers cannot write tables, so the timer only *sends* a ``clock.tick`` command, keyed
+by subject id, to the commands topic, which is co-partitioned with the inputs; the agent
+that owns the subject's partition handles it in-stream like any event. A tick is sent once
+the wall clock is ``grace`` past the deadline, so events stamped before the deadline have
+been decided first (event time tracks wall time in live operation), and only once no
+input of the subject's partition stamped before the deadline can still be waiting
+(:meth:`PartitionClock.may_expire`); a tick that finds nothing left to end changes nothing,
+so stale or duplicate ticks are harmless. The tick's bytes are
+:func:`streams.engine.codec.encode_tick`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = ["DeadlineIndex", "Offsets", "PartitionClock"]
+
+Offsets = Mapping[tuple[str, int], int | None]
+"""Kafka offsets by (topic, partition); None where none is known (yet)."""
+
+
+@dataclass
+class DeadlineIndex:
+    """Earliest-first deadlines of the subjects this worker has seen or recovered.
+
+    One entry per (subject, tenant) is current; older entries are skipped when popped.
+    """
+
+    _heap: list[tuple[datetime, bytes, str]] = field(default_factory=list)
+    _current: dict[tuple[bytes, str], datetime] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self._current)
+
+    def set(self, key: bytes, tenant: str, deadline: datetime | None) -> None:
+        """Record the subject's next deadline (None: nothing left to run out)."""
+        if deadline is None:
+            self._current.pop((key, tenant), None)
+        elif self._current.get((key, tenant)) != deadline:
+            self._current[(key, tenant)] = deadline
+            heapq.heappush(self._heap, (deadline, key, tenant))
+
+    def set_many(self, entries: Iterable[tuple[datetime, bytes, str]]) -> None:
+        """:meth:`set` for each (deadline, key, tenant), ordering the heap once at the end
+        rather than on every push (recovery indexes a whole table at once). The entries
+        are in the heap's own order, so each is kept as it is."""
+        current, heap = self._current, self._heap
+        for entry in entries:
+            deadline, key, tenant = entry
+            if current.get((key, tenant)) != deadline:
+                current[(key, tenant)] = deadline
+                heap.append(entry)
+        heapq.heapify(heap)
+
+    def restore(self, key: bytes, tenant: str, deadline: datetime) -> None:
+        """Put back a deadline taken by :meth:`due` and not handled, unless the subject got
+        a new one meanwhile: that one comes from newer state and wins (putting the old one
+        over it would lose it, as the old tick then ends nothing and sets nothing)."""
+        if (key, tenant) not in self._current:
+            self.set(key, tenant, deadline)
+
+    def pop_due(self, until: datetime) -> tuple[datetime, bytes, str] | None:
+        """Pop the earliest current deadline at or before ``until``, if any."""
+        while self._heap and self._heap[0][0] <= until:
+            deadline, key, tenant = heapq.heappop(self._heap)
+            if self._current.get((key, tenant)) == deadline:
+                del self._current[(key, tenant)]
+                return deadline, key, tenant
+        return None
+
+    def due(self, until: datetime) -> list[tuple[datetime, bytes, str]]:
+        """Pop every current deadline at or before ``until``, earliest first."""
+        found = []
+        while (entry := self.pop_due(until)) is not None:
+            found.append(entry)
+        return found
+
+
+@dataclass
+class PartitionClock:
+    """How far each input topic's partition has been decided, to gate expiry ticks.
+
+    A tick must not overtake input stamped before its deadline: after a takeover or a
+    restart the backlog carries such events, and Kafka orders each topic on its own. A
+    deadline is due on a partition once, for every input topic, either an event stamped at
+    or after it has been decided there (the watermark) or the topic's partition is decided
+    up to its end offset (caught up: wall time stands in for event time). End offsets come
+    from the broker; this class keeps what was decided.
+    """
+
+    watermark: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    decided_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Next offset to decide per (input topic, partition)."""
+
+    def decided(self, topic: str, partition: int, offset: int, at: datetime | None) -> None:
+        """The event at ``offset`` of ``topic``/``partition``, stamped ``at``, was decided;
+        ``at`` is None for a record dead-lettered unread, which is done all the same."""
+        where = (topic, partition)
+        if at is not None and (where not in self.watermark or self.watermark[where] < at):
+            self.watermark[where] = at
+        self.decided_offsets[where] = max(offset + 1, self.decided_offsets.get(where, 0))
+
+    def passed(self, topic: str, partition: int, deadline: datetime) -> bool:
+        """Whether input stamped at or after ``deadline`` was decided on this topic."""
+        mark = self.watermark.get((topic, partition))
+        return mark is not None and deadline <= mark
+
+    def caught_up(self, topic: str, partition: int, end_offsets: Offsets,
+                  committed: Offsets) -> bool:
+        """Whether ``topic``/``partition`` is decided up to the end offset the consumer's
+        last fetch reported. Offsets not decided here yet (just assigned) count from the
+        group's committed offset."""
+        where = (topic, partition)
+        end = end_offsets.get(where)
+        if end is None:
+            return False  # no fetch answered for it yet
+        if end == 0:
+            return True  # nothing was ever written there
+        done = self.decided_offsets.get(where)
+        if done is None:
+            done = committed.get(where)
+        return done is not None and done >= end
+
+    def may_expire(self, topics: Iterable[str], partition: int, deadline: datetime,
+                   end_offsets: Offsets, committed: Offsets) -> bool:
+        """The tick gate: whether a deadline on ``partition`` may be ticked now, i.e. every
+        input topic of the partition is past the deadline or decided to its end.
+
+        ``end_offsets`` and ``committed`` are the consumer's view of the input partitions,
+        passed in as plain data so the rule is tested without a broker.
+        """
+        return all(self.passed(topic, partition, deadline)
+                   or self.caught_up(topic, partition, end_offsets, committed)
+                   for topic in topics)

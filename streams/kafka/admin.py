@@ -1,0 +1,134 @@
+"""Create and check the topics jitwatch uses (inputs must share one partition count)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from schemas.errors import ConfigError
+from streams.kafka.security import kafka_client_options
+from streams.settings import KafkaSettings, TopicSettings
+
+__all__ = ["broker_answers", "ensure_topics", "no_broker", "wait_for_broker"]
+
+log = logging.getLogger(__name__)
+
+
+def no_broker(kafka: KafkaSettings, exc: BaseException, within_s: float | None = None
+              ) -> ConfigError:
+    """The error for a Kafka that did not answer: the address and the settings to change."""
+    within = "" if within_s is None else f" within {within_s:.0f} s"
+    return ConfigError(
+        f"no Kafka broker answered at {kafka.kafka_bootstrap}{within} ({exc}); start one "
+        "with `ops/stack up` or set JITWATCH_KAFKA_BOOTSTRAP (and "
+        "JITWATCH_KAFKA_SECURITY_PROTOCOL if the broker wants TLS or SASL)")
+
+
+async def wait_for_broker(kafka: KafkaSettings, topics: TopicSettings,
+                          timeout_s: float = 60.0) -> AIOKafkaAdminClient:
+    """Connect an admin client, retrying until the broker answers or ``timeout_s`` passes.
+
+    Raises:
+        ConfigError: naming the bootstrap address when no broker answered in time.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    warned = False
+    try:
+        while True:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=kafka.kafka_bootstrap,
+                client_id=f"{topics.app_id}-admin", **kafka_client_options(kafka),
+            )
+            try:
+                await admin.start()
+                await admin.list_topics()
+                return admin
+            except (KafkaConnectionError, OSError) as exc:
+                await admin.close()
+                if loop.time() >= deadline:
+                    raise no_broker(kafka, exc, timeout_s) from exc
+                if not warned:
+                    # Once, instead of aiokafka's error line every half second.
+                    log.warning("no Kafka broker answers at %s yet (%s); retrying for up to "
+                                "%.0f s", kafka.kafka_bootstrap, exc, timeout_s)
+                    aiokafka_log.setLevel(logging.CRITICAL)
+                    warned = True
+                await asyncio.sleep(0.5)
+    finally:
+        aiokafka_log.setLevel(level)
+
+
+async def broker_answers(kafka: KafkaSettings, topics: TopicSettings,
+                         timeout_s: float = 60.0) -> None:
+    """Return once a broker answers; :class:`ConfigError` naming the address after
+    ``timeout_s``."""
+    admin = await wait_for_broker(kafka, topics, timeout_s)
+    await admin.close()
+
+
+async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str, int]:
+    """Create missing topics with the configured partitions; check existing ones.
+
+    Returns:
+        The partition count of each topic.
+
+    Raises:
+        ConfigError: when an existing input topic's partition count differs, since state
+            would then not be co-partitioned with its input.
+    """
+    names = (
+        topics.topic_requests,
+        topics.topic_sessions,
+        topics.topic_decisions,
+        topics.topic_deadletter,
+        topics.topic_commands,
+    )
+    admin = await wait_for_broker(kafka, topics)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        if missing:
+            # Another process may create one between our list and create: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(name, topics.topic_partitions, topics.topic_replication)
+                        for name in missing
+                    ]
+                )
+            log.info("created topics %s", ", ".join(missing))
+        counts = await _partition_counts(admin, names)
+    finally:
+        await admin.close()
+    for name in (topics.topic_requests, topics.topic_sessions, topics.topic_commands):
+        if counts.get(name) != topics.topic_partitions:
+            raise ConfigError(
+                f"topic {name} has {counts.get(name)} partitions but JITWATCH_TOPIC_PARTITIONS "
+                f"is {topics.topic_partitions}; inputs must match so each subject's state "
+                "lives with its events"
+            )
+    return counts
+
+
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, names: tuple[str, ...], timeout_s: float = 15.0
+) -> dict[str, int]:
+    # Right after CreateTopics (ours or another process's) the controller may not have
+    # propagated the new topics to the broker answering metadata: they describe with no
+    # partitions for a moment. Ask again until every topic has partitions, or the deadline
+    # passes and the caller reports the count it saw.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        described = await admin.describe_topics(list(names))
+        counts = {item["topic"]: len(item["partitions"]) for item in described}
+        if all(counts.get(name) for name in names) or loop.time() >= deadline:
+            return counts
+        await asyncio.sleep(0.2)

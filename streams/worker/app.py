@@ -1,0 +1,254 @@
+"""The faust shell: consume raw bytes, plan the batch with the pure core, send, then store.
+
+Nothing here decides anything; see :mod:`streams.engine.plan` and :mod:`policy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+from faust.types import TP, EventT
+
+from schemas.errors import InputError
+from schemas.policy import LoadedPolicy
+from streams.engine.codec import encode_tick, stored_deadlines
+from streams.engine.deadlines import DeadlineIndex, PartitionClock
+from streams.engine.partitioner import partition_of
+from streams.engine.plan import BatchPlan, Record, plan_batch, stored_keys
+from streams.settings import KafkaSettings, TopicSettings, WorkerSettings
+from streams.worker.batching import in_batches
+from streams.worker.credentials import faust_credentials
+from streams.worker.patches.flow import install_flow_fix
+from streams.worker.patches.seek import install_seek_fix
+from streams.worker.send import send_all
+from streams.worker.table import BatchedTable
+
+__all__ = ["STREAM_BUFFER_MAX", "TABLE_NAME", "build_app", "quiet_worker"]
+
+log = logging.getLogger(__name__)
+
+TABLE_NAME = "grants"
+"""Table of per-subject state; its changelog topic is ``<app_id>-grants-changelog``."""
+
+STREAM_BUFFER_MAX = 1000
+"""Events faust queues for the stream ahead of the agent (faust's default is 4,096).
+
+A batch is at most 500 events, so 1,000 still keeps the next batch ready, and a revocation
+(where faust waits until every event already handed to the stream is decided) has less to
+wait for."""
+
+
+def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSettings,
+              policy: LoadedPolicy | Callable[[], LoadedPolicy]) -> faust.App:
+    """Build the worker's faust app and register the enforcement agent.
+
+    ``policy`` may be a callable giving the policy in force (reloads, issue F).
+    """
+    install_seek_fix()  # before faust's consumer exists: see streams/worker/patches/seek.py
+    install_flow_fix()  # nothing handed to the stream lost at a rebalance: patches/flow.py
+    app = faust.App(
+        topics.app_id,
+        broker=f"kafka://{kafka.kafka_bootstrap}",
+        broker_credentials=faust_credentials(kafka),
+        store=worker.store,
+        datadir=str(worker.data_dir),
+        topic_partitions=topics.topic_partitions,
+        topic_replication_factor=topics.topic_replication,
+        table_standby_replicas=worker.standby_replicas,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger_ms=worker.producer_linger_ms,
+        web_enabled=False,
+        broker_session_timeout=worker.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, worker.session_timeout_s / 3),
+        key_serializer="raw",
+        value_serializer="raw",
+        stream_buffer_maxsize=STREAM_BUFFER_MAX,
+    )
+    # One agent over both inputs: they are co-partitioned, so a subject's request and
+    # session events meet its state on the same partition.
+    inputs = app.topic(
+        topics.topic_requests,
+        topics.topic_sessions,
+        topics.topic_commands,
+        partitions=topics.topic_partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    table = app.Table(
+        TABLE_NAME,
+        default=None,
+        partitions=topics.topic_partitions,
+        key_type=bytes,  # bytes means the raw serializer: we encode state ourselves
+        value_type=bytes,
+    )
+
+    async def send(plan: BatchPlan) -> None:
+        # Every verdict is acknowledged by Kafka before the state that records it is stored.
+        await send_all(app.producer, [(out.topic, out.key, out.value, None, out.headers)
+                                      for out in plan.outbound])
+
+    deadlines = DeadlineIndex()
+    clock = PartitionClock()
+    input_topics = (topics.topic_requests, topics.topic_sessions)
+
+    def may_expire(partition: int, deadline: datetime) -> bool:
+        # The consumer's view of the partition's inputs, read as the gate asks: end offsets
+        # as the last fetch reported them (no broker call: a call through faust's consumer
+        # thread waits out its current fetch, up to 1.5 s, which made ticks seconds late),
+        # and the group's committed offsets for offsets not decided here yet.
+        committed: dict[TP, int | None] = getattr(app.consumer, "_committed_offset", {})
+        ends, commits = {}, {}
+        for topic in input_topics:
+            tp = TP(topic, partition)
+            ends[(topic, partition)] = app.consumer.highwater(tp)
+            commits[(topic, partition)] = committed.get(tp)
+        return clock.may_expire(input_topics, partition, deadline, ends, commits)
+
+    async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
+        access = BatchedTable(table, app.producer)
+
+        async def handle(events: Sequence[EventT[Any]]) -> None:
+            current = policy() if callable(policy) else policy  # in force now (reloads)
+            await _handle_batch(events, access=access, send=send, topics=topics,
+                                max_event_bytes=worker.max_event_bytes,
+                                policy=current, deadlines=deadlines, clock=clock)
+
+        await in_batches(stream, handle, worker.batch_max)
+
+    async def send_ticks() -> None:
+        # Timers cannot write tables: this only asks the owning partition to expire.
+        cutoff = datetime.now(UTC) - timedelta(seconds=worker.expiry_grace_s)
+        owned = {tp.partition for tp in app.consumer.assignment()
+                 if tp.topic == topics.topic_requests}
+        held: set[int] = set()  # partitions whose earlier input is still undecided
+        for deadline, key, tenant in deadlines.due(cutoff):
+            partition = partition_of(key, topics.topic_partitions)
+            if partition not in owned:
+                continue  # moved to another worker, which indexed it when it recovered
+            if partition in held or not may_expire(partition, deadline):
+                held.add(partition)  # deadlines come in order: later ones wait as well
+                # restore, not set: batches decided while this loop awaited sends may have
+                # given the subject a newer deadline.
+                deadlines.restore(key, tenant, deadline)
+                continue
+            try:
+                await app.producer.send(topics.topic_commands, key,
+                                        encode_tick(deadline, key, tenant), partition=None,
+                                        timestamp=None, headers=None)
+            except Exception:
+                deadlines.restore(key, tenant, deadline)  # try again on the next tick
+                raise
+
+    async def index_recovered() -> None:
+        # After recovery (start-up, rebalance) the deadlines of recovered subjects are
+        # known only to the table: grants that expired while no worker ran fire now.
+        started = time.monotonic()
+        count = await _index_table(table, deadlines)
+        log.info("expiry index holds %d subject deadlines after recovery (table read in "
+                 "%.1f s)", count, time.monotonic() - started)
+
+    app.agent(inputs, name="enforce", concurrency=1)(enforce)
+    app.timer(interval=worker.expiry_check_s, name="expiry-ticks")(send_ticks)
+    table.on_recover(index_recovered)
+    return app
+
+
+def quiet_worker(app: faust.App, log_level: str) -> faust.Worker:
+    """A faust worker without its terminal spinner.
+
+    At WARNING and above faust keeps a spinner that turns on every log record: it sets the
+    root logger to DEBUG and filters in the handler, so each debug call in faust and
+    aiokafka (several per event) builds a record that is then thrown away: faust's bare
+    stream ran at 1,649 events/s with it and 5,139 without (bench/e2e.py's faust_stream).
+    A service has no terminal to spin on anyway.
+    """
+    worker = faust.Worker(app, loglevel=log_level, quiet=True)
+    worker.spinner = None
+    return worker
+
+
+async def _index_table(table: Any, deadlines: DeadlineIndex) -> int:
+    # faust awaits this before it resumes the streams, so no batch runs meanwhile; with a
+    # million subjects it takes seconds, so hand the loop back now and then (heartbeats,
+    # timers, the fetcher) instead of stalling it for the whole table.
+    found: list[tuple[datetime, bytes, str]] = []
+    add = found.append  # once per subject: a plain loop, no generator
+    for number, (key, value) in enumerate(_stored_items(table)):
+        if number % 1000 == 999:
+            await asyncio.sleep(0)
+        if value is None:
+            continue
+        try:
+            tenants = stored_deadlines(value)
+        except InputError:
+            log.exception("unreadable state for %r skipped by the expiry index", key[:80])
+            continue
+        for tenant, deadline in tenants.items():
+            if deadline is None:
+                deadlines.set(key, tenant, None)  # drops one held from before a rebalance
+            else:
+                add((deadline, key, tenant))
+    deadlines.set_many(found)
+    return len(deadlines)
+
+
+def _stored_items(table: Any) -> Iterator[tuple[bytes, bytes | None]]:
+    # The table's (key, value) bytes as stored. table.items() passes each key and value of
+    # the RocksDB store through faust's serializer registry, even raw bytes: a third of
+    # the recovery scan. The store's own iterator (same partitions: the active ones) gives
+    # them as they are; the memory store has none, and its items() are plain dict items.
+    raw: Callable[[], Iterator[tuple[bytes, bytes | None]]] | None = getattr(
+        table.data, "_iteritems", None)
+    return raw() if raw is not None else iter(table.items())
+
+
+async def _handle_batch(
+    events: Sequence[EventT[Any]],
+    *,
+    access: BatchedTable,
+    send: Any,
+    topics: TopicSettings,
+    max_event_bytes: int,
+    policy: LoadedPolicy,
+    deadlines: DeadlineIndex,
+    clock: PartitionClock,
+) -> None:
+    records = [
+        Record(
+            topic=event.message.topic,
+            partition=event.message.partition,
+            offset=event.message.offset,
+            key=event.message.key,
+            value=event.message.value,
+        )
+        for event in events
+    ]
+    # Each subject's state as of before the batch, read on its record's partition.
+    stored = {where: access.get(events[index], where[1])
+              for where, index in stored_keys(records).items()}
+    plan = plan_batch(
+        records,
+        stored,
+        policy,
+        decisions_topic=topics.topic_decisions,
+        deadletter_topic=topics.topic_deadletter,
+        max_event_bytes=max_event_bytes,
+        now=lambda: datetime.now(UTC),
+        commands_topic=topics.topic_commands,
+    )
+    await send(plan)
+    await access.put_all([(events[write.source], write.key, write.value)
+                          for write in plan.writes.values()])
+    for (key, tenant), deadline in plan.deadlines.items():
+        deadlines.set(key, tenant, deadline)
+    for topic, partition, offset, at in plan.decided:
+        clock.decided(topic, partition, offset, at)
+    if plan.dead_letters:
+        log.warning("batch of %d: %d to dead letters", len(records), plan.dead_letters)

@@ -1,0 +1,121 @@
+"""Policy change control: only validated, signed policies load; a bad change keeps the old."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from schemas.errors import PolicyError
+from streams.cli.main import main
+from streams.control.keys import read_private_key
+from streams.control.policy import PolicyControl, policy_load_record, sign_policy
+
+POLICY = 'version = "v1"\n'
+
+
+@pytest.fixture
+def keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A signer key (keygen) and the signers file trusting it."""
+    assert main(["keygen", "--out", str(tmp_path / "signer.key")]) == 0
+    public = capsys.readouterr().out.strip()
+    assert oct((tmp_path / "signer.key").stat().st_mode)[-3:] == "600"
+    signers = tmp_path / "signers.toml"
+    signers.write_text(f'[signers.sec-1]\nsigner = "security-team"\n{public}\n')
+    return signers
+
+
+def _signed(tmp_path: Path, text: str) -> Path:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(text)
+    sign_policy(policy, "sec-1", read_private_key(tmp_path / "signer.key"))
+    return policy
+
+
+def _touch_later(path: Path) -> None:
+    status = path.stat()
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns + 1_000_000_000))
+
+
+def test_signed_policy_loads_and_names_its_signer(tmp_path: Path, keys: Path) -> None:
+    control = PolicyControl(_signed(tmp_path, POLICY), keys)
+    assert control.current.signer == "security-team"
+    assert control.current.key_id == "sec-1"
+    assert control.policy().ref.version == "v1"
+
+
+def test_unsigned_tampered_or_missing_policy_refuses_to_start(tmp_path: Path,
+                                                              keys: Path) -> None:
+    unsigned = tmp_path / "unsigned.toml"
+    unsigned.write_text(POLICY)
+    with pytest.raises(PolicyError, match="unsigned"):
+        PolicyControl(unsigned, keys)
+    policy = _signed(tmp_path, POLICY)
+    policy.write_text('version = "v1-evil"\n')
+    with pytest.raises(PolicyError, match="does not verify"):
+        PolicyControl(policy, keys)
+    with pytest.raises(PolicyError, match="no policy file"):
+        PolicyControl(None, keys)
+
+
+def test_tampered_change_keeps_the_old_policy_and_a_signed_one_replaces_it(
+        tmp_path: Path, keys: Path) -> None:
+    policy = _signed(tmp_path, POLICY)
+    control = PolicyControl(policy, keys)
+    assert control.poll() is None, "nothing changed"
+    policy.write_text('version = "v2"\n')  # changed, signature now stale
+    _touch_later(policy)
+    outcome, candidate, reason = control.poll() or ("", None, None)
+    assert (outcome, candidate) == ("refused", None)
+    assert reason is not None
+    assert "does not verify" in reason
+    assert control.policy().ref.version == "v1"
+    _key, value = policy_load_record("app", "refused", control.current, None, reason, policy)
+    record = orjson.loads(value)
+    assert record["schema"] == "jit.policy-load/v1"
+    assert record["old"]["version"] == "v1"
+    assert record["old"]["signer"] == "security-team"
+    assert record["new"]["sha256"] != record["old"]["sha256"]
+    assert "action" not in record, "a load record is no verdict"
+
+    _signed(tmp_path, 'version = "v2"\n')
+    _touch_later(policy)
+    outcome, candidate, _ = control.poll() or ("", None, None)
+    assert outcome == "loaded"
+    assert candidate is not None
+    control.accept(candidate)
+    assert control.policy().ref.version == "v2"
+
+
+def test_invalid_policy_is_refused_even_when_signed(tmp_path: Path, keys: Path) -> None:
+    control = PolicyControl(_signed(tmp_path, POLICY), keys)
+    _signed(tmp_path, 'version = "v2"\nno_such_field = 1\n')
+    _touch_later(tmp_path / "policy.toml")
+    outcome, _, reason = control.poll() or ("", None, None)
+    assert outcome == "refused"
+    assert "no_such_field" in (reason or "")
+    assert control.policy().ref.version == "v1"
+
+
+def test_sign_review_cli_output_verifies(tmp_path: Path, keys: Path,
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from policy import review_signature_problem
+    from schemas.events import INPUT_EVENT
+    from schemas.policy import ReviewerKey, StepUpPolicy, TenantPolicy
+
+    review = {"type": "request.reviewed", "event_id": "e-2", "at": "2026-11-23T10:05:00Z",
+              "subject": {"id": "dev"}, "request_id": "r-1", "reviewer": {"id": "carol"},
+              "outcome": "approved"}
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(orjson.dumps(review))))
+    assert main(["sign", "review", "--key", str(tmp_path / "signer.key"),
+                 "--key-id", "carol-1"]) == 0
+    signed = orjson.loads(capsys.readouterr().out)
+    public = keys.read_text().split('public_key = "')[1].split('"')[0]
+    tenant = TenantPolicy(step_up=StepUpPolicy(reviewer_keys=(
+        ReviewerKey(reviewer="carol", key_id="carol-1", public_key=public),)))
+    assert review_signature_problem(INPUT_EVENT.validate_python(signed), tenant) is None  # type: ignore[arg-type]

@@ -1,0 +1,117 @@
+"""The expiry timer's pieces without a broker: deadline index, partition clock, tick gate."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from streams.engine.deadlines import DeadlineIndex, PartitionClock
+
+T = datetime(2026, 11, 23, 10, 0, 0, 714523, tzinfo=UTC)
+
+
+def test_index_keeps_one_current_deadline_per_subject_and_tenant() -> None:
+    index = DeadlineIndex()
+    index.set(b"alice", "acme", T + timedelta(seconds=5))
+    index.set(b"alice", "acme", T + timedelta(seconds=2))  # supersedes
+    index.set(b"alice", "globex", T + timedelta(seconds=3))
+    index.set(b"bob", "acme", T + timedelta(seconds=1))
+    index.set(b"bob", "acme", None)  # nothing left to run out
+    assert len(index) == 2
+    assert index.due(T) == []
+    assert index.due(T + timedelta(seconds=10)) == [
+        (T + timedelta(seconds=2), b"alice", "acme"),
+        (T + timedelta(seconds=3), b"alice", "globex"),
+    ]
+    assert index.due(T + timedelta(days=1)) == []
+
+
+def test_index_set_many_is_set_for_each() -> None:
+    entries = [(T + timedelta(seconds=5), b"alice", "acme"),
+               (T + timedelta(seconds=2), b"alice", "acme"),
+               (T + timedelta(seconds=3), b"alice", "globex"),
+               (T + timedelta(seconds=1), b"bob", "acme"),
+               (T + timedelta(seconds=4), b"carol", "acme")]
+    one_by_one, at_once = DeadlineIndex(), DeadlineIndex()
+    for index in (one_by_one, at_once):
+        index.set(b"carol", "acme", T + timedelta(seconds=9))  # held before: superseded
+        index.set(b"dave", "acme", T + timedelta(seconds=6))  # held before: kept
+    for deadline, key, tenant in entries:
+        one_by_one.set(key, tenant, deadline)
+    at_once.set_many(entries)
+    until = T + timedelta(seconds=10)
+    assert len(at_once) == len(one_by_one) == 5
+    assert at_once.due(until) == one_by_one.due(until)
+
+
+def test_watermark_says_when_input_past_a_deadline_was_decided() -> None:
+    clock = PartitionClock()
+    assert not clock.passed("jit.requests", 0, T), "nothing decided yet"
+    clock.decided("jit.requests", 0, 7, T - timedelta(seconds=1))
+    assert not clock.passed("jit.requests", 0, T)
+    clock.decided("jit.requests", 0, 8, T + timedelta(seconds=1))
+    clock.decided("jit.requests", 0, 3, T - timedelta(seconds=5))  # older: no step back
+    assert clock.passed("jit.requests", 0, T)
+    assert clock.decided_offsets[("jit.requests", 0)] == 9
+    assert not clock.passed("jit.sessions", 0, T), "each topic keeps its own order"
+    assert not clock.passed("jit.requests", 1, T)
+
+
+def test_a_dead_letter_counts_as_decided_without_moving_the_watermark() -> None:
+    clock = PartitionClock()
+    clock.decided("jit.requests", 0, 7, T - timedelta(seconds=1))
+    clock.decided("jit.requests", 0, 8, None)  # dead-lettered unread: no event time
+    assert clock.decided_offsets[("jit.requests", 0)] == 9, "decided to its end"
+    assert not clock.passed("jit.requests", 0, T)
+
+
+def test_restoring_a_taken_deadline_never_hides_a_newer_one() -> None:
+    """The timer takes due deadlines, then awaits sends; a batch decided meanwhile may set
+    the subject's next deadline, which a put-back must not overwrite (found by the poison
+    fault scenario at 100k events: a subject's last expiries never fired)."""
+    index = DeadlineIndex()
+    index.set(b"alice", "default", T)
+    assert index.due(T) == [(T, b"alice", "default")]
+    later = T + timedelta(minutes=5)
+    index.set(b"alice", "default", later)  # a batch: T ended in-step, next is later
+    index.restore(b"alice", "default", T)  # the timer puts back what it held
+    assert index.due(later) == [(later, b"alice", "default")]
+    index.restore(b"bob", "default", T)  # nothing newer: put back
+    assert index.due(T) == [(T, b"bob", "default")]
+
+
+INPUTS = ("jit.requests", "jit.sessions")
+
+
+def _offsets(requests: int | None, sessions: int | None) -> dict[tuple[str, int], int | None]:
+    return {("jit.requests", 0): requests, ("jit.sessions", 0): sessions}
+
+
+def test_the_gate_holds_a_tick_until_every_input_topic_is_past_it_or_caught_up() -> None:
+    clock = PartitionClock()
+    ends, committed = _offsets(10, 4), _offsets(None, None)
+    assert not clock.may_expire(INPUTS, 0, T, ends, committed), "nothing decided yet"
+    clock.decided("jit.requests", 0, 2, T + timedelta(seconds=1))  # requests past T
+    assert not clock.may_expire(INPUTS, 0, T, ends, committed), "sessions still behind"
+    clock.decided("jit.sessions", 0, 3, T - timedelta(seconds=1))  # sessions at their end
+    assert clock.may_expire(INPUTS, 0, T, ends, committed)
+    later = T + timedelta(seconds=5)
+    assert not clock.may_expire(INPUTS, 0, later, ends, committed), \
+        "requests neither past the later deadline nor decided to their end offset"
+    clock.decided("jit.requests", 0, 9, None)  # a dead letter at the end counts as decided
+    assert clock.may_expire(INPUTS, 0, later, ends, committed)
+
+
+def test_the_gate_counts_from_the_committed_offset_and_waits_for_a_first_fetch() -> None:
+    clock = PartitionClock()
+    assert not clock.may_expire(INPUTS, 0, T, _offsets(None, 0), _offsets(None, None)), \
+        "no fetch answered for requests yet"
+    assert clock.may_expire(INPUTS, 0, T, _offsets(0, 0), _offsets(None, None)), \
+        "nothing was ever written to either topic"
+    assert clock.may_expire(INPUTS, 0, T, _offsets(5, 0), _offsets(5, None)), \
+        "decided (and committed) up to the end before this worker took the partition"
+    assert not clock.may_expire(INPUTS, 0, T, _offsets(5, 0), _offsets(4, None))
+    clock.decided("jit.requests", 0, 3, T - timedelta(seconds=1))
+    assert not clock.may_expire(INPUTS, 0, T, _offsets(5, 0), _offsets(5, None)), \
+        "what was decided here wins over an older committed offset"
+    assert not clock.may_expire(INPUTS, 1, T, _offsets(5, 0), _offsets(5, None)), \
+        "offsets of another partition say nothing about this one"

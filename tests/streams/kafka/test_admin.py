@@ -1,0 +1,27 @@
+"""Reaching the broker: a wrong address fails in bounded time, naming the setting."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from schemas.errors import ConfigError
+from streams.kafka.admin import broker_answers
+from streams.settings import load_settings
+
+
+async def test_no_broker_is_a_config_error_naming_the_address_once(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings(kafka_bootstrap="127.0.0.1:1",  # nothing listens there
+                             kafka_security_protocol="PLAINTEXT")
+    caplog.set_level(logging.INFO)
+    with pytest.raises(ConfigError, match=r"127\.0\.0\.1:1 within 2 s.*JITWATCH_KAFKA_BOOTSTRAP"):
+        await broker_answers(settings.kafka, settings.topics, timeout_s=2)
+    retrying = [r for r in caplog.records if "retrying for up to" in r.getMessage()]
+    assert len(retrying) == 1
+    aiokafka_errors = [r for r in caplog.records if r.name.startswith("aiokafka")
+                       and r.levelno >= logging.ERROR]
+    assert len(aiokafka_errors) <= 1  # the first attempt's; the retries are quiet
+    assert logging.getLogger("aiokafka").level != logging.CRITICAL  # restored
