@@ -142,7 +142,7 @@ def admin_client() -> aioredis.Redis | None:
 async def query_figures(settings: Settings, prefix: str,
                         records: list[tuple[bytes, bytes]]) -> None:
     """Query latency on the chains just written, as the read-only verifier."""
-    verifier = redis_for(settings, "verifier")
+    verifier = redis_for(settings.audit, "verifier")
     subject = records[len(records) // 2][0].decode()
     since = T0 + timedelta(milliseconds=len(records) // 2)
     try:
@@ -321,7 +321,7 @@ async def main() -> None:
         raise SystemExit("bench/audit.py: no Redis user set (JITWATCH_REDIS_USER); run "
                          "`eval \"$(ops/stack env)\"` first (bench/run does)")
     records = decisions(args.entries)
-    client = redis_for(settings, "sink")
+    client = redis_for(settings.audit, "sink")
     run = uuid.uuid4().hex[:6]
     base_prefix, chain_prefix = f"jitwatch:bench-{run}-base:audit", f"jitwatch:bench-{run}:audit"
     try:

@@ -1,8 +1,8 @@
 """Runtime settings, read once in ``main`` from ``JITWATCH_*`` environment variables, in
 sections: each part of the code takes the section it needs, never the whole object.
 
-Imports nothing of jitwatch but :mod:`streams.kafka.security` (whose fields the ``kafka``
-section has), so every other module may import its section from here.
+Imports nothing of jitwatch but schemas' errors, so every other module may import its
+section from here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 import textwrap
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -25,7 +25,6 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
-from streams.kafka.security import KafkaSecurity
 
 __all__ = [
     "ENVIRONMENT_GROUPS",
@@ -40,6 +39,8 @@ __all__ = [
 ]
 
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
 
 class _Section(BaseModel):
@@ -47,15 +48,53 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
 
-class KafkaSettings(KafkaSecurity):
+class KafkaSettings(_Section):
     """Section ``kafka``: where the brokers are and how every client authenticates
-    (``JITWATCH_KAFKA_*``; the security fields are
-    :class:`streams.kafka.security.KafkaSecurity`'s)."""
-
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    (``JITWATCH_KAFKA_*``; :mod:`streams.kafka.security` turns it into client options)."""
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     """Kafka bootstrap servers, ``host:port[,host:port]``."""
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    """``PLAINTEXT`` (default, local stack), ``SASL_PLAINTEXT``, ``SSL`` or ``SASL_SSL``."""
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    """With SASL: ``SCRAM-SHA-512``, ``SCRAM-SHA-256`` or ``PLAIN``."""
+    kafka_sasl_username: str | None = None
+    """The principal the client authenticates as (``User:<name>`` in ACLs)."""
+    kafka_sasl_password: SecretStr | None = None
+    """Prefer ``kafka_sasl_password_file``: environment variables leak into process dumps."""
+    kafka_sasl_password_file: Path | None = None
+    """A file holding the password (trailing newline ignored), e.g. a mounted secret."""
+    kafka_ssl_cafile: Path | None = None
+    """CA bundle that signed the brokers' certificates (system CAs when unset)."""
+    kafka_ssl_certfile: Path | None = None
+    """Client certificate for mutual TLS."""
+    kafka_ssl_keyfile: Path | None = None
+    """The client certificate's private key."""
+    principals_file: Path = Path("ops/principals.toml")
+    """The declarative principals and ACLs (``jitwatch acls apply``, ``jitwatch whoami``)."""
+
+    @model_validator(mode="after")
+    def _consistent_security(self) -> KafkaSettings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            if not self.kafka_sasl_username:
+                raise ValueError(
+                    f"kafka_sasl_username is required with kafka_security_protocol "
+                    f"{self.kafka_security_protocol}; set JITWATCH_KAFKA_SASL_USERNAME")
+            if (self.kafka_sasl_password is None) == (self.kafka_sasl_password_file is None):
+                raise ValueError(
+                    "set exactly one of JITWATCH_KAFKA_SASL_PASSWORD_FILE (preferred) or "
+                    "JITWATCH_KAFKA_SASL_PASSWORD")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("kafka_ssl_certfile and kafka_ssl_keyfile go together; set both "
+                             "(JITWATCH_KAFKA_SSL_CERTFILE, JITWATCH_KAFKA_SSL_KEYFILE) or neither")
+        return self
+
+    @property
+    def kafka_principal(self) -> str:
+        """The principal as Kafka's authorizer names it."""
+        if self.kafka_security_protocol.startswith("SASL_") and self.kafka_sasl_username:
+            return f"User:{self.kafka_sasl_username}"
+        return "User:ANONYMOUS"
 
 
 class TopicSettings(_Section):

@@ -21,7 +21,7 @@ from typing import Literal, cast
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from streams.settings import Settings
+from streams.settings import AuditSettings
 
 __all__ = [
     "INDEXED_FIELDS",
@@ -100,22 +100,22 @@ def index_range(value: bytes, since_ms: int | None,
     return low, b"(%s\x00%013d" % (value, max(until_ms + 1, 0))
 
 
-def redis_for(settings: Settings, role: Role) -> aioredis.Redis:
+def redis_for(audit: AuditSettings, role: Role) -> aioredis.Redis:
     """A client on the audit Redis as the role's ACL user (settings ``*_REDIS_USER``)."""
     user: str | None
     password: SecretStr | None
     if role == "sink":
-        user, password = settings.redis_user, settings.redis_password
+        user, password = audit.redis_user, audit.redis_password
     elif role == "notary":
-        user, password = settings.notary_redis_user, settings.notary_redis_password
+        user, password = audit.notary_redis_user, audit.notary_redis_password
     else:
-        user, password = settings.verifier_redis_user, settings.verifier_redis_password
+        user, password = audit.verifier_redis_user, audit.verifier_redis_password
     credentials: dict[str, str] = {}
     if user is not None:
         credentials["username"] = user
     if password is not None:
         credentials["password"] = password.get_secret_value()
-    return aioredis.Redis.from_url(settings.redis_url, **credentials)  # type: ignore[arg-type]
+    return aioredis.Redis.from_url(audit.redis_url, **credentials)  # type: ignore[arg-type]
 
 
 async def read_stream(client: aioredis.Redis, key: str, after: str | None = None,

@@ -35,7 +35,7 @@ from streams.audit.chain import (
 )
 from streams.audit.keys import checkpoint_key, read_stream, redis_for, stream_key
 from streams.audit.retry import until_redis_answers
-from streams.settings import Settings
+from streams.settings import AuditSettings, TopicSettings
 
 __all__ = ["Notary", "generate_keys", "load_private_key", "load_public_key", "run_notary"]
 
@@ -195,13 +195,13 @@ class Notary:
         log.info("checkpoint: partition %d seq %d offset %d", partition, head.seq, head.offset)
 
 
-async def run_notary(settings: Settings, stop: asyncio.Event) -> None:
+async def run_notary(audit: AuditSettings, topics: TopicSettings, stop: asyncio.Event) -> None:
     """Sign chain heads until ``stop`` is set; waits out Redis outages like the sink."""
-    key = load_private_key(settings.audit_signing_key_file)
-    client = redis_for(settings, "notary")
-    notary = Notary(client, settings.audit_key_prefix, settings.topic_partitions, key,
-                    settings.audit_checkpoint_every, settings.audit_checkpoint_interval_s)
-    log.info("notary signing %s:p* with key %s", settings.audit_key_prefix,
+    key = load_private_key(audit.audit_signing_key_file)
+    client = redis_for(audit, "notary")
+    notary = Notary(client, audit.audit_key_prefix, topics.topic_partitions, key,
+                    audit.audit_checkpoint_every, audit.audit_checkpoint_interval_s)
+    log.info("notary signing %s:p* with key %s", audit.audit_key_prefix,
              signatures.fingerprint(key.public_key()))
     try:
         if await until_redis_answers(notary.load, stop, "reading checkpoints") is None:

@@ -25,7 +25,7 @@ from streams.audit.keys import redis_for
 from streams.audit.retry import REDIS_DOWN, until_redis_answers
 from streams.audit.transactions import AuditRecord
 from streams.kafka.security import kafka_client_options
-from streams.settings import Settings
+from streams.settings import AuditSettings, KafkaSettings, TopicSettings
 
 __all__ = ["POLL_RECORDS", "run_audit_sink"]
 
@@ -50,30 +50,31 @@ class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka
         self.unsynced |= set(assigned)
 
 
-async def run_audit_sink(settings: Settings, stop: asyncio.Event) -> None:
+async def run_audit_sink(audit: AuditSettings, kafka: KafkaSettings, topics: TopicSettings,
+                         stop: asyncio.Event) -> None:
     """Consume committed decisions and append them to the chains until ``stop`` is set.
 
     Offsets are committed only after Redis holds the entries; while Redis is unreachable the
     sink keeps its batch and retries with backoff, never skipping. Raises
     :class:`AuditTamperError` (the process stops loudly) when the chain was altered.
     """
-    client = redis_for(settings, "sink")
-    sink = RedisAuditSink(client, settings.audit_key_prefix)
+    client = redis_for(audit, "sink")
+    sink = RedisAuditSink(client, audit.audit_key_prefix)
     assignments = _Assignments()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=settings.audit_group,
-        client_id=f"{settings.audit_group}-sink",
+        bootstrap_servers=kafka.kafka_bootstrap,
+        group_id=audit.audit_group,
+        client_id=f"{audit.audit_group}-sink",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_partition_fetch_bytes=4 * 1024 * 1024,
-        **kafka_client_options(settings),
+        **kafka_client_options(kafka),
     )
-    consumer.subscribe([settings.topic_decisions], listener=assignments)
+    consumer.subscribe([topics.topic_decisions], listener=assignments)
     await consumer.start()
-    log.info("audit sink consuming %s as group %s", settings.topic_decisions,
-             settings.audit_group)
+    log.info("audit sink consuming %s as group %s", topics.topic_decisions,
+             audit.audit_group)
     next_check = time.monotonic() + 5.0
     try:
         while not stop.is_set():
@@ -113,7 +114,7 @@ async def run_audit_sink(settings: Settings, stop: asyncio.Event) -> None:
                 if await until_redis_answers(sink.check_heads, stop,
                                              "checking chain heads") is None:
                     return
-            _rewind(consumer, sink, settings.topic_decisions)
+            _rewind(consumer, sink, topics.topic_decisions)
     finally:
         await consumer.stop()
         await client.aclose()

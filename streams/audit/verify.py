@@ -26,7 +26,7 @@ from streams.audit.chain import ChainEntry, ChainVerifier, Problem, Verdict
 from streams.audit.keys import StreamEntry, checkpoint_key, read_stream, stream_key
 from streams.audit.query import EXPORT_FORMAT
 from streams.kafka.security import kafka_client_options
-from streams.settings import Settings
+from streams.settings import KafkaSettings
 
 __all__ = ["ExportError", "PartitionReport", "VerifyReport", "kafka_consumer_options",
            "verify_export", "verify_redis"]
@@ -167,12 +167,12 @@ async def _against_kafka(kafka: dict[str, Any], topic: str, partition: int,
     return None, compared
 
 
-def kafka_consumer_options(settings: Settings) -> dict[str, Any]:
+def kafka_consumer_options(kafka: KafkaSettings) -> dict[str, Any]:
     """The ``kafka`` argument of :func:`verify_redis`: the bootstrap servers and the same
     SASL/TLS options as every other jitwatch client (``JITWATCH_KAFKA_*``). The reader
     assigns partitions itself and commits nothing, so a principal that may read the topic
     without a consumer group (the SIEM's) is enough."""
-    return {"bootstrap_servers": settings.kafka_bootstrap, **kafka_client_options(settings)}
+    return {"bootstrap_servers": kafka.kafka_bootstrap, **kafka_client_options(kafka)}
 
 
 async def _topic_records(kafka: dict[str, Any], topic: str,

@@ -58,14 +58,15 @@ def _sink(settings: Settings, args: argparse.Namespace) -> int:
     """``jitwatch audit sink`` (and ``audit-sink``): run the sink until a signal."""
     from streams.audit import run_audit_sink
 
-    run_until_signal(lambda stop: run_audit_sink(settings, stop))
+    run_until_signal(lambda stop: run_audit_sink(settings.audit, settings.kafka,
+                                                 settings.topics, stop))
     return 0
 
 
 def _notary(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit.notary import run_notary
 
-    run_until_signal(lambda stop: run_notary(settings, stop))
+    run_until_signal(lambda stop: run_notary(settings.audit, settings.topics, stop))
     return 0
 
 
@@ -93,11 +94,11 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
             return 1 if exc.verdict == "tampered" else 2
     else:
         async def run() -> VerifyReport:
-            client = redis_for(settings, "verifier")
+            client = redis_for(settings.audit, "verifier")
             try:
                 return await verify_redis(
                     client, settings.audit_key_prefix, settings.topic_partitions, public_key,
-                    kafka_consumer_options(settings) if args.against_kafka else None,
+                    kafka_consumer_options(settings.kafka) if args.against_kafka else None,
                     settings.topic_decisions)
             finally:
                 await client.aclose()
@@ -138,7 +139,7 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
     _warn_unknown_rule(args.rule)
 
     async def run() -> int:
-        client = redis_for(settings, "verifier")
+        client = redis_for(settings.audit, "verifier")
         try:
             found = await query(client, settings.audit_key_prefix, settings.topic_partitions,
                                 _filters(args))
@@ -172,7 +173,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     partial = None if args.out is None else args.out.with_name(f".{args.out.name}.partial")
 
     async def run() -> int:
-        client = redis_for(settings, "verifier")
+        client = redis_for(settings.audit, "verifier")
         try:
             if partial is None:
                 return await export(client, settings.audit_key_prefix, partitions,

@@ -86,7 +86,7 @@ async def _audit_view(settings: Settings) -> tuple[dict[str, Any], list[dict[str
     from streams.audit.keys import redis_for, stream_key
 
     heads: dict[str, Any] = {}
-    client = redis_for(settings, "verifier")  # read-only: the auditor's own ACL user
+    client = redis_for(settings.audit, "verifier")  # read-only: the auditor's own ACL user
     try:
         for partition in range(settings.topic_partitions):
             key = stream_key(settings.audit_key_prefix, partition)

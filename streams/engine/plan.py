@@ -99,7 +99,7 @@ def stored_keys(records: Iterable[Record]) -> dict[tuple[int, bytes], int]:
 
 def plan_batch(
     records: Sequence[Record],
-    stored_values: Mapping[tuple[int, bytes], bytes | None],
+    stored_values: Mapping[tuple[int, bytes], bytes | Exception | None],
     policy: LoadedPolicy,
     *,
     decisions_topic: str,
@@ -114,9 +114,11 @@ def plan_batch(
     the decodable records are decided in order of their ``at`` (stable, so one topic's
     order stands on ties), which is how a replay of the same events decides them.
     ``stored_values`` holds the stored value of each (partition, key) of
-    :func:`stored_keys` as of before the batch (missing or None: nothing stored); later
-    records of the same key see the earlier ones' results. Any failure of one record sends
-    that record to the dead letter topic and never yields an approve.
+    :func:`stored_keys` as of before the batch (missing or None: nothing stored; an
+    exception: the read failed, and each record that needs the value is a dead letter with
+    that error, as any other failure of one record). Later records of the same key see the
+    earlier ones' results. Any failure of one record sends that record to the dead letter
+    topic and never yields an approve.
     """
     plan = BatchPlan()
     pending: dict[bytes, StoredSubject] = {}
@@ -138,8 +140,13 @@ def plan_batch(
         try:
             key = event.subject.id.encode("utf-8")
             plan.decided.append((record.topic, record.partition, record.offset, event.at))
-            stored = (pending[key] if key in pending
-                      else decode_stored(stored_values.get((record.partition, key))))
+            if key in pending:
+                stored: StoredSubject | None = pending[key]
+            else:
+                value = stored_values.get((record.partition, key))
+                if isinstance(value, Exception):
+                    raise value
+                stored = decode_stored(value)
             if isinstance(event, ClockTick):
                 if stored is None:
                     continue  # nothing was ever stored for this subject: nothing to end

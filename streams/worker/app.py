@@ -230,9 +230,15 @@ async def _handle_batch(
         )
         for event in events
     ]
-    # Each subject's state as of before the batch, read on its record's partition.
-    stored = {where: access.get(events[index], where[1])
-              for where, index in stored_keys(records).items()}
+    # Each subject's state as of before the batch, read on its record's partition. A read
+    # that fails becomes a dead letter of the records that needed it (plan_batch), as it
+    # did when the planner read the table itself: one bad read must not stop the batch.
+    stored: dict[tuple[int, bytes], bytes | Exception | None] = {}
+    for where, index in stored_keys(records).items():
+        try:
+            stored[where] = access.get(events[index], where[1])
+        except Exception as exc:  # noqa: BLE001 - handed to the planner as data
+            stored[where] = exc
     plan = plan_batch(
         records,
         stored,

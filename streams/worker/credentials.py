@@ -6,12 +6,13 @@ from typing import Any
 
 import faust
 
-from streams.kafka.security import KafkaSecurity, sasl_password, ssl_context
+from streams.kafka.security import sasl_password, ssl_context
+from streams.settings import KafkaSettings
 
 __all__ = ["faust_credentials"]
 
 
-def faust_credentials(security: KafkaSecurity) -> Any:
+def faust_credentials(security: KafkaSettings) -> Any:
     """The faust ``broker_credentials`` for these settings; None for plaintext."""
     context = ssl_context(security)
     if security.kafka_security_protocol.startswith("SASL_"):

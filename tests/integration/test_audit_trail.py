@@ -65,7 +65,7 @@ async def role(settings: Settings) -> AsyncIterator[Callable[[str], aioredis.Red
     clients: list[aioredis.Redis] = []
 
     def client(name: str) -> aioredis.Redis:
-        clients.append(redis_for(settings, name))  # type: ignore[arg-type]
+        clients.append(redis_for(settings.audit, name))  # type: ignore[arg-type]
         return clients[-1]
 
     yield client

@@ -280,7 +280,7 @@ async def test_audit_verify_against_kafka_reads_the_topic_as_a_sasl_principal(
         await producer.stop()
 
     # The chain of whatever the topic holds (the matrix's probes too), as the sink's user.
-    sink_client = redis_for(load_settings(), "sink")
+    sink_client = redis_for(load_settings().audit, "sink")
     sink = RedisAuditSink(sink_client, auth.name("audit_key_prefix"))
     consumer = AIOKafkaConsumer(**client_options("admin"), enable_auto_commit=False)
     await consumer.start()

@@ -103,6 +103,24 @@ def test_unreadable_state_is_a_dead_letter_never_an_approve() -> None:
     assert plan.writes == {}
 
 
+def test_a_failed_store_read_is_a_dead_letter_of_the_records_that_need_it() -> None:
+    # The worker hands a read that raised to the planner as data: that subject's records
+    # are dead letters with the error, the other subjects' are decided as usual.
+    records = [_record(0, raw_request("r-1", [("db", "prod")])),
+               _record(1, raw_request("r-2", [("db", "prod")], subject="bob"), key=b"bob")]
+    stored: dict[tuple[int, bytes], bytes | Exception | None] = {
+        (0, b"alice"): OSError("rocksdb: IO error"), (0, b"bob"): None}
+    plan = plan_batch(records, stored, POLICY, decisions_topic="jit.decisions",
+                      deadletter_topic="jit.deadletter", max_event_bytes=64 * 1024,
+                      now=lambda: NOW)
+    assert [out.topic for out in plan.outbound] == ["jit.deadletter", "jit.decisions"]
+    headers = dict(plan.outbound[0].headers)
+    assert headers["error.class"] == b"OSError"
+    assert b"rocksdb: IO error" in headers["error.message"]
+    assert orjson.loads(plan.outbound[1].value)["action"] == "approve"  # type: ignore[arg-type]
+    assert list(plan.writes) == [b"bob"]
+
+
 def test_decision_carries_cause_coordinates_and_policy() -> None:
     plan = _plan([_record(41, raw_request("r-1", [("db", "prod")]))])
     decision = orjson.loads(plan.outbound[0].value)  # type: ignore[arg-type]
