@@ -29,6 +29,7 @@ from streams.audit.keys import (
     read_stream,
     stream_key,
 )
+from streams.printable import printable
 
 __all__ = ["EXPORT_FORMAT", "TABLE_HEADER", "ExportWriter", "Filters", "Found", "export",
            "format_row", "query"]
@@ -156,15 +157,18 @@ TABLE_HEADER = _ROW.format("time", "action", "subject", "request", "rule",
 
 def format_row(found: Found) -> str:
     """One table row: time, action, subject, request, rule, place in the chain. A worker's
-    policy-load record shows as ``policy-load`` with its outcome and policy version."""
+    policy-load record shows as ``policy-load`` with its outcome and policy version.
+
+    Every field but the place is what the decision's producer wrote, so each is shown
+    through :func:`streams.printable.printable` (whole: an auditor needs the full ids)."""
     decision = found.decision
     action, rule = decision.get("action", "?"), (decision.get("rule") or {}).get("id", "?")
     if is_policy_load(decision):
         action = "policy-load"
         rule = f"{decision.get('outcome', '?')} {(decision.get('new') or {}).get('version', '')}"
-    return _ROW.format(decision.get("at", "?"), action,
-                       (decision.get("subject") or {}).get("id", "?"),
-                       decision.get("request_id") or "-", rule,
+    claimed = (decision.get("at", "?"), action, (decision.get("subject") or {}).get("id", "?"),
+               decision.get("request_id") or "-", rule)
+    return _ROW.format(*map(printable, claimed),
                        f"p{found.entry.partition}:{found.entry.seq}@{found.entry.offset}")
 
 

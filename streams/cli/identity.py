@@ -11,6 +11,7 @@ from typing import Any
 
 from schemas.errors import ConfigError
 from streams.cli.support import Commands
+from streams.printable import printable
 from streams.settings import Settings
 
 __all__ = ["cmd_acls", "cmd_keygen", "cmd_sign", "cmd_whoami", "inventory", "register"]
@@ -169,6 +170,11 @@ def inventory(settings: Settings, policy_file: Path | None) -> dict[str, Any]:
     }
 
 
+def _show(line: str) -> None:
+    """Print one line of ``whoami``'s text, escaped (:func:`streams.printable.printable`)."""
+    print(printable(line))
+
+
 def cmd_whoami(settings: Settings, args: argparse.Namespace) -> int:
     """``jitwatch whoami``: the worker's identity, reach, policy and audit heads."""
     import orjson
@@ -177,45 +183,48 @@ def cmd_whoami(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
         return 0
-    print(f"principal      {found['principal']} ({found['security_protocol']} to "
+    # Worker names, versions, ACL lines, errors and head fields come from the broker, the
+    # audit trail and files others write: every line is shown escaped, so none of them can
+    # add a line or drive the terminal (our own text has nothing to escape).
+    _show(f"principal      {found['principal']} ({found['security_protocol']} to "
           f"{found['bootstrap']})")
-    print(f"worker group   {found['consumer_group']} (changelogs and commands: "
+    _show(f"worker group   {found['consumer_group']} (changelogs and commands: "
           f"{found['app_id']}-*)")
-    print(f"reads          {', '.join(found['topics']['reads'])}")
-    print(f"writes         {', '.join(found['topics']['writes'])}")
-    print(f"ACLs from      {found['acls']['source']}")
+    _show(f"reads          {', '.join(found['topics']['reads'])}")
+    _show(f"writes         {', '.join(found['topics']['writes'])}")
+    _show(f"ACLs from      {found['acls']['source']}")
     for line in found["acls"]["bindings"] or ["(none)"]:
-        print(f"  {line}")
+        _show(f"  {line}")
     policy = found["policy"]
     if "error" in policy:
-        print(f"policy         NOT LOADABLE: {policy['error']}")
+        _show(f"policy         NOT LOADABLE: {policy['error']}")
     else:
-        print(f"policy         {policy['version']} sha256 {policy['sha256']}")
-        print(f"  signed by    {policy['signer'] or 'nobody (no signers configured)'}"
+        _show(f"policy         {policy['version']} sha256 {policy['sha256']}")
+        _show(f"  signed by    {policy['signer'] or 'nobody (no signers configured)'}"
               f"{' key ' + policy['key_id'] if policy['key_id'] else ''}; {policy['source']}")
         # This shell's settings, which need not be a running worker's: the workers' own
         # load records follow.
-        print("  (as this shell's settings name it)")
-    print("policy loads   newest per worker, as recorded in the audit trail")
+        _show("  (as this shell's settings name it)")
+    _show("policy loads   newest per worker, as recorded in the audit trail")
     for load in found["policy_loads"]:
         same = "" if "error" in policy else \
             " (the same)" if load["sha256"] == policy["sha256"] else " (DIFFERS from above)"
-        print(f"  {load['at']} {load['worker']} {load['outcome']}; enforces "
+        _show(f"  {load['at']} {load['worker']} {load['outcome']}; enforces "
               f"{load['version']} sha256 {str(load['sha256'])[:12]}…{same}")
     if not found["policy_loads"]:
-        print("  (none recorded: no worker started since the audit sink ran, or Redis is "
+        _show("  (none recorded: no worker started since the audit sink ran, or Redis is "
               "unreadable)")
-    print("audit heads")
+    _show("audit heads")
     heads = found["audit_heads"]
     if "error" in heads:
-        print(f"  {heads['error']}")
+        _show(f"  {heads['error']}")
     for key, head in sorted(heads.items()):
         if key != "error":
             extra = "".join(f" {name} {head[name]}" for name in ("hash", "chain", "head")
                             if name in head)
-            print(f"  {key}: {head['length']} entries, last {head['entry']}{extra}")
+            _show(f"  {key}: {head['length']} entries, last {head['entry']}{extra}")
     if not heads:
-        print("  (none yet)")
+        _show("  (none yet)")
     return 0
 
 

@@ -1,10 +1,20 @@
-"""One readable line per decision, for ``jitwatch demo``, ``tail`` and ``simulate``."""
+"""One readable line per decision, for ``jitwatch demo``, ``tail`` and ``simulate``.
+
+Every field of a decision is a producer's claim (``tail`` prints whatever the decisions
+topic holds), so each goes through :func:`streams.printable.printable`: a newline in an id
+cannot add a row, nor an ESC sequence rewrite the line.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["format_decision"]
+from streams.printable import printable
+
+__all__ = ["SUBJECT_WIDTH", "format_decision"]
+
+SUBJECT_WIDTH = 40
+"""The subject column; a longer subject id is shortened in the middle."""
 
 _COLOURS = {"approve": "32", "deny": "31", "revoke": "33", "escalate": "35", "lock": "31;1",
             "unlock": "36"}
@@ -12,15 +22,12 @@ _COLOURS = {"approve": "32", "deny": "31", "revoke": "33", "escalate": "35", "lo
 
 def format_decision(decision: dict[str, Any], colour: bool = False) -> str:
     """One line an operator can read: time, action, subject, request, rule and reason."""
-    action = str(decision["action"]).upper()
+    action = f"{printable(str(decision['action']).upper()):<8}"
     if colour:
-        action = f"\x1b[{_COLOURS.get(decision['action'], '0')}m{action:<8}\x1b[0m"
-    else:
-        action = f"{action:<8}"
-    at = str(decision["at"])[11:19]
-    targets = ",".join(decision.get("targets") or []) or decision.get("request_id") or "-"
-    subject = decision["subject"]["id"]
-    if len(subject) > 40:
-        subject = "…" + subject[-39:]
-    return (f"{at}  {action} {subject:<40} {targets:<14} [{decision['rule']['id']}] "
-            f"{decision['reason']}")
+        action = f"\x1b[{_COLOURS.get(str(decision['action']), '0')}m{action}\x1b[0m"
+    at = printable(str(decision["at"])[11:19])
+    targets = printable(",".join(decision.get("targets") or [])
+                        or decision.get("request_id") or "-")
+    subject = printable(decision["subject"]["id"], width=SUBJECT_WIDTH)
+    return (f"{at}  {action} {subject:<{SUBJECT_WIDTH}} {targets:<14} "
+            f"[{printable(decision['rule']['id'])}] {printable(decision['reason'])}")

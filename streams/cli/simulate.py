@@ -18,6 +18,7 @@ from schemas.policy import LoadedPolicy
 from streams.cli.support import Commands, utc_time
 from streams.control.policy import load_policy
 from streams.engine.replay import BadLine, Replay
+from streams.printable import printable
 from streams.settings import Settings
 
 __all__ = ["register"]
@@ -109,7 +110,7 @@ def _simulate(settings: Settings, args: argparse.Namespace, events: Path, name: 
             replay = seen
             if isinstance(item, BadLine):
                 print(f"{name}:{item.number}: skipped ({item.error_class}): "
-                      f"{item.message}", file=sys.stderr)
+                      f"{printable(item.message)}", file=sys.stderr)
                 continue
             encoded = encode_decision(item)
             if out is not None:
@@ -153,12 +154,12 @@ def _simulate_diff(settings: Settings, args: argparse.Namespace, events: Path,
     changed = changed_events(before, after)
     if changed:
         print(f"- under {named(current)}\n+ under {named(candidate)}")
-    for event_id in changed:
-        print(f"{event_id}:")
+    for event_id in changed:  # event ids, request ids and targets are producers' claims
+        print(f"{printable(event_id)}:")
         for line in before.get(event_id, []):
-            print(f"  - {line}")
+            print(f"  - {printable(line)}")
         for line in after.get(event_id, []):
-            print(f"  + {line}")
+            print(f"  + {printable(line)}")
     print(f"{len(changed)} of {len(set(before) | set(after))} events decide differently "
           f"under {named(candidate)} than under {named(current)}", file=sys.stderr)
     return 1 if changed else 0  # as diff(1): a shadow run in CI fails on a change

@@ -195,3 +195,26 @@ def test_command_help_names_the_variables_it_reads(
     with pytest.raises(SystemExit):
         main(["worker", "--help"])
     assert "JITWATCH_DATA_DIR [.jitwatch-data]" in capsys.readouterr().out
+
+
+def test_simulate_text_shows_forged_ids_escaped(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A newline in a request id must not add a row, nor an ESC drive the terminal, in the
+    text output or in --diff's listing."""
+    forged = "r-1\n10:00:00  DENY     mallory                                  r-9"
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(orjson.dumps(raw_request(
+        forged, [("x", "prod"), ("y", "prod")], subject="\x1b[2Kalice\u202e",
+        event_id="e-1\n+ approve")))
+    assert main(["simulate", "--events", str(events)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert "\x1b" not in out
+    assert "\u202e" not in out
+    assert "r-1\\n10:00:00  DENY" in out
+    strict = tmp_path / "strict.toml"
+    strict.write_text('version = "strict"\n[defaults.caps]\nmax_resources_per_request = 1\n')
+    assert main(["simulate", "--events", str(events), "--diff", str(strict)]) == 1
+    listing = capsys.readouterr().out
+    assert "e-1\\n+ approve:" in listing
+    assert not any(line.startswith("+ approve") for line in listing.splitlines())
