@@ -19,7 +19,7 @@ import orjson
 from schemas.decisions import Decision
 from schemas.policy import LoadedPolicy
 from streams.engine.codec import encode_decision
-from streams.engine.replay import BadLine, Replay, replay_lines
+from streams.engine.replay import BadLine, Replay, UndecidedTick, replay_lines
 
 __all__ = ["Comparison", "compare", "simulated"]
 
@@ -70,6 +70,8 @@ def simulated(events: Iterable[dict[str, Any]], policy: LoadedPolicy,
     for item in replay_lines(lines, policy, replay or Replay(), 1 << 20, until):
         if isinstance(item, BadLine):
             raise AssertionError(f"oracle input line {item.number} is bad: {item.message}")
+        if isinstance(item, UndecidedTick):  # the stream dead-letters it too: no decision
+            continue
         out.append(orjson.loads(encode_decision(item)))
     return out
 

@@ -17,7 +17,7 @@ from schemas.errors import JitwatchError
 from schemas.policy import LoadedPolicy
 from streams.cli.support import Commands, utc_time
 from streams.control.policy import load_policy
-from streams.engine.replay import BadLine, Replay
+from streams.engine.replay import BadLine, Replay, UndecidedTick
 from streams.printable import printable
 from streams.settings import Settings
 
@@ -43,12 +43,14 @@ def register(commands: Commands) -> None:
                           help="list the decisions that change under OTHER_POLICY; exit 1 "
                           "when any does (as diff)")
     simulate.add_argument("--strict", action="store_true",
-                          help="exit 1 when a line was skipped or the file held no events")
+                          help="exit 1 when a line was skipped, an expiry could not be "
+                          "decided, or the file held no events")
     simulate.set_defaults(run=_cmd_simulate)
 
 
 def _replay(path: Path, policy: LoadedPolicy, settings: Settings, progress: bool,
-            until: datetime | None = None) -> Iterator[tuple[Replay, Decision | BadLine]]:
+            until: datetime | None = None
+            ) -> Iterator[tuple[Replay, Decision | BadLine | UndecidedTick]]:
     from tqdm import tqdm
 
     from streams.engine.replay import replay_lines
@@ -112,6 +114,10 @@ def _simulate(settings: Settings, args: argparse.Namespace, events: Path, name: 
                 print(f"{name}:{item.number}: skipped ({item.error_class}): "
                       f"{printable(item.message)}", file=sys.stderr)
                 continue
+            if isinstance(item, UndecidedTick):  # the stream dead-letters its tick command
+                print(f"{name}: expiry not decided ({item.error_class}): "
+                      f"{printable(item.message)}", file=sys.stderr)
+                continue
             encoded = encode_decision(item)
             if out is not None:
                 out.write(encoded + b"\n")
@@ -130,11 +136,14 @@ def _simulate(settings: Settings, args: argparse.Namespace, events: Path, name: 
               f"({replay.last_at.isoformat()}): it let no time run on", file=sys.stderr)
     summary = (f"{replay.events} events, {sum(replay.actions.values())} decisions, "
                f"{len(replay.bad_lines)} bad lines skipped")
+    if replay.undecided_ticks:
+        count = len(replay.undecided_ticks)
+        summary += f", {count} {'expiry' if count == 1 else 'expiries'} not decided"
     print(summary, file=sys.stderr)
     for label, counts in (("action", replay.actions), ("rule", replay.rules)):
         for name, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
             print(f"  {label:<6} {name:<28} {count}", file=sys.stderr)
-    return 1 if args.strict and replay.bad_lines else 0
+    return 1 if args.strict and (replay.bad_lines or replay.undecided_ticks) else 0
 
 
 def _simulate_diff(settings: Settings, args: argparse.Namespace, events: Path,

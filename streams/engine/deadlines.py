@@ -8,7 +8,8 @@ been decided first (event time tracks wall time in live operation), and only onc
 input of the subject's partition stamped before the deadline can still be waiting
 (:meth:`PartitionClock.may_expire`); a tick that finds nothing left to end changes nothing,
 so stale or duplicate ticks are harmless. The tick's bytes are
-:func:`streams.engine.codec.encode_tick`.
+:func:`streams.engine.codec.encode_tick`; the stream and the file replay both decide a tick
+through :func:`decide_tick`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,40 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["DeadlineIndex", "Offsets", "PartitionClock"]
+from policy import Step, tick
+from schemas._base import format_time
+from schemas.errors import InputError
+from schemas.policy import LoadedPolicy
+from schemas.state import StoredSubject
+
+__all__ = ["TICK_UNDECIDABLE", "DeadlineIndex", "Offsets", "PartitionClock", "decide_tick"]
+
+TICK_UNDECIDABLE = "tick-undecidable"
+"""The error class of a tick whose expiries could not be decided (a dead letter)."""
+
+
+def decide_tick(stored: StoredSubject, tenant: str, subject_id: str, at: datetime,
+                policy: LoadedPolicy, *, emitted_at: datetime | None = None,
+                coordinates: tuple[str, int, int] | None = None) -> Step:
+    """Let event time reach ``at`` for one subject (:func:`policy.tick`), for the stream
+    and the replay alike.
+
+    An event that cannot be evaluated is denied; a tick has nothing to deny, so one that
+    cannot be decided (an expiry whose lock would end past year 9999) fails as a whole and
+    ends nothing: the stream dead-letters its command, the replay reports it, and the
+    subject's next event meets the same failure and is denied (``evaluation-error``).
+
+    Raises:
+        InputError: ``tick-undecidable``, naming the subject, the tenant, the time and why.
+    """
+    try:
+        return tick(stored, tenant, subject_id, at, policy, emitted_at=emitted_at,
+                    coordinates=coordinates)
+    except Exception as exc:  # any failure: errors are data here, a dead letter
+        raise InputError(TICK_UNDECIDABLE,
+                         f"expiry of subject {subject_id[:80]!r} (tenant {tenant!r}) at "
+                         f"{format_time(at)} could not be decided ({type(exc).__name__}: "
+                         f"{exc}); nothing ended") from exc
 
 Offsets = Mapping[tuple[str, int], int | None]
 """Kafka offsets by (topic, partition); None where none is known (yet)."""

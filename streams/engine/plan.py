@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from policy import next_deadline, step, tick
+from policy import next_deadline, step
 from schemas._base import trusted_model
 from schemas.decisions import Cause
 from schemas.errors import InputError
@@ -27,6 +27,7 @@ from streams.engine.codec import (
     encode_decision,
     encode_stored,
 )
+from streams.engine.deadlines import decide_tick
 
 __all__ = ["BatchPlan", "Outbound", "Record", "Write", "plan_batch", "stored_keys"]
 
@@ -150,9 +151,9 @@ def plan_batch(
             if isinstance(event, ClockTick):
                 if stored is None:
                     continue  # nothing was ever stored for this subject: nothing to end
-                result = tick(stored, event.tenant, event.subject.id, event.at, policy,
-                              emitted_at=now(), coordinates=(record.topic, record.partition,
-                                                             record.offset))
+                result = decide_tick(stored, event.tenant, event.subject.id, event.at, policy,
+                                     emitted_at=now(), coordinates=(
+                                         record.topic, record.partition, record.offset))
             else:
                 # Unvalidated: a validated event's id and type, and the record's typed
                 # coordinates (validating them again cost about 2.5 µs per event).

@@ -13,15 +13,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from policy import next_deadline, step, tick
+from policy import next_deadline, step
 from schemas.decisions import Cause, Decision
 from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from schemas.state import StoredSubject
 from streams.engine.codec import parse_event
-from streams.engine.deadlines import DeadlineIndex
+from streams.engine.deadlines import DeadlineIndex, decide_tick
 
-__all__ = ["BadLine", "Replay", "changed_events", "outcomes", "replay_lines"]
+__all__ = ["BadLine", "Replay", "UndecidedTick", "changed_events", "outcomes", "replay_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +33,25 @@ class BadLine:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class UndecidedTick:
+    """An expiry that could not be decided (:func:`streams.engine.deadlines.decide_tick`):
+    it ends nothing and yields no decision, as the stream dead-letters its tick command."""
+
+    subject: str
+    tenant: str
+    at: datetime
+    error_class: str
+    message: str
+
+
 @dataclass
 class Replay:
     """What a replay produced, for the summary."""
 
     events: int = 0
     bad_lines: list[BadLine] = field(default_factory=list)
+    undecided_ticks: list[UndecidedTick] = field(default_factory=list)
     actions: Counter[str] = field(default_factory=Counter)
     rules: Counter[str] = field(default_factory=Counter)
     states: dict[bytes, StoredSubject] = field(default_factory=dict)
@@ -58,12 +71,20 @@ def _watch(deadlines: DeadlineIndex, replay: Replay, key: bytes, tenant: str) ->
 
 
 def _ticks(deadlines: DeadlineIndex, until: datetime, policy: LoadedPolicy,
-           replay: Replay) -> Iterator[Decision]:
+           replay: Replay) -> Iterator[Decision | UndecidedTick]:
     """Fire every deadline up to ``until`` in time order, as the stream's timer would; one
     at a time, since a tick may set its subject a new deadline before the others."""
     while (entry := deadlines.pop_due(until)) is not None:
         deadline, key, tenant = entry
-        result = tick(replay.states[key], tenant, key.decode("utf-8"), deadline, policy)
+        subject = key.decode("utf-8")
+        try:
+            result = decide_tick(replay.states[key], tenant, subject, deadline, policy)
+        except InputError as exc:
+            # Its deadline stays popped and its state as it was, as in the stream.
+            undecided = UndecidedTick(subject, tenant, deadline, exc.error_class, exc.message)
+            replay.undecided_ticks.append(undecided)
+            yield undecided
+            continue
         if result.changed:
             replay.states[key] = result.stored
         _watch(deadlines, replay, key, tenant)
@@ -75,11 +96,12 @@ def _ticks(deadlines: DeadlineIndex, until: datetime, policy: LoadedPolicy,
 def replay_lines(
     lines: Iterable[bytes], policy: LoadedPolicy, replay: Replay, max_event_bytes: int,
     until: datetime | None = None,
-) -> Iterator[Decision | BadLine]:
+) -> Iterator[Decision | BadLine | UndecidedTick]:
     """Decide every line in order; blank lines are skipped, bad ones reported by number.
 
     Event time drives expiry: before each event, everything any subject had run out by that
-    event's time ends, in time order. ``until`` lets time run on after the last line.
+    event's time ends, in time order. ``until`` lets time run on after the last line. An
+    expiry that cannot be decided is reported as an :class:`UndecidedTick`, never raised.
     """
     deadlines = DeadlineIndex()
     for number, line in enumerate(lines, start=1):
@@ -109,11 +131,11 @@ def replay_lines(
         yield from _ticks(deadlines, until, policy, replay)
 
 
-def outcomes(items: Iterable[Decision | BadLine]) -> dict[str, list[str]]:
+def outcomes(items: Iterable[Decision | BadLine | UndecidedTick]) -> dict[str, list[str]]:
     """Per event id, one line per decision it caused: action, request, targets, rule."""
     found: dict[str, list[str]] = {}
     for item in items:
-        if not isinstance(item, BadLine):
+        if isinstance(item, Decision):
             found.setdefault(item.cause.event_id, []).append(
                 f"{item.action} {item.request_id or '-'} {','.join(item.targets)} "
                 f"[{item.rule.id}]"

@@ -75,8 +75,10 @@ def _replay(lines: list[bytes], policy: LoadedPolicy) -> tuple[list[Decision], l
     for item in replay_lines(lines, policy, Replay(), MAX_EVENT_BYTES):
         if isinstance(item, BadLine):
             bad.append(item)
-        else:
+        elif isinstance(item, Decision):
             decisions.append(item)
+        else:
+            raise AssertionError(f"golden case has an undecidable expiry: {item.message}")
     return decisions, bad
 
 

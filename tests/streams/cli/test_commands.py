@@ -218,3 +218,21 @@ def test_simulate_text_shows_forged_ids_escaped(tmp_path: Path,
     listing = capsys.readouterr().out
     assert "e-1\\n+ approve:" in listing
     assert not any(line.startswith("+ approve") for line in listing.splitlines())
+
+
+def test_simulate_at_the_end_of_time_reports_and_never_raises(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An expiry whose lock would end past year 9999 is reported on stderr, as the stream
+    dead-letters it; --until at the last second of 9999 is no traceback either."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(orjson.dumps({
+        "type": "session.started", "event_id": "e-1", "at": "9999-12-31T23:59:00Z",
+        "subject": {"id": "alice"}, "session_id": "s-1", "request_id": "r-1",
+        "resource": "db/a"}) + b"\n")
+    assert main(["simulate", "--events", str(events), "--until",
+                 "9999-12-31T23:59:59Z"]) == 0
+    err = capsys.readouterr().err
+    assert "expiry not decided (tick-undecidable)" in err
+    assert "1 expiry not decided" in err
+    assert main(["simulate", "--events", str(events), "--until", "9999-12-31T23:59:59Z",
+                 "--strict"]) == 1
