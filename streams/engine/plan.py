@@ -28,6 +28,7 @@ from streams.engine.codec import (
     encode_stored,
 )
 from streams.engine.deadlines import decide_tick
+from streams.engine.topics import InputTopics
 
 __all__ = ["BatchPlan", "Outbound", "Record", "Write", "plan_batch", "stored_keys"]
 
@@ -103,6 +104,7 @@ def plan_batch(
     stored_values: Mapping[tuple[int, bytes], bytes | Exception | None],
     policy: LoadedPolicy,
     *,
+    input_topics: InputTopics,
     decisions_topic: str,
     deadletter_topic: str,
     max_event_bytes: int,
@@ -119,7 +121,8 @@ def plan_batch(
     exception: the read failed, and each record that needs the value is a dead letter with
     that error, as any other failure of one record). Later records of the same key see the
     earlier ones' results. Any failure of one record sends that record to the dead letter
-    topic and never yields an approve.
+    topic and never yields an approve, and so does an event whose type belongs on another
+    input topic than the one it came on (``input_topics``: see :mod:`streams.engine.topics`).
     """
     plan = BatchPlan()
     pending: dict[bytes, StoredSubject] = {}
@@ -128,7 +131,9 @@ def plan_batch(
         try:
             decoded.append((index, decode_command(record.key, record.value)
                             if record.topic == commands_topic
-                            else decode_event(record.key, record.value, max_event_bytes)))
+                            else input_topics.check(decode_event(record.key, record.value,
+                                                                 max_event_bytes),
+                                                    record.topic)))
         except InputError as exc:
             _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message)
         except Exception as exc:  # one bad record must not stop the batch

@@ -102,6 +102,9 @@ def replay_lines(
     Event time drives expiry: before each event, everything any subject had run out by that
     event's time ends, in time order. ``until`` lets time run on after the last line. An
     expiry that cannot be decided is reported as an :class:`UndecidedTick`, never raised.
+
+    A file has no topics, so every event type is accepted from it (the stream binds each
+    type to its input topic: :mod:`streams.engine.topics`).
     """
     deadlines = DeadlineIndex()
     for number, line in enumerate(lines, start=1):

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from streams.engine.topics import InputTopics
 from streams.kafka.clients import producer
 from streams.settings import KafkaSettings, TopicSettings
 
@@ -14,9 +15,9 @@ __all__ = ["publish_events", "topic_of"]
 
 
 def topic_of(topics: TopicSettings, event: dict[str, Any]) -> str:
-    """The input topic of an event: sessions and task events, else requests."""
-    return (topics.topic_sessions if str(event["type"]).startswith(("session.", "task."))
-            else topics.topic_requests)
+    """The input topic an event belongs on (the worker accepts it from no other)."""
+    return InputTopics(requests=topics.topic_requests,
+                       sessions=topics.topic_sessions).home_of(str(event["type"]))
 
 
 async def publish_events(kafka: KafkaSettings, topics: TopicSettings,

@@ -21,6 +21,7 @@ from streams.engine.codec import encode_tick, stored_deadlines
 from streams.engine.deadlines import DeadlineIndex, PartitionClock
 from streams.engine.partitioner import partition_of
 from streams.engine.plan import BatchPlan, Record, plan_batch, stored_keys
+from streams.engine.topics import InputTopics
 from streams.settings import KafkaSettings, TopicSettings, WorkerSettings
 from streams.worker.batching import in_batches
 from streams.worker.credentials import faust_credentials
@@ -243,6 +244,7 @@ async def _handle_batch(
         records,
         stored,
         policy,
+        input_topics=InputTopics(requests=topics.topic_requests, sessions=topics.topic_sessions),
         decisions_topic=topics.topic_decisions,
         deadletter_topic=topics.topic_deadletter,
         max_event_bytes=max_event_bytes,

@@ -25,9 +25,11 @@ from schemas.errors import InputError
 from schemas.policy import parse_policy
 from streams.engine.codec import decode_event, parse_event
 from streams.engine.plan import Record, plan_batch
+from streams.engine.topics import InputTopics
 from tests.faults.report import summary
 
 POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text())
+INPUT_TOPICS = InputTopics(requests="jit.requests", sessions="jit.sessions")
 MAX_BYTES = 4096  # small, so the generators reach the oversized branch too
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 TOTAL = int(os.environ.get("JITWATCH_FUZZ_CASES") or (100_000 if os.environ.get("CI") else 3_000))
@@ -225,7 +227,7 @@ def test_batches_dead_letter_bad_records_and_never_approve_them(
     _counts["batch"] += 1
     records = [Record("jit.requests", 0, offset, key, value)
                for offset, (key, value) in enumerate(batch)]
-    plan = plan_batch(records, {}, POLICY,
+    plan = plan_batch(records, {}, POLICY, input_topics=INPUT_TOPICS,
                       decisions_topic="jit.decisions", deadletter_topic="jit.deadletter",
                       max_event_bytes=MAX_BYTES, now=lambda: NOW)
     for index, (key, value) in enumerate(batch):

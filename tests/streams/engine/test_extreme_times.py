@@ -18,9 +18,11 @@ from streams.engine.codec import decode_command, encode_stored, encode_tick
 from streams.engine.deadlines import DeadlineIndex
 from streams.engine.plan import Record, plan_batch, stored_keys
 from streams.engine.replay import BadLine, Replay, UndecidedTick, replay_lines
+from streams.engine.topics import InputTopics
 from tests.factories import event
 
 POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text())
+INPUT_TOPICS = InputTopics(requests="jit.requests", sessions="jit.sessions")
 LAST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 FIRST = datetime(1, 1, 1, tzinfo=UTC)
 
@@ -66,7 +68,8 @@ def test_the_stream_dead_letters_an_undecidable_tick_command() -> None:
     tick = Record("jitwatch-commands", 0, 7, b"alice", encode_tick(LAST, b"alice", "default"))
     plan = plan_batch([tick], {where: encode_stored(started.stored)
                                for where in stored_keys([tick])}, POLICY,
-                      decisions_topic="jit.decisions", deadletter_topic="jit.deadletter",
+                      input_topics=INPUT_TOPICS, decisions_topic="jit.decisions",
+                      deadletter_topic="jit.deadletter",
                       max_event_bytes=65536, now=lambda: LAST,
                       commands_topic="jitwatch-commands")
     assert plan.decisions == 0

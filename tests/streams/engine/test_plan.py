@@ -11,9 +11,11 @@ import pytest
 from schemas.decisions import Decision
 from schemas.policy import parse_policy
 from streams.engine.plan import Record, plan_batch, stored_keys
+from streams.engine.topics import InputTopics
 from tests.factories import raw_request
 
 POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text())
+INPUT_TOPICS = InputTopics(requests="jit.requests", sessions="jit.sessions")
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
@@ -35,6 +37,7 @@ def _plan(records: list[Record], store: dict[bytes, bytes] | None = None):  # ty
         records,
         _stored(records, store),
         POLICY,
+        input_topics=INPUT_TOPICS,
         decisions_topic="jit.decisions",
         deadletter_topic="jit.deadletter",
         max_event_bytes=64 * 1024,
@@ -110,9 +113,9 @@ def test_a_failed_store_read_is_a_dead_letter_of_the_records_that_need_it() -> N
                _record(1, raw_request("r-2", [("db", "prod")], subject="bob"), key=b"bob")]
     stored: dict[tuple[int, bytes], bytes | Exception | None] = {
         (0, b"alice"): OSError("rocksdb: IO error"), (0, b"bob"): None}
-    plan = plan_batch(records, stored, POLICY, decisions_topic="jit.decisions",
-                      deadletter_topic="jit.deadletter", max_event_bytes=64 * 1024,
-                      now=lambda: NOW)
+    plan = plan_batch(records, stored, POLICY, input_topics=INPUT_TOPICS,
+                      decisions_topic="jit.decisions", deadletter_topic="jit.deadletter",
+                      max_event_bytes=64 * 1024, now=lambda: NOW)
     assert [out.topic for out in plan.outbound] == ["jit.deadletter", "jit.decisions"]
     headers = dict(plan.outbound[0].headers)
     assert headers["error.class"] == b"OSError"
@@ -152,7 +155,7 @@ def test_a_tick_with_nothing_to_end_stores_the_state_again() -> None:
     first = _plan([_record(0, raw_request("r-1", [("db", "prod")], ttl_s=60))])
     stored = first.writes[b"alice"].value
     early = Record("jitwatch-commands", 0, 0, b"alice", encode_tick(at(1), b"alice", "default"))
-    plan = plan_batch([early], {(0, b"alice"): stored}, POLICY,
+    plan = plan_batch([early], {(0, b"alice"): stored}, POLICY, input_topics=INPUT_TOPICS,
                       decisions_topic="jit.decisions", deadletter_topic="jit.deadletter",
                       max_event_bytes=64 * 1024, now=lambda: NOW,
                       commands_topic="jitwatch-commands")
