@@ -8,6 +8,9 @@ Code outside ``policy/`` imports only the names below, and only from here (plus
 using only those above it::
 
     rules/       every Rule, the checks of a new request, combine() (deny > escalate > approve)
+    identities   canonical ids: how authority compares who someone is
+    signed       signed events' canonical bytes and the one signature check; reviews and
+                 releases define what each signs
     verdicts     Verdict, summarize: what the core returns
     ledger       state changes, each recorded as a verdict
     deadlines    next_deadline, and what ends when time runs out
@@ -20,7 +23,9 @@ using only those above it::
 from policy.deadlines import next_deadline
 from policy.decide import APPLIED_EVENT_MEMORY, decide
 from policy.decisions import decision_id, to_decisions
-from policy.reviews import SignatureProblem, review_message, review_signature_problem, sign_review
+from policy.identities import canonical_id, same_identity
+from policy.releases import release_message, release_problem, sign_release
+from policy.reviews import request_digest, review_message, review_signature_problem, sign_review
 from policy.rules import RULES, Finding, Rule, combine
 from policy.steps import Step, step, tick
 from policy.verdicts import Verdict, summarize
@@ -30,15 +35,20 @@ __all__ = [
     "RULES",
     "Finding",
     "Rule",
-    "SignatureProblem",
     "Step",
     "Verdict",
+    "canonical_id",
     "combine",
     "decide",
     "decision_id",
     "next_deadline",
+    "release_message",
+    "release_problem",
+    "request_digest",
     "review_message",
     "review_signature_problem",
+    "same_identity",
+    "sign_release",
     "sign_review",
     "step",
     "summarize",

@@ -59,7 +59,7 @@ def _apply(ledger: Ledger, event: InputEvent, tenant: TenantPolicy) -> dict[str,
         case TaskCompleted():
             on_task_completed(ledger, event)
         case LockReleased():
-            on_lock_released(ledger, event)
+            on_lock_released(ledger, event, tenant)
         case SessionStarted():
             on_session_started(ledger, event, tenant)
         case SessionActivity():

@@ -33,6 +33,7 @@ Sensitivity = Literal["low", "medium", "high", "critical"]
 
 SubjectId = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 Text = Annotated[str, StringConstraints(max_length=4096)]
+Signature = Annotated[str, StringConstraints(max_length=256)]
 
 
 class Subject(Model):
@@ -89,9 +90,10 @@ class RequestReviewed(_Event):
     comment: Text | None = None
     key_id: Identifier | None = None
     """Which of the reviewer's keys (listed in the policy) made ``signature``."""
-    signature: Annotated[str, StringConstraints(max_length=256)] | None = None
-    """Base64 Ed25519 signature over the review's canonical encoding (policy/reviews.py);
-    an approval counts only with a valid one."""
+    signature: Signature | None = None
+    """Base64 Ed25519 signature over the review's canonical encoding, which binds the
+    request it decides (``jit.review-signature/v2``, policy/reviews.py); a review, approval
+    or denial, counts only with a valid one."""
 
 
 class RequestWithdrawn(_Event):
@@ -109,11 +111,21 @@ class LockTarget(Model):
 
 
 class LockReleased(_Event):
-    """An operator releases a lock before it expires."""
+    """An operator releases a lock before it expires.
+
+    It takes effect only when signed by a key the policy lists for the operator ``by``
+    names (``operators``), and never when that operator is the subject locked.
+    """
 
     type: Literal["lock.released"]
     target: LockTarget
     by: Text | None = None
+    """The operator id that signed the release (``operators[].operator`` in the policy)."""
+    key_id: Identifier | None = None
+    """Which of the operator's keys (listed in the policy) made ``signature``."""
+    signature: Signature | None = None
+    """Base64 Ed25519 signature over the release's canonical encoding
+    (``jit.release-signature/v1``, policy/releases.py); missing: not authorized."""
 
 
 class SessionStarted(_Event):

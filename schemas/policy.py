@@ -6,7 +6,6 @@ tenant. Tenants named nowhere get the defaults, or are refused (``unknown_tenant
 
 from __future__ import annotations
 
-import base64
 import difflib
 import hashlib
 import re
@@ -33,6 +32,7 @@ from pydantic_core import ErrorDetails
 from schemas.decisions import PolicyRef
 from schemas.errors import PolicyError
 from schemas.events import Sensitivity, SubjectKind
+from schemas.policy_keys import OperatorKey, ReviewerKey
 
 __all__ = [
     "SENSITIVITY_RANK",
@@ -45,6 +45,7 @@ __all__ = [
     "JustificationPolicy",
     "LoadedPolicy",
     "LocksPolicy",
+    "OperatorKey",
     "Policy",
     "ReviewerKey",
     "ReviewerSet",
@@ -178,28 +179,6 @@ class ReviewerSet(_Section):
     ids: tuple[Name, ...] = Field(min_length=1)
 
 
-class ReviewerKey(_Section):
-    """An Ed25519 public key a reviewer signs approvals with. Several keys of one reviewer
-    may be listed at once, so keys rotate without a gap."""
-
-    reviewer: Name
-    key_id: Name
-    public_key: str
-    """Base64 of the raw 32-byte Ed25519 public key (``jitwatch keygen --out FILE`` prints one)."""
-
-    @field_validator("public_key")
-    @classmethod
-    def _ed25519(cls, value: str) -> str:
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except ValueError as exc:
-            raise ValueError("not base64; paste the public_key line `jitwatch keygen --out FILE` "
-                             "prints") from exc
-        if len(raw) != 32:
-            raise ValueError(f"an Ed25519 public key has 32 bytes, this one {len(raw)}")
-        return value
-
-
 class StepUpPolicy(_Section):
     """From which sensitivity a human must approve, and who may."""
 
@@ -235,8 +214,7 @@ class LocksPolicy(_Section):
     default_s: int = Field(strict=True, default=3600, gt=0)
     """Subject locks of the session rules (a session without grant or out of scope)."""
     request_s: int | None = Field(strict=True, default=None, gt=0)
-    """Request locks: a review that tries to subvert the review (a self-approval, or an
-    approval whose signature is present but invalid) locks the request it names for this
+    """Request locks: a validly signed self-approval locks the request it names for this
     long; unset, ``default_s`` applies."""
 
     @property
@@ -270,6 +248,9 @@ class TenantPolicy(_Section):
     baseline: BaselinePolicy = BaselinePolicy()
     locks: LocksPolicy = LocksPolicy()
     sessions: SessionsPolicy = SessionsPolicy()
+    operators: tuple[OperatorKey, ...] = ()
+    """Keys of the operators who may release locks early; none listed: locks end only when
+    they expire."""
 
     @model_validator(mode="after")
     def _consistent(self) -> TenantPolicy:

@@ -46,6 +46,10 @@ class Pending:
     """The lifetime the grant gets if approved (already clamped)."""
     requested_ttl_s: int | None = None
     """What the request asked for, so an approval can say it was clamped."""
+    request_digest: str | None = None
+    """The ``request.created``'s digest (policy.reviews.request_digest) a review's signature
+    must cover. None in values stored before issue H: no review can decide such a request
+    (it ends when its pending time runs out), since no signature binds what it asked."""
 
 
 @dataclass(frozen=True, slots=True)

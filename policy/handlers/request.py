@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from policy.ledger import Ledger, resource_ids
+from policy.reviews import request_digest
 from policy.rules import RequestContext, Rule, combine, evaluate, gates
 from policy.rules.break_glass import BREAK_GLASS
 from policy.rules.caps import MAX_ACTIVE_RESOURCES
@@ -57,7 +58,7 @@ def on_request_created(ledger: Ledger, event: RequestCreated,
     if verdict is not None:  # escalate
         pending_until = now + timedelta(seconds=tenant.step_up.pending_ttl_s)
         ledger.pending.append(Pending(request_id, event.resources, now, pending_until, ttl,
-                                      requested))
+                                      requested, request_digest(event)))
         ledger.emit("escalate", verdict.rule, f"{verdict.reason}; waiting for review until "
                     f"{format_time(pending_until)}", request_id=request_id,
                     resources=resource_ids(event.resources), expires_at=pending_until)

@@ -1,10 +1,16 @@
-"""``request.reviewed``: a human decides a pending request, if they may and signed it."""
+"""``request.reviewed``: a human decides a pending request, if they may and signed it.
+
+Issue H: a review whose signature does not verify over the pending request's digest is
+denied (``review-signature``) and changes nothing else, neither deciding nor locking the
+request: the reviewer it names is unverified. Only a validly signed self-approval locks.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from policy.handlers.request import approve, clamped, now_seen
+from policy.identities import listed, same_identity
 from policy.ledger import Ledger, resource_ids
 from policy.reviews import review_signature_problem
 from policy.rules import Rule, combine, displacements
@@ -41,7 +47,13 @@ def on_review(ledger: Ledger, event: RequestReviewed,
                     f"the {event.outcome} review by {event.reviewer.id} changes nothing and it "
                     "stays pending")
         return {}
-    if event.reviewer.id == event.subject.id:
+    # Issue H: the reviewer is who the signature shows, over this request's digest
+    # (policy/reviews.py); until then the name is a claim, and a claim changes nothing.
+    problem = review_signature_problem(event, tenant, waiting.request_digest)
+    if same_identity(event.reviewer.id, event.subject.id):
+        if problem is not None:
+            _unverified(ledger, event, ids, problem)
+            return {}
         ledger.deny(event.request_id, ids, REVIEW_SELF_APPROVAL,
                     f"{event.reviewer.id} cannot review their own request; it stays pending")
         if event.outcome == "approved":
@@ -49,22 +61,16 @@ def on_review(ledger: Ledger, event: RequestReviewed,
                            "self-approval attempt")
         return {}
     envs = {resource.env for resource in waiting.resources}
-    allowed = all(any(event.reviewer.id in group.ids and (not group.envs or env in group.envs)
+    allowed = all(any(listed(event.reviewer.id, group.ids)
+                      and (not group.envs or env in group.envs)
                       for group in tenant.step_up.reviewers) for env in envs)
     if not allowed:
         ledger.deny(event.request_id, ids, REVIEWER_NOT_ALLOWED,
                     f"{event.reviewer.id} may not review requests for "
                     f"{', '.join(sorted(envs))}; it stays pending")
         return {}
-    # Issue F: a review counts only with a valid signature (policy/reviews.py).
-    problem = review_signature_problem(event, tenant)
     if problem is not None:
-        ledger.deny(event.request_id, ids, REVIEW_SIGNATURE, problem.reason)
-        # A missing signature is a misconfigured tool; a present but invalid one on an
-        # approval is an attempt to grant access nobody approved.
-        if problem.forged and event.outcome == "approved":
-            _lock_reviewed(ledger, event, ids, tenant, REVIEW_SIGNATURE,
-                           "approval with an invalid signature")
+        _unverified(ledger, event, ids, problem)
         return {}
     ledger.pending.remove(waiting)
     if event.outcome == "denied":
@@ -86,9 +92,19 @@ def on_review(ledger: Ledger, event: RequestReviewed,
     return now_seen(ledger, waiting.resources)
 
 
+def _unverified(ledger: Ledger, event: RequestReviewed, ids: tuple[str, ...],
+                problem: str) -> None:
+    """Deny a review whose signature does not verify, and change nothing else: its reviewer
+    is only a name a producer wrote, so it neither decides nor locks the request."""
+    ledger.deny(event.request_id, ids, REVIEW_SIGNATURE,
+                f"unverified reviewer {event.reviewer.id}: {problem}; it changes nothing and "
+                f"{event.request_id} stays pending")
+
+
 def _lock_reviewed(ledger: Ledger, event: RequestReviewed, ids: tuple[str, ...],
                    tenant: TenantPolicy, rule: Rule, attempt: str) -> None:
-    """Lock the request a review tried to subvert (its deny is already emitted)."""
+    """Lock the request its own subject tried to approve with a valid signature (the deny
+    is already emitted)."""
     seconds = tenant.locks.request_lock_s
     until = event.at + timedelta(seconds=seconds)
     ledger.lock_request(event.request_id, ids, until, rule,

@@ -93,6 +93,7 @@ RULES: tuple[Rule, ...] = (
     sessions.SESSION_WITHOUT_GRANT,
     sessions.SESSION_OUT_OF_SCOPE,
     locks.LOCK_RELEASED,
+    locks.RELEASE_NOT_AUTHORIZED,
     locks.LOCK_EXPIRED,
     failure.EVALUATION_ERROR,
 )

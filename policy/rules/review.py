@@ -30,8 +30,9 @@ REVIEW_NOT_PENDING = Rule("review-not-pending", "A review can only decide a requ
 REVIEW_SELF_APPROVAL = Rule("review-self-approval", "Nobody reviews their own request.")
 REVIEWER_NOT_ALLOWED = Rule("reviewer-not-allowed", "Only reviewers the policy lists for the "
                             "request's environments may decide it.")
-REVIEW_SIGNATURE = Rule("review-signature", "An approval counts only with a valid Ed25519 "
-                        "signature by a key the policy lists for its reviewer.")
+REVIEW_SIGNATURE = Rule("review-signature", "A review counts only with a valid Ed25519 "
+                        "signature, by a key the policy lists for its reviewer, over the "
+                        "request it decides; an unverified one changes nothing.")
 PENDING_EXPIRED = Rule("pending-expired", "A request nobody reviewed within its pending time "
                        "is denied.")
 

@@ -88,7 +88,7 @@ def demo_phases(now: datetime | None = None, run: str | None = None) -> list[Dem
         request(oncall, 8, [("db/orders", "prod", "critical")], break_glass=True,
                 ticket="INC-4711", reason="orders database down"),
     ]
-    review = _demo_signed({"type": "request.reviewed", "event_id": f"e-{run}-9",
+    review = _demo_signed(requests[6], {"type": "request.reviewed", "event_id": f"e-{run}-9",
                            "at": next(clock), "tenant": "acme", "subject": deployer,
                            "request_id": f"r-{run}-7", "reviewer": {"id": "carol@acme.example"},
                            "outcome": "approved"})
@@ -103,19 +103,24 @@ DEMO_REVIEWER_KEY_ID = "carol-demo"
 private key is derived from a public seed, so anyone can sign with it."""
 
 
-def _demo_signed(raw: dict[str, Any]) -> dict[str, Any]:
+def _demo_signed(asked: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` signed by the demo reviewer over ``asked``, the request.created it approves
+    (a review's signature covers the request's digest: jit.review-signature/v2)."""
     import hashlib
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from policy import sign_review
-    from schemas.events import INPUT_EVENT
+    from policy import request_digest, sign_review
+    from schemas.events import INPUT_EVENT, RequestCreated, RequestReviewed
 
     seed = hashlib.sha256(b"jitwatch demo reviewer carol (demo only)").digest()
     raw = {**raw, "key_id": DEMO_REVIEWER_KEY_ID}
     review = INPUT_EVENT.validate_python(raw)
-    signature = sign_review(review, DEMO_REVIEWER_KEY_ID,  # type: ignore[arg-type]
-                            Ed25519PrivateKey.from_private_bytes(seed))
+    request = INPUT_EVENT.validate_python(asked)
+    assert isinstance(review, RequestReviewed)
+    assert isinstance(request, RequestCreated)
+    signature = sign_review(review, DEMO_REVIEWER_KEY_ID,
+                            Ed25519PrivateKey.from_private_bytes(seed), request_digest(request))
     return {**raw, "signature": signature}
 
 

@@ -1,5 +1,6 @@
 """The enforcer as an identity: ``jitwatch acls`` (apply the declared ACLs), ``whoami`` (who
-it runs as), ``keygen`` and ``sign`` (keys and signatures of reviews and policies)."""
+it runs as), ``keygen`` and ``sign`` (keys and signatures of reviews, lock releases and
+policies)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas.errors import ConfigError
 from streams.cli.support import Commands
@@ -15,6 +16,9 @@ from streams.printable import printable
 from streams.settings import Settings
 
 __all__ = ["cmd_acls", "cmd_keygen", "cmd_sign", "cmd_whoami", "inventory", "register"]
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 log = logging.getLogger(__name__)
 
@@ -240,13 +244,12 @@ def cmd_keygen(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sign(settings: Settings, args: argparse.Namespace) -> int:
-    """``jitwatch sign review|policy``: sign a review (stdin JSON to stdout) or a policy."""
+    """``jitwatch sign review|release|policy``: sign a review or a lock release (stdin JSON
+    to stdout) or a policy (writes FILE.sig)."""
     import sys
 
     import orjson
 
-    from policy import sign_review
-    from schemas.events import INPUT_EVENT, RequestReviewed
     from streams.control.keys import read_private_key
     from streams.control.policy import sign_policy
 
@@ -256,13 +259,55 @@ def cmd_sign(settings: Settings, args: argparse.Namespace) -> int:
             raise ConfigError("jitwatch sign policy needs the policy FILE")
         print(f"wrote {sign_policy(args.file, args.key_id, key)}")
         return 0
-    raw = {**orjson.loads(sys.stdin.buffer.read()), "key_id": args.key_id}
+    raw = orjson.loads(sys.stdin.buffer.read())
+    if not isinstance(raw, dict):
+        raise ConfigError(f"jitwatch sign {args.what} reads one JSON event on stdin")
+    raw = {**raw, "key_id": args.key_id}
+    raw["signature"] = (_sign_review(raw, args.request, key) if args.what == "review"
+                        else _sign_release(raw, key))
+    sys.stdout.buffer.write(orjson.dumps(raw) + b"\n")
+    return 0
+
+
+def _sign_review(raw: dict[str, Any], request: Path | None,
+                 key: Ed25519PrivateKey) -> str:
+    """The signature of a request.reviewed over the request it decides: the digest of the
+    ``--request`` file's request.created, else the review's own ``request_digest`` field."""
+    from policy import request_digest, sign_review
+    from schemas.events import INPUT_EVENT, RequestCreated, RequestReviewed
+
     review = INPUT_EVENT.validate_python(raw)
     if not isinstance(review, RequestReviewed):
         raise ConfigError("jitwatch sign review reads one request.reviewed event on stdin")
-    raw["signature"] = sign_review(review, args.key_id, key)
-    sys.stdout.buffer.write(orjson.dumps(raw) + b"\n")
-    return 0
+    if request is not None:
+        asked = INPUT_EVENT.validate_json(request.read_bytes())
+        if not isinstance(asked, RequestCreated):
+            raise ConfigError(f"{request}: not a request.created event")
+        if (asked.request_id, asked.subject.id, asked.tenant) != (
+                review.request_id, review.subject.id, review.tenant):
+            raise ConfigError(f"{request}: request {asked.request_id} of {asked.subject.id} "
+                              f"in {asked.tenant} is not the one the review decides")
+        digest = request_digest(asked)
+        if raw.get("request_digest") not in (None, digest):
+            raise ConfigError("the review's request_digest differs from --request's")
+    elif isinstance(raw.get("request_digest"), str):
+        digest = raw["request_digest"]
+    else:
+        raise ConfigError("jitwatch sign review needs the request it decides: --request FILE "
+                          "(its request.created) or a request_digest field in the review")
+    return sign_review(review, review.key_id or "", key, digest)
+
+
+def _sign_release(raw: dict[str, Any], key: Ed25519PrivateKey) -> str:
+    """The signature of a lock.released; its ``by`` must be the operator the key is for."""
+    from policy import sign_release
+    from schemas.events import INPUT_EVENT, LockReleased
+
+    release = INPUT_EVENT.validate_python(raw)
+    if not isinstance(release, LockReleased) or release.by is None:
+        raise ConfigError("jitwatch sign release reads one lock.released event, with the "
+                          "operator's id in by, on stdin")
+    return sign_release(release, release.key_id or "", key)
 
 
 def register(commands: Commands) -> None:
@@ -288,9 +333,13 @@ def register(commands: Commands) -> None:
     keygen.set_defaults(run=cmd_keygen)
 
     sign = commands.add_parser(
-        "sign", help="sign a review (stdin JSON -> stdout) or a policy (writes FILE.sig)")
-    sign.add_argument("what", choices=["review", "policy"])
+        "sign", help="sign a review or a lock release (stdin JSON -> stdout) or a policy "
+        "(writes FILE.sig)")
+    sign.add_argument("what", choices=["review", "release", "policy"])
     sign.add_argument("file", type=Path, nargs="?", help="the policy file (sign policy)")
+    sign.add_argument("--request", type=Path,
+                      help="sign review: the request.created JSON the review decides (its "
+                      "digest is signed); without it, the review's request_digest field")
     sign.add_argument("--key", type=Path, required=True, help="private key from keygen")
     sign.add_argument("--key-id", required=True, help="the key's id as the policy/signers "
                       "file lists it")

@@ -34,6 +34,7 @@ from streams.engine.codec import decode_stored, encode_stored
 from streams.engine.replay import Replay
 from tests.faults.report import summary
 from tests.integration.conftest import BOOTSTRAP, REPO, Stack
+from tests.keys import signed, signed_release
 from tests.oracle import compare, simulated
 
 __all__ = ["POLICY", "Outcome", "check", "drained", "env_int", "event_records", "expected",
@@ -68,6 +69,7 @@ def load(count: int, tag: str, seed: int = 7) -> list[dict[str, Any]]:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     step = timedelta(hours=2) / max(count, 1)
     requested: dict[str, list[str]] = defaultdict(list)
+    asked: dict[str, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
     for number in range(count):
         index = rng.randrange(subjects)
@@ -93,17 +95,23 @@ def load(count: int, tag: str, seed: int = 7) -> list[dict[str, Any]]:
             ttl = rng.choice([60, 600, 1800, None])
             if ttl is not None:
                 event["ttl_s"] = ttl
+            asked[request_id] = event
             events.append(event)
         elif roll < 0.9:
             events.append({**base, "type": "request.withdrawn",
                            "request_id": rng.choice(earlier)})
         elif roll < 0.98:
-            events.append({**base, "type": "request.reviewed", "request_id": rng.choice(earlier),
-                           "reviewer": {"id": "carol"},
-                           "outcome": rng.choice(["approved", "denied"])})
+            # Signed as reviews are (jit.review-signature/v2, over the request picked) with
+            # a test key the packaged policy does not list: refused, on both sides alike.
+            request_id = rng.choice(earlier)
+            events.append(signed({**base, "type": "request.reviewed", "request_id": request_id,
+                                  "reviewer": {"id": "carol"},
+                                  "outcome": rng.choice(["approved", "denied"])},
+                                 request=asked[request_id]))
         else:
-            events.append({**base, "type": "lock.released", "target": {"subject": subject_id},
-                           "by": "ops"})
+            # Signed by a test operator the packaged policy does not list: refused alike.
+            events.append(signed_release({**base, "type": "lock.released",
+                                          "target": {"subject": subject_id}, "by": "ops"}))
     return events
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from tests.keys import signed
+from tests.keys import signed, signed_release
 
 HERE = Path(__file__).parent / "_mixed"
 EVENTS = 2000
@@ -60,7 +60,10 @@ def generate(seed: int = 20261206) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     at = T0
     events: list[dict[str, Any]] = []
-    requests: list[tuple[str, dict[str, Any]]] = []  # (request id, subject)
+    requests: list[tuple[str, dict[str, Any], dict[str, Any]]] = []  # (id, subject, event)
+    # Who signs each release is drawn apart, so the rest of the corpus stays as it was
+    # before releases were signed (issue H).
+    signer = random.Random(seed + 1)
     sessions: list[tuple[str, dict[str, Any]]] = []
     for number in range(EVENTS):
         at += timedelta(seconds=rng.choice((1, 2, 5, 10, 30, 60, 300, 900, 3600)))
@@ -85,10 +88,10 @@ def generate(seed: int = 20261206) -> list[dict[str, Any]]:
                 raw["ttl_s"] = rng.choice((60, 600, 3600, 10_000))
             if rng.random() < 0.12:
                 raw["break_glass"] = True
-            requests.append((request_id, {"id": sid}))
+            requests.append((request_id, {"id": sid}, raw))
             events.append(raw)
             continue
-        request_id, owner = rng.choice(requests[-4:])
+        request_id, owner, asked = rng.choice(requests[-4:])
         base["subject"] = owner
         if roll < 0.6:
             reviewer = rng.choice(("alice@example.com", "alice@example.com", "bob@example.com",
@@ -98,7 +101,9 @@ def generate(seed: int = 20261206) -> list[dict[str, Any]]:
                       "outcome": rng.choice(("approved", "approved", "approved", "denied"))}
             style = rng.random()
             if reviewer == "alice@example.com" and style < 0.75:
-                review = signed(review)
+                # Signed over the request it picked; when the id was used again since
+                # (a reuse), that is another request and the signature does not verify.
+                review = signed(review, request=asked)
             elif style < 0.85:
                 review = {**review, "key_id": "alice-test-1", "signature": "AAAA"}
             events.append(review)
@@ -125,8 +130,16 @@ def generate(seed: int = 20261206) -> list[dict[str, Any]]:
         else:
             target: dict[str, Any] = ({"subject": owner["id"]} if rng.random() < 0.6
                                       else {"request_id": request_id})
-            events.append({**base, "type": "lock.released", "target": target,
-                           "by": "secops@example.com"})
+            release = {**base, "type": "lock.released", "target": target,
+                       "by": "secops@example.com"}
+            how = signer.random()
+            if how < 0.6:  # the listed operator
+                release = signed_release(release)
+            elif how < 0.75:  # the subject, with its own listed operator key
+                release = signed_release({**release, "by": owner["id"]})
+            elif how < 0.85:  # secops' key id, a signature that is not secops'
+                release = {**release, "key_id": "secops-op-1", "signature": "AAAA"}
+            events.append(release)  # else unsigned
         if rng.random() < 0.01:  # a burst of requests from one subject
             for extra in range(14):
                 at += timedelta(seconds=1)

@@ -167,28 +167,28 @@ async def test_worker_as_least_privilege_watcher_signed_reviews_and_policy_contr
     subject = f"dev-{clean_auth.run}@example.com"
     review = {"subject": subject, "tenant": "default", "request_id": "r-1",
               "reviewer": {"id": "alice@example.com"}, "outcome": "approved"}
-    forged = signed(raw_event("request.reviewed", event_id="e-2", t=60, **review)) | {
-        "outcome": "approved", "request_id": "r-1", "event_id": "e-2b"}  # signature moved
-    # The forgery locks r-1 (review-signature); an operator releases it before the genuine one.
-    release = raw_event("lock.released", event_id="e-2c", t=90, target={"request_id": "r-1"},
-                        by="oncall@example.com")
-    genuine = signed(raw_event("request.reviewed", event_id="e-3", t=120, **review))
     request = raw_request("r-1", [{"id": "db/orders", "env": "prod", "sensitivity": "high"}],
                           subject=subject, ticket="OPS-1")
+    # Reviews are signed over the request they decide (jit.review-signature/v2).
+    forged = signed(raw_event("request.reviewed", event_id="e-2", t=60, **review),
+                    request=request) | {"event_id": "e-2b"}  # signature moved
+    # The forgery is denied (review-signature) and locks nothing (issue H): the genuine
+    # approval that follows grants.
+    genuine = signed(raw_event("request.reviewed", event_id="e-3", t=120, **review),
+                     request=request)
     producer = AIOKafkaProducer(**client_options("upstream"), acks="all")
     await producer.start()
     try:
-        for event in (request, forged, release, genuine):
+        for event in (request, forged, genuine):
             event["subject"] = {"id": subject}
             await producer.send_and_wait(clean_auth.name("topic_requests"), orjson.dumps(event),
                                          key=subject.encode())
         verdicts = [r for r in await read_all(
             "siem", decisions, lambda found: sum(r.get("subject", {}).get("id") == subject
-                                                 for r in found) >= 5)
+                                                 for r in found) >= 3)
             if r.get("subject", {}).get("id") == subject]
         assert [(v["action"], v["rule"]["id"]) for v in verdicts] == [
             ("escalate", "step-up"), ("deny", "review-signature"),
-            ("lock", "review-signature"), ("unlock", "lock-released"),
             ("approve", "review-approved")]
         assert all(v["policy"]["sha256"] == v1_sha for v in verdicts)
 

@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policy import decide
-from schemas.events import RequestReviewed
-from schemas.policy import ReviewerKey, ReviewerSet, parse_policy
+from schemas.events import LockReleased, RequestReviewed
+from schemas.policy import OperatorKey, ReviewerKey, ReviewerSet, parse_policy
 from schemas.state import SubjectState
 from tests.factories import at, event, raw_event, raw_request, variant
-from tests.keys import policy_keys, signed
+from tests.keys import operator_keys, policy_keys, signed, signed_release
 
 POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text()).policy
 
@@ -89,9 +89,14 @@ def test_redelivering_everything_changes_nothing(sequence: list[tuple[Any, int]]
         assert again is state
 
 
+OPERATED = variant(POLICY, operators=tuple(OperatorKey(**entry)
+                                           for entry in operator_keys(["ops", "alice"])))
+"""The default policy with two operators: ops, and alice (the subject, who may never release
+her own locks)."""
+
 locking_step = st.one_of(
     st.tuples(st.just("glass"), st.sampled_from("abc"), st.none()),
-    st.tuples(st.just("release"), st.none(), st.none()),
+    st.tuples(st.just("release"), st.sampled_from(["ops", "alice", "mallory"]), st.none()),
     st.tuples(st.just("plain"), st.sampled_from("abc"), st.none()),
 )
 locking_sequences = st.lists(st.tuples(locking_step, st.integers(0, 4000)), min_size=1,
@@ -102,9 +107,10 @@ def build_locking(sequence: list[tuple[Any, int]]) -> list[Any]:
     events, clock = [], 0
     for number, ((kind, resource, _), gap) in enumerate(sequence):
         clock += gap
-        if kind == "release":
-            events.append(event(raw_event("lock.released", event_id=f"e-{number}", t=clock,
-                                          target={"subject": "alice"}, by="ops")))
+        if kind == "release":  # resource: the operator (mallory is listed nowhere)
+            events.append(event(signed_release(raw_event(
+                "lock.released", event_id=f"e-{number}", t=clock, target={"subject": "alice"},
+                by=resource), "ops" if resource == "mallory" else resource)))
         else:
             events.append(event(raw_request(f"r-{number}", [(resource, "prod")], t=clock,
                                             event_id=f"e-{number}",
@@ -119,14 +125,17 @@ def test_a_locked_subject_is_never_approved(sequence: list[tuple[Any, int]]) -> 
     state = SubjectState()
     for item in events:
         locked = state.locked_until is not None and state.locked_until > item.at
-        state, verdicts = decide(state, item, item.at, POLICY)
+        state, verdicts = decide(state, item, item.at, OPERATED)
         if locked and item.type == "request.created":
             assert "approve" not in [v.action for v in verdicts]
+        if locked and isinstance(item, LockReleased) and item.by != "ops":
+            assert state.locked_until is not None, "only a listed operator unlocks"
+            assert [v.rule.id for v in verdicts] == ["release-not-authorized"]
         if state.locked_until is not None:
             assert state.grants == (), "a lock ends every grant"
 
 
-REVIEWED = variant(POLICY, step_up={
+REVIEWED = variant(OPERATED, step_up={
     "reviewers": (ReviewerSet(envs=("prod",), ids=("carol",)),),
     "reviewer_keys": tuple(ReviewerKey(**entry) for entry in policy_keys(["alice", "carol"])),
 }, locks={"request_s": 600})
@@ -145,23 +154,26 @@ def build_reviews(sequence: list[tuple[Any, int]]) -> list[Any]:
     (alice), forged (carol, bad signature); releases of request locks. A review or release
     names one of the three latest requests."""
     events, clock, asked = [], 0, ["r-none"]
+    raws: dict[str, dict[str, Any]] = {}
     for number, ((kind, target), gap) in enumerate(sequence):
         clock += gap
         eid, request_id = f"e-{number}", asked[-1 - min(target, len(asked) - 1)]
         if kind == "ask":
             asked.append(f"r-{number}")
-            events.append(event(raw_request(f"r-{number}", [{"id": "db", "env": "prod",
-                                                             "sensitivity": "high"}],
-                                            t=clock, event_id=eid, ticket="OPS-1")))
+            raws[f"r-{number}"] = raw_request(f"r-{number}", [{"id": "db", "env": "prod",
+                                                               "sensitivity": "high"}],
+                                              t=clock, event_id=eid, ticket="OPS-1")
+            events.append(event(raws[f"r-{number}"]))
         elif kind == "release":
-            events.append(event(raw_event("lock.released", event_id=eid, t=clock,
-                                          target={"request_id": request_id}, by="ops")))
+            events.append(event(signed_release(raw_event(
+                "lock.released", event_id=eid, t=clock, target={"request_id": request_id},
+                by="ops"))))
         else:
             outcome = "denied" if kind == "denied" else "approved"
             reviewer = "alice" if kind == "self" else "carol"
             raw = signed(raw_event("request.reviewed", event_id=eid, t=clock,
                                    request_id=request_id, reviewer={"id": reviewer},
-                                   outcome=outcome))
+                                   outcome=outcome), request=raws.get(request_id, "0" * 64))
             events.append(event(raw | {"signature": "AAAA"} if kind == "forged" else raw))
     return events
 
@@ -179,9 +191,9 @@ def test_a_locked_request_is_never_approved(sequence: list[tuple[Any, int]]) -> 
         assert all(lock.until > item.at for lock in state.request_locks), "ended locks go"
         locks = [v for v in verdicts if v.action == "lock"]
         attempt = isinstance(item, RequestReviewed) and item.outcome == "approved" and (
-            item.reviewer.id == item.subject.id or item.signature == "AAAA")
+            item.reviewer.id == item.subject.id and item.signature != "AAAA")
         if not attempt:
-            assert locks == [], "only a self-approval or a forged signature locks"
+            assert locks == [], "only a validly signed self-approval locks"
         for lock in locks:
             assert lock.targets == (lock.request_id,)
             assert lock.expires_at == item.at + timedelta(seconds=600), "locks.request_s"

@@ -21,9 +21,10 @@ def test_rate_baseline_locks_then_lock_expires() -> None:
 
 def test_novel_workload_escalates_once() -> None:
     workload = {"id": "alice", "kind": "workload", "attested": True}
+    asked = req("r-1", ("db", "prod", "medium")) | {"subject": workload}
     state, verdicts = run([
-        req("r-1", ("db", "prod", "medium")) | {"subject": workload},
-        review("r-1", "carol", t=1),
+        asked,
+        review("r-1", "carol", t=1, of=asked),
         req("r-2", ("db2", "prod", "medium"), t=2) | {"subject": workload},
     ], policy(REVIEWED))
     assert brief(verdicts) == [("escalate", "baseline-novel", "r-1"),

@@ -101,21 +101,63 @@ def test_invalid_policy_is_refused_even_when_signed(tmp_path: Path, keys: Path) 
     assert control.policy().ref.version == "v1"
 
 
+def _sign_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+              raw: dict[str, object], *args: str) -> dict[str, object]:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(orjson.dumps(raw))))
+    assert main(["sign", *args]) == 0
+    signed: dict[str, object] = orjson.loads(capsys.readouterr().out)
+    return signed
+
+
 def test_sign_review_cli_output_verifies(tmp_path: Path, keys: Path,
                                          monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from policy import review_signature_problem
-    from schemas.events import INPUT_EVENT
+    from policy import request_digest, review_signature_problem
+    from schemas.events import INPUT_EVENT, RequestCreated, RequestReviewed
     from schemas.policy import ReviewerKey, StepUpPolicy, TenantPolicy
 
+    asked = {"type": "request.created", "event_id": "e-1", "at": "2026-11-23T10:00:00Z",
+             "subject": {"id": "dev"}, "request_id": "r-1",
+             "resources": [{"id": "db/logs", "env": "prod"}]}
+    (tmp_path / "request.json").write_bytes(orjson.dumps(asked))
+    created = INPUT_EVENT.validate_python(asked)
+    assert isinstance(created, RequestCreated)
+    digest = request_digest(created)
     review = {"type": "request.reviewed", "event_id": "e-2", "at": "2026-11-23T10:05:00Z",
               "subject": {"id": "dev"}, "request_id": "r-1", "reviewer": {"id": "carol"},
               "outcome": "approved"}
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(orjson.dumps(review))))
-    assert main(["sign", "review", "--key", str(tmp_path / "signer.key"),
-                 "--key-id", "carol-1"]) == 0
-    signed = orjson.loads(capsys.readouterr().out)
+    key = ["--key", str(tmp_path / "signer.key"), "--key-id", "carol-1"]
     public = keys.read_text().split('public_key = "')[1].split('"')[0]
     tenant = TenantPolicy(step_up=StepUpPolicy(reviewer_keys=(
         ReviewerKey(reviewer="carol", key_id="carol-1", public_key=public),)))
-    assert review_signature_problem(INPUT_EVENT.validate_python(signed), tenant) is None  # type: ignore[arg-type]
+    by_file = _sign_cli(monkeypatch, capsys, review, "review", *key, "--request",
+                        str(tmp_path / "request.json"))
+    by_field = _sign_cli(monkeypatch, capsys, review | {"request_digest": digest}, "review",
+                         *key)
+    for signed in (by_file, by_field):
+        event = INPUT_EVENT.validate_python(signed)
+        assert isinstance(event, RequestReviewed)
+        assert review_signature_problem(event, tenant, digest) is None
+        assert review_signature_problem(event, tenant, "0" * 64) is not None
+    # Without the request it decides, nothing is signed.
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(orjson.dumps(review))))
+    assert main(["sign", "review", *key]) == 2
+
+
+def test_sign_release_cli_output_verifies(tmp_path: Path, keys: Path,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from policy import release_problem
+    from schemas.events import INPUT_EVENT, LockReleased
+    from schemas.policy import OperatorKey, TenantPolicy
+
+    release = {"type": "lock.released", "event_id": "e-3", "at": "2026-11-23T10:06:00Z",
+               "subject": {"id": "dev"}, "target": {"subject": "dev"}, "by": "oncall"}
+    signed = _sign_cli(monkeypatch, capsys, release, "release", "--key",
+                       str(tmp_path / "signer.key"), "--key-id", "oncall-1")
+    public = keys.read_text().split('public_key = "')[1].split('"')[0]
+    tenant = TenantPolicy(operators=(
+        OperatorKey(operator="oncall", key_id="oncall-1", public_key=public),))
+    event = INPUT_EVENT.validate_python(signed)
+    assert isinstance(event, LockReleased)
+    assert release_problem(event, tenant) is None
