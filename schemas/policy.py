@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from schemas._base import TenantName
 from schemas.decisions import PolicyRef
 from schemas.errors import PolicyError
 from schemas.events import Sensitivity, SubjectKind
@@ -288,7 +289,8 @@ class Policy(_Section):
     version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     unknown_tenants: Literal["defaults", "deny"] = "defaults"
     defaults: TenantPolicy = TenantPolicy()
-    tenants: dict[Name, TenantPolicy] = Field(default_factory=dict)
+    tenants: dict[TenantName, TenantPolicy] = Field(default_factory=dict)
+    """Per tenant; names follow the events' tenant pattern (schemas._base.TENANT_PATTERN)."""
 
     def for_tenant(self, tenant: str) -> TenantPolicy | None:
         """The tenant's settings; None when unknown tenants are refused."""
@@ -322,6 +324,8 @@ class LoadedPolicy:
 _FIXES = {
     "extra_forbidden": "remove it, or check its spelling against schemas/json/policy.schema.json",
     "missing": "add it",
+    "string_pattern_mismatch": "tenant names are lower-case letters, digits and hyphens "
+                               "(as events must spell them); rename the section",
 }
 
 
