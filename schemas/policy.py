@@ -74,11 +74,17 @@ class _Section(BaseModel):
 
 
 class IdentityPolicy(_Section):
-    """Who may ask at all: issuers per subject kind and which kinds must be attested."""
+    """Who may ask at all: issuers per subject kind, which kinds must be attested and which
+    must name an owner."""
 
     allowed_issuers: dict[SubjectKind, tuple[Name, ...]] = Field(default_factory=dict)
     """Per kind, the accepted ``subject.issuer`` values; a kind not listed accepts any."""
     require_attestation: tuple[SubjectKind, ...] = ("workload", "agent")
+    """Kinds that must be attested; listing either machine kind (workload, agent) requires
+    both, so claiming the other kind dodges nothing."""
+    require_owner: tuple[SubjectKind, ...] = ()
+    """Kinds that must name ``subject.owner`` (the accountable team or person); as above,
+    either machine kind listed requires both."""
 
 
 class TtlLimit(_Section):
@@ -228,6 +234,8 @@ class BaselinePolicy(_Section):
     window_s: int = Field(strict=True, default=3600, gt=0)
     lock_s: int = Field(strict=True, default=3600, gt=0)
     novel_workload: Literal["escalate", "off"] = "escalate"
+    """A workload's or agent's first request for an env/sensitivity pair (rule
+    baseline-novel); the name predates agents, which it covers too (issue H)."""
 
 
 class LocksPolicy(_Section):
