@@ -17,9 +17,8 @@ def findings(text: str) -> dict[str, str]:
 
 
 def test_packaged_policy_only_warns_about_site_specific_settings() -> None:
-    # Until the packaged policy denies unknown tenants (issue H), lint says it serves them.
     assert set(findings(DEFAULT)) == {"defaults.identity.allowed_issuers",
-                                      "defaults.step_up.reviewers", "unknown_tenants"}
+                                      "defaults.step_up.reviewers"}
 
 
 def test_rules_that_can_never_fire() -> None:

@@ -19,7 +19,7 @@ def test_policy_check_valid_invalid_and_strict(tmp_path: Path,
     assert main(["policy", "check", "policy/default.toml"]) == 0
     out = capsys.readouterr().out
     assert "sha256" in out
-    assert "valid (3 warning(s))" in out  # issuers, reviewers, unknown_tenants
+    assert "valid (2 warning(s))" in out  # issuers and reviewers: site-specific
     assert main(["policy", "check", "--strict", "policy/default.toml"]) == 1
     assert "(--strict fails on warnings)" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
