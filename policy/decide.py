@@ -127,5 +127,6 @@ def decide(
         seen=changed.get("seen", state.seen),  # type: ignore[arg-type]
         kind=ledger.kind,
         owner=ledger.owner,
+        kind_fixed=changed.get("kind_fixed", state.kind_fixed),  # type: ignore[arg-type]
     )
     return new_state, tuple(ledger.verdicts)

@@ -36,8 +36,9 @@ class Ledger:
         # A request states who asks; other events (reviews, sessions) may name the subject
         # by id only, so they do not overwrite what the request said.
         self.lock_s = 3600  # set from the tenant's policy before any rule runs
+        # Once a request fixed the kind (SubjectState.kind_fixed), no claim changes it.
         claims = isinstance(event, RequestCreated)
-        self.kind = event.subject.kind if claims else state.kind
+        self.kind = event.subject.kind if claims and not state.kind_fixed else state.kind
         self.owner = event.subject.owner if claims else state.owner
         self.verdicts: list[Verdict] = []
         self._event = event

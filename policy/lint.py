@@ -1,7 +1,13 @@
-"""Lint a validated policy: settings that can never take effect or contradict each other.
+"""Lint a validated policy: settings that can never take effect, contradict each other or
+leave a guard rail off.
 
 Validation (schemas/policy.py) refuses what cannot be enforced at all; lint reports what is
-enforceable but probably not what the author meant. Pure: a policy in, findings out.
+enforceable but probably not what the author meant, and (issue H) what is enforceable but
+too loose for a security control: grants over :data:`MAX_GRANT_S`, step-up or machine
+attestation off, a break-glass ration looser than :data:`BREAK_GLASS_MAX_PER_WINDOW` per
+window and :data:`BREAK_GLASS_MAX_PER_DAY` a day, reviewers without keys, and unknown
+tenants served the defaults. ``policy check --strict`` fails on any finding. Pure: a
+policy in, findings out.
 """
 
 from __future__ import annotations
@@ -11,7 +17,16 @@ from typing import Literal
 
 from schemas.policy import SENSITIVITY_RANK, Policy, TenantPolicy
 
-__all__ = ["Finding", "describe", "lint"]
+__all__ = ["BREAK_GLASS_MAX_PER_DAY", "BREAK_GLASS_MAX_PER_WINDOW", "MAX_GRANT_S", "Finding",
+           "describe", "lint"]
+
+MAX_GRANT_S = 24 * 3600
+"""Longest grant lint accepts without a warning (ttl.max_s, ttl.limits[].max_s,
+break_glass.ttl_s)."""
+BREAK_GLASS_MAX_PER_WINDOW = 3
+BREAK_GLASS_MAX_PER_DAY = 3
+"""A tight break-glass ration: at most 3 uses per window and at most 3 a day on average
+(max_per_window * 86400 / window_s), so a window shorter than 8 h per use is too loose."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +44,7 @@ def _tenant(name: str, tenant: TenantPolicy) -> list[Finding]:
     def warn(where: str, message: str) -> None:
         found.append(Finding("warning", f"{name}.{where}", message))
 
+    found += _guard_rails(name, tenant)
     if not tenant.identity.allowed_issuers:
         warn("identity.allowed_issuers", "no issuers listed: identities from any issuer are "
              "accepted; list the issuers you trust per kind")
@@ -77,11 +93,60 @@ def _tenant(name: str, tenant: TenantPolicy) -> list[Finding]:
     return found
 
 
+def _guard_rails(name: str, tenant: TenantPolicy) -> list[Finding]:
+    """Settings a security control should not ship with (issue H); each names the fix."""
+    found: list[Finding] = []
+
+    def warn(where: str, message: str) -> None:
+        found.append(Finding("warning", f"{name}.{where}", message))
+
+    day = f"{MAX_GRANT_S // 3600} h"
+    grants = [("ttl.max_s", tenant.ttl.max_s),
+              *((f"ttl.limits[{n}].max_s", limit.max_s) for n, limit in
+                enumerate(tenant.ttl.limits))]
+    if tenant.break_glass.enabled:
+        grants.append(("break_glass.ttl_s", tenant.break_glass.ttl_s))
+    for where, seconds in grants:
+        if seconds > MAX_GRANT_S:
+            warn(where, f"{seconds} s allows grants longer than {day}; set it to "
+                 f"{MAX_GRANT_S} or less (just-in-time access is short)")
+    if tenant.step_up.from_sensitivity == "never":
+        warn("step_up.from_sensitivity", "\"never\": step-up is off and no request needs a "
+             "human; set it to \"high\" (or the level from which a human must approve)")
+    if not set(tenant.identity.require_attestation) & {"workload", "agent"}:
+        warn("identity.require_attestation", "neither workload nor agent: machine identities "
+             "are approved unattested; list [\"workload\", \"agent\"] (either one requires "
+             "both)")
+    glass = tenant.break_glass
+    if glass.enabled and (glass.max_per_window > BREAK_GLASS_MAX_PER_WINDOW
+                          or glass.max_per_window * 86400
+                          > BREAK_GLASS_MAX_PER_DAY * glass.window_s):
+        warn("break_glass.max_per_window", f"{glass.max_per_window} per {glass.window_s} s is "
+             f"not a tight ration; allow at most {BREAK_GLASS_MAX_PER_WINDOW} per window and "
+             f"{BREAK_GLASS_MAX_PER_DAY} a day (window_s >= 28800 * max_per_window, e.g. 1 "
+             "per 86400 s), or set enabled = false")
+    keyed = {key.reviewer for key in tenant.step_up.reviewer_keys}
+    keyless = sorted({reviewer for group in tenant.step_up.reviewers
+                      for reviewer in group.ids} - keyed)
+    if keyless:
+        warn("step_up.reviewer_keys", f"no key for reviewer(s) {', '.join(keyless)}: their "
+             "approvals can never verify (review-signature); add a [[...step_up.reviewer_keys]] "
+             "entry each (`jitwatch keygen`), or remove them from step_up.reviewers")
+    return found
+
+
 def lint(policy: Policy) -> list[Finding]:
-    """Every finding for the defaults and each tenant section."""
+    """Every finding for the defaults and each tenant section (a tenant section equal to
+    ``[defaults]`` is reported once, under defaults)."""
     found = _tenant("defaults", policy.defaults)
     for name, tenant in sorted(policy.tenants.items()):
-        found += _tenant(f"tenants.{name}", tenant)
+        if tenant != policy.defaults:
+            found += _tenant(f"tenants.{name}", tenant)
+    if policy.unknown_tenants == "defaults":
+        found.insert(0, Finding("warning", "unknown_tenants", "\"defaults\": unknown tenants "
+                                "get [defaults], so any tenant name a producer sends is served; "
+                                "set unknown_tenants = \"deny\" and name each tenant under "
+                                "[tenants.NAME]"))
     if policy.unknown_tenants == "deny" and not policy.tenants:
         found.insert(0, Finding("error", "unknown_tenants", "\"deny\" with no [tenants.*] "
                                 "section refuses every event; name a tenant or use "

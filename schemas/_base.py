@@ -14,7 +14,8 @@ from pydantic import (
     StringConstraints,
 )
 
-__all__ = ["Identifier", "Model", "UtcDatetime", "format_time", "trusted_model"]
+__all__ = ["TENANT_PATTERN", "Identifier", "Model", "TenantName", "UtcDatetime", "edit_distance",
+           "format_time", "trusted_model"]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -40,6 +41,32 @@ UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterVali
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 """A non-empty id of at most 128 characters (event, request, session ids)."""
+
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+"""Every tenant name, in events and in policies: lower case, digits and hyphens.
+
+One spelling per tenant: "ACME", "acme " and "acme" would otherwise be three trust zones
+with their own policy sections and their own state (break-glass ration included)."""
+
+TenantName = Annotated[str, StringConstraints(pattern=TENANT_PATTERN)]
+"""A tenant name matching :data:`TENANT_PATTERN`; anything else is refused, not normalised."""
+
+
+def edit_distance(first: str, second: str, limit: int) -> int:
+    """Levenshtein distance of two strings, or ``limit + 1`` once it is surely above
+    ``limit`` (cheap for long strings: the lengths alone tell)."""
+    if abs(len(first) - len(second)) > limit:
+        return limit + 1
+    previous = list(range(len(second) + 1))
+    for row, char in enumerate(first, start=1):
+        current = [row]
+        for column, other in enumerate(second, start=1):
+            current.append(min(previous[column] + 1, current[column - 1] + 1,
+                               previous[column - 1] + (char != other)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return min(previous[-1], limit + 1)
 
 
 class Model(BaseModel):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StringConstraints, TypeAdapter
+from pydantic import ConfigDict, Field, StrictBool, StringConstraints, TypeAdapter, model_validator
 
-from schemas._base import Identifier, Model, UtcDatetime
+from schemas._base import Identifier, Model, TenantName, UtcDatetime, edit_distance
 
 __all__ = [
+    "DOCUMENTED_FIELDS",
     "INPUT_EVENT",
+    "MISSPELLING_DISTANCE",
     "ClockTick",
     "InputEvent",
     "LockReleased",
@@ -26,6 +28,7 @@ __all__ = [
     "Subject",
     "SubjectKind",
     "TaskCompleted",
+    "misspelt_field",
 ]
 
 SubjectKind = Literal["human", "workload", "agent"]
@@ -37,7 +40,13 @@ Signature = Annotated[str, StringConstraints(max_length=256)]
 
 
 class Subject(Model):
-    """The identity asking for or using access: a person, a workload or an AI agent."""
+    """The identity asking for or using access: a person, a workload or an AI agent.
+
+    Every field is an identity claim, so an unknown one is refused rather than ignored: a
+    misspelt ``knd`` or ``atested`` would otherwise fall back to its default silently.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: SubjectId
     kind: SubjectKind = "human"
@@ -55,11 +64,54 @@ class Resource(Model):
     roles: tuple[Annotated[str, StringConstraints(min_length=1, max_length=256)], ...] = ()
 
 
+MISSPELLING_DISTANCE = 2
+"""A top-level key this many edits (or fewer, ignoring case) from a documented field name,
+and not itself documented, is refused as a misspelling of it."""
+
+
+def misspelt_field(key: str) -> str | None:
+    """The documented field ``key`` is probably a misspelling of, else ``None``.
+
+    Extension fields stay allowed (the contract's "extra fields are allowed") as long as
+    their names are at least ``MISSPELLING_DISTANCE + 1`` edits from every documented one.
+    """
+    if key in DOCUMENTED_FIELDS:
+        return None
+    folded = key.casefold()
+    best: tuple[int, int, str] | None = None
+    for name in DOCUMENTED_FIELDS:
+        distance = edit_distance(folded, name, MISSPELLING_DISTANCE)
+        if distance > MISSPELLING_DISTANCE:
+            continue
+        # Ties go to the name sharing the longest start ("ttl": ttl_s, not at).
+        shared = next((n for n, (a, b) in enumerate(zip(folded, name, strict=False))
+                       if a != b), min(len(folded), len(name)))
+        if best is None or (distance, -shared, name) < best:
+            best = (distance, -shared, name)
+    return None if best is None else best[2]
+
+
 class _Event(Model):
     event_id: Identifier
     at: UtcDatetime
-    tenant: Identifier = "default"
+    tenant: TenantName = "default"
     subject: Subject
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_misspelt_fields(cls, data: Any) -> Any:
+        # Issue H: "tennant" must not leave the event in tenant "default".
+        if isinstance(data, dict):
+            for key in data:
+                if key not in DOCUMENTED_FIELDS and isinstance(key, str):
+                    meant = misspelt_field(key)
+                    if meant is not None:
+                        raise ValueError(
+                            f"field {key!r} is not in the contract; did you mean {meant!r}? "
+                            f"rename it to {meant!r} (an extension field's name must differ "
+                            f"from every documented field by more than {MISSPELLING_DISTANCE} "
+                            "edits)")
+        return data
 
 
 class RequestCreated(_Event):
@@ -173,6 +225,12 @@ class ClockTick(Model):
     tenant: str
     subject: Subject
 
+
+DOCUMENTED_FIELDS: frozenset[str] = frozenset().union(*(
+    model.model_fields for model in (RequestCreated, RequestReviewed, RequestWithdrawn,
+                                     LockReleased, SessionStarted, SessionActivity,
+                                     SessionEnded, TaskCompleted)))
+"""Every top-level field name the contract documents, over all input event types."""
 
 InputEvent = Annotated[
     RequestCreated

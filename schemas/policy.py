@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from schemas._base import TenantName
 from schemas.decisions import PolicyRef
 from schemas.errors import PolicyError
 from schemas.events import Sensitivity, SubjectKind
@@ -74,11 +75,17 @@ class _Section(BaseModel):
 
 
 class IdentityPolicy(_Section):
-    """Who may ask at all: issuers per subject kind and which kinds must be attested."""
+    """Who may ask at all: issuers per subject kind, which kinds must be attested and which
+    must name an owner."""
 
     allowed_issuers: dict[SubjectKind, tuple[Name, ...]] = Field(default_factory=dict)
     """Per kind, the accepted ``subject.issuer`` values; a kind not listed accepts any."""
     require_attestation: tuple[SubjectKind, ...] = ("workload", "agent")
+    """Kinds that must be attested; listing either machine kind (workload, agent) requires
+    both, so claiming the other kind dodges nothing."""
+    require_owner: tuple[SubjectKind, ...] = ()
+    """Kinds that must name ``subject.owner`` (the accountable team or person); as above,
+    either machine kind listed requires both."""
 
 
 class TtlLimit(_Section):
@@ -206,6 +213,8 @@ class BaselinePolicy(_Section):
     window_s: int = Field(strict=True, default=3600, gt=0)
     lock_s: int = Field(strict=True, default=3600, gt=0)
     novel_workload: Literal["escalate", "off"] = "escalate"
+    """A workload's or agent's first request for an env/sensitivity pair (rule
+    baseline-novel); the name predates agents, which it covers too (issue H)."""
 
 
 class LocksPolicy(_Section):
@@ -269,7 +278,8 @@ class Policy(_Section):
     version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     unknown_tenants: Literal["defaults", "deny"] = "defaults"
     defaults: TenantPolicy = TenantPolicy()
-    tenants: dict[Name, TenantPolicy] = Field(default_factory=dict)
+    tenants: dict[TenantName, TenantPolicy] = Field(default_factory=dict)
+    """Per tenant; names follow the events' tenant pattern (schemas._base.TENANT_PATTERN)."""
 
     def for_tenant(self, tenant: str) -> TenantPolicy | None:
         """The tenant's settings; None when unknown tenants are refused."""
@@ -303,6 +313,8 @@ class LoadedPolicy:
 _FIXES = {
     "extra_forbidden": "remove it, or check its spelling against schemas/json/policy.schema.json",
     "missing": "add it",
+    "string_pattern_mismatch": "tenant names are lower-case letters, digits and hyphens "
+                               "(as events must spell them); rename the section",
 }
 
 

@@ -99,6 +99,9 @@ class SubjectState:
     kind: SubjectKind = "human"
     owner: str | None = None
     """The subject's kind and owner as last seen, for verdicts made by a clock tick."""
+    kind_fixed: bool = False
+    """``kind`` is fixed: a request passed the identity checks with it, and a request
+    claiming another kind is denied (rule ``identity-kind-changed``)."""
 
 
 class StoredSubject(Model):

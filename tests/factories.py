@@ -68,11 +68,17 @@ def request(request_id: str, resources: list[tuple[str, str]], **kwargs: Any) ->
 
 
 def variant(base: Any, **sections: dict[str, Any] | tuple[Any, ...]) -> Any:
-    """``base`` (a Policy) with sections of its defaults replaced or updated, unvalidated."""
+    """``base`` (a Policy) with sections of its defaults replaced or updated, unvalidated.
+
+    Tenant sections equal to the defaults (the packaged policy's named tenants, which
+    replace no section) get the same change, as they would in a policy text."""
     defaults = base.defaults
     updates: dict[str, Any] = {}
     for name, change in sections.items():
         current = getattr(defaults, name)
         updates[name] = (current.model_copy(update=change) if isinstance(change, dict)
                          else change)
-    return base.model_copy(update={"defaults": defaults.model_copy(update=updates)})
+    changed = defaults.model_copy(update=updates)
+    tenants = {name: changed if tenant == defaults else tenant
+               for name, tenant in base.tenants.items()}
+    return base.model_copy(update={"defaults": changed, "tenants": tenants})

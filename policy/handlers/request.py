@@ -11,6 +11,7 @@ from policy.rules import RequestContext, Rule, combine, evaluate, gates
 from policy.rules.break_glass import BREAK_GLASS
 from policy.rules.caps import MAX_ACTIVE_RESOURCES
 from policy.rules.exclusive import EXCLUSIVE_ENVIRONMENTS, sides
+from policy.rules.identity import binds, is_machine
 from policy.rules.lifecycle import AUTO_APPROVE
 from schemas._base import format_time
 from schemas.events import RequestCreated, Resource
@@ -38,7 +39,11 @@ def on_request_created(ledger: Ledger, event: RequestCreated,
     uses = _within(state.break_glass_uses, now, glass.window_s) if event.break_glass else ()
     ctx = RequestContext(ledger, event, tenant, recent, uses)
 
-    verdict = combine(gates(ctx) or evaluate(ctx))
+    gated = gates(ctx)
+    findings = gated or evaluate(ctx)
+    if not gated and not state.kind_fixed and binds(findings):
+        extra["kind_fixed"] = True  # the first request whose identity claims held
+    verdict = combine(findings)
     if verdict is not None and verdict.outcome == "deny":
         ledger.deny(request_id, resource_ids(event.resources), verdict.rule, verdict.reason)
         if verdict.lock_s:
@@ -71,8 +76,9 @@ def on_request_created(ledger: Ledger, event: RequestCreated,
 
 
 def now_seen(ledger: Ledger, resources: tuple[Resource, ...]) -> dict[str, object]:
-    """A workload's approved env/sensitivity pairs, so they no longer count as novel."""
-    if ledger.kind != "workload":
+    """A workload's or agent's approved env/sensitivity pairs, so they no longer count as
+    novel."""
+    if not is_machine(ledger.kind):
         return {}
     pairs = set(ledger.state.seen) | {f"{r.env}/{r.sensitivity}" for r in resources}
     return {"seen": tuple(sorted(pairs))}

@@ -67,6 +67,9 @@ RULES: tuple[Rule, ...] = (
     baseline.BASELINE_RATE,
     identity.IDENTITY_ISSUER,
     identity.IDENTITY_ATTESTATION,
+    identity.IDENTITY_KIND_MISMATCH,
+    identity.IDENTITY_KIND_CHANGED,
+    identity.IDENTITY_OWNER,
     lifecycle.REQUEST_ID_REUSED,
     caps.CAPS_PER_REQUEST,
     caps.MAX_ACTIVE_RESOURCES,
@@ -128,8 +131,11 @@ GATES: tuple[Check, ...] = (
 """Asked first, in this order; the first that finds anything is the whole answer."""
 
 OBJECTIONS: tuple[Check, ...] = (
+    identity.check_kind_mismatch,
     identity.check_issuer,
+    identity.check_kind_changed,
     identity.check_attestation,
+    identity.check_owner,
     lifecycle.check_reused,
     caps.check_per_request,
     caps.check_asked,

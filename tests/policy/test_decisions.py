@@ -206,29 +206,29 @@ class TestStep:
 
     def test_tenants_keep_separate_caps_for_the_same_subject(self) -> None:
         events = [request(f"r-{n}", [(f"x{n}", "prod")], t=n, tenant=tenant)
-                  for n in range(3) for tenant in ("acme", "globex")]
+                  for n in range(3) for tenant in ("acme", "default")]
         stored, decisions = engine(events)
         assert [d.action for d in decisions] == ["approve"] * 6
         assert stored is not None
         assert {name: len(s.grants) for name, s in stored.tenants.items()} == {
-            "acme": 3, "globex": 3}
+            "acme": 3, "default": 3}
         stored, more = engine([request("r-9", [("y", "prod")], t=9, tenant="acme")], stored)
         assert [(d.action, d.tenant, d.targets) for d in more] == [
             ("approve", "acme", ()), ("revoke", "acme", ("r-0",))]
         assert stored is not None
-        assert len(stored.tenants["globex"].grants) == 3
+        assert len(stored.tenants["default"].grants) == 3
 
     def test_tenants_keep_separate_exclusive_environments(self) -> None:
         stored, decisions = engine([request("r-1", [("a", "prod")], tenant="acme"),
                                     request("r-2", [("b", "research")], t=1,
-                                            tenant="globex")])
+                                            tenant="default")])
         assert [d.action for d in decisions] == ["approve", "approve"]
         assert stored is not None
         assert [g.request_id for g in stored.tenants["acme"].grants] == ["r-1"]
 
     def test_the_same_event_id_in_two_tenants_is_not_a_redelivery(self) -> None:
         first = request("r-1", [("a", "prod")], tenant="acme", event_id="e-1")
-        second = request("r-1", [("a", "prod")], tenant="globex", event_id="e-1")
+        second = request("r-1", [("a", "prod")], tenant="default", event_id="e-1")
         stored, _ = engine([first])
         result = step(stored, second, LOADED, cause(second))
         assert result.changed

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib import resources
 
+import pytest
+
 from policy.lint import describe, lint
 from schemas.policy import parse_policy
 
@@ -47,3 +49,68 @@ def test_describe_names_every_section() -> None:
     assert lines[0].startswith("defaults: cap 3 resources")
     assert lines[1].startswith("tenant acme: cap 7 resources")
     assert lines[-1] == "other tenants: denied"
+
+
+LAX = '''version = "lax"
+unknown_tenants = "defaults"
+[defaults.identity]
+allowed_issuers = { human = ["https://login.example.com"] }
+require_attestation = []
+[defaults.ttl]
+default_s = 3600
+max_s = 31536000
+[[defaults.ttl.limits]]
+env = "prod"
+default_s = 3600
+max_s = 172800
+[defaults.step_up]
+from_sensitivity = "never"
+[[defaults.step_up.reviewers]]
+ids = ["alice@example.com", "bob@example.com"]
+[[defaults.step_up.reviewer_keys]]
+reviewer = "alice@example.com"
+key_id = "alice-1"
+public_key = "VtZp/Yq+rYT6nefufDtfO+//jgYYqkoExXM0Nw0+Hvs="
+[defaults.break_glass]
+ttl_s = 900
+max_per_window = 1000000
+window_s = 1
+'''
+
+
+def test_guard_rails_name_the_field_and_the_fix() -> None:
+    # Issue H, finding 14: `policy check --strict` passed all of these.
+    found = findings(LAX)
+    assert "31536000 s" in found["defaults.ttl.max_s"]
+    assert "24 h" in found["defaults.ttl.max_s"]
+    assert "172800 s" in found["defaults.ttl.limits[0].max_s"]
+    assert "step-up is off" in found["defaults.step_up.from_sensitivity"]
+    assert "neither workload nor agent" in found["defaults.identity.require_attestation"]
+    assert "at most 3 per" in found["defaults.break_glass.max_per_window"]
+    assert "bob@example.com" in found["defaults.step_up.reviewer_keys"]
+    assert "alice@example.com" not in found["defaults.step_up.reviewer_keys"]
+    assert "unknown tenants get [defaults]" in found["unknown_tenants"]
+    assert all(line.startswith("warning: ") for line in found.values())
+
+
+@pytest.mark.parametrize(("maximum", "window", "warned"), [
+    (1, 86400, False), (3, 86400, False), (4, 86400, True), (1, 28800, False),
+    (1, 28799, True), (1, 3599, True), (2, 7 * 86400, False), (10, 30 * 86400, True),
+])
+def test_break_glass_ration_is_tight(maximum: int, window: int, warned: bool) -> None:
+    text = (f'version = "1"\n[defaults.break_glass]\nmax_per_window = {maximum}\n'
+            f'window_s = {window}\n')
+    assert ("defaults.break_glass.max_per_window" in findings(text)) is warned
+
+
+def test_off_break_glass_needs_no_ration() -> None:
+    text = 'version = "1"\n[defaults.break_glass]\nenabled = false\nmax_per_window = 99\n'
+    assert "defaults.break_glass.max_per_window" not in findings(text)
+
+
+def test_a_tenant_section_like_defaults_is_reported_once() -> None:
+    found = findings('version = "1"\nunknown_tenants = "deny"\n[tenants.acme]\n'
+                     '[tenants.beta.step_up]\nfrom_sensitivity = "never"\n')
+    assert "defaults.identity.allowed_issuers" in found
+    assert not [where for where in found if where.startswith("tenants.acme.")]
+    assert "tenants.beta.step_up.from_sensitivity" in found

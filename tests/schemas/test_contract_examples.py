@@ -146,12 +146,18 @@ def test_unknown_types_are_refused(kind: Any) -> None:
     assert caught.value.errors()[0]["type"] in ("union_tag_invalid", "union_tag_not_found")
 
 
-def test_unknown_fields_are_ignored_at_every_level() -> None:
-    raw = minimal(colour="blue", subject={"id": "alice", "team": "x"},
-                  resources=[{"id": "db", "env": "prod", "zone": "eu"}])
+def test_unknown_fields_are_ignored_at_the_top_level_and_in_resources() -> None:
+    raw = minimal(colour="blue", resources=[{"id": "db", "env": "prod", "zone": "eu"}])
     parsed = INPUT_EVENT.validate_json(json.dumps(raw))
     assert parsed == INPUT_EVENT.validate_python(minimal())
     assert not hasattr(parsed, "colour")
+
+
+def test_unknown_subject_fields_are_refused() -> None:
+    # Issue H (2026-12-06): every subject field is an identity claim; "team" is no field.
+    with pytest.raises(ValidationError) as caught:
+        INPUT_EVENT.validate_json(json.dumps(minimal(subject={"id": "alice", "team": "x"})))
+    assert caught.value.errors()[0]["loc"][-2:] == ("subject", "team")
 
 
 @pytest.mark.parametrize(("text", "utc"), [

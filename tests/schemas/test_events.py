@@ -98,3 +98,52 @@ def test_loose_values_are_refused_not_coerced(change: dict[str, Any], field: str
     with pytest.raises(ValidationError) as caught:
         INPUT_EVENT.validate_python({**raw_request("r-1", [("db", "prod")]), **change})
     assert field in str(caught.value)
+
+
+@pytest.mark.parametrize(("subject", "field"), [
+    ({"id": "alice", "knd": "workload"}, "knd"),
+    ({"id": "alice", "kind": "workload", "atested": True}, "atested"),
+    ({"id": "alice", "owner_team": "payments"}, "owner_team"),
+])
+def test_unknown_subject_fields_are_refused_by_name(subject: dict[str, Any], field: str) -> None:
+    # Issue H: a misspelt identity claim must not fall back to its default (kind human).
+    with pytest.raises(ValidationError) as caught:
+        INPUT_EVENT.validate_python({**raw_request("r-1", [("db", "prod")]), "subject": subject})
+    assert f"subject.{field}" in str(caught.value)
+
+
+@pytest.mark.parametrize(("key", "meant"), [
+    ("tennant", "tenant"), ("Tenant", "tenant"), ("tenat", "tenant"),
+    ("break-glass", "break_glass"), ("ttl", "ttl_s"), ("resource_s", "resources"),
+    ("request-id", "request_id"), ("evnt_id", "event_id"),
+])
+def test_misspelt_top_level_fields_are_refused_with_the_fix(key: str, meant: str) -> None:
+    raw = raw_request("r-1", [("db", "prod")])
+    raw[key] = raw.pop("tenant") if meant == "tenant" else "x"
+    with pytest.raises(ValidationError) as caught:
+        INPUT_EVENT.validate_python(raw)
+    assert repr(key) in str(caught.value)
+    assert f"did you mean {meant!r}" in str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["extra_field", "x_trace_id", "producer", "labels",
+                                 "reviewer", "session_id"])
+def test_extension_fields_far_from_every_documented_name_are_still_ignored(key: str) -> None:
+    # Documented fields of other types ("reviewer" on a request) stay allowed and ignored.
+    raw = {**raw_request("r-1", [("db", "prod")]), key: {"anything": 1}}
+    assert isinstance(INPUT_EVENT.validate_python(raw), RequestCreated)
+
+
+@pytest.mark.parametrize("tenant", ["ACME", "acme ", " acme", "Acme", "", "-acme", "acme_eu",
+                                    "a" * 64, "acme\n", "acmé"])
+def test_tenants_outside_the_pattern_are_refused(tenant: str) -> None:
+    # Issue H: "ACME", "acme " and "acme" would get different policies and state.
+    with pytest.raises(ValidationError) as caught:
+        INPUT_EVENT.validate_python(raw_request("r-1", [("db", "prod")], tenant=tenant))
+    assert "tenant" in str(caught.value)
+
+
+@pytest.mark.parametrize("tenant", ["acme", "default", "team-7", "a", "0", "a" * 63])
+def test_tenants_matching_the_pattern_are_accepted(tenant: str) -> None:
+    assert INPUT_EVENT.validate_python(raw_request("r-1", [("db", "prod")],
+                                                   tenant=tenant)).tenant == tenant

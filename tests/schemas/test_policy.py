@@ -42,6 +42,8 @@ V = 'version = "1"\n'
                                                            "regular expression"]),
     (V + '[tenants.acme.caps]\nstrategy = "revoke_newest"', ["tenants.acme.caps.strategy"]),
     ("[defaults.caps]\nmax_active_resources = 3", ["version", "Field required"]),
+    (V + '[tenants.ACME.caps]\nstrategy = "deny_new"', ["tenants.ACME", "pattern"]),
+    (V + '[tenants."acme ".caps]\nstrategy = "deny_new"', ["tenants.acme ", "pattern"]),
     (V + "[defaults.caps]\nmax_active_resources = [", ["not valid TOML"]),
 ])
 def test_invalid_policies_name_the_field(text: str, names: list[str]) -> None:

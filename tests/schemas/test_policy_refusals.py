@@ -26,14 +26,16 @@ def refusal(text: str) -> str:
 def test_default_policy_parses_to_the_documented_values() -> None:
     loaded = parse_policy(DEFAULT)
     defaults = loaded.policy.defaults
-    assert loaded.policy.version == "2026-11-23.3"
+    assert loaded.policy.version == "2026-12-06.1"
     assert (defaults.caps.max_active_resources, defaults.caps.strategy) == (3, "revoke_oldest")
     assert [(group.name, group.envs, group.strategy) for group in defaults.exclusive] == [
         ("prod-vs-research", ("prod", "research"), "revoke_older")]
     assert (defaults.ttl.default_s, defaults.ttl.max_s, defaults.ttl.over_max) == (
         3600, 28800, "clamp")
     assert (defaults.locks.default_s, defaults.locks.request_lock_s) == (3600, 3600)
-    assert loaded.policy.for_tenant("any-tenant") == defaults
+    # Issue H: it serves the tenants it names, each with the defaults, and no other.
+    assert loaded.policy.for_tenant("default") == loaded.policy.for_tenant("acme") == defaults
+    assert loaded.policy.for_tenant("any-tenant") is None
 
 
 @pytest.mark.parametrize("text", [
@@ -48,7 +50,7 @@ def test_texts_that_parse_alike_still_pin_differently() -> None:
     loaded = [parse_policy(text) for text in same]
     assert all(item.policy == loaded[0].policy for item in loaded)
     assert len({item.ref.sha256 for item in loaded}) == len(same)
-    assert {item.ref.version for item in loaded} == {"2026-11-23.3"}
+    assert {item.ref.version for item in loaded} == {"2026-12-06.1"}
 
 
 @pytest.mark.parametrize(("text", "names"), [

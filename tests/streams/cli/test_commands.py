@@ -19,7 +19,7 @@ def test_policy_check_valid_invalid_and_strict(tmp_path: Path,
     assert main(["policy", "check", "policy/default.toml"]) == 0
     out = capsys.readouterr().out
     assert "sha256" in out
-    assert "valid (2 warning(s))" in out
+    assert "valid (2 warning(s))" in out  # issuers and reviewers: site-specific
     assert main(["policy", "check", "--strict", "policy/default.toml"]) == 1
     assert "(--strict fails on warnings)" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
@@ -27,6 +27,23 @@ def test_policy_check_valid_invalid_and_strict(tmp_path: Path,
     assert main(["policy", "check", str(bad)]) == 1
     assert "defaults.caps.max_active_resources" in capsys.readouterr().err
     assert main(["policy", "check", str(tmp_path / "missing.toml")]) == 1
+
+
+def test_policy_check_strict_fails_without_guard_rails(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue H, finding 14: this passed `--strict` (issuers listed, tenants denied).
+    lax = tmp_path / "lax.toml"
+    lax.write_text('version = "lax"\nunknown_tenants = "deny"\n[tenants.acme]\n'
+                   '[defaults.identity]\nallowed_issuers = { human = ["https://idp"] }\n'
+                   'require_attestation = []\n[defaults.ttl]\nmax_s = 31536000\n'
+                   '[defaults.step_up]\nfrom_sensitivity = "never"\n'
+                   '[[defaults.step_up.reviewers]]\nids = ["bob"]\n'
+                   '[defaults.break_glass]\nmax_per_window = 1000000\nwindow_s = 1\n')
+    assert main(["policy", "check", "--strict", str(lax)]) == 1
+    out = capsys.readouterr().out
+    for field in ("ttl.max_s", "step_up.from_sensitivity", "identity.require_attestation",
+                  "break_glass.max_per_window", "step_up.reviewer_keys"):
+        assert f"warning: defaults.{field}: " in out
 
 
 def _events(path: Path) -> Path:
