@@ -32,8 +32,8 @@ def test_a_grant_that_ends_is_remembered_as_ended() -> None:
 def test_the_memory_of_ended_grants_keeps_the_newest_only() -> None:
     events: list[InputEvent] = []
     for number in range(ENDED_GRANT_MEMORY + 3):
-        events += [request(f"r-{number}", [("db/a", "staging")], t=number * 10),
-                   _completed(f"r-{number}", number * 10 + 1)]
+        events += [request(f"r-{number}", [("db/a", "staging")], t=number * 200),
+                   _completed(f"r-{number}", number * 200 + 1)]
     state, _ = run(events)
     assert len(state.ended) == ENDED_GRANT_MEMORY
     assert state.ended[-1] == ended_mark(f"r-{ENDED_GRANT_MEMORY + 2}")
@@ -45,9 +45,9 @@ def test_a_forgotten_ended_grant_is_treated_as_not_seen_yet() -> None:
     an id never seen, and locks when that ends: later, never less closed."""
     events: list[InputEvent] = []
     for number in range(ENDED_GRANT_MEMORY + 1):
-        events += [request(f"r-{number}", [("db/a", "staging")], t=number * 10),
-                   _completed(f"r-{number}", number * 10 + 1)]
-    late = (ENDED_GRANT_MEMORY + 1) * 10
+        events += [request(f"r-{number}", [("db/a", "staging")], t=number * 200),
+                   _completed(f"r-{number}", number * 200 + 1)]
+    late = (ENDED_GRANT_MEMORY + 1) * 200
     state, verdicts = run([*events, _session("started", "s-1", late, request_id="r-0",
                                              resource="db/a")])
     assert [s.held_until for s in state.sessions] == [at(late + 30)]
