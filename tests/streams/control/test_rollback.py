@@ -16,8 +16,6 @@ from streams.control.keys import read_private_key
 from streams.control.policy import PolicyControl, policy_load_record, sign_policy
 from streams.control.rollback import compare_versions
 
-from tests.streams.control.test_policy import keys  # noqa: F401 - the fixture
-
 _BUMPS = [0]
 
 
@@ -80,7 +78,8 @@ def test_an_older_signed_policy_with_its_sig_is_refused(tmp_path: Path, keys: Pa
     assert polled is not None
     outcome, candidate, reason = polled
     assert (outcome, candidate) == ("refused", None)
-    assert "2026-11-23.1" in (reason or "") and "2026-12-06.1" in (reason or "")
+    assert "2026-11-23.1" in (reason or "")
+    assert "2026-12-06.1" in (reason or "")
     assert control.policy().ref.version == "2026-12-06.1"
     record = _record(control, polled, policy)
     assert record["outcome"] == "refused"
@@ -90,7 +89,7 @@ def test_an_older_signed_policy_with_its_sig_is_refused(tmp_path: Path, keys: Pa
 
 def test_a_changed_text_with_the_same_version_is_refused(tmp_path: Path, keys: Path) -> None:
     control = PolicyControl(_write(tmp_path, 'version = "v1"\n'), keys)
-    _write(tmp_path, 'version = "v1"\n[defaults.break_glass]\nmax_uses = 5\n')
+    _write(tmp_path, 'version = "v1"\n# break-glass back on\n')
     polled = control.poll()
     assert polled is not None
     assert polled[0] == "refused"
@@ -103,13 +102,13 @@ def test_an_operator_signed_rollback_loads_and_says_so(tmp_path: Path, keys: Pat
     _write(tmp_path, 'version = "v2"\n', rollback_from="v3")
     polled = control.poll()
     assert polled is not None
-    outcome, candidate, reason = polled
+    outcome, candidate, _ = polled
     assert outcome == "loaded"
     assert candidate is not None
-    assert candidate.rollback
+    assert candidate.rollback_from == "v3"
     record = _record(control, polled, tmp_path / "policy.toml")
     assert record["rollback"] is True
-    assert "rollback" in str(record["reason"]) and "v3" in str(record["reason"])
+    assert "rollback from v3" in str(record["reason"])
     control.accept(candidate)
     assert control.policy().ref.version == "v2"
 
@@ -122,7 +121,7 @@ def test_a_rollback_signature_binds_the_version_it_replaces(tmp_path: Path,
     polled = control.poll()
     assert polled is not None
     assert polled[0] == "refused"
-    assert "v3" in (polled[2] or "") and "v4" in (polled[2] or "")
+    assert "from v3, but v4 is in force" in (polled[2] or "")
 
 
 def test_the_rollback_flag_is_covered_by_the_signature(tmp_path: Path, keys: Path) -> None:
@@ -151,7 +150,7 @@ def test_start_up_compares_with_the_policy_last_in_force(tmp_path: Path, keys: P
     assert orjson.loads(memory.read_bytes())["version"] == "v2"
     shutil.copy(tmp_path / "policy.toml", tmp_path / "v2.toml")
     _write(tmp_path, 'version = "v1"\n')
-    with pytest.raises(PolicyError, match="v1.*v2"):
+    with pytest.raises(PolicyError, match=r"v1 is older than v2"):
         PolicyControl(tmp_path / "policy.toml", keys, memory)
     _write(tmp_path, 'version = "v3"\n')
     assert PolicyControl(tmp_path / "policy.toml", keys, memory).policy().ref.version == "v3"
