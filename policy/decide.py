@@ -17,7 +17,12 @@ from policy.deadlines import expire
 from policy.handlers.lifecycle import on_lock_released, on_task_completed, on_withdrawn
 from policy.handlers.request import on_request_created
 from policy.handlers.review import on_review
-from policy.handlers.sessions import on_session_activity, on_session_ended, on_session_started
+from policy.handlers.sessions import (
+    on_session_activity,
+    on_session_ended,
+    on_session_started,
+    settle_sessions,
+)
 from policy.ledger import Ledger
 from policy.rules.failure import EVALUATION_ERROR, UNKNOWN_TENANT
 from policy.verdicts import Verdict
@@ -90,7 +95,8 @@ def decide(
             return state, ()
         return replace(state, grants=tuple(ledger.grants), pending=tuple(ledger.pending),
                        request_locks=tuple(ledger.request_locks),
-                       locked_until=ledger.locked_until, sessions=sessions), \
+                       locked_until=ledger.locked_until, sessions=sessions,
+                       ended=tuple(ledger.ended)), \
             tuple(ledger.verdicts)
     if event.event_id in state.applied:
         return state, ()
@@ -107,6 +113,8 @@ def decide(
     try:
         expire(ledger, now)
         changed = _apply(ledger, event, tenant)
+        if ledger.sessions:
+            settle_sessions(ledger, event.at)
     except Exception as exc:  # noqa: BLE001 - errors are data here: the event is denied.
         failed = Ledger(state, event)
         failed.deny(getattr(event, "request_id", None), (), EVALUATION_ERROR,
@@ -128,5 +136,6 @@ def decide(
         kind=ledger.kind,
         owner=ledger.owner,
         kind_fixed=changed.get("kind_fixed", state.kind_fixed),  # type: ignore[arg-type]
+        ended=tuple(ledger.ended),
     )
     return new_state, tuple(ledger.verdicts)

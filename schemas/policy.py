@@ -236,10 +236,13 @@ class SessionsPolicy(_Section):
     """How sessions must match live grants."""
 
     grace_s: int = Field(strict=True, default=30, ge=0, le=3600)
-    """How long a session may wait for the approval of the grant it names (the two arrive
-    on different topics, in no fixed order) before the subject is locked."""
+    """How long a session may wait for the approval of a grant not seen yet (the two arrive
+    on different topics, in no fixed order) before the subject is locked. A session on a
+    grant this subject's state knows ended gets no grace: it locks at once."""
     max_tracked: int = Field(strict=True, default=64, ge=1, le=10_000)
-    """Open sessions remembered per subject; the oldest are forgotten first."""
+    """Open sessions remembered per subject: the oldest settled ones are forgotten first; a
+    session waiting for its grant never is, and one more than this many waiting locks the
+    subject at once (rule ``session-without-grant``)."""
 
 
 class TenantPolicy(_Section):
