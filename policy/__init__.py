@@ -27,7 +27,7 @@ from policy.identities import canonical_id, same_identity
 from policy.releases import release_message, release_problem, sign_release
 from policy.reviews import request_digest, review_message, review_signature_problem, sign_review
 from policy.rules import RULES, Finding, Rule, combine
-from policy.steps import Step, step, tick
+from policy.steps import Step, refuse, step, tick, vacant
 from policy.verdicts import Verdict, summarize
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "decide",
     "decision_id",
     "next_deadline",
+    "refuse",
     "release_message",
     "release_problem",
     "request_digest",
@@ -54,4 +55,5 @@ __all__ = [
     "summarize",
     "tick",
     "to_decisions",
+    "vacant",
 ]
