@@ -28,7 +28,7 @@ from policy.ledger import ENDED_GRANT_MEMORY, ended_mark
 from policy.releases import release_message, release_problem, sign_release
 from policy.reviews import request_digest, review_message, review_signature_problem, sign_review
 from policy.rules import RULES, Finding, Rule, combine
-from policy.steps import Step, step, tick
+from policy.steps import Step, refuse, step, tick, vacant
 from policy.verdicts import Verdict, summarize
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "decision_id",
     "ended_mark",
     "next_deadline",
+    "refuse",
     "release_message",
     "release_problem",
     "request_digest",
@@ -57,4 +58,5 @@ __all__ = [
     "summarize",
     "tick",
     "to_decisions",
+    "vacant",
 ]

@@ -24,6 +24,8 @@ from policy.handlers.sessions import (
     settle_sessions,
 )
 from policy.ledger import Ledger
+from policy.rules.base import Rule
+from policy.rules.bounds import STATE_LIMIT, tenants_reason
 from policy.rules.failure import EVALUATION_ERROR, UNKNOWN_TENANT
 from policy.verdicts import Verdict
 from schemas.events import (
@@ -74,10 +76,25 @@ def _apply(ledger: Ledger, event: InputEvent, tenant: TenantPolicy) -> dict[str,
     return {}
 
 
+def _refused(state: SubjectState, event: InputEvent, applied: tuple[str, ...], rule: Rule,
+             reason: str) -> tuple[SubjectState, tuple[Verdict, ...]]:
+    """Deny an event before any handler: only its id is remembered, so a tenant left
+    otherwise empty is not stored at all (policy.steps)."""
+    refused = Ledger(state, event)
+    refused.deny(getattr(event, "request_id", None), (), rule, reason)
+    return replace(state, applied=applied, kind=refused.kind, owner=refused.owner), \
+        tuple(refused.verdicts)
+
+
 def decide(
-    state: SubjectState, event: InputEvent | ClockTick, now: datetime, policy: Policy
+    state: SubjectState, event: InputEvent | ClockTick, now: datetime, policy: Policy,
+    *, others: int = 0,
 ) -> tuple[SubjectState, tuple[Verdict, ...]]:
     """Apply one event to one subject's state in one tenant.
+
+    ``others`` is how many other tenants the subject holds state in when it holds none in
+    this one (``limits.max_tenants``: from that many on, the event is denied, rule
+    state-limit, and starts no state here).
 
     Whatever ran out by ``now`` (grants, pending reviews, locks) ends first. A redelivered
     event (its id already applied) returns the state unchanged and no verdict. A
@@ -103,11 +120,11 @@ def decide(
     applied = (*state.applied, event.event_id)[-APPLIED_EVENT_MEMORY:]
     tenant = policy.for_tenant(event.tenant)
     if tenant is None:
-        refused = Ledger(state, event)
-        refused.deny(getattr(event, "request_id", None), (), UNKNOWN_TENANT,
-                     f"tenant {event.tenant!r} is not in policy {policy.version}")
-        return replace(state, applied=applied, kind=refused.kind, owner=refused.owner), \
-            tuple(refused.verdicts)
+        return _refused(state, event, applied, UNKNOWN_TENANT,
+                        f"tenant {event.tenant!r} is not in policy {policy.version}")
+    crowded = tenants_reason(others, tenant) if others else None
+    if crowded is not None:
+        return _refused(state, event, applied, STATE_LIMIT, crowded)
     ledger = Ledger(state, event)
     ledger.lock_s = tenant.locks.default_s
     try:

@@ -11,13 +11,15 @@ from datetime import datetime
 
 from policy.decide import decide
 from policy.decisions import to_decisions
+from policy.ledger import Ledger, resource_ids
+from policy.rules.bounds import STATE_LIMIT
 from schemas._base import format_time, trusted_model
 from schemas.decisions import Cause, Decision, DecisionSubject
-from schemas.events import ClockTick, InputEvent, Subject
+from schemas.events import ClockTick, InputEvent, RequestCreated, Subject
 from schemas.policy import LoadedPolicy
 from schemas.state import STORED_STATE_VERSION, StoredSubject, SubjectState
 
-__all__ = ["Step", "step", "tick"]
+__all__ = ["Step", "refuse", "step", "tick", "vacant"]
 
 _SUBJECT_SET = frozenset(DecisionSubject.model_fields)
 
@@ -40,24 +42,72 @@ def step(
 ) -> Step:
     """Decide one event in event time against the subject's state in the event's tenant."""
     stored = stored if stored is not None else StoredSubject()
-    state = stored.tenants.get(event.tenant, SubjectState())
-    new_state, verdicts = decide(state, event, event.at, policy.policy)
+    held = stored.tenants.get(event.tenant)
+    state = held if held is not None else SubjectState()
+    others = len(stored.tenants) if held is None else 0
+    new_state, verdicts = decide(state, event, event.at, policy.policy, others=others)
     if new_state is state:
         return Step(stored=stored, decisions=(), changed=False)
-    # A new mapping, never a mutation: the table gets a fresh value to assign back.
-    tenants = {**stored.tenants, event.tenant: new_state}
-    # Kind and owner as the subject's requests stated them: reviews and session events may
-    # name the subject by id alone, and one decision id must always carry one content.
-    # Both models are built unvalidated: every value comes from a validated event or state
-    # (validating again cost about 2.5 µs each, per event).
-    subject = trusted_model(DecisionSubject, {"id": event.subject.id, "kind": new_state.kind,
-                                              "owner": new_state.owner}, set(_SUBJECT_SET))
+    # A new mapping, never a mutation: the table gets a fresh value to assign back. An
+    # event that would start a tenant's state with nothing live or remembered but its own
+    # id (one that decides nothing, or is refused: unknown tenant, too many tenants) starts
+    # none, so such events leave nothing behind; a redelivery of a refused one repeats its
+    # verdict with the same decision_id. A tenant already stored keeps its redelivery
+    # memory even when nothing else is left.
+    if held is None and vacant(new_state):
+        if not verdicts:
+            return Step(stored=stored, decisions=(), changed=False)
+        tenants = dict(stored.tenants)
+    else:
+        tenants = {**stored.tenants, event.tenant: new_state}
     return Step(
         stored=trusted_model(StoredSubject, {"v": STORED_STATE_VERSION, "tenants": tenants},
                              {"tenants"}),
-        decisions=to_decisions(verdicts, event, policy.ref, cause, emitted_at, subject),
+        decisions=to_decisions(verdicts, event, policy.ref, cause, emitted_at,
+                               _subject(event, new_state)),
         changed=True,
     )
+
+
+def vacant(state: SubjectState) -> bool:
+    """Nothing live or remembered that a later decision reads: no grants, pending requests,
+    locks, sessions, rate or break-glass history, seen pairs, and no fixed kind (redelivery
+    memory, ``applied``, aside)."""
+    return not (state.grants or state.pending or state.locked_until is not None
+                or state.request_locks or state.sessions or state.recent_requests
+                or state.break_glass_uses or state.seen or state.kind_fixed)
+
+
+def _subject(event: InputEvent | ClockTick, state: SubjectState | Ledger) -> DecisionSubject:
+    # Kind and owner as the subject's requests stated them: reviews and session events may
+    # name the subject by id alone, and one decision id must always carry one content.
+    # Built unvalidated: every value comes from a validated event or state (validating
+    # again cost about 2.5 µs per event).
+    return trusted_model(DecisionSubject, {"id": event.subject.id, "kind": state.kind,
+                                           "owner": state.owner}, set(_SUBJECT_SET))
+
+
+def refuse(
+    stored: StoredSubject | None,
+    event: InputEvent | ClockTick,
+    policy: LoadedPolicy,
+    cause: Cause,
+    reason: str,
+    emitted_at: datetime | None = None,
+) -> Step:
+    """The answer to an event whose new state could not be stored (the shells' size check):
+    a ``deny`` by state-limit, the stored value unchanged. A tick gets no decision."""
+    stored = stored if stored is not None else StoredSubject()
+    if isinstance(event, ClockTick):
+        return Step(stored=stored, decisions=(), changed=False)
+    state = stored.tenants.get(event.tenant, SubjectState())
+    ledger = Ledger(state, event)
+    ledger.deny(getattr(event, "request_id", None),
+                resource_ids(event.resources) if isinstance(event, RequestCreated) else (),
+                STATE_LIMIT, reason)
+    return Step(stored=stored, decisions=to_decisions(
+        tuple(ledger.verdicts), event, policy.ref, cause, emitted_at, _subject(event, ledger)),
+        changed=False)
 
 
 def tick(

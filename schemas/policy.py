@@ -33,6 +33,7 @@ from schemas._base import TenantName
 from schemas.decisions import PolicyRef
 from schemas.errors import PolicyError
 from schemas.events import Sensitivity, SubjectKind
+from schemas.policy_catalog import CatalogEntry, CatalogPolicy, Label, LimitsPolicy
 from schemas.policy_keys import OperatorKey, ReviewerKey
 
 __all__ = [
@@ -41,9 +42,12 @@ __all__ = [
     "BaselinePolicy",
     "BreakGlassPolicy",
     "CapsPolicy",
+    "CatalogEntry",
+    "CatalogPolicy",
     "ExclusiveGroup",
     "IdentityPolicy",
     "JustificationPolicy",
+    "LimitsPolicy",
     "LoadedPolicy",
     "LocksPolicy",
     "OperatorKey",
@@ -91,7 +95,7 @@ class IdentityPolicy(_Section):
 class TtlLimit(_Section):
     """Lifetime limits for resources matching ``env`` and/or ``sensitivity_from``."""
 
-    env: Name | None = None
+    env: Label | None = None
     sensitivity_from: Sensitivity | None = None
     default_s: int = Field(strict=True, gt=0)
     max_s: int = Field(strict=True, gt=0)
@@ -136,8 +140,8 @@ class ExclusiveGroup(_Section):
     """Sides a subject may not hold at once: each env and each role named is one side."""
 
     name: Name
-    envs: tuple[Name, ...] = ()
-    roles: tuple[Name, ...] = ()
+    envs: tuple[Label, ...] = ()
+    roles: tuple[Label, ...] = ()
     strategy: Literal["revoke_older", "deny_new"] = "revoke_older"
 
     @model_validator(mode="after")
@@ -153,7 +157,7 @@ class ExclusiveGroup(_Section):
 class TimeWindow(_Section):
     """When requests for matching resources may be approved without a human."""
 
-    envs: tuple[Name, ...] = ()
+    envs: tuple[Label, ...] = ()
     """Environments this window covers; empty covers all."""
     sensitivity_from: Sensitivity = "low"
     timezone: str = "UTC"
@@ -182,7 +186,7 @@ class TimeWindow(_Section):
 class ReviewerSet(_Section):
     """Reviewer ids allowed to approve requests for ``envs`` (empty: every env)."""
 
-    envs: tuple[Name, ...] = ()
+    envs: tuple[Label, ...] = ()
     ids: tuple[Name, ...] = Field(min_length=1)
 
 
@@ -263,6 +267,8 @@ class TenantPolicy(_Section):
     operators: tuple[OperatorKey, ...] = ()
     """Keys of the operators who may release locks early; none listed: locks end only when
     they expire."""
+    catalog: CatalogPolicy = CatalogPolicy()
+    limits: LimitsPolicy = LimitsPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> TenantPolicy:

@@ -14,10 +14,16 @@ from pydantic import Field
 from schemas._base import Model, UtcDatetime
 from schemas.events import Resource, SubjectKind
 
-__all__ = ["STORED_STATE_VERSION", "Grant", "Pending", "RequestLock", "Session",
+__all__ = ["MAX_STORED_BYTES", "STORED_STATE_VERSION", "Grant", "Pending", "RequestLock", "Session",
            "StoredSubject", "SubjectState"]
 
 STORED_STATE_VERSION = 1
+
+MAX_STORED_BYTES = 1_000_000
+"""Default largest encoded stored value (``JITWATCH_MAX_STORED_BYTES``): the broker's
+default ``message.max.bytes`` (1,048,588) less 48,588 bytes of headroom for the key (a
+subject id, at most 2,048 bytes of UTF-8), the record and batch overhead; it also stays
+under the producer's default ``max_request_size`` (1,048,576)."""
 
 
 @dataclass(frozen=True, slots=True)
