@@ -19,6 +19,7 @@ from policy.handlers.request import on_request_created
 from policy.handlers.review import on_review
 from policy.handlers.sessions import on_session_activity, on_session_ended, on_session_started
 from policy.ledger import Ledger
+from policy.rules.clock import CLOCK_SKEW, skew, trusted_now
 from policy.rules.failure import EVALUATION_ERROR, UNKNOWN_TENANT
 from policy.verdicts import Verdict
 from schemas.events import (
@@ -70,11 +71,19 @@ def _apply(ledger: Ledger, event: InputEvent, tenant: TenantPolicy) -> dict[str,
 
 
 def decide(
-    state: SubjectState, event: InputEvent | ClockTick, now: datetime, policy: Policy
+    state: SubjectState, event: InputEvent | ClockTick, now: datetime, policy: Policy,
+    *, received: datetime | None = None,
 ) -> tuple[SubjectState, tuple[Verdict, ...]]:
     """Apply one event to one subject's state in one tenant.
 
-    Whatever ran out by ``now`` (grants, pending reviews, locks) ends first. A redelivered
+    ``received`` is the broker's time for the event (issue H, trusted time): the event is
+    decided at it, or at the subject's last decision time if that is later (``now`` is then
+    not read), and its claimed ``at`` only counts for its skew: a request or review further
+    than ``time.max_skew_s`` from ``received`` is denied (``clock-skew``) and not applied.
+    Without ``received`` (a replay line with no broker time, a tick) ``now`` is the time.
+
+    Whatever ran out by the decision time (grants, pending reviews, locks) ends first. A
+    redelivered
     event (its id already applied) returns the state unchanged and no verdict. A
     :class:`ClockTick` only ends what ran out; it is not remembered as applied, since
     running it again finds nothing left to end.
@@ -95,24 +104,33 @@ def decide(
     if event.event_id in state.applied:
         return state, ()
     applied = (*state.applied, event.event_id)[-APPLIED_EVENT_MEMORY:]
+    if received is not None:
+        now = trusted_now(state.clock, event.at, received)
+    clock = state.clock if received is None else now
     tenant = policy.for_tenant(event.tenant)
     if tenant is None:
-        refused = Ledger(state, event)
+        refused = Ledger(state, event, now)
         refused.deny(getattr(event, "request_id", None), (), UNKNOWN_TENANT,
                      f"tenant {event.tenant!r} is not in policy {policy.version}")
-        return replace(state, applied=applied, kind=refused.kind, owner=refused.owner), \
-            tuple(refused.verdicts)
-    ledger = Ledger(state, event)
+        return replace(state, applied=applied, kind=refused.kind, owner=refused.owner,
+                       clock=clock), tuple(refused.verdicts)
+    ledger = Ledger(state, event, now)
     ledger.lock_s = tenant.locks.default_s
     try:
         expire(ledger, now)
-        changed = _apply(ledger, event, tenant)
+        untrusted = skew(event.at, received, tenant)
+        if untrusted is not None:
+            ledger.deny(getattr(event, "request_id", None), (), CLOCK_SKEW, untrusted)
+            changed: dict[str, object] = {}
+        else:
+            changed = _apply(ledger, event, tenant)
     except Exception as exc:  # noqa: BLE001 - errors are data here: the event is denied.
-        failed = Ledger(state, event)
+        failed = Ledger(state, event, now)
         failed.deny(getattr(event, "request_id", None), (), EVALUATION_ERROR,
                     f"policy evaluation failed ({type(exc).__name__}: {exc}); denied to "
                     "fail closed")
-        return replace(state, applied=applied, kind=failed.kind, owner=failed.owner), \
+        return replace(state, applied=applied, kind=failed.kind, owner=failed.owner,
+                       clock=clock), \
             tuple(failed.verdicts)
     # One construction per event (dataclasses.replace costs more than a decision here).
     new_state = SubjectState(
@@ -128,5 +146,6 @@ def decide(
         kind=ledger.kind,
         owner=ledger.owner,
         kind_fixed=changed.get("kind_fixed", state.kind_fixed),  # type: ignore[arg-type]
+        clock=clock,
     )
     return new_state, tuple(ledger.verdicts)

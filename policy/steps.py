@@ -11,9 +11,11 @@ from datetime import datetime
 
 from policy.decide import decide
 from policy.decisions import to_decisions
+from policy.rules.clock import CLOCK_SKEW_CLASS, skew
 from schemas._base import format_time, trusted_model
 from schemas.decisions import Cause, Decision, DecisionSubject
-from schemas.events import ClockTick, InputEvent, Subject
+from schemas.errors import InputError
+from schemas.events import ClockTick, InputEvent, RequestCreated, RequestReviewed, Subject
 from schemas.policy import LoadedPolicy
 from schemas.state import STORED_STATE_VERSION, StoredSubject, SubjectState
 
@@ -37,11 +39,25 @@ def step(
     policy: LoadedPolicy,
     cause: Cause,
     emitted_at: datetime | None = None,
+    received: datetime | None = None,
 ) -> Step:
-    """Decide one event in event time against the subject's state in the event's tenant."""
+    """Decide one event against the subject's state in the event's tenant, at the broker's
+    time ``received`` (per subject never earlier than its last decision), or at the event's
+    own ``at`` when there is no broker time (a replay line without one, a tick).
+
+    Raises:
+        InputError: ``clock-skew`` for an event other than a request or a review whose
+            ``at`` is further than ``time.max_skew_s`` from ``received``: it has no verdict
+            to carry the refusal, so it is a dead letter (a skipped line in a replay).
+    """
+    if not isinstance(event, ClockTick | RequestCreated | RequestReviewed):
+        tenant = policy.policy.for_tenant(event.tenant)
+        untrusted = None if tenant is None else skew(event.at, received, tenant)
+        if untrusted is not None:
+            raise InputError(CLOCK_SKEW_CLASS, untrusted)
     stored = stored if stored is not None else StoredSubject()
     state = stored.tenants.get(event.tenant, SubjectState())
-    new_state, verdicts = decide(state, event, event.at, policy.policy)
+    new_state, verdicts = decide(state, event, event.at, policy.policy, received=received)
     if new_state is state:
         return Step(stored=stored, decisions=(), changed=False)
     # A new mapping, never a mutation: the table gets a fresh value to assign back.

@@ -29,7 +29,7 @@ def _within(times: Iterable[datetime], now: datetime, seconds: int) -> tuple[dat
 def on_request_created(ledger: Ledger, event: RequestCreated,
                        tenant: TenantPolicy) -> dict[str, object]:
     """Decide a new request; returns the state fields it changed beyond the ledger's."""
-    now, request_id = event.at, event.request_id
+    now, request_id = ledger.now, event.request_id
     state = ledger.state
     recent = (*_within(state.recent_requests, now, tenant.baseline.window_s), now)
     extra: dict[str, object] = {"recent_requests": recent[-(tenant.baseline.max_requests + 1):]}

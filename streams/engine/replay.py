@@ -18,7 +18,7 @@ from schemas.decisions import Cause, Decision
 from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from schemas.state import StoredSubject
-from streams.engine.codec import parse_event
+from streams.engine.codec import parse_line
 from streams.engine.deadlines import DeadlineIndex, decide_tick
 
 __all__ = ["BadLine", "Replay", "UndecidedTick", "changed_events", "outcomes", "replay_lines"]
@@ -99,9 +99,15 @@ def replay_lines(
 ) -> Iterator[Decision | BadLine | UndecidedTick]:
     """Decide every line in order; blank lines are skipped, bad ones reported by number.
 
-    Event time drives expiry: before each event, everything any subject had run out by that
-    event's time ends, in time order. ``until`` lets time run on after the last line. An
-    expiry that cannot be decided is reported as an :class:`UndecidedTick`, never raised.
+    Lines are decided in file order, at the broker's time a line carries (``broker_time``,
+    issue H: per subject never earlier than the subject's last decision; an event whose
+    ``at`` is further than ``time.max_skew_s`` from it is denied, or for other than requests
+    and reviews reported as a bad line ``clock-skew``, as the stream dead-letters it), or at
+    its own ``at`` when it carries none. That time drives expiry: before each event,
+    everything any subject had run out by then ends, in time order. A file exported from
+    the topics is in broker-time order, the order the stream decides in. ``until`` lets time
+    run on after the last line. An expiry that cannot be decided is reported as an
+    :class:`UndecidedTick`, never raised.
 
     A file has no topics, so every event type is accepted from it (the stream binds each
     type to its input topic: :mod:`streams.engine.topics`).
@@ -112,18 +118,26 @@ def replay_lines(
         if not line:
             continue
         try:
-            event = parse_event(line, max_event_bytes)
+            event, received = parse_line(line, max_event_bytes)
         except InputError as exc:
             bad = BadLine(number, exc.error_class, exc.message)
             replay.bad_lines.append(bad)
             yield bad
             continue
-        replay.events += 1
-        replay.last_at = event.at if replay.last_at is None else max(replay.last_at, event.at)
-        yield from _ticks(deadlines, event.at, policy, replay)
+        moment = event.at if received is None else received
+        replay.last_at = moment if replay.last_at is None else max(replay.last_at, moment)
+        yield from _ticks(deadlines, moment, policy, replay)
         key = event.subject.id.encode("utf-8")
         cause = Cause(event_id=event.event_id, type=event.type)
-        result = step(replay.states.get(key), event, policy, cause, emitted_at=None)
+        try:
+            result = step(replay.states.get(key), event, policy, cause, emitted_at=None,
+                          received=received)
+        except InputError as exc:  # clock-skew: the stream dead-letters it
+            bad = BadLine(number, exc.error_class, exc.message)
+            replay.bad_lines.append(bad)
+            yield bad
+            continue
+        replay.events += 1
         if result.changed:
             replay.states[key] = result.stored
             _watch(deadlines, replay, key, event.tenant)
