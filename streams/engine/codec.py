@@ -87,8 +87,8 @@ _BROKER_TIME: TypeAdapter[datetime] = TypeAdapter(UtcDatetime)
 
 def parse_line(value: bytes, max_bytes: int) -> tuple[InputEvent, datetime | None]:
     """Validate one line of a replay file: an event, and the broker's time for it when the
-    line carries one (top-level ``broker_time``, RFC 3339, as ``jitwatch tail --inputs``
-    writes it), else None.
+    line carries one (top-level ``broker_time``, RFC 3339: the input record's LogAppendTime
+    timestamp), else None.
 
     Only a replay reads ``broker_time``: in the stream the broker's own record timestamp is
     the time, and a ``broker_time`` inside a record's value is an ignored extension field.
