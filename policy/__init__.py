@@ -24,14 +24,16 @@ from policy.deadlines import next_deadline
 from policy.decide import APPLIED_EVENT_MEMORY, decide
 from policy.decisions import decision_id, to_decisions
 from policy.identities import canonical_id, same_identity
+from policy.ledger import ENDED_GRANT_MEMORY, ended_mark
 from policy.releases import release_message, release_problem, sign_release
 from policy.reviews import request_digest, review_message, review_signature_problem, sign_review
 from policy.rules import RULES, Finding, Rule, combine
-from policy.steps import Step, step, tick
+from policy.steps import Step, refuse, step, tick, vacant
 from policy.verdicts import Verdict, summarize
 
 __all__ = [
     "APPLIED_EVENT_MEMORY",
+    "ENDED_GRANT_MEMORY",
     "RULES",
     "Finding",
     "Rule",
@@ -41,7 +43,9 @@ __all__ = [
     "combine",
     "decide",
     "decision_id",
+    "ended_mark",
     "next_deadline",
+    "refuse",
     "release_message",
     "release_problem",
     "request_digest",
@@ -54,4 +58,5 @@ __all__ = [
     "summarize",
     "tick",
     "to_decisions",
+    "vacant",
 ]

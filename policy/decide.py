@@ -17,8 +17,15 @@ from policy.deadlines import expire
 from policy.handlers.lifecycle import on_lock_released, on_task_completed, on_withdrawn
 from policy.handlers.request import on_request_created
 from policy.handlers.review import on_review
-from policy.handlers.sessions import on_session_activity, on_session_ended, on_session_started
+from policy.handlers.sessions import (
+    on_session_activity,
+    on_session_ended,
+    on_session_started,
+    settle_sessions,
+)
 from policy.ledger import Ledger
+from policy.rules.base import Rule
+from policy.rules.bounds import STATE_LIMIT, tenants_reason
 from policy.rules.clock import CLOCK_SKEW, skew, trusted_now
 from policy.rules.failure import EVALUATION_ERROR, UNKNOWN_TENANT
 from policy.verdicts import Verdict
@@ -70,9 +77,21 @@ def _apply(ledger: Ledger, event: InputEvent, tenant: TenantPolicy) -> dict[str,
     return {}
 
 
+def _refused(state: SubjectState, event: InputEvent, applied: tuple[str, ...], now: datetime,
+             clock: datetime | None, rule: Rule, reason: str,
+             ) -> tuple[SubjectState, tuple[Verdict, ...]]:
+    """Deny an event before any handler, at decision time ``now``: only its id (and the
+    subject's ``clock``) is remembered, so a tenant left otherwise empty is not stored at
+    all (policy.steps)."""
+    refused = Ledger(state, event, now)
+    refused.deny(getattr(event, "request_id", None), (), rule, reason)
+    return replace(state, applied=applied, kind=refused.kind, owner=refused.owner,
+                   clock=clock), tuple(refused.verdicts)
+
+
 def decide(
     state: SubjectState, event: InputEvent | ClockTick, now: datetime, policy: Policy,
-    *, received: datetime | None = None,
+    *, received: datetime | None = None, others: int = 0,
 ) -> tuple[SubjectState, tuple[Verdict, ...]]:
     """Apply one event to one subject's state in one tenant.
 
@@ -81,6 +100,10 @@ def decide(
     not read), and its claimed ``at`` only counts for its skew: a request or review further
     than ``time.max_skew_s`` from ``received`` is denied (``clock-skew``) and not applied.
     Without ``received`` (a replay line with no broker time, a tick) ``now`` is the time.
+
+    ``others`` is how many other tenants the subject holds state in when it holds none in
+    this one (``limits.max_tenants``: from that many on, the event is denied, rule
+    state-limit, and starts no state here).
 
     Whatever ran out by the decision time (grants, pending reviews, locks) ends first. A
     redelivered
@@ -99,7 +122,8 @@ def decide(
             return state, ()
         return replace(state, grants=tuple(ledger.grants), pending=tuple(ledger.pending),
                        request_locks=tuple(ledger.request_locks),
-                       locked_until=ledger.locked_until, sessions=sessions), \
+                       locked_until=ledger.locked_until, sessions=sessions,
+                       ended=tuple(ledger.ended)), \
             tuple(ledger.verdicts)
     if event.event_id in state.applied:
         return state, ()
@@ -109,11 +133,11 @@ def decide(
     clock = state.clock if received is None else now
     tenant = policy.for_tenant(event.tenant)
     if tenant is None:
-        refused = Ledger(state, event, now)
-        refused.deny(getattr(event, "request_id", None), (), UNKNOWN_TENANT,
-                     f"tenant {event.tenant!r} is not in policy {policy.version}")
-        return replace(state, applied=applied, kind=refused.kind, owner=refused.owner,
-                       clock=clock), tuple(refused.verdicts)
+        return _refused(state, event, applied, now, clock, UNKNOWN_TENANT,
+                        f"tenant {event.tenant!r} is not in policy {policy.version}")
+    crowded = tenants_reason(others, tenant) if others else None
+    if crowded is not None:
+        return _refused(state, event, applied, now, clock, STATE_LIMIT, crowded)
     ledger = Ledger(state, event, now)
     ledger.lock_s = tenant.locks.default_s
     try:
@@ -124,6 +148,8 @@ def decide(
             changed: dict[str, object] = {}
         else:
             changed = _apply(ledger, event, tenant)
+            if ledger.sessions:
+                settle_sessions(ledger, ledger.now)
     except Exception as exc:  # noqa: BLE001 - errors are data here: the event is denied.
         failed = Ledger(state, event, now)
         failed.deny(getattr(event, "request_id", None), (), EVALUATION_ERROR,
@@ -147,5 +173,6 @@ def decide(
         owner=ledger.owner,
         kind_fixed=changed.get("kind_fixed", state.kind_fixed),  # type: ignore[arg-type]
         clock=clock,
+        ended=tuple(ledger.ended),
     )
     return new_state, tuple(ledger.verdicts)

@@ -6,6 +6,7 @@ for it with the holdings before and after; the handlers decide, the ledger recor
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -15,7 +16,25 @@ from schemas.decisions import Action, StateSummary
 from schemas.events import ClockTick, InputEvent, RequestCreated, Resource
 from schemas.state import Grant, Pending, RequestLock, SubjectState
 
-__all__ = ["Ledger", "resource_ids"]
+__all__ = ["ENDED_GRANT_MEMORY", "Ledger", "ended_mark", "resource_ids"]
+
+ENDED_GRANT_MEMORY = 64
+"""How many ended grants a subject's state remembers (``SubjectState.ended``), newest kept.
+
+A session on a remembered one locks the subject at once. Past the bound the oldest is
+forgotten, and a session on it is treated as one on a grant not seen yet: it waits
+``sessions.grace_s`` and then locks, unless a grant of that id (a new approval under the
+policy) covers it by then. So forgetting delays a lock by at most the grace and never
+opens more than a fresh request id would; it never cancels one. 64 marks take about 1.2 KB
+of a stored value; the rate baseline makes 64 ended grants a matter of hours.
+"""
+
+
+def ended_mark(request_id: str) -> str:
+    """The fixed-size mark of an ended grant kept in ``SubjectState.ended``: the first 16
+    hex characters of the SHA-256 of its UTF-8 request id (ids may be 128 characters). Two
+    ids sharing a mark would only lock a session at once instead of after its grace."""
+    return hashlib.sha256(request_id.encode("utf-8")).hexdigest()[:16]
 
 
 def resource_ids(resources: Iterable[Resource]) -> tuple[str, ...]:
@@ -35,6 +54,7 @@ class Ledger:
         self.pending = list(state.pending)
         self.request_locks = list(state.request_locks)
         self.sessions = list(state.sessions)
+        self.ended = list(state.ended)
         self.locked_until = state.locked_until
         self.state = state
         # A request states who asks; other events (reviews, sessions) may name the subject
@@ -107,6 +127,10 @@ class Ledger:
                 return lock
         return None
 
+    def has_ended(self, request_id: str) -> bool:
+        """Whether a grant of ``request_id`` ended and is still remembered as ended."""
+        return bool(self.ended) and ended_mark(request_id) in self.ended
+
     def covering(self, request_id: str | None, resource: str) -> Grant | None:
         """A live grant covering ``resource`` (of ``request_id`` when given)."""
         for grant in self.grants:
@@ -129,6 +153,7 @@ class Ledger:
                key: str | None = None) -> None:
         before = self.summary()
         self.grants.remove(grant)
+        self._ended((grant.request_id,))
         self._summary = None
         self.emit("revoke", rule, reason, before, at=at, request_id=grant.request_id,
                   targets=(grant.request_id,), resources=resource_ids(grant.resources),
@@ -153,8 +178,15 @@ class Ledger:
         before = self.summary()
         ended = tuple(grant.request_id for grant in self.grants)
         self.grants.clear()
+        self._ended(ended)
         self._summary = None
         if self.locked_until is None or self.locked_until < until:
             self.locked_until = until
         self.emit("lock", rule, reason, before, at=at, request_id=request_id, targets=ended,
                   expires_at=self.locked_until, key=key)
+
+    def _ended(self, request_ids: tuple[str, ...]) -> None:
+        if not request_ids:
+            return
+        self.ended += [ended_mark(request_id) for request_id in request_ids]
+        del self.ended[:-ENDED_GRANT_MEMORY]

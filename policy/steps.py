@@ -11,7 +11,9 @@ from datetime import datetime
 
 from policy.decide import decide
 from policy.decisions import to_decisions
-from policy.rules.clock import CLOCK_SKEW_CLASS, skew
+from policy.ledger import Ledger, resource_ids
+from policy.rules.bounds import STATE_LIMIT
+from policy.rules.clock import CLOCK_SKEW_CLASS, skew, trusted_now
 from schemas._base import format_time, trusted_model
 from schemas.decisions import Cause, Decision, DecisionSubject
 from schemas.errors import InputError
@@ -19,7 +21,7 @@ from schemas.events import ClockTick, InputEvent, RequestCreated, RequestReviewe
 from schemas.policy import LoadedPolicy
 from schemas.state import STORED_STATE_VERSION, StoredSubject, SubjectState
 
-__all__ = ["Step", "step", "tick"]
+__all__ = ["Step", "refuse", "step", "tick", "vacant"]
 
 _SUBJECT_SET = frozenset(DecisionSubject.model_fields)
 
@@ -56,24 +58,77 @@ def step(
         if untrusted is not None:
             raise InputError(CLOCK_SKEW_CLASS, untrusted)
     stored = stored if stored is not None else StoredSubject()
-    state = stored.tenants.get(event.tenant, SubjectState())
-    new_state, verdicts = decide(state, event, event.at, policy.policy, received=received)
+    held = stored.tenants.get(event.tenant)
+    state = held if held is not None else SubjectState()
+    others = len(stored.tenants) if held is None else 0
+    new_state, verdicts = decide(state, event, event.at, policy.policy, received=received,
+                                 others=others)
     if new_state is state:
         return Step(stored=stored, decisions=(), changed=False)
-    # A new mapping, never a mutation: the table gets a fresh value to assign back.
-    tenants = {**stored.tenants, event.tenant: new_state}
-    # Kind and owner as the subject's requests stated them: reviews and session events may
-    # name the subject by id alone, and one decision id must always carry one content.
-    # Both models are built unvalidated: every value comes from a validated event or state
-    # (validating again cost about 2.5 µs each, per event).
-    subject = trusted_model(DecisionSubject, {"id": event.subject.id, "kind": new_state.kind,
-                                              "owner": new_state.owner}, set(_SUBJECT_SET))
+    # A new mapping, never a mutation: the table gets a fresh value to assign back. An
+    # event that would start a tenant's state with nothing live or remembered but its own
+    # id (one that decides nothing, or is refused: unknown tenant, too many tenants) starts
+    # none, so such events leave nothing behind; a redelivery of a refused one repeats its
+    # verdict with the same decision_id. A tenant already stored keeps its redelivery
+    # memory even when nothing else is left.
+    if held is None and vacant(new_state):
+        if not verdicts:
+            return Step(stored=stored, decisions=(), changed=False)
+        tenants = dict(stored.tenants)
+    else:
+        tenants = {**stored.tenants, event.tenant: new_state}
     return Step(
         stored=trusted_model(StoredSubject, {"v": STORED_STATE_VERSION, "tenants": tenants},
                              {"tenants"}),
-        decisions=to_decisions(verdicts, event, policy.ref, cause, emitted_at, subject),
+        decisions=to_decisions(verdicts, event, policy.ref, cause, emitted_at,
+                               _subject(event, new_state)),
         changed=True,
     )
+
+
+def vacant(state: SubjectState) -> bool:
+    """Nothing live or remembered that a later decision reads: no grants, pending requests,
+    locks, sessions, rate or break-glass history, seen pairs, and no fixed kind (redelivery
+    memory, ``applied``, and the decision ``clock`` aside: a subject with nothing else
+    stored has nothing a later decision at an earlier time could reopen)."""
+    return not (state.grants or state.pending or state.locked_until is not None
+                or state.request_locks or state.sessions or state.recent_requests
+                or state.break_glass_uses or state.seen or state.kind_fixed)
+
+
+def _subject(event: InputEvent | ClockTick, state: SubjectState | Ledger) -> DecisionSubject:
+    # Kind and owner as the subject's requests stated them: reviews and session events may
+    # name the subject by id alone, and one decision id must always carry one content.
+    # Built unvalidated: every value comes from a validated event or state (validating
+    # again cost about 2.5 µs per event).
+    return trusted_model(DecisionSubject, {"id": event.subject.id, "kind": state.kind,
+                                           "owner": state.owner}, set(_SUBJECT_SET))
+
+
+def refuse(
+    stored: StoredSubject | None,
+    event: InputEvent | ClockTick,
+    policy: LoadedPolicy,
+    cause: Cause,
+    reason: str,
+    emitted_at: datetime | None = None,
+    received: datetime | None = None,
+) -> Step:
+    """The answer to an event whose new state could not be stored (the shells' size check):
+    a ``deny`` by state-limit, the stored value unchanged, at the time :func:`step` would
+    have decided it (the broker's ``received``, never before the subject's clock). A tick
+    gets no decision."""
+    stored = stored if stored is not None else StoredSubject()
+    if isinstance(event, ClockTick):
+        return Step(stored=stored, decisions=(), changed=False)
+    state = stored.tenants.get(event.tenant, SubjectState())
+    ledger = Ledger(state, event, trusted_now(state.clock, event.at, received))
+    ledger.deny(getattr(event, "request_id", None),
+                resource_ids(event.resources) if isinstance(event, RequestCreated) else (),
+                STATE_LIMIT, reason)
+    return Step(stored=stored, decisions=to_decisions(
+        tuple(ledger.verdicts), event, policy.ref, cause, emitted_at, _subject(event, ledger)),
+        changed=False)
 
 
 def tick(

@@ -33,6 +33,7 @@ from schemas._base import TenantName
 from schemas.decisions import PolicyRef
 from schemas.errors import PolicyError
 from schemas.events import Sensitivity, SubjectKind
+from schemas.policy_catalog import CatalogEntry, CatalogPolicy, Label, LimitsPolicy
 from schemas.policy_keys import OperatorKey, ReviewerKey
 
 __all__ = [
@@ -41,9 +42,12 @@ __all__ = [
     "BaselinePolicy",
     "BreakGlassPolicy",
     "CapsPolicy",
+    "CatalogEntry",
+    "CatalogPolicy",
     "ExclusiveGroup",
     "IdentityPolicy",
     "JustificationPolicy",
+    "LimitsPolicy",
     "LoadedPolicy",
     "LocksPolicy",
     "OperatorKey",
@@ -92,7 +96,7 @@ class IdentityPolicy(_Section):
 class TtlLimit(_Section):
     """Lifetime limits for resources matching ``env`` and/or ``sensitivity_from``."""
 
-    env: Name | None = None
+    env: Label | None = None
     sensitivity_from: Sensitivity | None = None
     default_s: int = Field(strict=True, gt=0)
     max_s: int = Field(strict=True, gt=0)
@@ -137,8 +141,8 @@ class ExclusiveGroup(_Section):
     """Sides a subject may not hold at once: each env and each role named is one side."""
 
     name: Name
-    envs: tuple[Name, ...] = ()
-    roles: tuple[Name, ...] = ()
+    envs: tuple[Label, ...] = ()
+    roles: tuple[Label, ...] = ()
     strategy: Literal["revoke_older", "deny_new"] = "revoke_older"
 
     @model_validator(mode="after")
@@ -154,7 +158,7 @@ class ExclusiveGroup(_Section):
 class TimeWindow(_Section):
     """When requests for matching resources may be approved without a human."""
 
-    envs: tuple[Name, ...] = ()
+    envs: tuple[Label, ...] = ()
     """Environments this window covers; empty covers all."""
     sensitivity_from: Sensitivity = "low"
     timezone: str = "UTC"
@@ -183,7 +187,7 @@ class TimeWindow(_Section):
 class ReviewerSet(_Section):
     """Reviewer ids allowed to approve requests for ``envs`` (empty: every env)."""
 
-    envs: tuple[Name, ...] = ()
+    envs: tuple[Label, ...] = ()
     ids: tuple[Name, ...] = Field(min_length=1)
 
 
@@ -237,10 +241,13 @@ class SessionsPolicy(_Section):
     """How sessions must match live grants."""
 
     grace_s: int = Field(strict=True, default=30, ge=0, le=3600)
-    """How long a session may wait for the approval of the grant it names (the two arrive
-    on different topics, in no fixed order) before the subject is locked."""
+    """How long a session may wait for the approval of a grant not seen yet (the two arrive
+    on different topics, in no fixed order) before the subject is locked. A session on a
+    grant this subject's state knows ended gets no grace: it locks at once."""
     max_tracked: int = Field(strict=True, default=64, ge=1, le=10_000)
-    """Open sessions remembered per subject; the oldest are forgotten first."""
+    """Open sessions remembered per subject: the oldest settled ones are forgotten first; a
+    session waiting for its grant never is, and one more than this many waiting locks the
+    subject at once (rule ``session-without-grant``)."""
 
 
 class TimePolicy(_Section):
@@ -270,6 +277,8 @@ class TenantPolicy(_Section):
     operators: tuple[OperatorKey, ...] = ()
     """Keys of the operators who may release locks early; none listed: locks end only when
     they expire."""
+    catalog: CatalogPolicy = CatalogPolicy()
+    limits: LimitsPolicy = LimitsPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> TenantPolicy:

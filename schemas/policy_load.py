@@ -52,6 +52,9 @@ class PolicyLoadRecord(Model):
     new: PolicySummary
     reason: str | None
     cause: Cause
+    rollback: bool = False
+    """A loaded policy an operator signed as a rollback (its version is not greater than the
+    one it replaced). Added by issue H (finding 10); records from before lack it."""
 
 
 def is_policy_load(record: object) -> bool:

@@ -14,10 +14,16 @@ from pydantic import Field
 from schemas._base import Model, UtcDatetime
 from schemas.events import Resource, SubjectKind
 
-__all__ = ["STORED_STATE_VERSION", "Grant", "Pending", "RequestLock", "Session",
+__all__ = ["MAX_STORED_BYTES", "STORED_STATE_VERSION", "Grant", "Pending", "RequestLock", "Session",
            "StoredSubject", "SubjectState"]
 
 STORED_STATE_VERSION = 1
+
+MAX_STORED_BYTES = 1_000_000
+"""Default largest encoded stored value (``JITWATCH_MAX_STORED_BYTES``): the broker's
+default ``message.max.bytes`` (1,048,588) less 48,588 bytes of headroom for the key (a
+subject id, at most 2,048 bytes of UTF-8), the record and batch overhead; it also stays
+under the producer's default ``max_request_size`` (1,048,576)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +70,10 @@ class RequestLock:
 class Session:
     """A session the subject opened on a grant.
 
-    ``held_until`` is set while the grant it names is not (yet) live: requests and sessions
-    are separate topics, so a session may overtake the approval it relies on. If no live
-    grant covers it by then, the subject is locked.
+    ``held_until`` is set while the grant it names has not been seen yet: requests and
+    sessions are separate topics, so a session may overtake the approval it relies on. The
+    hold ends when that grant arrives (it must cover ``resource``) or, at ``held_until``,
+    with a lock. A held session is never forgotten before then (policy.handlers.sessions).
     """
 
     session_id: str
@@ -84,7 +91,8 @@ class SubjectState:
     redelivered event changes nothing (at-least-once delivery redelivers only what was not
     yet committed, so a bounded window suffices). ``recent_requests`` and
     ``break_glass_uses`` keep only what their sliding windows still need; ``seen`` holds the
-    ``env/sensitivity`` pairs a workload has been granted before.
+    ``env/sensitivity`` pairs a workload has been granted before; ``ended`` marks the most
+    recent grants that ended (policy.ledger.ENDED_GRANT_MEMORY of them).
     """
 
     grants: tuple[Grant, ...] = ()
@@ -107,6 +115,12 @@ class SubjectState:
     event is decided no earlier, so per subject time never runs backwards. None for states
     stored before, or only ever decided on event time (a replay line without
     ``broker_time``)."""
+    ended: tuple[str, ...] = ()
+    """Marks (policy.ledger.ended_mark: 16 hex of the SHA-256 of the request id) of this
+    subject's grants that ended (revoked, completed, expired, withdrawn, ended by a lock),
+    oldest first, at most policy.ledger.ENDED_GRANT_MEMORY: a session on one of them locks
+    at once instead of waiting for a grant that will not come. Empty in values stored
+    before issue H (finding 12), which still decode."""
 
 
 class StoredSubject(Model):

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
+from schemas.state import MAX_STORED_BYTES
 
 __all__ = [
     "ENVIRONMENT_GROUPS",
@@ -137,6 +138,9 @@ class WorkerSettings(_Section):
     for far fewer produce requests (verdicts and changelog writes) under load."""
     max_event_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     """Inputs larger than this go to the dead letter topic."""
+    max_stored_bytes: int = Field(default=MAX_STORED_BYTES, ge=64 * 1024, le=64 * 1024 * 1024)
+    """Largest subject state stored (one changelog message): keep it below the changelog
+    topic's ``max.message.bytes`` less about 48 KB; a bigger state is refused (state-limit)."""
     expiry_check_s: float = Field(default=0.2, gt=0, le=60)
     """How often the expiry timer looks for deadlines that passed."""
     expiry_grace_s: float = Field(default=0.5, ge=0, le=60)
@@ -290,7 +294,7 @@ ENVIRONMENT_GROUPS: dict[str, tuple[str, ...]] = {
                "topic_deadletter", "topic_partitions", "topic_replication"),
     "worker": ("policy_file", "policy_signers_file", "policy_poll_s", "data_dir", "store",
                "standby_replicas", "batch_max", "producer_linger_ms", "max_event_bytes",
-               "expiry_check_s", "expiry_grace_s", "session_timeout_s"),
+               "max_stored_bytes", "expiry_check_s", "expiry_grace_s", "session_timeout_s"),
     "sink": ("redis_url", "redis_user", "redis_password_file", "audit_group",
              "audit_key_prefix"),
     "notary": ("redis_url", "notary_redis_user", "notary_redis_password_file",
@@ -300,7 +304,7 @@ ENVIRONMENT_GROUPS: dict[str, tuple[str, ...]] = {
                  "audit_key_prefix", "topic_partitions"),
     "verify": ("audit_verify_key_file",),
     "identity": ("principals_file", "audit_group", "policy_file", "policy_signers_file"),
-    "policy": ("policy_file", "max_event_bytes"),
+    "policy": ("policy_file", "max_event_bytes", "max_stored_bytes"),
     "log": ("log_level",),
 }
 """Which ``JITWATCH_*`` variables each kind of command reads (for its ``--help``); the

@@ -10,6 +10,7 @@ from policy.reviews import request_digest
 from policy.rules import RequestContext, Rule, combine, evaluate, gates
 from policy.rules.break_glass import BREAK_GLASS
 from policy.rules.caps import MAX_ACTIVE_RESOURCES
+from policy.rules.catalog import resolve
 from policy.rules.exclusive import EXCLUSIVE_ENVIRONMENTS, sides
 from policy.rules.identity import binds, is_machine
 from policy.rules.lifecycle import AUTO_APPROVE
@@ -28,7 +29,16 @@ def _within(times: Iterable[datetime], now: datetime, seconds: int) -> tuple[dat
 
 def on_request_created(ledger: Ledger, event: RequestCreated,
                        tenant: TenantPolicy) -> dict[str, object]:
-    """Decide a new request; returns the state fields it changed beyond the ledger's."""
+    """Decide a new request; returns the state fields it changed beyond the ledger's.
+
+    The rules read the effective resources (policy.rules.catalog.resolve: the catalog's
+    env, roles and sensitivity, repeated ids merged, labels normalised), and so do the
+    grant or pending request made; a review's signature still binds the request as sent.
+    """
+    sent = event
+    resolved = resolve(event.resources, tenant.catalog)
+    if resolved.resources is not event.resources:
+        event = event.model_copy(update={"resources": resolved.resources})
     now, request_id = ledger.now, event.request_id
     state = ledger.state
     recent = (*_within(state.recent_requests, now, tenant.baseline.window_s), now)
@@ -38,6 +48,7 @@ def on_request_created(ledger: Ledger, event: RequestCreated,
     # Only break-glass requests read the ration: the rest skip filtering its window.
     uses = _within(state.break_glass_uses, now, glass.window_s) if event.break_glass else ()
     ctx = RequestContext(ledger, event, tenant, recent, uses)
+    ctx.mismatches, ctx.unknown = resolved.mismatches, resolved.unknown
 
     gated = gates(ctx)
     findings = gated or evaluate(ctx)
@@ -63,7 +74,7 @@ def on_request_created(ledger: Ledger, event: RequestCreated,
     if verdict is not None:  # escalate
         pending_until = now + timedelta(seconds=tenant.step_up.pending_ttl_s)
         ledger.pending.append(Pending(request_id, event.resources, now, pending_until, ttl,
-                                      requested, request_digest(event)))
+                                      requested, request_digest(sent)))
         ledger.emit("escalate", verdict.rule, f"{verdict.reason}; waiting for review until "
                     f"{format_time(pending_until)}", request_id=request_id,
                     resources=resource_ids(event.resources), expires_at=pending_until)

@@ -26,6 +26,7 @@ from policy.rules.review import (
 from schemas._base import format_time
 from schemas.events import RequestReviewed
 from schemas.policy import TenantPolicy
+from schemas.policy_catalog import label
 
 __all__ = ["on_review"]
 
@@ -60,7 +61,7 @@ def on_review(ledger: Ledger, event: RequestReviewed,
             _lock_reviewed(ledger, event, ids, tenant, REVIEW_SELF_APPROVAL,
                            "self-approval attempt")
         return {}
-    envs = {resource.env for resource in waiting.resources}
+    envs = {label(resource.env) for resource in waiting.resources}  # stored as sent before H
     allowed = all(any(listed(event.reviewer.id, group.ids)
                       and (not group.envs or env in group.envs)
                       for group in tenant.step_up.reviewers) for env in envs)

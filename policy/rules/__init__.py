@@ -18,8 +18,10 @@ from collections.abc import Callable, Sequence
 
 from policy.rules import (
     baseline,
+    bounds,
     break_glass,
     caps,
+    catalog,
     clock,
     exclusive,
     failure,
@@ -57,8 +59,8 @@ __all__ = [
 Check = Callable[[RequestContext], tuple[Finding, ...]]
 """One question about a new request; ``()`` when the rule has nothing to say."""
 
-AREAS = (baseline, break_glass, caps, clock, exclusive, failure, identity, justification,
-         lifecycle, lifetime, locks, review, sessions, windows)
+AREAS = (baseline, bounds, break_glass, caps, catalog, clock, exclusive, failure, identity,
+         justification, lifecycle, lifetime, locks, review, sessions, windows)
 """Every area module; each rule is defined in exactly one of them."""
 
 RULES: tuple[Rule, ...] = (
@@ -73,6 +75,9 @@ RULES: tuple[Rule, ...] = (
     identity.IDENTITY_KIND_CHANGED,
     identity.IDENTITY_OWNER,
     lifecycle.REQUEST_ID_REUSED,
+    catalog.RESOURCE_MISMATCH,
+    catalog.RESOURCE_UNKNOWN,
+    bounds.STATE_LIMIT,
     caps.CAPS_PER_REQUEST,
     caps.MAX_ACTIVE_RESOURCES,
     exclusive.EXCLUSIVE_ENVIRONMENTS,
@@ -139,6 +144,10 @@ OBJECTIONS: tuple[Check, ...] = (
     identity.check_attestation,
     identity.check_owner,
     lifecycle.check_reused,
+    catalog.check_mismatch,
+    catalog.check_unknown_deny,
+    bounds.check_held,
+    bounds.check_seen,
     caps.check_per_request,
     caps.check_asked,
     exclusive.check_spans,
@@ -151,6 +160,7 @@ OBJECTIONS: tuple[Check, ...] = (
 """Checks that deny, in the order their reasons are reported."""
 
 ESCALATIONS: tuple[Check, ...] = (
+    catalog.check_unknown_escalate,
     windows.check_escalate,
     review.check_step_up,
     baseline.check_novel,

@@ -66,6 +66,8 @@ class Holdings(Protocol):
     @property
     def grants(self) -> list[Grant]: ...
     @property
+    def pending(self) -> list[Pending]: ...
+    @property
     def locked_until(self) -> datetime | None: ...
     @property
     def request_locks(self) -> list[RequestLock]: ...
@@ -85,8 +87,8 @@ class RequestContext:
     no lifetime or window arithmetic.
     """
 
-    __slots__ = ("asked", "event", "held", "max_s", "outside", "rank", "recent", "requested",
-                 "tenant", "uses")
+    __slots__ = ("asked", "event", "held", "max_s", "mismatches", "outside", "rank", "recent",
+                 "requested", "tenant", "unknown", "uses")
 
     def __init__(self, held: Holdings, event: RequestCreated, tenant: TenantPolicy,
                  recent: tuple[datetime, ...], uses: tuple[datetime, ...]) -> None:
@@ -107,6 +109,11 @@ class RequestContext:
         """The highest sensitivity rank among the resources asked."""
         self.asked: frozenset[str] | set[str] = frozenset()
         """Distinct resource ids asked for."""
+        self.mismatches: tuple[str, ...] = ()
+        """Claims the catalog contradicts (policy.rules.catalog.resolve); ``event``'s
+        resources are already the effective ones."""
+        self.unknown: tuple[str, ...] = ()
+        """Resources the catalog does not list, under its ``escalate`` or ``deny``."""
 
 
 def top_rank(resources: tuple[Resource, ...]) -> int:

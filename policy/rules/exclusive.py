@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from policy.rules.base import Finding, RequestContext, Rule
 from schemas.events import Resource
 from schemas.policy import TenantPolicy
+from schemas.policy_catalog import label
 from schemas.state import Grant
 
 __all__ = ["EXCLUSIVE_ENVIRONMENTS", "check_spans", "deny_new", "sides"]
@@ -17,13 +18,16 @@ EXCLUSIVE_ENVIRONMENTS = Rule("exclusive-environments", "A subject never holds a
 
 def sides(resources: Iterable[Resource], envs: tuple[str, ...],
           roles: tuple[str, ...]) -> set[str]:
-    """Which sides of an exclusive group these resources stand on."""
+    """Which sides of an exclusive group these resources stand on. Envs and roles compare
+    normalised (a grant stored before issue H may hold them as sent)."""
     found = set()
     for resource in resources:
-        if resource.env in envs:
-            found.add(resource.env)
+        env = label(resource.env)
+        if env in envs:
+            found.add(env)
         if resource.roles:  # most resources name none: skip building a generator
-            found.update(f"role {role}" for role in resource.roles if role in roles)
+            found.update(f"role {role}" for role in map(label, resource.roles)
+                         if role in roles)
     return found
 
 

@@ -257,7 +257,7 @@ def cmd_sign(settings: Settings, args: argparse.Namespace) -> int:
     if args.what == "policy":
         if args.file is None:
             raise ConfigError("jitwatch sign policy needs the policy FILE")
-        print(f"wrote {sign_policy(args.file, args.key_id, key)}")
+        print(f"wrote {sign_policy(args.file, args.key_id, key, args.rollback)}")
         return 0
     raw = orjson.loads(sys.stdin.buffer.read())
     if not isinstance(raw, dict):
@@ -340,6 +340,9 @@ def register(commands: Commands) -> None:
     sign.add_argument("--request", type=Path,
                       help="sign review: the request.created JSON the review decides (its "
                       "digest is signed); without it, the review's request_digest field")
+    sign.add_argument("--rollback", metavar="FROM_VERSION",
+                      help="sign policy: sign it as a rollback from FROM_VERSION, the version "
+                      "in force it replaces (needed when its version is not greater)")
     sign.add_argument("--key", type=Path, required=True, help="private key from keygen")
     sign.add_argument("--key-id", required=True, help="the key's id as the policy/signers "
                       "file lists it")

@@ -68,7 +68,7 @@ def _replay(path: Path, policy: LoadedPolicy, settings: Settings, progress: bool
                 yield line
 
         for item in replay_lines(lines(), policy, replay, settings.worker.max_event_bytes,
-                                 until):
+                                 until, settings.worker.max_stored_bytes):
             yield replay, item
 
 

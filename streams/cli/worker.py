@@ -23,6 +23,7 @@ def register(commands: Commands) -> None:
 
 def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.control.policy import load_policy_control
+    from streams.control.rollback import IN_FORCE_FILE
     from streams.kafka.admin import broker_answers
     from streams.worker.app import build_app, quiet_worker
     from streams.worker.datadir import claim_data_dir
@@ -30,12 +31,16 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     # Issue F: validated and (with signers configured) signature-checked, before anything
     # connects; every load is recorded on the decisions topic; reloads when it changes.
+    # Rollback protection compares with the policy this worker last put in force, kept in
+    # its data dir (streams.control.rollback: the choice and its limit).
     control = load_policy_control(settings.kafka, settings.topics, settings.policy,
-                                  args.policy or settings.policy.policy_file)
+                                  args.policy or settings.policy.policy_file,
+                                  settings.worker.data_dir / IN_FORCE_FILE)
     # faust would retry a wrong address or protocol for ever, with aiokafka's error line
     # every half second and no word of the setting: ask once, with a deadline.
     asyncio.run(broker_answers(settings.kafka, settings.topics))
     with claim_data_dir(settings.worker.data_dir):
+        control.remember()  # its load record is on the decisions topic
         app = build_app(settings.kafka, settings.topics, settings.worker, control.policy)
         attach_policy_control(app, settings.topics, settings.policy, control)
         worker = quiet_worker(app, settings.log_level)

@@ -11,6 +11,8 @@ A signed policy has a detached signature next to it, ``<policy>.sig``: JSON
 
 With signers configured, an unsigned or badly signed policy is refused: the worker does not
 start without a good one, and a bad change while it runs leaves the old policy in force.
+So is one whose version does not increase, unless an operator signed it as a rollback
+(``"rollback_from"`` in the ``.sig``: :mod:`streams.control.rollback`).
 Every load or refused load becomes a ``jit.policy-load/v1`` record on the decisions topic.
 """
 
@@ -36,6 +38,12 @@ from schemas._base import format_time
 from schemas.errors import JitwatchError, PolicyError
 from schemas.policy import LoadedPolicy, parse_policy
 from schemas.policy_load import POLICY_LOAD_SCHEMA, PolicyLoadRecord
+from streams.control.rollback import (
+    order_problem,
+    read_in_force,
+    rollback_message,
+    write_in_force,
+)
 
 if TYPE_CHECKING:
     from streams.settings import KafkaSettings, PolicySettings, TopicSettings
@@ -69,6 +77,8 @@ class PolicyLoad:
     source: str
     signer: str | None
     key_id: str | None
+    rollback_from: str | None = None
+    """Set when an operator signed this policy as a rollback from that version in force."""
 
     def summary(self) -> dict[str, Any]:
         """The fields a load record and ``whoami`` show."""
@@ -122,12 +132,15 @@ def load_signers(path: Path) -> dict[str, tuple[str, Ed25519PublicKey]]:
     return signers
 
 
-def _verify(path: Path, text: bytes,
-            signers: dict[str, tuple[str, Ed25519PublicKey]]) -> tuple[str, str]:
+def _verify(path: Path, text: bytes, signers: dict[str, tuple[str, Ed25519PublicKey]]
+            ) -> tuple[str, str, str | None]:
     sig_path = path.with_name(path.name + ".sig")
     try:
         detached = orjson.loads(sig_path.read_bytes())
         key_id, signature = str(detached["key_id"]), str(detached["signature"])
+        rollback_from = detached.get("rollback_from")
+        if rollback_from is not None and not isinstance(rollback_from, str):
+            raise TypeError("rollback_from is not a version")
     except OSError as exc:
         raise PolicyError(f"{path} is unsigned: no {sig_path.name} next to it "
                           "(`jitwatch policy sign`)") from exc
@@ -138,10 +151,12 @@ def _verify(path: Path, text: bytes,
         raise PolicyError(f"{path} is signed by key {key_id!r}, which is not a trusted "
                           "signer (JITWATCH_POLICY_SIGNERS_FILE)")
     signer, public = signers[key_id]
-    if not verify(public, text, signature):
+    signed = text if rollback_from is None else rollback_message(text, rollback_from)
+    if not verify(public, signed, signature):
         raise PolicyError(f"{path}: signature by {key_id!r} does not verify; the file was "
-                          "changed after signing")
-    return signer, key_id
+                          "changed after signing" + ("" if rollback_from is None else
+                                                     " or the rollback was not signed so"))
+    return signer, key_id, rollback_from
 
 
 def _load(path: Path | None, signers: dict[str, tuple[str, Ed25519PublicKey]] | None
@@ -150,11 +165,28 @@ def _load(path: Path | None, signers: dict[str, tuple[str, Ed25519PublicKey]] | 
         raise PolicyError("policy signers are configured but no policy file is: set "
                           "JITWATCH_POLICY_FILE to a signed policy")
     text = _policy_bytes(path)
-    signer = key_id = None
+    signer = key_id = rollback_from = None
     if path is not None and signers is not None:
-        signer, key_id = _verify(path, text, signers)
+        signer, key_id, rollback_from = _verify(path, text, signers)
     source = PACKAGED_POLICY if path is None else str(path)
-    return PolicyLoad(parse_policy(text.decode("utf-8"), source), source, signer, key_id)
+    return PolicyLoad(parse_policy(text.decode("utf-8"), source), source, signer, key_id,
+                      rollback_from)
+
+
+def _in_order(candidate: PolicyLoad, in_force: tuple[str, str] | None,
+              signers: object) -> PolicyLoad:
+    """``candidate`` when its version may follow ``in_force`` (checked only with signers).
+
+    Raises:
+        PolicyError: why not (streams.control.rollback.order_problem).
+    """
+    if signers is None:
+        return candidate
+    ref = candidate.loaded.ref
+    problem = order_problem(in_force, ref.version, ref.sha256, candidate.rollback_from)
+    if problem is not None:
+        raise PolicyError(problem)
+    return candidate
 
 
 def _stamp(path: Path | None) -> tuple[int, ...] | None:
@@ -173,11 +205,15 @@ def _stamp(path: Path | None) -> tuple[int, ...] | None:
 class PolicyControl:
     """The policy in force and its reloads. Not thread-safe: one event loop uses it."""
 
-    def __init__(self, path: Path | None, signers_file: Path | None) -> None:
+    def __init__(self, path: Path | None, signers_file: Path | None,
+                 memory: Path | None = None) -> None:
         self._path = path
         self._signers = load_signers(signers_file) if signers_file is not None else None
         self._stamp = _stamp(path)
-        self.current = _load(path, self._signers)
+        self._memory = memory
+        # At start nothing is in force in memory: compare with the policy last in force.
+        in_force = read_in_force(memory) if self._signers is not None else None
+        self.current = _in_order(_load(path, self._signers), in_force, self._signers)
         """The policy in force; raises at construction when none is acceptable."""
 
     @property
@@ -201,12 +237,14 @@ class PolicyControl:
         self._stamp = stamp
         try:
             candidate = _load(self._path, self._signers)
+            if candidate.loaded.ref.sha256 == self.current.loaded.ref.sha256:
+                return None  # touched, not changed
+            ref = self.current.loaded.ref
+            candidate = _in_order(candidate, (ref.version, ref.sha256), self._signers)
         except JitwatchError as exc:
             log.error("POLICY CHANGE REFUSED, %s (sha256 %s…) stays in force: %s",
                       self.current.loaded.ref.version, self.current.loaded.ref.sha256[:12], exc)
             return "refused", None, str(exc)
-        if candidate.loaded.ref.sha256 == self.current.loaded.ref.sha256:
-            return None  # touched, not changed
         log.warning("policy %s (sha256 %s…, signed by %s) replaces %s",
                     candidate.loaded.ref.version, candidate.loaded.ref.sha256[:12],
                     candidate.signer,
@@ -216,6 +254,15 @@ class PolicyControl:
     def accept(self, candidate: PolicyLoad) -> None:
         """Put a polled policy in force (after its load record was sent)."""
         self.current = candidate
+        self.remember()
+
+    def remember(self) -> None:
+        """Keep the policy in force as the one a restart compares with (after its load
+        record was sent); nothing without a data dir or without signers (unsigned
+        policies are not ordered, so what they were is no baseline)."""
+        if self._memory is not None and self._signers is not None:
+            ref = self.current.loaded.ref
+            write_in_force(self._memory, ref.version, ref.sha256)
 
 
 def _candidate_sha(path: Path | None) -> str | None:
@@ -253,12 +300,21 @@ def policy_load_record(app_id: str, outcome: str, old: PolicyLoad | None,
         "worker": worker,
         "old": old.summary() if old is not None else None,
         "new": new_summary,
-        "reason": reason or (f"policy {new_summary.get('version')} in force"
-                             if outcome == "loaded" else None),
+        "reason": reason or (_loaded_reason(new, old) if outcome == "loaded" else None),
+        "rollback": outcome == "loaded" and new is not None and new.rollback_from is not None,
         "cause": {"event_id": record_id, "type": "policy.load", "topic": None,
                   "partition": None, "offset": None},
     })
     return app_id.encode(), _record_bytes(record)
+
+
+def _loaded_reason(new: PolicyLoad | None, old: PolicyLoad | None) -> str:
+    version = new.loaded.ref.version if new is not None else None
+    if new is None or new.rollback_from is None:
+        return f"policy {version} in force"
+    replaced = old.loaded.ref.version if old is not None else new.rollback_from
+    return (f"policy {version} in force: a rollback from {replaced}, signed as one by "
+            f"{new.signer} (key {new.key_id})")
 
 
 def _record_bytes(record: PolicyLoadRecord) -> bytes:
@@ -269,11 +325,18 @@ def _record_bytes(record: PolicyLoadRecord) -> bytes:
     return orjson.dumps(value)
 
 
-def sign_policy(path: Path, key_id: str, private_key: Ed25519PrivateKey) -> Path:
-    """Write ``<path>.sig`` for the policy file's exact bytes; returns its path."""
-    signature = base64.b64encode(sign(private_key, path.read_bytes())).decode()
+def sign_policy(path: Path, key_id: str, private_key: Ed25519PrivateKey,
+                rollback_from: str | None = None) -> Path:
+    """Write ``<path>.sig`` for the policy file's exact bytes, or with ``rollback_from`` for
+    a rollback from that version in force (streams.control.rollback); returns its path."""
+    text = path.read_bytes()
+    signed = text if rollback_from is None else rollback_message(text, rollback_from)
+    detached: dict[str, str] = {"key_id": key_id,
+                                "signature": base64.b64encode(sign(private_key, signed)).decode()}
+    if rollback_from is not None:
+        detached["rollback_from"] = rollback_from
     out = path.with_name(path.name + ".sig")
-    out.write_bytes(orjson.dumps({"key_id": key_id, "signature": signature}) + b"\n")
+    out.write_bytes(orjson.dumps(detached) + b"\n")
     return out
 
 
@@ -285,9 +348,11 @@ async def _publish(kafka: KafkaSettings, topic: str, key: bytes, value: bytes) -
 
 
 def load_policy_control(kafka: KafkaSettings, topics: TopicSettings, policy: PolicySettings,
-                        path: Path | None) -> PolicyControl:
-    """The worker's start: load ``path`` (refusing to start without an acceptable policy),
-    create or check the topics, and log the load to the decisions topic.
+                        path: Path | None, memory: Path | None = None) -> PolicyControl:
+    """The worker's start: load ``path`` (refusing to start without an acceptable policy,
+    or, with signers, one older than ``memory`` names), create or check the topics, and log
+    the load to the decisions topic. The caller calls ``remember()`` once it owns the data
+    dir ``memory`` is in.
 
     Raises:
         PolicyError: when the policy is invalid, unsigned or badly signed.
@@ -297,7 +362,7 @@ def load_policy_control(kafka: KafkaSettings, topics: TopicSettings, policy: Pol
     from streams.kafka.admin import ensure_topics
 
     # Validate before touching Kafka: a bad policy is refused at once, broker or not.
-    control = PolicyControl(path, policy.policy_signers_file)
+    control = PolicyControl(path, policy.policy_signers_file, memory)
     asyncio.run(ensure_topics(kafka, topics))  # the load record goes to the decisions topic
     key, value = policy_load_record(topics.app_id, "loaded", None, control.current, None)
     asyncio.run(_publish(kafka, topics.topic_decisions, key, value))

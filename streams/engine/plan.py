@@ -18,7 +18,8 @@ from schemas.decisions import Cause
 from schemas.errors import InputError
 from schemas.events import ClockTick, InputEvent
 from schemas.policy import LoadedPolicy
-from schemas.state import StoredSubject
+from schemas.state import MAX_STORED_BYTES, StoredSubject
+from streams.engine.bounds import fit
 from streams.engine.codec import (
     dead_letter_headers,
     decode_command,
@@ -72,10 +73,11 @@ class Outbound:
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """A table value to store for ``key``, on the partition of input record ``source``."""
+    """A table value to store for ``key``, on the partition of input record ``source``;
+    ``value`` None deletes the key (a subject with no tenant state left)."""
 
     key: bytes
-    value: bytes
+    value: bytes | None
     source: int
 
 
@@ -122,6 +124,7 @@ def plan_batch(
     now: Callable[[], datetime],
     commands_topic: str | None = None,
     require_broker_time: bool = False,
+    max_stored_bytes: int = MAX_STORED_BYTES,
 ) -> BatchPlan:
     """Decide every record of a batch, in trusted-time order (issue H).
 
@@ -142,6 +145,9 @@ def plan_batch(
     earlier ones' results. Any failure of one record sends that record to the dead letter
     topic and never yields an approve, and so does an event whose type belongs on another
     input topic than the one it came on (``input_topics``: see :mod:`streams.engine.topics`).
+    A new value longer than ``max_stored_bytes`` is never stored: the event that made it
+    gets a ``deny`` (state-limit) and a dead letter (``state-oversized``) and its subject
+    keeps its value, while the rest of the batch goes on (:mod:`streams.engine.bounds`).
     """
     plan = BatchPlan()
     pending: dict[bytes, StoredSubject] = {}
@@ -175,24 +181,27 @@ def plan_batch(
                 if isinstance(value, Exception):
                     raise value
                 stored = decode_stored(value)
+            # Unvalidated: a validated event's id and type, and the record's typed
+            # coordinates (validating them again cost about 2.5 µs per event).
+            cause = trusted_model(Cause, {
+                "event_id": event.event_id,
+                "type": event.type,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            }, set(_CAUSE_FIELDS))
+            emitted = now()
             if isinstance(event, ClockTick):
                 if stored is None:
                     continue  # nothing was ever stored for this subject: nothing to end
                 result = decide_tick(stored, event.tenant, event.subject.id, event.at, policy,
-                                     emitted_at=now(), coordinates=(
+                                     emitted_at=emitted, coordinates=(
                                          record.topic, record.partition, record.offset))
             else:
-                # Unvalidated: a validated event's id and type, and the record's typed
-                # coordinates (validating them again cost about 2.5 µs per event).
-                cause = trusted_model(Cause, {
-                    "event_id": event.event_id,
-                    "type": event.type,
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                }, set(_CAUSE_FIELDS))
-                result = step(stored, event, policy, cause, emitted_at=now(),
+                result = step(stored, event, policy, cause, emitted_at=emitted,
                               received=received)
+            fitted = fit(result, stored, event, policy, cause, max_stored_bytes, emitted,
+                         received) if result.changed else None
         except InputError as exc:
             _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message)
             continue
@@ -201,23 +210,34 @@ def plan_batch(
                           record.partition, record.offset)
             _dead_letter(plan, index, record, deadletter_topic, type(exc).__name__, str(exc))
             continue
-        if result.changed:
+        if fitted is not None and fitted.oversized is None:
+            result = fitted.step
             pending[key] = result.stored
-            plan.writes[key] = Write(key=key, value=encode_stored(result.stored), source=index)
+            if fitted.value is not None or stored is not None or key in plan.writes:
+                # (nothing to delete where nothing was stored)
+                plan.writes[key] = Write(key=key, value=fitted.value, source=index)
             state = result.stored.tenants.get(event.tenant)
             plan.deadlines[(key, event.tenant)] = (
                 next_deadline(state) if state is not None else None)
+        elif fitted is not None:
+            result = fitted.step  # refused: the subject keeps its value
         elif stored is not None and key not in plan.writes:
             # Nothing changed: a redelivery, or a tick with nothing left to end. Store the
             # value again all the same: after a kill -9 the local store may hold a value
             # whose changelog write was lost, and only a new write puts it back there for
             # the next owner of the partition.
-            plan.writes[key] = Write(key=key, value=encode_stored(stored), source=index)
+            again = encode_stored(stored)
+            if len(again) <= max_stored_bytes:  # one stored before the limit is not resent
+                plan.writes[key] = Write(key=key, value=again, source=index)
         for decision in result.decisions:
             plan.outbound.append(
                 Outbound(decisions_topic, key, encode_decision(decision), source=index)
             )
         plan.decisions += len(result.decisions)
+        if fitted is not None and fitted.oversized is not None:
+            log.warning("state of %r too large to store: %s", key[:80], fitted.oversized)
+            _dead_letter(plan, index, record, deadletter_topic, "state-oversized",
+                         fitted.oversized, decided=False)
     return plan
 
 
@@ -240,7 +260,8 @@ def _broker_time(record: Record, required: bool) -> datetime | None:
 
 
 def _dead_letter(
-    plan: BatchPlan, index: int, record: Record, topic: str, error_class: str, message: str
+    plan: BatchPlan, index: int, record: Record, topic: str, error_class: str, message: str,
+    *, decided: bool = True,
 ) -> None:
     headers = dead_letter_headers(
         record.topic, record.partition, record.offset, error_class, message
@@ -249,4 +270,5 @@ def _dead_letter(
     plan.dead_letters += 1
     # Done with, too: a partition whose last record is a dead letter is still decided to
     # its end, or ticks due after its last good event would wait for ever.
-    plan.decided.append((record.topic, record.partition, record.offset, None))
+    if decided:
+        plan.decided.append((record.topic, record.partition, record.offset, None))

@@ -13,11 +13,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from policy import next_deadline, step
+from policy import Step, next_deadline, step
 from schemas.decisions import Cause, Decision
 from schemas.errors import InputError
+from schemas.events import InputEvent
 from schemas.policy import LoadedPolicy
-from schemas.state import StoredSubject
+from schemas.state import MAX_STORED_BYTES, StoredSubject
+from streams.engine.bounds import fit
 from streams.engine.codec import parse_line
 from streams.engine.deadlines import DeadlineIndex, decide_tick
 
@@ -70,8 +72,26 @@ def _watch(deadlines: DeadlineIndex, replay: Replay, key: bytes, tenant: str) ->
     deadlines.set(key, tenant, next_deadline(state) if state is not None else None)
 
 
+def _keep(replay: Replay, key: bytes, result: Step, event: InputEvent | None,
+          policy: LoadedPolicy, cause: Cause | None, max_stored_bytes: int,
+          received: datetime | None = None) -> Step:
+    """Store a changed step's value as the stream would (streams.engine.bounds): a subject
+    with no tenant left is dropped, a value over the limit refused (at the broker time
+    ``received`` the step was decided at). Returns the step whose decisions count."""
+    if not result.changed:
+        return result
+    fitted = fit(result, replay.states.get(key), event, policy, cause, max_stored_bytes,
+                 received=received)
+    if fitted.oversized is None:
+        if fitted.value is None:
+            replay.states.pop(key, None)
+        else:
+            replay.states[key] = result.stored
+    return fitted.step
+
+
 def _ticks(deadlines: DeadlineIndex, until: datetime, policy: LoadedPolicy,
-           replay: Replay) -> Iterator[Decision | UndecidedTick]:
+           replay: Replay, max_stored_bytes: int) -> Iterator[Decision | UndecidedTick]:
     """Fire every deadline up to ``until`` in time order, as the stream's timer would; one
     at a time, since a tick may set its subject a new deadline before the others."""
     while (entry := deadlines.pop_due(until)) is not None:
@@ -85,8 +105,7 @@ def _ticks(deadlines: DeadlineIndex, until: datetime, policy: LoadedPolicy,
             replay.undecided_ticks.append(undecided)
             yield undecided
             continue
-        if result.changed:
-            replay.states[key] = result.stored
+        result = _keep(replay, key, result, None, policy, None, max_stored_bytes)
         _watch(deadlines, replay, key, tenant)
         for decision in result.decisions:
             replay.record(decision)
@@ -95,7 +114,7 @@ def _ticks(deadlines: DeadlineIndex, until: datetime, policy: LoadedPolicy,
 
 def replay_lines(
     lines: Iterable[bytes], policy: LoadedPolicy, replay: Replay, max_event_bytes: int,
-    until: datetime | None = None,
+    until: datetime | None = None, max_stored_bytes: int = MAX_STORED_BYTES,
 ) -> Iterator[Decision | BadLine | UndecidedTick]:
     """Decide every line in order; blank lines are skipped, bad ones reported by number.
 
@@ -110,7 +129,9 @@ def replay_lines(
     :class:`UndecidedTick`, never raised.
 
     A file has no topics, so every event type is accepted from it (the stream binds each
-    type to its input topic: :mod:`streams.engine.topics`).
+    type to its input topic: :mod:`streams.engine.topics`). A new state over
+    ``max_stored_bytes`` is refused as the stream refuses it (``state-limit``; the stream
+    also dead-letters the record): keep it equal to the worker's setting.
     """
     deadlines = DeadlineIndex()
     for number, line in enumerate(lines, start=1):
@@ -126,7 +147,7 @@ def replay_lines(
             continue
         moment = event.at if received is None else received
         replay.last_at = moment if replay.last_at is None else max(replay.last_at, moment)
-        yield from _ticks(deadlines, moment, policy, replay)
+        yield from _ticks(deadlines, moment, policy, replay, max_stored_bytes)
         key = event.subject.id.encode("utf-8")
         cause = Cause(event_id=event.event_id, type=event.type)
         try:
@@ -139,13 +160,14 @@ def replay_lines(
             continue
         replay.events += 1
         if result.changed:
-            replay.states[key] = result.stored
+            result = _keep(replay, key, result, event, policy, cause, max_stored_bytes,
+                           received)
             _watch(deadlines, replay, key, event.tenant)
         for decision in result.decisions:
             replay.record(decision)
             yield decision
     if until is not None:
-        yield from _ticks(deadlines, until, policy, replay)
+        yield from _ticks(deadlines, until, policy, replay, max_stored_bytes)
 
 
 def outcomes(items: Iterable[Decision | BadLine | UndecidedTick]) -> dict[str, list[str]]:

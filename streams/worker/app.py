@@ -119,6 +119,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
             current = policy() if callable(policy) else policy  # in force now (reloads)
             await _handle_batch(events, access=access, send=send, topics=topics,
                                 max_event_bytes=worker.max_event_bytes,
+                                max_stored_bytes=worker.max_stored_bytes,
                                 policy=current, deadlines=deadlines, clock=clock)
 
         await in_batches(stream, handle, worker.batch_max)
@@ -217,6 +218,7 @@ async def _handle_batch(
     send: Any,
     topics: TopicSettings,
     max_event_bytes: int,
+    max_stored_bytes: int,
     policy: LoadedPolicy,
     deadlines: DeadlineIndex,
     clock: PartitionClock,
@@ -254,6 +256,7 @@ async def _handle_batch(
         now=lambda: datetime.now(UTC),
         commands_topic=topics.topic_commands,
         require_broker_time=True,
+        max_stored_bytes=max_stored_bytes,
     )
     await send(plan)
     await access.put_all([(events[write.source], write.key, write.value)

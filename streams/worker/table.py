@@ -59,8 +59,10 @@ class BatchedTable:
             value = self._table.get(key)
         return value if value is None else bytes(value)
 
-    async def put_all(self, writes: Sequence[tuple[EventT[Any], bytes, bytes]]) -> None:
-        """Store each (event, key, value): changelog first, acknowledged, then RocksDB."""
+    async def put_all(self, writes: Sequence[tuple[EventT[Any], bytes, bytes | None]]) -> None:
+        """Store each (event, key, value): changelog first, acknowledged, then RocksDB. A
+        value None deletes the key: a tombstone in the (compacted) changelog, which faust's
+        recovery applies as a delete too."""
         if not writes:
             return
         topic = self._table.changelog_topic.get_topic_name()
@@ -80,13 +82,16 @@ class BatchedTable:
             _current_event.set(weakref.ref(event))
             # Assign a new value; stored values are never mutated in place. The store
             # alone: its changelog record is already written above.
-            store[key] = value
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
         for partition, offset in persisted.items():
             store.set_persisted_offset(TP(topic, partition), offset)
 
 
 def _write_batches(partition_db: Callable[[int], Any], offset_key: bytes,
-                   writes: Sequence[tuple[EventT[Any], bytes, bytes]],
+                   writes: Sequence[tuple[EventT[Any], bytes, bytes | None]],
                    persisted: dict[int, int]) -> None:
     # One WriteBatch per partition: its values and its persisted offset land together.
     batches: dict[int, WriteBatch] = {}
@@ -95,7 +100,10 @@ def _write_batches(partition_db: Callable[[int], Any], offset_key: bytes,
         batch = batches.get(partition)
         if batch is None:
             batch = batches[partition] = WriteBatch(raw_mode=True)
-        batch.put(key, value)  # a new value; stored values are never mutated in place
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)  # a new value; stored values are never mutated in place
     for partition, batch in batches.items():
         batch.put(offset_key, str(persisted[partition]).encode())
         partition_db(partition).write(batch)

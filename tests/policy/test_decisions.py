@@ -243,10 +243,14 @@ class TestStep:
         assert again.stored is stored
 
     def test_an_event_without_verdicts_still_records_its_id(self) -> None:
+        # On a subject with nothing stored it stores nothing (issue H, finding 5); on a
+        # stored subject its id is remembered as before.
         item = event(raw_event("session.ended", event_id="e-s", session_id="s"))
-        result = step(None, item, LOADED, cause(item))
+        assert step(None, item, LOADED, cause(item)).changed is False
+        stored, _ = engine(HOLDING)
+        result = step(stored, item, LOADED, cause(item))
         assert (result.changed, result.decisions) == (True, ())
-        assert result.stored.tenants["default"].applied == ("e-s",)
+        assert result.stored.tenants["default"].applied[-1] == "e-s"
         assert step(result.stored, item, LOADED, cause(item)).changed is False
 
     def test_stored_value_is_never_mutated(self) -> None:

@@ -73,7 +73,7 @@ def state_of(run: Run, subject: str) -> SubjectState:
 
 def replay(events: list[InputEvent], *, ticks: bool = False, check: bool = False) -> Run:
     """Step every event for its subject; with ``ticks`` fire each deadline as time passes."""
-    run, done = Run(), set()
+    run = Run()
     for item in events:
         subject = item.subject.id
         if ticks:
@@ -88,9 +88,11 @@ def replay(events: list[InputEvent], *, ticks: bool = False, check: bool = False
         run.stored[subject] = result.stored
         run.decisions.extend(result.decisions)
         if check:
+            # A redelivery of an event the subject remembers changes nothing. One that found
+            # the subject with nothing stored and decided nothing was not remembered (issue
+            # H: such events leave no state), so its redelivery is decided like any event.
             check_step(item, old, state_of(run, subject), result.decisions, result.changed,
-                       redelivered=item.event_id in done)
-        done.add(item.event_id)
+                       redelivered=item.event_id in old.applied)
     return run
 
 

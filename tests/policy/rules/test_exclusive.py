@@ -18,7 +18,9 @@ class TestExclusiveEnvironments:
                                       [("same", "prod"), ("same", "research")]])
     def test_one_request_spanning_both_is_denied(self, pair: list[tuple[str, str]]) -> None:
         state, verdicts = run([request("r-1", pair)])
-        assert brief(verdicts) == [("deny", "exclusive-environments", "r-1", ())]
+        # One id claimed in two envs is first a contradiction in itself (issue H).
+        rule = "resource-mismatch" if pair[0][0] == pair[1][0] else "exclusive-environments"
+        assert brief(verdicts) == [("deny", rule, "r-1", ())]
         assert "prod and research" in verdicts[0].reason
         assert "prod-vs-research" in verdicts[0].reason
         assert state.grants == ()

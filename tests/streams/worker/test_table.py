@@ -130,3 +130,18 @@ async def test_a_rocksdb_store_gets_one_write_batch_per_partition(tmp_path: Path
     on_partition_3 = _Event(_Message(3))
     _current_event.set(weakref.ref(on_partition_3))  # type: ignore[arg-type]
     assert table.get(b"alice") == b"v3"
+
+
+async def test_a_value_none_deletes_the_key(tmp_path: Path) -> None:
+    # Issue H: a subject with no tenant state left is deleted: a tombstone in the
+    # changelog, and gone from the partition's RocksDB.
+    app = faust.App("batched-table-delete", store="rocksdb://", datadir=str(tmp_path))
+    table = app.Table("grants", default=None, partitions=8, key_type=bytes, value_type=bytes)
+    producer = _Producer()
+    producer.ack.set()
+    access = BatchedTable(table, producer)
+    on_3 = _Event(_Message(3))
+    await access.put_all([(on_3, b"alice", b"v1")])  # type: ignore[list-item]
+    await access.put_all([(on_3, b"alice", None)])  # type: ignore[list-item]
+    assert producer.sent[-1][2] is None
+    assert access.get(on_3, b"alice") is None  # type: ignore[arg-type]

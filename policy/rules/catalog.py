@@ -1,0 +1,115 @@
+"""What a resource is: the policy's catalog, not the request's claim (issue H, finding 4).
+
+:func:`resolve` turns a request's claimed resources into the effective ones every other
+rule reads: repeated ids merged, envs and roles normalised (trimmed, case-folded), and
+where the catalog names a resource its env and roles, with the stricter of its sensitivity
+and the claim's. What it could not reconcile (a claim the catalog contradicts, an unknown
+resource) its checks report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policy.rules.base import Finding, RequestContext, Rule
+from schemas.events import Resource, Sensitivity
+from schemas.policy import SENSITIVITY_RANK, CatalogPolicy
+from schemas.policy_catalog import label
+
+__all__ = ["RESOURCE_MISMATCH", "RESOURCE_UNKNOWN", "Resolved", "check_mismatch",
+           "check_unknown_deny", "check_unknown_escalate", "resolve"]
+
+RESOURCE_MISMATCH = Rule("resource-mismatch", "A request's env or roles for a resource must be "
+                         "the policy catalog's, and one resource has one env per request.")
+RESOURCE_UNKNOWN = Rule("resource-unknown", "A resource the policy's catalog does not list "
+                        "is treated as its catalog.unknown setting says (escalate or deny).")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A request's effective resources and what stood in the way of resolving them."""
+
+    resources: tuple[Resource, ...]
+    mismatches: tuple[str, ...] = ()
+    """One phrase per contradicted claim (for the resource-mismatch reason)."""
+    unknown: tuple[str, ...] = ()
+    """Ids no catalog entry matches whose claim reaches ``catalog.unknown_from`` (only
+    under ``escalate`` or ``deny``)."""
+
+
+def _plain(resource: Resource) -> bool:
+    return resource.env == label(resource.env) and all(
+        role == label(role) for role in resource.roles)
+
+
+def resolve(resources: tuple[Resource, ...], catalog: CatalogPolicy) -> Resolved:
+    """The effective resources of a request (the same tuple when nothing changes)."""
+    ids = [resource.id for resource in resources]
+    if (not catalog.resources and catalog.unknown == "claim" and len(set(ids)) == len(ids)
+            and all(_plain(resource) for resource in resources)):
+        return Resolved(resources)  # the common case: nothing to merge, normalise or look up
+    merged: dict[str, tuple[set[str], Sensitivity, list[str]]] = {}
+    for resource in resources:
+        envs, sensitivity, roles = merged.setdefault(resource.id, (set(), "low", []))
+        envs.add(label(resource.env))
+        if SENSITIVITY_RANK[resource.sensitivity] > SENSITIVITY_RANK[sensitivity]:
+            sensitivity = resource.sensitivity
+        roles += [role for role in map(label, resource.roles) if role not in roles]
+        merged[resource.id] = (envs, sensitivity, roles)
+    effective: list[Resource] = []
+    mismatches: list[str] = []
+    unknown: list[str] = []
+    for resource_id, (envs, sensitivity, roles) in merged.items():
+        placed = sorted(envs)  # one resource per env claimed: every side stays visible
+        if len(envs) > 1:
+            mismatches.append(f"{resource_id} claimed in envs {' and '.join(sorted(envs))}")
+        entry = catalog.entry(resource_id)
+        if entry is None:
+            if catalog.unknown != "claim" and (SENSITIVITY_RANK[sensitivity]
+                                               >= SENSITIVITY_RANK[catalog.unknown_from]):
+                unknown.append(resource_id)
+        else:
+            if entry.env is not None:
+                if envs != {entry.env}:
+                    mismatches.append(f"{resource_id} is in env {entry.env}, not "
+                                      f"{' or '.join(sorted(envs - {entry.env}))}")
+                placed = [entry.env]
+            if entry.roles is not None:
+                if roles and set(roles) != set(entry.roles):
+                    mismatches.append(f"{resource_id} carries roles "
+                                      f"{', '.join(entry.roles) or '(none)'}, not "
+                                      f"{', '.join(roles)}")
+                roles = list(entry.roles)
+            if entry.sensitivity is not None and (
+                    SENSITIVITY_RANK[entry.sensitivity] > SENSITIVITY_RANK[sensitivity]):
+                sensitivity = entry.sensitivity
+        effective += [Resource.model_construct(id=resource_id, env=env, sensitivity=sensitivity,
+                                               roles=tuple(roles)) for env in placed]
+    return Resolved(tuple(effective), tuple(mismatches), tuple(unknown))
+
+
+def check_mismatch(ctx: RequestContext) -> tuple[Finding, ...]:
+    """A claimed env or roles the catalog contradicts, or one id claimed in two envs."""
+    if not ctx.mismatches:
+        return ()
+    return (Finding("deny", RESOURCE_MISMATCH, f"resource claims differ from the catalog: "
+                    f"{'; '.join(ctx.mismatches)}"),)
+
+
+def _unknown(ctx: RequestContext) -> str:
+    return (f"{', '.join(ctx.unknown)} not in the catalog (catalog.unknown = "
+            f"{ctx.tenant.catalog.unknown}, from {ctx.tenant.catalog.unknown_from})")
+
+
+def check_unknown_deny(ctx: RequestContext) -> tuple[Finding, ...]:
+    """Unknown resources under ``catalog.unknown = "deny"``."""
+    if not ctx.unknown or ctx.tenant.catalog.unknown != "deny":
+        return ()
+    return (Finding("deny", RESOURCE_UNKNOWN, _unknown(ctx)),)
+
+
+def check_unknown_escalate(ctx: RequestContext) -> tuple[Finding, ...]:
+    """Unknown resources under ``catalog.unknown = "escalate"``."""
+    if not ctx.unknown or ctx.tenant.catalog.unknown != "escalate":
+        return ()
+    return (Finding("escalate", RESOURCE_UNKNOWN, _unknown(ctx)),)
