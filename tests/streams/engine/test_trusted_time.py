@@ -195,3 +195,53 @@ def test_no_grant_outlives_broker_time_plus_max_ttl(
             assert decision.expires_at is not None
             assert decision.expires_at <= limit
             assert decision.at <= at(latest[decision.cause.event_id])
+
+
+# Trusted time meets the other issue-H work merged beside it: sessions remembering ended
+# grants, held sessions settled when their grant arrives, and the stored-size refusal.
+
+
+def test_a_session_on_an_ended_grant_locks_at_broker_time() -> None:
+    lines = [
+        _line(raw_request("r-1", [("db", "prod")], t=0), broker_s=0),
+        _line(raw_event("request.withdrawn", t=10, event_id="e-w1", request_id="r-1"),
+              broker_s=10),
+        # Claimed 180 s before the broker received it (within the skew).
+        _line(raw_event("session.started", t=20, event_id="e-s1", session_id="s-1",
+                        request_id="r-1", resource="db"), broker_s=200),
+    ]
+    locks = [d for d in _decisions(_replay(lines)) if d.cause.event_id == "e-s1"]
+    assert [(d.action, d.rule.id, d.at) for d in locks] == [
+        ("lock", "session-without-grant", at(200))]
+    assert locks[0].expires_at == at(200 + POLICY.policy.defaults.locks.default_s)
+
+
+def test_a_held_session_settles_at_the_broker_time_of_its_grant() -> None:
+    lines = [
+        _line(raw_event("session.started", t=0, event_id="e-s1", session_id="s-1",
+                        request_id="r-1", resource="db"), broker_s=0),
+        # Its grant arrives within the grace, claimed at 0 but received at 20, and does
+        # not cover db: the hold ends in a lock at the grant's broker time.
+        _line(raw_request("r-1", [("other", "prod")], t=0), broker_s=20),
+    ]
+    decided = [(d.action, d.rule.id, d.at) for d in _decisions(_replay(lines))]
+    assert ("lock", "session-out-of-scope", at(20)) in decided
+    assert all(when == at(20) for _, _, when in decided)
+
+
+def test_a_state_too_large_to_store_is_refused_at_broker_time() -> None:
+    line = _line(raw_request("r-1", [("db", "prod")], t=200), broker_s=0)
+    items = [item for item in replay_lines([line], POLICY, Replay(), 65536,
+                                           max_stored_bytes=16)
+             if isinstance(item, Decision)]
+    assert [(d.action, d.rule.id, d.at) for d in items] == [("deny", "state-limit", at(0))]
+    raw = raw_request("r-1", [("db", "prod")], t=200)
+    plan = plan_batch([_record(0, raw, 0)], {}, POLICY, input_topics=INPUT_TOPICS,
+                      decisions_topic="jit.decisions", deadletter_topic="jit.deadletter",
+                      max_event_bytes=65536, now=lambda: T0, require_broker_time=True,
+                      max_stored_bytes=16)
+    decided = [orjson.loads(o.value) for o in plan.outbound  # type: ignore[arg-type]
+               if o.topic == "jit.decisions"]
+    assert [(d["rule"]["id"], d["at"]) for d in decided] == [
+        ("state-limit", format_time(at(0)))]
+    assert not plan.writes
