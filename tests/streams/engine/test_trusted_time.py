@@ -224,9 +224,10 @@ def test_a_held_session_settles_at_the_broker_time_of_its_grant() -> None:
         # not cover db: the hold ends in a lock at the grant's broker time.
         _line(raw_request("r-1", [("other", "prod")], t=0), broker_s=20),
     ]
-    decided = [(d.action, d.rule.id, d.at) for d in _decisions(_replay(lines))]
-    assert ("lock", "session-out-of-scope", at(20)) in decided
-    assert all(when == at(20) for _, _, when in decided)
+    decided = [(d.action, d.rule.id, d.at, d.expires_at) for d in _decisions(_replay(lines))]
+    lock_s = POLICY.policy.defaults.locks.default_s
+    assert ("lock", "session-out-of-scope", at(20), at(20 + lock_s)) in decided
+    assert all(when == at(20) for _, _, when, _ in decided)
 
 
 def test_a_state_too_large_to_store_is_refused_at_broker_time() -> None:
