@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -40,7 +41,12 @@ async def test_compliant_request_is_approved_with_full_decision(
     assert decision["rule"]["id"] == "auto-approve"
     assert decision["tenant"] == "acme"
     assert decision["request_id"] == "r-1"
-    assert decision["expires_at"] == format_time(at(600))
+    # Decided on the broker's clock (issue H), not the claimed at(0): the grant runs 600 s
+    # from when the broker appended the request.
+    received = producer.broker_time(partition, offset)
+    assert decision["at"] == format_time(received)
+    assert decision["expires_at"] == format_time(received + timedelta(seconds=600))
+    assert abs((received - at(0)).total_seconds()) < 60, "the claim was honest"
     assert decision["cause"] == {"event_id": "e-r-1", "type": "request.created",
                                  "topic": stack.requests, "partition": partition,
                                  "offset": offset}
