@@ -26,6 +26,7 @@ from policy.handlers.sessions import (
 from policy.ledger import Ledger
 from policy.rules.base import Rule
 from policy.rules.bounds import STATE_LIMIT, tenants_reason
+from policy.rules.clock import CLOCK_SKEW, skew, trusted_now
 from policy.rules.failure import EVALUATION_ERROR, UNKNOWN_TENANT
 from policy.verdicts import Verdict
 from schemas.events import (
@@ -76,27 +77,36 @@ def _apply(ledger: Ledger, event: InputEvent, tenant: TenantPolicy) -> dict[str,
     return {}
 
 
-def _refused(state: SubjectState, event: InputEvent, applied: tuple[str, ...], rule: Rule,
-             reason: str) -> tuple[SubjectState, tuple[Verdict, ...]]:
-    """Deny an event before any handler: only its id is remembered, so a tenant left
-    otherwise empty is not stored at all (policy.steps)."""
-    refused = Ledger(state, event)
+def _refused(state: SubjectState, event: InputEvent, applied: tuple[str, ...], now: datetime,
+             clock: datetime | None, rule: Rule, reason: str,
+             ) -> tuple[SubjectState, tuple[Verdict, ...]]:
+    """Deny an event before any handler, at decision time ``now``: only its id (and the
+    subject's ``clock``) is remembered, so a tenant left otherwise empty is not stored at
+    all (policy.steps)."""
+    refused = Ledger(state, event, now)
     refused.deny(getattr(event, "request_id", None), (), rule, reason)
-    return replace(state, applied=applied, kind=refused.kind, owner=refused.owner), \
-        tuple(refused.verdicts)
+    return replace(state, applied=applied, kind=refused.kind, owner=refused.owner,
+                   clock=clock), tuple(refused.verdicts)
 
 
 def decide(
     state: SubjectState, event: InputEvent | ClockTick, now: datetime, policy: Policy,
-    *, others: int = 0,
+    *, received: datetime | None = None, others: int = 0,
 ) -> tuple[SubjectState, tuple[Verdict, ...]]:
     """Apply one event to one subject's state in one tenant.
+
+    ``received`` is the broker's time for the event (issue H, trusted time): the event is
+    decided at it, or at the subject's last decision time if that is later (``now`` is then
+    not read), and its claimed ``at`` only counts for its skew: a request or review further
+    than ``time.max_skew_s`` from ``received`` is denied (``clock-skew``) and not applied.
+    Without ``received`` (a replay line with no broker time, a tick) ``now`` is the time.
 
     ``others`` is how many other tenants the subject holds state in when it holds none in
     this one (``limits.max_tenants``: from that many on, the event is denied, rule
     state-limit, and starts no state here).
 
-    Whatever ran out by ``now`` (grants, pending reviews, locks) ends first. A redelivered
+    Whatever ran out by the decision time (grants, pending reviews, locks) ends first. A
+    redelivered
     event (its id already applied) returns the state unchanged and no verdict. A
     :class:`ClockTick` only ends what ran out; it is not remembered as applied, since
     running it again finds nothing left to end.
@@ -118,26 +128,35 @@ def decide(
     if event.event_id in state.applied:
         return state, ()
     applied = (*state.applied, event.event_id)[-APPLIED_EVENT_MEMORY:]
+    if received is not None:
+        now = trusted_now(state.clock, event.at, received)
+    clock = state.clock if received is None else now
     tenant = policy.for_tenant(event.tenant)
     if tenant is None:
-        return _refused(state, event, applied, UNKNOWN_TENANT,
+        return _refused(state, event, applied, now, clock, UNKNOWN_TENANT,
                         f"tenant {event.tenant!r} is not in policy {policy.version}")
     crowded = tenants_reason(others, tenant) if others else None
     if crowded is not None:
-        return _refused(state, event, applied, STATE_LIMIT, crowded)
-    ledger = Ledger(state, event)
+        return _refused(state, event, applied, now, clock, STATE_LIMIT, crowded)
+    ledger = Ledger(state, event, now)
     ledger.lock_s = tenant.locks.default_s
     try:
         expire(ledger, now)
-        changed = _apply(ledger, event, tenant)
-        if ledger.sessions:
-            settle_sessions(ledger, event.at)
+        untrusted = skew(event.at, received, tenant)
+        if untrusted is not None:
+            ledger.deny(getattr(event, "request_id", None), (), CLOCK_SKEW, untrusted)
+            changed: dict[str, object] = {}
+        else:
+            changed = _apply(ledger, event, tenant)
+            if ledger.sessions:
+                settle_sessions(ledger, ledger.now)
     except Exception as exc:  # noqa: BLE001 - errors are data here: the event is denied.
-        failed = Ledger(state, event)
+        failed = Ledger(state, event, now)
         failed.deny(getattr(event, "request_id", None), (), EVALUATION_ERROR,
                     f"policy evaluation failed ({type(exc).__name__}: {exc}); denied to "
                     "fail closed")
-        return replace(state, applied=applied, kind=failed.kind, owner=failed.owner), \
+        return replace(state, applied=applied, kind=failed.kind, owner=failed.owner,
+                       clock=clock), \
             tuple(failed.verdicts)
     # One construction per event (dataclasses.replace costs more than a decision here).
     new_state = SubjectState(
@@ -153,6 +172,7 @@ def decide(
         kind=ledger.kind,
         owner=ledger.owner,
         kind_fixed=changed.get("kind_fixed", state.kind_fixed),  # type: ignore[arg-type]
+        clock=clock,
         ended=tuple(ledger.ended),
     )
     return new_state, tuple(ledger.verdicts)

@@ -45,7 +45,11 @@ def resource_ids(resources: Iterable[Resource]) -> tuple[str, ...]:
 class Ledger:
     """The subject's state being changed by one event, and the verdicts that record it."""
 
-    def __init__(self, state: SubjectState, event: InputEvent | ClockTick) -> None:
+    def __init__(self, state: SubjectState, event: InputEvent | ClockTick,
+                 now: datetime | None = None) -> None:
+        self.now = event.at if now is None else now
+        """The trusted time the event is decided at (policy.rules.time); ``event.at`` is
+        only its producer's claim."""
         self.grants = list(state.grants)
         self.pending = list(state.pending)
         self.request_locks = list(state.request_locks)
@@ -94,7 +98,7 @@ class Ledger:
             self._count += 1
         self.verdicts.append(Verdict(
             action=action, rule=rule, reason=reason,
-            at=self._event.at if at is None else at,
+            at=self.now if at is None else at,
             request_id=request_id, targets=targets, resources=resources,
             expires_at=expires_at, before=after if before is None else before,
             after=after, key=key, post_review=post_review,

@@ -13,9 +13,11 @@ from policy.decide import decide
 from policy.decisions import to_decisions
 from policy.ledger import Ledger, resource_ids
 from policy.rules.bounds import STATE_LIMIT
+from policy.rules.clock import CLOCK_SKEW_CLASS, skew, trusted_now
 from schemas._base import format_time, trusted_model
 from schemas.decisions import Cause, Decision, DecisionSubject
-from schemas.events import ClockTick, InputEvent, RequestCreated, Subject
+from schemas.errors import InputError
+from schemas.events import ClockTick, InputEvent, RequestCreated, RequestReviewed, Subject
 from schemas.policy import LoadedPolicy
 from schemas.state import STORED_STATE_VERSION, StoredSubject, SubjectState
 
@@ -39,13 +41,28 @@ def step(
     policy: LoadedPolicy,
     cause: Cause,
     emitted_at: datetime | None = None,
+    received: datetime | None = None,
 ) -> Step:
-    """Decide one event in event time against the subject's state in the event's tenant."""
+    """Decide one event against the subject's state in the event's tenant, at the broker's
+    time ``received`` (per subject never earlier than its last decision), or at the event's
+    own ``at`` when there is no broker time (a replay line without one, a tick).
+
+    Raises:
+        InputError: ``clock-skew`` for an event other than a request or a review whose
+            ``at`` is further than ``time.max_skew_s`` from ``received``: it has no verdict
+            to carry the refusal, so it is a dead letter (a skipped line in a replay).
+    """
+    if not isinstance(event, ClockTick | RequestCreated | RequestReviewed):
+        tenant = policy.policy.for_tenant(event.tenant)
+        untrusted = None if tenant is None else skew(event.at, received, tenant)
+        if untrusted is not None:
+            raise InputError(CLOCK_SKEW_CLASS, untrusted)
     stored = stored if stored is not None else StoredSubject()
     held = stored.tenants.get(event.tenant)
     state = held if held is not None else SubjectState()
     others = len(stored.tenants) if held is None else 0
-    new_state, verdicts = decide(state, event, event.at, policy.policy, others=others)
+    new_state, verdicts = decide(state, event, event.at, policy.policy, received=received,
+                                 others=others)
     if new_state is state:
         return Step(stored=stored, decisions=(), changed=False)
     # A new mapping, never a mutation: the table gets a fresh value to assign back. An
@@ -72,7 +89,8 @@ def step(
 def vacant(state: SubjectState) -> bool:
     """Nothing live or remembered that a later decision reads: no grants, pending requests,
     locks, sessions, rate or break-glass history, seen pairs, and no fixed kind (redelivery
-    memory, ``applied``, aside)."""
+    memory, ``applied``, and the decision ``clock`` aside: a subject with nothing else
+    stored has nothing a later decision at an earlier time could reopen)."""
     return not (state.grants or state.pending or state.locked_until is not None
                 or state.request_locks or state.sessions or state.recent_requests
                 or state.break_glass_uses or state.seen or state.kind_fixed)
@@ -94,14 +112,17 @@ def refuse(
     cause: Cause,
     reason: str,
     emitted_at: datetime | None = None,
+    received: datetime | None = None,
 ) -> Step:
     """The answer to an event whose new state could not be stored (the shells' size check):
-    a ``deny`` by state-limit, the stored value unchanged. A tick gets no decision."""
+    a ``deny`` by state-limit, the stored value unchanged, at the time :func:`step` would
+    have decided it (the broker's ``received``, never before the subject's clock). A tick
+    gets no decision."""
     stored = stored if stored is not None else StoredSubject()
     if isinstance(event, ClockTick):
         return Step(stored=stored, decisions=(), changed=False)
     state = stored.tenants.get(event.tenant, SubjectState())
-    ledger = Ledger(state, event)
+    ledger = Ledger(state, event, trusted_now(state.clock, event.at, received))
     ledger.deny(getattr(event, "request_id", None),
                 resource_ids(event.resources) if isinstance(event, RequestCreated) else (),
                 STATE_LIMIT, reason)

@@ -57,6 +57,7 @@ __all__ = [
     "SessionsPolicy",
     "StepUpPolicy",
     "TenantPolicy",
+    "TimePolicy",
     "TimeWindow",
     "TtlLimit",
     "TtlPolicy",
@@ -249,6 +250,14 @@ class SessionsPolicy(_Section):
     subject at once (rule ``session-without-grant``)."""
 
 
+class TimePolicy(_Section):
+    """How far a producer's ``at`` may be from the broker's time (issue H)."""
+
+    max_skew_s: int = Field(strict=True, default=300, ge=0)
+    """Beyond this many seconds from the broker's append time an event is not applied:
+    requests and reviews are denied (rule clock-skew), other events dead-lettered."""
+
+
 class TenantPolicy(_Section):
     """Every rule's settings for one tenant."""
 
@@ -264,6 +273,7 @@ class TenantPolicy(_Section):
     baseline: BaselinePolicy = BaselinePolicy()
     locks: LocksPolicy = LocksPolicy()
     sessions: SessionsPolicy = SessionsPolicy()
+    time: TimePolicy = TimePolicy()
     operators: tuple[OperatorKey, ...] = ()
     """Keys of the operators who may release locks early; none listed: locks end only when
     they expire."""

@@ -110,6 +110,11 @@ class SubjectState:
     kind_fixed: bool = False
     """``kind`` is fixed: a request passed the identity checks with it, and a request
     claiming another kind is denied (rule ``identity-kind-changed``)."""
+    clock: UtcDatetime | None = None
+    """The trusted time of the subject's last decision on broker time (issue H): the next
+    event is decided no earlier, so per subject time never runs backwards. None for states
+    stored before, or only ever decided on event time (a replay line without
+    ``broker_time``)."""
     ended: tuple[str, ...] = ()
     """Marks (policy.ledger.ended_mark: 16 hex of the SHA-256 of the request id) of this
     subject's grants that ended (revoked, completed, expired, withdrawn, ended by a lock),

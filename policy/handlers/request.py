@@ -39,7 +39,7 @@ def on_request_created(ledger: Ledger, event: RequestCreated,
     resolved = resolve(event.resources, tenant.catalog)
     if resolved.resources is not event.resources:
         event = event.model_copy(update={"resources": resolved.resources})
-    now, request_id = event.at, event.request_id
+    now, request_id = ledger.now, event.request_id
     state = ledger.state
     recent = (*_within(state.recent_requests, now, tenant.baseline.window_s), now)
     extra: dict[str, object] = {"recent_requests": recent[-(tenant.baseline.max_requests + 1):]}

@@ -87,7 +87,7 @@ def on_review(ledger: Ledger, event: RequestReviewed,
     if displaced is not None:
         ledger.deny(event.request_id, ids, displaced.rule, displaced.reason)
         return {}
-    approve(ledger, event.request_id, waiting.resources, event.at, waiting.ttl_s, tenant,
+    approve(ledger, event.request_id, waiting.resources, ledger.now, waiting.ttl_s, tenant,
             REVIEW_APPROVED, f"approved by {event.reviewer.id}; granted for "
             f"{waiting.ttl_s} s{clamped(waiting.ttl_s, waiting.requested_ttl_s)}")
     return now_seen(ledger, waiting.resources)
@@ -107,7 +107,7 @@ def _lock_reviewed(ledger: Ledger, event: RequestReviewed, ids: tuple[str, ...],
     """Lock the request its own subject tried to approve with a valid signature (the deny
     is already emitted)."""
     seconds = tenant.locks.request_lock_s
-    until = event.at + timedelta(seconds=seconds)
+    until = ledger.now + timedelta(seconds=seconds)
     ledger.lock_request(event.request_id, ids, until, rule,
                         f"{attempt} by {event.reviewer.id}: request {event.request_id} "
                         f"locked for {seconds} s, until {format_time(until)}")

@@ -27,20 +27,20 @@ __all__ = ["on_session_activity", "on_session_ended", "on_session_started", "set
 def on_session_started(ledger: Ledger, event: SessionStarted, tenant: TenantPolicy) -> None:
     grant = ledger.live(event.request_id)
     if grant is not None and ledger.covering(event.request_id, event.resource) is None:
-        _out_of_scope(ledger, event.session_id, event.resource, event.request_id, event.at)
+        _out_of_scope(ledger, event.session_id, event.resource, event.request_id, ledger.now)
         return
     if grant is None and ledger.has_ended(event.request_id):
-        ledger.lock_subject(event.at + timedelta(seconds=ledger.lock_s), SESSION_WITHOUT_GRANT,
+        ledger.lock_subject(ledger.now + timedelta(seconds=ledger.lock_s), SESSION_WITHOUT_GRANT,
                             f"session {event.session_id} used request {event.request_id}, "
                             "whose grant of this subject already ended", event.request_id)
         return
     # Without a live grant the session waits for one: its approval may still be on its way.
-    held = None if grant is not None else event.at + timedelta(seconds=tenant.sessions.grace_s)
+    held = None if grant is not None else ledger.now + timedelta(seconds=tenant.sessions.grace_s)
     ledger.sessions.append(Session(event.session_id, event.request_id, event.resource,
-                                   event.at, held))
+                                   ledger.now, held))
     _bound(ledger, tenant, event)
     if held is not None and tenant.sessions.grace_s == 0:
-        expire(ledger, event.at)
+        expire(ledger, ledger.now)
 
 
 def _bound(ledger: Ledger, tenant: TenantPolicy, event: SessionStarted) -> None:
@@ -53,7 +53,7 @@ def _bound(ledger: Ledger, tenant: TenantPolicy, event: SessionStarted) -> None:
         oldest = next((s for s in ledger.sessions if s.held_until is None), None)
         if oldest is None:
             ledger.sessions.pop()  # the new one, held: its lock is made here
-            ledger.lock_subject(event.at + timedelta(seconds=ledger.lock_s),
+            ledger.lock_subject(ledger.now + timedelta(seconds=ledger.lock_s),
                                 SESSION_WITHOUT_GRANT,
                                 f"session {event.session_id} on request {event.request_id} "
                                 f"would be one more than {limit} sessions waiting for grants "
@@ -68,7 +68,7 @@ def on_session_activity(ledger: Ledger, event: SessionActivity, tenant: TenantPo
             and event.resource == session.resource):
         return  # what the hold decides: a grant covering it arrives in time, or a lock
     if ledger.covering(None, event.resource) is None:
-        ledger.lock_subject(event.at + timedelta(seconds=tenant.locks.default_s),
+        ledger.lock_subject(ledger.now + timedelta(seconds=tenant.locks.default_s),
                             SESSION_OUT_OF_SCOPE,
                             f"session {event.session_id} did {event.action!r} on "
                             f"{event.resource}, which no live grant covers",

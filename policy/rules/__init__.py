@@ -22,6 +22,7 @@ from policy.rules import (
     break_glass,
     caps,
     catalog,
+    clock,
     exclusive,
     failure,
     identity,
@@ -58,12 +59,13 @@ __all__ = [
 Check = Callable[[RequestContext], tuple[Finding, ...]]
 """One question about a new request; ``()`` when the rule has nothing to say."""
 
-AREAS = (baseline, bounds, break_glass, caps, catalog, exclusive, failure, identity,
+AREAS = (baseline, bounds, break_glass, caps, catalog, clock, exclusive, failure, identity,
          justification, lifecycle, lifetime, locks, review, sessions, windows)
 """Every area module; each rule is defined in exactly one of them."""
 
 RULES: tuple[Rule, ...] = (
     failure.UNKNOWN_TENANT,
+    clock.CLOCK_SKEW,
     locks.SUBJECT_LOCKED,
     locks.REQUEST_LOCKED,
     baseline.BASELINE_RATE,
@@ -185,7 +187,7 @@ def evaluate(ctx: RequestContext) -> list[Finding]:
     event, tenant = ctx.event, ctx.tenant
     # Worked out once per request: several checks read each of them.
     ctx.requested, ctx.max_s = lifetime.limits(event, tenant)
-    ctx.outside = windows.outside(event, tenant)
+    ctx.outside = windows.outside(event, tenant, ctx.held.now)
     ctx.rank = top_rank(event.resources)
     ctx.asked = {resource.id for resource in event.resources}
     found: list[Finding] = []

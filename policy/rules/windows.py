@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -20,9 +21,10 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def outside(event: RequestCreated, tenant: TenantPolicy) -> tuple[Finding, ...]:
-    """One finding (the window's ``outside`` outcome) per window the request falls outside
-    of. Worked out once per request: a window denies or escalates, two checks read it."""
+def outside(event: RequestCreated, tenant: TenantPolicy, now: datetime) -> tuple[Finding, ...]:
+    """One finding (the window's ``outside`` outcome) per window the request, decided at
+    trusted time ``now`` (never its claimed ``at``), falls outside of. Worked out once per
+    request: a window denies or escalates, two checks read it."""
     if not tenant.windows:
         return ()
     found: list[Finding] = []
@@ -32,7 +34,7 @@ def outside(event: RequestCreated, tenant: TenantPolicy) -> tuple[Finding, ...]:
                    and SENSITIVITY_RANK[r.sensitivity] >= SENSITIVITY_RANK[window.sensitivity_from]]
         if not covered:
             continue
-        local = event.at.astimezone(_zone(window.timezone))
+        local = now.astimezone(_zone(window.timezone))
         if WEEKDAYS[local.weekday()] in window.days and window.start <= local.time() < window.end:
             continue
         found.append(Finding(window.outside, TIME_WINDOW,

@@ -35,8 +35,11 @@ class Fitted:
 
 def fit(result: Step, before: StoredSubject | None, event: InputEvent | ClockTick | None,
         policy: LoadedPolicy, cause: Cause | None, max_stored_bytes: int,
-        emitted_at: datetime | None = None) -> Fitted:
+        emitted_at: datetime | None = None, received: datetime | None = None) -> Fitted:
     """``result`` (a changed step) as it may be stored, or refused when it does not fit.
+
+    ``received`` is the broker time the step was decided at (a refusal is decided at the
+    same trusted time, :func:`policy.refuse`).
 
     ``event`` and ``cause`` None: the step was an expiry tick, refused without a decision.
     """
@@ -50,4 +53,5 @@ def fit(result: Step, before: StoredSubject | None, event: InputEvent | ClockTic
     if event is None or cause is None:
         unchanged = Step(stored=before or StoredSubject(), decisions=(), changed=False)
         return Fitted(unchanged, None, reason)
-    return Fitted(refuse(before, event, policy, cause, reason, emitted_at), None, reason)
+    return Fitted(refuse(before, event, policy, cause, reason, emitted_at, received), None,
+                  reason)

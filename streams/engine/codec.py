@@ -13,16 +13,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from policy import next_deadline
-from schemas._base import format_time
+from schemas._base import UtcDatetime, format_time
 from schemas.decisions import Decision
 from schemas.errors import InputError
 from schemas.events import INPUT_EVENT, ClockTick, InputEvent
 from schemas.state import STORED_STATE_VERSION, StoredSubject
 
 __all__ = [
+    "BROKER_TIME",
     "dead_letter_headers",
     "decode_command",
     "decode_event",
@@ -31,6 +32,7 @@ __all__ = [
     "encode_stored",
     "encode_tick",
     "parse_event",
+    "parse_line",
     "stored_deadlines",
 ]
 
@@ -74,14 +76,49 @@ def parse_event(value: bytes, max_bytes: int) -> InputEvent:
     Raises:
         InputError: ``oversized``, ``invalid-json`` or ``schema-violation``.
     """
+    return _validate(_load(value, max_bytes))
+
+
+BROKER_TIME = "broker_time"
+"""The replay line field that carries the time the broker appended the event (issue H)."""
+
+_BROKER_TIME: TypeAdapter[datetime] = TypeAdapter(UtcDatetime)
+
+
+def parse_line(value: bytes, max_bytes: int) -> tuple[InputEvent, datetime | None]:
+    """Validate one line of a replay file: an event, and the broker's time for it when the
+    line carries one (top-level ``broker_time``, RFC 3339: the input record's LogAppendTime
+    timestamp), else None.
+
+    Only a replay reads ``broker_time``: in the stream the broker's own record timestamp is
+    the time, and a ``broker_time`` inside a record's value is an ignored extension field.
+
+    Raises:
+        InputError: ``oversized``, ``invalid-json`` or ``schema-violation`` (also for a
+            ``broker_time`` that is not an RFC 3339 time with an offset).
+    """
+    data = _load(value, max_bytes)
+    received = None
+    if isinstance(data, dict) and BROKER_TIME in data:
+        try:
+            received = _BROKER_TIME.validate_python(data.pop(BROKER_TIME))
+        except ValidationError as exc:
+            raise InputError("schema-violation", f"{BROKER_TIME}: {_describe(exc)}") from exc
+    return _validate(data), received
+
+
+def _load(value: bytes, max_bytes: int) -> Any:
     if len(value) > max_bytes:
         raise InputError(
             "oversized", f"value has {len(value)} bytes, limit is {max_bytes} (max_event_bytes)"
         )
     try:
-        data = orjson.loads(value)
+        return orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise InputError("invalid-json", f"value is not JSON: {exc}") from exc
+
+
+def _validate(data: Any) -> InputEvent:
     try:
         return INPUT_EVENT.validate_python(data)
     except ValidationError as exc:

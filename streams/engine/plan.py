@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from policy import next_deadline, step
 from schemas._base import trusted_model
@@ -31,22 +31,33 @@ from streams.engine.codec import (
 from streams.engine.deadlines import decide_tick
 from streams.engine.topics import InputTopics
 
-__all__ = ["BatchPlan", "Outbound", "Record", "Write", "plan_batch", "stored_keys"]
+__all__ = ["CLOCK_UNTRUSTED", "LOG_APPEND_TIME", "BatchPlan", "Outbound", "Record", "Write",
+           "plan_batch", "stored_keys"]
 
 log = logging.getLogger(__name__)
 
 _CAUSE_FIELDS = frozenset(Cause.model_fields)
 
+LOG_APPEND_TIME = 1
+"""Kafka's timestamp type of a record stamped by the broker when it appended it (0 is
+CreateTime: the producer's claim)."""
+
+CLOCK_UNTRUSTED = "clock-untrusted"
+"""The dead-letter error class of an input record without a broker (LogAppendTime) time."""
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One input record as consumed: coordinates and raw bytes."""
+    """One input record as consumed: coordinates, raw bytes and the record's timestamp
+    (seconds since the epoch, as faust gives it) with its Kafka timestamp type."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: float | None = None
+    timestamp_type: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +123,21 @@ def plan_batch(
     max_event_bytes: int,
     now: Callable[[], datetime],
     commands_topic: str | None = None,
+    require_broker_time: bool = False,
     max_stored_bytes: int = MAX_STORED_BYTES,
 ) -> BatchPlan:
-    """Decide every record of a batch, in event-time order.
+    """Decide every record of a batch, in trusted-time order (issue H).
 
-    Kafka orders each topic, not requests against sessions against ticks; within a batch
-    the decodable records are decided in order of their ``at`` (stable, so one topic's
-    order stands on ties), which is how a replay of the same events decides them.
+    An input record is decided at its broker time, the LogAppendTime Kafka stamped it with
+    (``Record.timestamp``), never at its producer's ``at`` (see :mod:`policy.rules.clock`).
+    With ``require_broker_time`` (the worker) an input record without one (CreateTime, no
+    timestamp) is a dead letter, ``clock-untrusted``; without it (tests, tools) such a
+    record is decided at its ``at``. Kafka orders each topic, not requests against sessions
+    against ticks; within a batch the decodable records are decided in order of broker time
+    (a tick at its deadline; stable, so one topic's order stands on ties). LogAppendTime
+    rises with each partition's offsets, so this is arrival order per partition and the
+    decisions do not depend on where batches are cut; a replay of the same lines with their
+    ``broker_time`` decides the same.
     ``stored_values`` holds the stored value of each (partition, key) of
     :func:`stored_keys` as of before the batch (missing or None: nothing stored; an
     exception: the read failed, and each record that needs the value is a dead letter with
@@ -132,26 +151,29 @@ def plan_batch(
     """
     plan = BatchPlan()
     pending: dict[bytes, StoredSubject] = {}
-    decoded: list[tuple[int, InputEvent | ClockTick]] = []
+    decoded: list[tuple[int, InputEvent | ClockTick, datetime | None]] = []
     for index, record in enumerate(records):
         try:
-            decoded.append((index, decode_command(record.key, record.value)
-                            if record.topic == commands_topic
-                            else input_topics.check(decode_event(record.key, record.value,
-                                                                 max_event_bytes),
-                                                    record.topic)))
+            if record.topic == commands_topic:
+                decoded.append((index, decode_command(record.key, record.value), None))
+            else:
+                received = _broker_time(record, require_broker_time)
+                decoded.append((index, input_topics.check(
+                    decode_event(record.key, record.value, max_event_bytes), record.topic),
+                    received))
         except InputError as exc:
             _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message)
         except Exception as exc:  # one bad record must not stop the batch
             log.exception("unexpected failure decoding %s[%d]@%d", record.topic,
                           record.partition, record.offset)
             _dead_letter(plan, index, record, deadletter_topic, type(exc).__name__, str(exc))
-    decoded.sort(key=lambda item: item[1].at)
-    for index, event in decoded:
+    decoded.sort(key=lambda item: item[1].at if item[2] is None else item[2])
+    for index, event, received in decoded:
         record = records[index]
         try:
             key = event.subject.id.encode("utf-8")
-            plan.decided.append((record.topic, record.partition, record.offset, event.at))
+            plan.decided.append((record.topic, record.partition, record.offset,
+                                 event.at if received is None else received))
             if key in pending:
                 stored: StoredSubject | None = pending[key]
             else:
@@ -176,9 +198,10 @@ def plan_batch(
                                      emitted_at=emitted, coordinates=(
                                          record.topic, record.partition, record.offset))
             else:
-                result = step(stored, event, policy, cause, emitted_at=emitted)
-            fitted = fit(result, stored, event, policy, cause, max_stored_bytes, emitted) \
-                if result.changed else None
+                result = step(stored, event, policy, cause, emitted_at=emitted,
+                              received=received)
+            fitted = fit(result, stored, event, policy, cause, max_stored_bytes, emitted,
+                         received) if result.changed else None
         except InputError as exc:
             _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message)
             continue
@@ -216,6 +239,24 @@ def plan_batch(
             _dead_letter(plan, index, record, deadletter_topic, "state-oversized",
                          fitted.oversized, decided=False)
     return plan
+
+
+def _broker_time(record: Record, required: bool) -> datetime | None:
+    """The time the broker appended ``record``; None when there is none and none is
+    required.
+
+    Raises:
+        InputError: ``clock-untrusted`` for a CreateTime (producer-stamped) record, or one
+            without a timestamp when one is required.
+    """
+    if record.timestamp_type == LOG_APPEND_TIME and record.timestamp is not None:
+        return datetime.fromtimestamp(record.timestamp, UTC)
+    if not required and record.timestamp_type is None:
+        return None
+    raise InputError(CLOCK_UNTRUSTED,
+                     f"record of {record.topic} has no broker time (timestamp type "
+                     f"{record.timestamp_type}, LogAppendTime is {LOG_APPEND_TIME}); set "
+                     f"message.timestamp.type=LogAppendTime on topic {record.topic}")
 
 
 def _dead_letter(

@@ -20,7 +20,7 @@ from schemas.events import InputEvent
 from schemas.policy import LoadedPolicy
 from schemas.state import MAX_STORED_BYTES, StoredSubject
 from streams.engine.bounds import fit
-from streams.engine.codec import parse_event
+from streams.engine.codec import parse_line
 from streams.engine.deadlines import DeadlineIndex, decide_tick
 
 __all__ = ["BadLine", "Replay", "UndecidedTick", "changed_events", "outcomes", "replay_lines"]
@@ -73,13 +73,15 @@ def _watch(deadlines: DeadlineIndex, replay: Replay, key: bytes, tenant: str) ->
 
 
 def _keep(replay: Replay, key: bytes, result: Step, event: InputEvent | None,
-          policy: LoadedPolicy, cause: Cause | None, max_stored_bytes: int) -> Step:
+          policy: LoadedPolicy, cause: Cause | None, max_stored_bytes: int,
+          received: datetime | None = None) -> Step:
     """Store a changed step's value as the stream would (streams.engine.bounds): a subject
-    with no tenant left is dropped, a value over the limit refused. Returns the step whose
-    decisions count."""
+    with no tenant left is dropped, a value over the limit refused (at the broker time
+    ``received`` the step was decided at). Returns the step whose decisions count."""
     if not result.changed:
         return result
-    fitted = fit(result, replay.states.get(key), event, policy, cause, max_stored_bytes)
+    fitted = fit(result, replay.states.get(key), event, policy, cause, max_stored_bytes,
+                 received=received)
     if fitted.oversized is None:
         if fitted.value is None:
             replay.states.pop(key, None)
@@ -116,9 +118,15 @@ def replay_lines(
 ) -> Iterator[Decision | BadLine | UndecidedTick]:
     """Decide every line in order; blank lines are skipped, bad ones reported by number.
 
-    Event time drives expiry: before each event, everything any subject had run out by that
-    event's time ends, in time order. ``until`` lets time run on after the last line. An
-    expiry that cannot be decided is reported as an :class:`UndecidedTick`, never raised.
+    Lines are decided in file order, at the broker's time a line carries (``broker_time``,
+    issue H: per subject never earlier than the subject's last decision; an event whose
+    ``at`` is further than ``time.max_skew_s`` from it is denied, or for other than requests
+    and reviews reported as a bad line ``clock-skew``, as the stream dead-letters it), or at
+    its own ``at`` when it carries none. That time drives expiry: before each event,
+    everything any subject had run out by then ends, in time order. A file exported from
+    the topics is in broker-time order, the order the stream decides in. ``until`` lets time
+    run on after the last line. An expiry that cannot be decided is reported as an
+    :class:`UndecidedTick`, never raised.
 
     A file has no topics, so every event type is accepted from it (the stream binds each
     type to its input topic: :mod:`streams.engine.topics`). A new state over
@@ -131,20 +139,29 @@ def replay_lines(
         if not line:
             continue
         try:
-            event = parse_event(line, max_event_bytes)
+            event, received = parse_line(line, max_event_bytes)
         except InputError as exc:
             bad = BadLine(number, exc.error_class, exc.message)
             replay.bad_lines.append(bad)
             yield bad
             continue
-        replay.events += 1
-        replay.last_at = event.at if replay.last_at is None else max(replay.last_at, event.at)
-        yield from _ticks(deadlines, event.at, policy, replay, max_stored_bytes)
+        moment = event.at if received is None else received
+        replay.last_at = moment if replay.last_at is None else max(replay.last_at, moment)
+        yield from _ticks(deadlines, moment, policy, replay, max_stored_bytes)
         key = event.subject.id.encode("utf-8")
         cause = Cause(event_id=event.event_id, type=event.type)
-        result = step(replay.states.get(key), event, policy, cause, emitted_at=None)
+        try:
+            result = step(replay.states.get(key), event, policy, cause, emitted_at=None,
+                          received=received)
+        except InputError as exc:  # clock-skew: the stream dead-letters it
+            bad = BadLine(number, exc.error_class, exc.message)
+            replay.bad_lines.append(bad)
+            yield bad
+            continue
+        replay.events += 1
         if result.changed:
-            result = _keep(replay, key, result, event, policy, cause, max_stored_bytes)
+            result = _keep(replay, key, result, event, policy, cause, max_stored_bytes,
+                           received)
             _watch(deadlines, replay, key, event.tenant)
         for decision in result.decisions:
             replay.record(decision)

@@ -39,7 +39,7 @@ __all__ = [
     "load_principals",
 ]
 
-Operation = Literal["read", "write", "describe", "create"]
+Operation = Literal["read", "write", "describe", "create", "describe_configs"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=249)]
 
 # Kafka's wire codes (org.apache.kafka.common.acl / resource).
@@ -47,10 +47,10 @@ _RESOURCE = {"topic": 2, "group": 3}
 _RESOURCE_NAMES = {code: name for name, code in _RESOURCE.items()}
 _PATTERN = {"literal": 3, "prefixed": 4}
 _PATTERN_NAMES = {code: name for name, code in _PATTERN.items()}
-_OPERATION = {"read": 3, "write": 4, "create": 5, "describe": 8}
+_OPERATION = {"read": 3, "write": 4, "create": 5, "describe": 8, "describe_configs": 10}
 _OPERATION_NAMES = {code: name for name, code in _OPERATION.items()}
-_OPERATION_NAMES.update({2: "all", 6: "delete", 7: "alter", 10: "describe_configs",
-                         11: "alter_configs", 12: "idempotent_write"})
+_OPERATION_NAMES.update({2: "all", 6: "delete", 7: "alter", 11: "alter_configs",
+                         12: "idempotent_write"})
 _ANY = 1
 _ALLOW = 3
 

@@ -1,19 +1,29 @@
-"""Create and check the topics jitwatch uses (inputs must share one partition count)."""
+"""Create and check the topics jitwatch uses: inputs share one partition count, and are
+stamped by the broker (LogAppendTime), whose clock the worker decides on (issue H)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from schemas.errors import ConfigError
 from streams.kafka.security import kafka_client_options
 from streams.settings import KafkaSettings, TopicSettings
 
-__all__ = ["broker_answers", "ensure_topics", "no_broker", "wait_for_broker"]
+__all__ = ["TIMESTAMP_TYPE", "TOPIC_CONFIGS", "broker_answers", "ensure_topics",
+           "no_broker", "timestamp_problems", "wait_for_broker"]
+
+TIMESTAMP_TYPE = "message.timestamp.type"
+TOPIC_CONFIGS = {TIMESTAMP_TYPE: "LogAppendTime"}
+"""The configuration of every topic jitwatch creates: the broker stamps each record with
+the time it appended it, so a record's timestamp is the broker's clock, not a producer's."""
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +91,8 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
 
     Raises:
         ConfigError: when an existing input topic's partition count differs, since state
-            would then not be co-partitioned with its input.
+            would then not be co-partitioned with its input, or when an input topic is not
+            ``message.timestamp.type=LogAppendTime`` (:func:`timestamp_problems`).
     """
     names = (
         topics.topic_requests,
@@ -99,14 +110,20 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
-                        NewTopic(name, topics.topic_partitions, topics.topic_replication)
+                        NewTopic(name, topics.topic_partitions, topics.topic_replication,
+                                 topic_configs=dict(TOPIC_CONFIGS))
                         for name in missing
                     ]
                 )
             log.info("created topics %s", ", ".join(missing))
         counts = await _partition_counts(admin, names)
+        inputs = (topics.topic_requests, topics.topic_sessions)
+        problems = timestamp_problems(await _timestamp_types(admin, inputs), inputs,
+                                      kafka.kafka_bootstrap)
     finally:
         await admin.close()
+    if problems:
+        raise ConfigError("; ".join(problems))
     for name in (topics.topic_requests, topics.topic_sessions, topics.topic_commands):
         if counts.get(name) != topics.topic_partitions:
             raise ConfigError(
@@ -132,3 +149,41 @@ async def _partition_counts(
         if all(counts.get(name) for name in names) or loop.time() >= deadline:
             return counts
         await asyncio.sleep(0.2)
+
+
+def timestamp_problems(types: Mapping[str, str | None], inputs: Iterable[str],
+                       bootstrap: str) -> list[str]:
+    """What is wrong with the input topics' timestamp types (``types``: topic ->
+    ``message.timestamp.type``, None when the broker did not say): each names the topic and
+    the fix. The worker decides on the broker's clock, so an input topic whose records carry
+    their producer's time (CreateTime) is refused rather than trusted."""
+    found = []
+    for topic in inputs:
+        kind = types.get(topic)
+        if kind != TOPIC_CONFIGS[TIMESTAMP_TYPE]:
+            found.append(
+                f"input topic {topic} has {TIMESTAMP_TYPE}={kind or 'unknown'}, but jitwatch "
+                "decides on the broker's clock and needs LogAppendTime; set it with "
+                f"`kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type "
+                f"topics --entity-name {topic} --add-config {TIMESTAMP_TYPE}=LogAppendTime` "
+                "(topics `jitwatch topics create` makes have it)")
+    return found
+
+
+async def _timestamp_types(admin: AIOKafkaAdminClient, names: Iterable[str]
+                           ) -> dict[str, str | None]:
+    # DescribeConfigs answers per resource (error_code, error_message, resource_type,
+    # resource_name, config_entries), each entry starting (name, value, ...).
+    responses: list[Any] = await admin.describe_configs([
+        ConfigResource(ConfigResourceType.TOPIC, name, {TIMESTAMP_TYPE: None})
+        for name in names])
+    found: dict[str, str | None] = {}
+    for response in responses:
+        for resource in response.resources:
+            error_code, _, _, name, entries = resource[:5]
+            if error_code:
+                continue  # reported as unknown: refused, naming the topic
+            for entry in entries:
+                if entry[0] == TIMESTAMP_TYPE:
+                    found[name] = entry[1]
+    return found

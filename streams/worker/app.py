@@ -230,6 +230,9 @@ async def _handle_batch(
             offset=event.message.offset,
             key=event.message.key,
             value=event.message.value,
+            # The broker's clock (LogAppendTime, issue H), never the producer's claim.
+            timestamp=event.message.timestamp,
+            timestamp_type=event.message.timestamp_type,
         )
         for event in events
     ]
@@ -252,6 +255,7 @@ async def _handle_batch(
         max_event_bytes=max_event_bytes,
         now=lambda: datetime.now(UTC),
         commands_topic=topics.topic_commands,
+        require_broker_time=True,
         max_stored_bytes=max_stored_bytes,
     )
     await send(plan)

@@ -2,10 +2,13 @@
 contract events, publishing, waiting for the group to drain, and the check against
 ``simulate`` (issue C's oracle) that counts lost and duplicated verdicts.
 
-Events are stamped a day in the past, so every deadline they set has passed on the wall
-clock: the stream's expiry ticks fire as the backlog is decided (gated by each partition's
-progress), and ``simulate`` with ``until=now`` fires the same expiries. The load keeps to
-the requests topic: Kafka orders each topic on its own (README, "Ordering").
+Since issue H the stream decides on the broker's clock (LogAppendTime), so events claim
+times close to the wall clock (within ``time.max_skew_s`` of when they are published), and
+the replay is fed each event's broker time, read back from the input topic, in broker-time
+order: the order and the time the stream decided them in. Deadlines then lie in the future
+of the run; :func:`check` compares at a moment no deadline is close to, so a tick racing
+the comparison cannot make either side look short. The load keeps to the requests topic:
+Kafka orders each topic on its own (README, "Ordering").
 """
 
 from __future__ import annotations
@@ -29,16 +32,17 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from policy import next_deadline
 from schemas.policy import parse_policy
-from streams.engine.codec import decode_stored, encode_stored
+from streams.engine.codec import BROKER_TIME, decode_stored, encode_stored
 from streams.engine.replay import Replay
 from tests.faults.report import summary
 from tests.integration.conftest import BOOTSTRAP, REPO, Stack
 from tests.keys import signed, signed_release
 from tests.oracle import compare, simulated
 
-__all__ = ["POLICY", "Outcome", "check", "drained", "env_int", "event_records", "expected",
-           "finish", "load", "publish", "read_all", "scenario_stack",
+__all__ = ["POLICY", "Outcome", "broker_times", "check", "drained", "env_int",
+           "event_records", "expected", "finish", "load", "publish", "read_all", "scenario_stack",
            "wait_decisions", "workers_drained"]
 
 STALL_S = float(os.environ.get("JITWATCH_FAULTS_STALL_S") or 180)
@@ -58,7 +62,8 @@ def _stamp(moment: datetime) -> str:
 
 
 def load(count: int, tag: str, seed: int = 7) -> list[dict[str, Any]]:
-    """``count`` request-topic events in event-time order over two hours, a day ago.
+    """``count`` request-topic events in event-time order over the next minute (claims
+within the policy's clock skew of the broker time they will get when published at once).
 
     About 20 events per subject: requests (low to high sensitivity, some break-glass, some
     workloads), withdrawals, reviews and lock releases, so grants are approved, escalated,
@@ -66,8 +71,8 @@ def load(count: int, tag: str, seed: int = 7) -> list[dict[str, Any]]:
     """
     rng = random.Random(seed)
     subjects = max(8, count // 20)
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
-    step = timedelta(hours=2) / max(count, 1)
+    start = datetime.now(UTC).replace(microsecond=0)
+    step = timedelta(minutes=1) / max(count, 1)
     requested: dict[str, list[str]] = defaultdict(list)
     asked: dict[str, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
@@ -305,19 +310,67 @@ class Outcome:
                           f"{self.tables_differ} table rows differ", *self.problems[:20]])
 
 
-def expected(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Replay]:
-    """simulate on the same input, time run on to now: its decisions and final states."""
+def expected(events: list[dict[str, Any]], until: datetime | None = None,
+             broker_times: dict[str, tuple[datetime, int, int]] | None = None,
+             ) -> tuple[list[dict[str, Any]], Replay]:
+    """simulate on the same input, time run on to ``until`` (default now): its decisions
+    and final states. With ``broker_times`` (event id -> the broker time, partition and
+    offset its record got) each event is replayed at its broker time, in that order, as the
+    stream decided it; events without one (never published) are left out."""
     replay = Replay()
-    return simulated(events, POLICY, until=datetime.now(UTC), replay=replay), replay
+    if broker_times is not None:
+        placed = [event for event in events if event["event_id"] in broker_times]
+        placed.sort(key=lambda event: broker_times[event["event_id"]])
+        events = [{**event, BROKER_TIME: broker_times[event["event_id"]][0].isoformat()}
+                  for event in placed]
+    return simulated(events, POLICY, until=until or datetime.now(UTC), replay=replay), replay
+
+
+async def broker_times(topic: str, events: list[dict[str, Any]]
+                       ) -> dict[str, tuple[datetime, int, int]]:
+    """Each event's broker time (LogAppendTime), partition and offset, read back from
+    ``topic``: the records whose value is exactly the event as :func:`event_records` sent
+    it (a poisoned copy with the same id is not the event)."""
+    sent = {orjson.dumps(event): event["event_id"] for event in events}
+    found: dict[str, tuple[datetime, int, int]] = {}
+    for record in await read_all(topic):
+        event_id = sent.get(bytes(record.value)) if record.value is not None else None
+        if event_id is not None and event_id not in found:
+            found[event_id] = (datetime.fromtimestamp(record.timestamp / 1000, UTC),
+                               record.partition, record.offset)
+    return found
+
+
+CLEAR_S = 3.0
+"""How far from any deadline the comparison's moment must be: more than a tick's grace
+(0.5 s) and timer interval (0.2 s) with room for a busy machine."""
 
 
 async def check(stack: Stack, events: list[dict[str, Any]],
                 expectation: tuple[list[dict[str, Any]], Replay] | None = None) -> Outcome:
-    """Compare the drained stream with simulate (``expectation``, when already run):
-    decisions by id and content, a verdict for every input the replay answers, and the
-    final grant tables."""
-    wanted, replay = expectation or expected(events)
-    records = await read_all(stack.decisions)
+    """Compare the drained stream with simulate: decisions by id and content, a verdict for
+    every input the replay answers, and the final grant tables.
+
+    ``expectation`` is ignored (kept for callers that computed one before publishing): the
+    replay needs the broker times the records got, so it runs here, up to a moment
+    ``CLEAR_S`` before the stream was read, and again later while a deadline lies between
+    that moment and the end of the reading (its tick may or may not be in what was read).
+    """
+    del expectation
+    times = await broker_times(stack.requests, events)
+    while True:
+        read_from = datetime.now(UTC)
+        records = await read_all(stack.decisions)
+        changelog = await read_all(f"{stack.env['JITWATCH_APP_ID']}-grants-changelog")
+        read_to = datetime.now(UTC)
+        until = read_from - timedelta(seconds=CLEAR_S)
+        wanted, replay = expected(events, until, times)
+        upcoming = [deadline for stored in replay.states.values()
+                    for state in stored.tenants.values()
+                    if (deadline := next_deadline(state)) is not None]
+        if not [d for d in upcoming if d <= read_to + timedelta(seconds=CLEAR_S)]:
+            break
+        await asyncio.sleep(2 * CLEAR_S)
     stream = [orjson.loads(record.value) for record in records]
     ours = {event["subject"]["id"] for event in events}
     stream = [decision for decision in stream if decision["subject"]["id"] in ours]
@@ -333,16 +386,15 @@ async def check(stack: Stack, events: list[dict[str, Any]],
     outcome.lost += len(unanswered)
     if unanswered:
         outcome.problems.append(f"inputs without a verdict: {unanswered[:10]}")
-    outcome.tables_differ, differences = await _compare_tables(stack, replay)
+    outcome.tables_differ, differences = _compare_tables(changelog, replay)
     outcome.problems += differences
     return outcome
 
 
-async def _compare_tables(stack: Stack, replay: Replay) -> tuple[int, list[str]]:
+def _compare_tables(changelog: list[Any], replay: Replay) -> tuple[int, list[str]]:
     """The worker's grant table (last changelog value per key) against the replay's."""
-    changelog = f"{stack.env['JITWATCH_APP_ID']}-grants-changelog"
     table: dict[bytes, bytes | None] = {}
-    for record in await read_all(changelog):
+    for record in changelog:
         table[bytes(record.key)] = record.value
     differences = []
     for key in sorted(set(table) | set(replay.states)):

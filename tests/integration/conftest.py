@@ -209,6 +209,10 @@ class Producer:
     def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
         self._producer = producer
         self.topic = topic
+        self.broker_times: dict[tuple[str, int, int], datetime] = {}
+        """(topic, partition, offset) -> the time the broker appended the record, as its
+        produce response gave it (LogAppendTime topics, issue H: what the stream decides
+        on)."""
 
     async def publish(self, event: dict[str, Any]) -> tuple[int, int]:
         """Send one event keyed by its subject id; returns (partition, offset)."""
@@ -222,7 +226,14 @@ class Producer:
                      value: bytes | None) -> tuple[int, int]:
         """Send exact bytes to ``topic``."""
         metadata = await (await self._producer.send(topic, value, key=key))
+        if metadata.timestamp is not None and metadata.timestamp >= 0:
+            self.broker_times[(topic, metadata.partition, metadata.offset)] = \
+                datetime.fromtimestamp(metadata.timestamp / 1000, UTC)
         return metadata.partition, metadata.offset
+
+    def broker_time(self, partition: int, offset: int, topic: str | None = None) -> datetime:
+        """The broker time of a record this producer sent (to ``topic``, default its own)."""
+        return self.broker_times[(topic or self.topic, partition, offset)]
 
 
 @pytest.fixture

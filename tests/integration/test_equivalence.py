@@ -1,7 +1,9 @@
 """The stream decides exactly what simulate decides for the same input (issue C's oracle).
 
 Events are stamped in real time and published at their own time, as in live operation, so
-the stream's expiry ticks fire between them as they would in production.
+the stream's expiry ticks fire between them as they would in production. The stream decides
+each at the time the broker appended it (issue H), so simulate is given those times
+(``broker_time``), read from the produce responses.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 import orjson
 import pytest
 
+from schemas._base import format_time
 from schemas.policy import parse_policy
+from streams.engine.codec import BROKER_TIME
 from tests.integration.conftest import Producer, Stack, read_topic
 from tests.oracle import compare, simulated
 
@@ -62,22 +66,40 @@ def scenario(start: datetime, tag: str, seed: int = 11,
     return events
 
 
-async def publish_paced(producer: Producer, stack: Stack, events: list[dict[str, Any]]) -> None:
-    """Send each event at its own time, to the topic the contract names for its type."""
+async def publish_paced(producer: Producer, stack: Stack, events: list[dict[str, Any]]
+                        ) -> dict[str, datetime]:
+    """Send each event at its own time, to the topic the contract names for its type;
+    returns each event id's broker time (LogAppendTime), the time the stream decides it at
+    (issue H)."""
     sessions = stack.env["JITWATCH_TOPIC_SESSIONS"]
+    received: dict[str, datetime] = {}
     for event in events:
         delay = (datetime.fromisoformat(event["at"].replace("Z", "+00:00"))
                  - datetime.now(UTC)).total_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
         topic = sessions if event["type"] == "task.completed" else producer.topic
-        await producer.raw_to(topic, event["subject"]["id"].encode(), orjson.dumps(event))
+        partition, offset = await producer.raw_to(topic, event["subject"]["id"].encode(),
+                                                  orjson.dumps(event))
+        received[event["event_id"]] = producer.broker_time(partition, offset, topic)
+    return received
+
+
+def at_broker_times(events: list[dict[str, Any]], received: dict[str, datetime]
+                    ) -> list[dict[str, Any]]:
+    """The replay input the stream decided: each event with its ``broker_time``, in
+    broker-time order (stable), as ``simulate`` reads a file exported from the topics."""
+    ordered = sorted(events, key=lambda event: received[event["event_id"]])
+    return [{**event, BROKER_TIME: format_time(received[event["event_id"]])}
+            for event in ordered]
 
 
 async def assert_stream_equals_simulate(stack: Stack, events: list[dict[str, Any]], tag: str,
-                                        until: datetime) -> None:
-    """Compare the stream's decisions about this run's subjects with simulate's."""
-    expected = simulated(events, POLICY, until=until)
+                                        until: datetime, received: dict[str, datetime]
+                                        ) -> None:
+    """Compare the stream's decisions about this run's subjects with simulate's, fed the
+    broker times the stream decided on (``received``, from :func:`publish_paced`)."""
+    expected = simulated(at_broker_times(events, received), POLICY, until=until)
     stream = await read_topic(
         stack.decisions,
         lambda m: (d := orjson.loads(m.value)) and (d if d["subject"]["id"].startswith(
@@ -93,8 +115,8 @@ async def test_stream_decisions_equal_simulate(stack: Stack, producer: Producer)
     tag = uuid.uuid4().hex[:6]
     start = datetime.now(UTC) + timedelta(seconds=1)
     events = scenario(start, tag)
-    await publish_paced(producer, stack, events)
+    received = await publish_paced(producer, stack, events)
     # Every grant lives at most 4 s; let the stream's ticks (0.5 s grace) fire them all.
     until = start + timedelta(seconds=12 + 4 + 1)
     await asyncio.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds() + 2))
-    await assert_stream_equals_simulate(stack, events, tag, until)
+    await assert_stream_equals_simulate(stack, events, tag, until, received)

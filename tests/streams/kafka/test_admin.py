@@ -25,3 +25,18 @@ async def test_no_broker_is_a_config_error_naming_the_address_once(
                        and r.levelno >= logging.ERROR]
     assert len(aiokafka_errors) <= 1  # the first attempt's; the retries are quiet
     assert logging.getLogger("aiokafka").level != logging.CRITICAL  # restored
+
+
+def test_input_topics_without_log_append_time_are_refused_naming_the_fix() -> None:
+    from streams.kafka.admin import TOPIC_CONFIGS, timestamp_problems
+
+    assert TOPIC_CONFIGS == {"message.timestamp.type": "LogAppendTime"}
+    inputs = ("jit.requests", "jit.sessions")
+    assert timestamp_problems({"jit.requests": "LogAppendTime",
+                               "jit.sessions": "LogAppendTime"}, inputs, "k:9092") == []
+    problems = timestamp_problems({"jit.requests": "CreateTime"}, inputs, "k:9092")
+    assert len(problems) == 2
+    assert "input topic jit.requests has message.timestamp.type=CreateTime" in problems[0]
+    assert "--entity-name jit.requests --add-config message.timestamp.type=LogAppendTime" \
+        in problems[0]
+    assert "jit.sessions has message.timestamp.type=unknown" in problems[1]
