@@ -14,10 +14,6 @@ __all__ = ["OperatorKey", "ReviewerKey"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-class _Key(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 def _ed25519_public_key(value: str) -> str:
     """A policy's public key: base64 of the raw 32 bytes of an Ed25519 key."""
     try:
@@ -30,17 +26,23 @@ def _ed25519_public_key(value: str) -> str:
     return value
 
 
-class ReviewerKey(_Key):
-    """An Ed25519 public key a reviewer signs reviews with. Several keys of one reviewer
-    may be listed at once, so keys rotate without a gap."""
+class _Key(BaseModel):
+    """What every listed key has: its id and its public key, checked once here."""
 
-    reviewer: Name
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     key_id: Name
     public_key: str
     """Base64 of the raw 32-byte Ed25519 public key (``jitwatch keygen --out FILE`` prints one)."""
 
     _ed25519 = field_validator("public_key")(_ed25519_public_key)
 
+
+class ReviewerKey(_Key):
+    """An Ed25519 public key a reviewer signs reviews with. Several keys of one reviewer
+    may be listed at once, so keys rotate without a gap."""
+
+    reviewer: Name
     @property
     def holder(self) -> str:
         """Whose key it is (the signer a signature made with it must name)."""
@@ -53,12 +55,6 @@ class OperatorKey(_Key):
     release a lock on their own subject or request."""
 
     operator: Name
-    key_id: Name
-    public_key: str
-    """Base64 of the raw 32-byte Ed25519 public key (``jitwatch keygen --out FILE`` prints one)."""
-
-    _ed25519 = field_validator("public_key")(_ed25519_public_key)
-
     @property
     def holder(self) -> str:
         """Whose key it is (the ``by`` a release signed with it must name)."""
