@@ -1,0 +1,65 @@
+"""Attacks on the trust boundary that still work: the next fixes of issue H, tests first.
+
+Each case under ``_attacks/`` is replayed as ``simulate`` would; each test asserts what must
+hold and is ``xfail(strict=True)`` until the defence exists (``_attacks/README.md``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from schemas.decisions import Decision
+from streams.engine.codec import encode_decision
+from tests.golden.test_golden import _policy, _replay
+
+HERE = Path(__file__).parent / "_attacks"
+
+
+def _decisions(case: str) -> list[Decision]:
+    folder = HERE / case
+    lines = (folder / "events.jsonl").read_bytes().splitlines()
+    decisions, _ = _replay(lines, _policy(folder))
+    return decisions
+
+
+def _approved(decisions: list[Decision]) -> set[str]:
+    return {d.request_id for d in decisions if d.action == "approve" and d.request_id}
+
+
+@pytest.mark.xfail(strict=True, reason="issue H open: a signed release is remembered only "
+                   "as one of the last 64 event ids, so a replay within max_skew_s releases "
+                   "a later lock")
+def test_a_replayed_operator_release_releases_nothing() -> None:
+    decisions = _decisions("release-replay")
+    unlocks = [d for d in decisions if d.action == "unlock"]
+    assert len(unlocks) == 1, f"{len(unlocks)} unlocks from one signed release"
+    assert "r-9" not in _approved(decisions)
+
+
+@pytest.mark.xfail(strict=True, reason="issue H open: decision_id covers event_id#n, not "
+                   "the request or time, and event ids are remembered for 64 events only")
+def test_no_decision_id_is_emitted_twice_with_other_contents() -> None:
+    seen: dict[str, bytes] = {}
+    for decision in _decisions("decision-id-reuse"):
+        body = orjson.loads(encode_decision(decision))
+        body.pop("emitted_at", None)
+        content = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        earlier = seen.setdefault(decision.decision_id, content)
+        assert earlier == content, f"{decision.decision_id} carries two contents"
+
+
+@pytest.mark.xfail(strict=True, reason="issue H open: state is keyed on the exact subject "
+                   "id, so another spelling of a locked subject is a fresh subject")
+def test_another_spelling_of_a_locked_subject_is_not_approved() -> None:
+    approved = _approved(_decisions("subject-spelling"))
+    assert not approved & {"r-3", "r-4"}, f"approved {sorted(approved & {'r-3', 'r-4'})}"
+
+
+@pytest.mark.xfail(strict=True, reason="issue H open: catalog keys are trimmed and "
+                   "case-folded only (no NFKC, invisible characters kept)")
+def test_look_alike_resource_ids_do_not_escape_the_catalog() -> None:
+    approved = _approved(_decisions("resource-lookalike"))
+    assert not approved & {"r-3", "r-4"}, f"approved {sorted(approved & {'r-3', 'r-4'})}"
