@@ -22,20 +22,23 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.canonical import canonical_id
 from schemas.events import Sensitivity
 
 __all__ = ["CatalogEntry", "CatalogPolicy", "Label", "LimitsPolicy", "label", "resource_key"]
 
 
 def label(text: str) -> str:
-    """An env or role as compared: trimmed and case-folded."""
-    return text.strip().casefold()
+    """An env or role as compared: canonical (:mod:`schemas.canonical`: invisible
+    characters removed, NFKC, case-folded) and trimmed."""
+    return canonical_id(text).strip()
 
 
 def resource_key(resource_id: str) -> str:
-    """A resource id as the catalog matches it: trimmed and case-folded, so a differently
-    spelt id finds the entry of the resource it names rather than escaping to ``unknown``."""
-    return resource_id.strip().casefold()
+    """A resource id as the catalog matches it: canonical and trimmed, so a differently
+    spelt or look-alike id finds the entry of the resource it names rather than escaping to
+    ``unknown``."""
+    return canonical_id(resource_id).strip()
 
 
 def _label_or_pass(value: object) -> object:

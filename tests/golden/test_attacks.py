@@ -1,7 +1,8 @@
 """Attacks on the trust boundary that still work: the next fixes of issue H, tests first.
 
 Each case under ``_attacks/`` is replayed as ``simulate`` would; each test asserts what must
-hold and is ``xfail(strict=True)`` until the defence exists (``_attacks/README.md``).
+hold and is ``xfail(strict=True)`` until the defence exists (``_attacks/README.md``); the
+look-alike resource ids are refused since schemas/canonical.py.
 """
 
 from __future__ import annotations
@@ -58,8 +59,6 @@ def test_another_spelling_of_a_locked_subject_is_not_approved() -> None:
     assert not approved & {"r-3", "r-4"}, f"approved {sorted(approved & {'r-3', 'r-4'})}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue H open: catalog keys are trimmed and "
-                   "case-folded only (no NFKC, invisible characters kept)")
 def test_look_alike_resource_ids_do_not_escape_the_catalog() -> None:
     approved = _approved(_decisions("resource-lookalike"))
     assert not approved & {"r-3", "r-4"}, f"approved {sorted(approved & {'r-3', 'r-4'})}"
