@@ -118,7 +118,9 @@ def replay_lines(
 ) -> Iterator[Decision | BadLine | UndecidedTick]:
     """Decide every line in order; blank lines are skipped, bad ones reported by number.
 
-    Lines are decided in file order, at the broker's time a line carries (``broker_time``,
+    Lines are decided in the stream's order: by the broker's time a line carries, else by
+    its ``at``, file order on ties (all lines are read first: bad ones are reported before
+    any decision). Each is decided at the broker's time it carries (``broker_time``,
     issue H: per subject never earlier than the subject's last decision; an event whose
     ``at`` is further than ``time.max_skew_s`` from it is denied, or for other than requests
     and reviews reported as a bad line ``clock-skew``, as the stream dead-letters it), or at
@@ -134,6 +136,7 @@ def replay_lines(
     also dead-letters the record): keep it equal to the worker's setting.
     """
     deadlines = DeadlineIndex()
+    accepted: list[tuple[int, InputEvent, datetime | None]] = []
     for number, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
@@ -145,7 +148,12 @@ def replay_lines(
             replay.bad_lines.append(bad)
             yield bad
             continue
-        moment = event.at if received is None else received
+        accepted.append((number, event, received))
+    # The stream's order (streams.engine.plan): by broker time, else by ``at``; stable, so
+    # the file's order stands on ties. A file exported from the topics is already in it.
+    accepted.sort(key=_moment)
+    for number, event, received in accepted:
+        moment = _moment((number, event, received))
         replay.last_at = moment if replay.last_at is None else max(replay.last_at, moment)
         yield from _ticks(deadlines, moment, policy, replay, max_stored_bytes)
         key = event.subject.id.encode("utf-8")
@@ -168,6 +176,12 @@ def replay_lines(
             yield decision
     if until is not None:
         yield from _ticks(deadlines, until, policy, replay, max_stored_bytes)
+
+
+def _moment(line: tuple[int, InputEvent, datetime | None]) -> datetime:
+    """The time a parsed line is decided in order of: its broker time, else its ``at``."""
+    _, event, received = line
+    return event.at if received is None else received
 
 
 def outcomes(items: Iterable[Decision | BadLine | UndecidedTick]) -> dict[str, list[str]]:

@@ -99,17 +99,28 @@ def test_a_request_stamped_past_a_lock_end_does_not_end_the_lock() -> None:
 
 
 def test_time_never_runs_backwards_for_a_subject() -> None:
-    lines = [
-        _line(raw_request("r-1", [("a", "prod")], t=1000, ttl_s=600), broker_s=1000),
-        # Another topic's record, appended earlier, decided later: it is decided at the
-        # subject's time, not back at 10.
-        _line(raw_request("r-2", [("b", "prod")], t=10, ttl_s=600, event_id="e-r2"),
-              broker_s=10),
+    records = [
+        _record(0, raw_request("r-1", [("a", "prod")], t=1000, ttl_s=600), broker_s=1000),
+        # Appended earlier but decided in a later batch (a record of another topic or
+        # partition fetched late): it is decided at the subject's time, not back at 10.
+        _record(1, raw_request("r-2", [("b", "prod")], t=10, ttl_s=600, event_id="e-r2"),
+                broker_s=10),
     ]
-    decisions = _decisions(_replay(lines))
-    second = [d for d in decisions if d.request_id == "r-2"]
-    assert [(d.action, d.at, d.expires_at) for d in second] == [
-        ("approve", at(1000), at(1600))]
+    second = [d for d in _plan_batches(records, [1]) if d["request_id"] == "r-2"]
+    assert [(d["action"], d["at"], d["expires_at"]) for d in second] == [
+        ("approve", format_time(at(1000)), format_time(at(1600)))]
+
+
+def test_a_replay_decides_in_broker_time_order_as_one_batch_of_the_stream() -> None:
+    raws = [(raw_request("r-1", [("a", "prod")], t=1000, ttl_s=600), 1000),
+            (raw_request("r-2", [("b", "prod")], t=10, ttl_s=600, event_id="e-r2"), 10)]
+    replayed = _decisions(_replay([_line(raw, broker) for raw, broker in raws]))
+    assert [(d.request_id, d.at) for d in replayed if d.action == "approve"] == [
+        ("r-2", at(10)), ("r-1", at(1000))]
+    one_batch = _plan_batches([_record(n, raw, broker) for n, (raw, broker) in
+                               enumerate(raws)], [])
+    assert [_what(d) for d in one_batch] == [
+        _what(d.model_dump(mode="json", by_alias=True)) for d in replayed]
 
 
 def test_a_session_event_with_a_lying_clock_is_a_dead_letter() -> None:
