@@ -33,6 +33,7 @@ __all__ = [
     "encode_tick",
     "parse_event",
     "parse_line",
+    "replay_line",
     "stored_deadlines",
 ]
 
@@ -105,6 +106,22 @@ def parse_line(value: bytes, max_bytes: int) -> tuple[InputEvent, datetime | Non
         except ValidationError as exc:
             raise InputError("schema-violation", f"{BROKER_TIME}: {_describe(exc)}") from exc
     return _validate(data), received
+
+
+def replay_line(value: bytes | None, broker_time: datetime) -> bytes | None:
+    """The replay line for an input record: its value with ``broker_time`` set to the
+    record's broker time (replacing any ``broker_time`` the producer put in the value: that
+    one is a claim), keys in the value's order; None when the value is not a JSON object
+    (the stream dead-letters such a record, a replay has nothing to decide)."""
+    try:
+        data = orjson.loads(value) if value is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    data.pop(BROKER_TIME, None)
+    data[BROKER_TIME] = format_time(broker_time)
+    return orjson.dumps(data)
 
 
 def _load(value: bytes, max_bytes: int) -> Any:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.decisions import DECISION_SCHEMA
-from streams.kafka.clients import consumer
+from streams.kafka.clients import assigned, follow
 from streams.settings import KafkaSettings, TopicSettings
 
 __all__ = ["collect_decisions", "follow_decisions"]
@@ -20,20 +18,6 @@ __all__ = ["collect_decisions", "follow_decisions"]
 def _is_verdict(record: dict[str, Any]) -> bool:
     # The decisions topic also carries policy-load records (jit.policy-load/v1, issue F).
     return bool(record.get("schema", DECISION_SCHEMA) == DECISION_SCHEMA)
-
-
-@contextlib.asynccontextmanager
-async def _decisions(kafka: KafkaSettings, topic: str
-                     ) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
-    async with consumer(kafka, enable_auto_commit=False,
-                        isolation_level="read_committed") as client:
-        partitions = client.partitions_for_topic(topic)
-        if partitions is None:
-            await client._client.force_metadata_update()  # noqa: SLF001 - first lookup only
-            partitions = client.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        client.assign(tps)
-        yield client, tps
 
 
 async def collect_decisions(
@@ -50,7 +34,7 @@ async def collect_decisions(
     ``decision_id`` and ordered by event time. Policy-load records are not decisions.
     """
     found: dict[str, dict[str, Any]] = {}
-    async with _decisions(kafka, topics.topic_decisions) as (client, tps):
+    async with assigned(kafka, [topics.topic_decisions]) as (client, tps):
         await client.seek_to_beginning(*tps)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -66,18 +50,12 @@ async def collect_decisions(
 
 async def follow_decisions(
     kafka: KafkaSettings, topics: TopicSettings, stop: asyncio.Event, *,
-    from_beginning: bool = False
+    from_beginning: bool = False, to_end: bool = False,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Yield decisions (not policy-load records) as they are published until ``stop``."""
-    async with _decisions(kafka, topics.topic_decisions) as (client, tps):
-        if from_beginning:
-            await client.seek_to_beginning(*tps)
-        else:
-            await client.seek_to_end(*tps)
-        while not stop.is_set():
-            batches = await client.getmany(timeout_ms=200)
-            for messages in batches.values():
-                for message in messages:
-                    decision = orjson.loads(message.value)
-                    if _is_verdict(decision):
-                        yield decision
+    """Yield decisions (not policy-load records) as they are published until ``stop`` (or
+    with ``to_end``, until the end the topic had when this began)."""
+    async for _, record in follow(kafka, [topics.topic_decisions], stop,
+                                  from_beginning=from_beginning, to_end=to_end):
+        decision = orjson.loads(record.value)
+        if _is_verdict(decision):
+            yield decision

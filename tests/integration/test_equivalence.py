@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -23,6 +25,7 @@ from schemas.policy import parse_policy
 from streams.engine.codec import BROKER_TIME
 from tests.integration.conftest import Producer, Stack, read_topic
 from tests.oracle import compare, simulated
+from tests.paths import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("worker")]
 
@@ -120,3 +123,34 @@ async def test_stream_decisions_equal_simulate(stack: Stack, producer: Producer)
     until = start + timedelta(seconds=12 + 4 + 1)
     await asyncio.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds() + 2))
     await assert_stream_equals_simulate(stack, events, tag, until, received)
+
+
+def exported(stack: Stack, tag: str) -> list[dict[str, Any]]:
+    """This run's events as ``jitwatch tail --inputs --from-beginning --to-end`` exports
+    them from the topics: replay lines carrying each record's broker time."""
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "tail", "--inputs", "--from-beginning",
+         "--to-end"], cwd=REPO, env=stack.env, capture_output=True, timeout=120, check=True)
+    lines = [orjson.loads(line) for line in done.stdout.splitlines()]
+    return [line for line in lines if line["subject"]["id"].startswith(f"eq-{tag}-")]
+
+
+async def test_an_export_of_the_inputs_replays_as_the_stream_decided(
+        stack: Stack, producer: Producer) -> None:
+    tag = uuid.uuid4().hex[:6]
+    start = datetime.now(UTC) + timedelta(seconds=1)
+    events = scenario(start, tag, seed=5)[:40]
+    received = await publish_paced(producer, stack, events)
+    lines = exported(stack, tag)
+    assert {line["event_id"]: line[BROKER_TIME] for line in lines} == {
+        event_id: format_time(moment) for event_id, moment in received.items()}
+    until = start + timedelta(seconds=4 + 4 + 1)
+    await asyncio.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds() + 2))
+    expected = simulated(lines, POLICY, until=until)
+    stream = await read_topic(
+        stack.decisions,
+        lambda m: (d := orjson.loads(m.value)) and (d if d["subject"]["id"].startswith(
+            f"eq-{tag}-") else None),
+        len(expected), timeout_s=90)
+    report = compare(stream, expected)
+    assert report.equal, str(report)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from schemas._base import format_time
 from schemas.decisions import Decision
 from schemas.policy import parse_policy
+from streams.engine.codec import replay_line
 from streams.engine.plan import LOG_APPEND_TIME, Record, plan_batch, stored_keys
 from streams.engine.replay import BadLine, Replay, replay_lines
 from streams.engine.topics import InputTopics
@@ -257,3 +258,15 @@ def test_a_state_too_large_to_store_is_refused_at_broker_time() -> None:
     assert [(d["rule"]["id"], d["at"]) for d in decided] == [
         ("state-limit", format_time(at(0)))]
     assert not plan.writes
+
+
+def test_an_exported_line_carries_the_records_broker_time_not_the_producers() -> None:
+    raw = {**raw_request("r-1", [("db", "prod")]), "broker_time": "2030-01-01T00:00:00Z"}
+    line = replay_line(orjson.dumps(raw), at(5))
+    assert line is not None
+    assert orjson.loads(line)["broker_time"] == format_time(at(5))
+    decided = _decisions(_replay([line]))
+    assert [d.at for d in decided] == [at(5)]
+    assert replay_line(b"[1]", at(5)) is None
+    assert replay_line(b"{", at(5)) is None
+    assert replay_line(None, at(5)) is None
