@@ -5,9 +5,11 @@ Validation (schemas/policy.py) refuses what cannot be enforced at all; lint repo
 enforceable but probably not what the author meant, and (issue H) what is enforceable but
 too loose for a security control: grants over :data:`MAX_GRANT_S`, step-up or machine
 attestation off, a break-glass ration looser than :data:`BREAK_GLASS_MAX_PER_WINDOW` per
-window and :data:`BREAK_GLASS_MAX_PER_DAY` a day, reviewers without keys, and unknown
-tenants served the defaults. ``policy check --strict`` fails on any finding. Pure: a
-policy in, findings out.
+window and :data:`BREAK_GLASS_MAX_PER_DAY` a day, reviewers without keys, unknown tenants
+served the defaults, an empty catalog that lets requesters' claims decide, and timings that
+switch a guard off in effect (:data:`LOOSE_TIMINGS`: a skew of hours, locks of seconds, a
+rate baseline no one reaches, reviews that wait for weeks, a long session grace).
+``policy check --strict`` fails on any finding. Pure: a policy in, findings out.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Literal
 
 from schemas.policy import SENSITIVITY_RANK, Policy, TenantPolicy
 
-__all__ = ["BREAK_GLASS_MAX_PER_DAY", "BREAK_GLASS_MAX_PER_WINDOW", "MAX_GRANT_S", "Finding",
-           "describe", "lint"]
+__all__ = ["BREAK_GLASS_MAX_PER_DAY", "BREAK_GLASS_MAX_PER_WINDOW", "LOOSE_TIMINGS",
+           "MAX_BASELINE_PER_HOUR", "MAX_GRANT_S", "Finding", "describe", "lint"]
 
 MAX_GRANT_S = 24 * 3600
 """Longest grant lint accepts without a warning (ttl.max_s, ttl.limits[].max_s,
@@ -27,6 +29,22 @@ BREAK_GLASS_MAX_PER_WINDOW = 3
 BREAK_GLASS_MAX_PER_DAY = 3
 """A tight break-glass ration: at most 3 uses per window and at most 3 a day on average
 (max_per_window * 86400 / window_s), so a window shorter than 8 h per use is too loose."""
+MAX_BASELINE_PER_HOUR = 600
+"""A rate baseline allowing more requests an hour than this (one every 6 s) locks no one."""
+LOOSE_TIMINGS: tuple[tuple[str, str, int, str], ...] = (
+    # (setting, "above"/"below", bound in seconds, what the bound protects)
+    ("time.max_skew_s", "above", 900, "a producer's clock may then be that far off, and a "
+     "signed review or release stays replayable that long"),
+    ("locks.default_s", "below", 300, "a session-rule lock that short stops nothing"),
+    ("locks.request_s", "below", 300, "a request lock that short stops nothing"),
+    ("break_glass.lock_s", "below", 300, "an over-ration lock that short stops nothing"),
+    ("baseline.lock_s", "below", 300, "a rate lock that short stops nothing"),
+    ("step_up.pending_ttl_s", "above", 7 * 86400, "an escalated request stays approvable "
+     "by a review that long"),
+    ("sessions.grace_s", "above", 300, "a session on a grant not seen yet goes unchecked "
+     "that long"),
+)
+"""Timing settings lint warns on past a bound: each value switches its guard off in effect."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +143,18 @@ def _guard_rails(name: str, tenant: TenantPolicy) -> list[Finding]:
              f"not a tight ration; allow at most {BREAK_GLASS_MAX_PER_WINDOW} per window and "
              f"{BREAK_GLASS_MAX_PER_DAY} a day (window_s >= 28800 * max_per_window, e.g. 1 "
              "per 86400 s), or set enabled = false")
+    catalog = tenant.catalog
+    if not catalog.resources and catalog.unknown == "claim":
+        warn("catalog", "no resources listed and unknown = \"claim\": requesters' claims "
+             "decide every resource's sensitivity, env and roles; list your resources under "
+             "[[...catalog.resources]] and set unknown = \"escalate\" (unknown_from = "
+             "\"medium\") or \"deny\"")
+    found += _timings(name, tenant)
+    baseline = tenant.baseline
+    if baseline.max_requests * 3600 > MAX_BASELINE_PER_HOUR * baseline.window_s:
+        warn("baseline.max_requests", f"{baseline.max_requests} per {baseline.window_s} s "
+             f"is more than {MAX_BASELINE_PER_HOUR} an hour: the rate baseline locks no one; "
+             "allow fewer per window (the packaged policy: 30 per 3600 s)")
     keyed = {key.reviewer for key in tenant.step_up.reviewer_keys}
     keyless = sorted({reviewer for group in tenant.step_up.reviewers
                       for reviewer in group.ids} - keyed)
@@ -132,6 +162,22 @@ def _guard_rails(name: str, tenant: TenantPolicy) -> list[Finding]:
         warn("step_up.reviewer_keys", f"no key for reviewer(s) {', '.join(keyless)}: their "
              "approvals can never verify (review-signature); add a [[...step_up.reviewer_keys]] "
              "entry each (`jitwatch keygen`), or remove them from step_up.reviewers")
+    return found
+
+
+def _timings(name: str, tenant: TenantPolicy) -> list[Finding]:
+    found = []
+    for setting, side, bound, why in LOOSE_TIMINGS:
+        section, field = setting.split(".")
+        value = getattr(getattr(tenant, section), field)
+        if value is None or (side == "above" and value <= bound) or \
+                (side == "below" and value >= bound):
+            continue
+        if setting.startswith("break_glass") and not tenant.break_glass.enabled:
+            continue
+        fix = f"{bound} s or {'less' if side == 'above' else 'more'}"
+        found.append(Finding("warning", f"{name}.{setting}",
+                             f"{value} s is {side} {bound} s: {why}; set it to {fix}"))
     return found
 
 

@@ -253,7 +253,7 @@ class SessionsPolicy(_Section):
 class TimePolicy(_Section):
     """How far a producer's ``at`` may be from the broker's time (issue H)."""
 
-    max_skew_s: int = Field(strict=True, default=300, ge=0)
+    max_skew_s: int = Field(strict=True, default=300, ge=0, le=86_400)
     """Beyond this many seconds from the broker's append time an event is not applied:
     requests and reviews are denied (rule clock-skew), other events dead-lettered."""
 

@@ -7,6 +7,7 @@ from importlib import resources
 import pytest
 
 from policy.lint import describe, lint
+from schemas.errors import PolicyError
 from schemas.policy import parse_policy
 
 DEFAULT = resources.files("policy").joinpath("default.toml").read_text()
@@ -18,7 +19,8 @@ def findings(text: str) -> dict[str, str]:
 
 def test_packaged_policy_only_warns_about_site_specific_settings() -> None:
     assert set(findings(DEFAULT)) == {"defaults.identity.allowed_issuers",
-                                      "defaults.step_up.reviewers"}
+                                      "defaults.step_up.reviewers",
+                                      "defaults.catalog"}  # until it ships a catalog
 
 
 def test_rules_that_can_never_fire() -> None:
@@ -114,3 +116,33 @@ def test_a_tenant_section_like_defaults_is_reported_once() -> None:
     assert "defaults.identity.allowed_issuers" in found
     assert not [where for where in found if where.startswith("tenants.acme.")]
     assert "tenants.beta.step_up.from_sensitivity" in found
+
+
+def test_an_empty_catalog_that_trusts_claims_is_a_guard_rail_off() -> None:
+    found = findings('version = "1"\n[defaults.catalog]\nunknown = "claim"\n')
+    assert "requesters' claims decide" in found["defaults.catalog"]
+    assert "defaults.catalog" not in findings(
+        'version = "1"\n[defaults.catalog]\nunknown = "escalate"\n')
+
+
+@pytest.mark.parametrize(("section", "line", "where"), [
+    ("time", "max_skew_s = 7200", "time.max_skew_s"),
+    ("locks", "default_s = 1", "locks.default_s"),
+    ("locks", "request_s = 10", "locks.request_s"),
+    ("break_glass", "lock_s = 1", "break_glass.lock_s"),
+    ("baseline", "lock_s = 1", "baseline.lock_s"),
+    ("step_up", "pending_ttl_s = 31536000", "step_up.pending_ttl_s"),
+    ("sessions", "grace_s = 3600", "sessions.grace_s"),
+    ("baseline", "max_requests = 10000\nwindow_s = 1", "baseline.max_requests"),
+])
+def test_timings_that_switch_a_guard_off_are_warned(section: str, line: str,
+                                                    where: str) -> None:
+    found = findings(f'version = "1"\n[defaults.{section}]\n{line}\n')
+    assert f"defaults.{where}" in found, sorted(found)
+    assert "set it to" in found[f"defaults.{where}"] or "allow fewer" in found[
+        f"defaults.{where}"]
+
+
+def test_a_skew_of_more_than_a_day_is_invalid() -> None:
+    with pytest.raises(PolicyError, match="max_skew_s"):
+        parse_policy('version = "1"\n[defaults.time]\nmax_skew_s = 31536000\n')
