@@ -121,6 +121,14 @@ class TopicSettings(_Section):
         """The watcher's own command topic (expiry ticks), co-partitioned with the inputs."""
         return f"{self.app_id}-commands"
 
+    @property
+    def topic_repartition(self) -> str:
+        """The worker's own repartition topic: input records that landed on another
+        partition than their subject's are forwarded through it to that partition (issue H;
+        :mod:`streams.engine.repartition`). Co-partitioned with the inputs; only the worker
+        writes it (the ``<app_id>-`` prefix of ops/principals.toml)."""
+        return f"{self.app_id}-repartition"
+
 
 class WorkerSettings(_Section):
     """Section ``worker``: the faust worker's store, batches, expiry timer and group."""

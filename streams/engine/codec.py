@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from policy import next_deadline
 from schemas._base import UtcDatetime, format_time
+from schemas.canonical import canonical_id
 from schemas.decisions import Decision
 from schemas.errors import InputError
 from schemas.events import INPUT_EVENT, ClockTick, InputEvent
@@ -24,6 +25,7 @@ from schemas.state import STORED_STATE_VERSION, StoredSubject
 
 __all__ = [
     "BROKER_TIME",
+    "canonical_key",
     "dead_letter_headers",
     "decode_command",
     "decode_event",
@@ -35,6 +37,7 @@ __all__ = [
     "parse_line",
     "replay_line",
     "stored_deadlines",
+    "subject_key",
 ]
 
 
@@ -47,11 +50,20 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
+def subject_key(subject_id: str) -> bytes:
+    """The key of a subject's state, of its expiry ticks and of the partition that owns it:
+    its canonical id (:func:`schemas.canonical.canonical_id`) in UTF-8, so
+    ``Dev@example.com`` and ``dev\\u200b@example.com`` are the one subject
+    ``dev@example.com`` (issue H). An ASCII lower-case id is its own key."""
+    return canonical_id(subject_id).encode("utf-8")
+
+
 def decode_event(key: bytes | None, value: bytes | None, max_bytes: int) -> InputEvent:
     """Validate one input record.
 
-    The key must be the subject id: that is what puts one subject's events, and its state,
-    on one partition.
+    The key must name the subject: its canonical form must be the canonical form of
+    ``subject.id`` (:func:`subject_key`). That is what puts one subject's events, and its
+    state, on one partition.
 
     Raises:
         InputError: with ``error_class`` one of ``missing-key``, ``missing-value``,
@@ -62,13 +74,23 @@ def decode_event(key: bytes | None, value: bytes | None, max_bytes: int) -> Inpu
     if value is None:
         raise InputError("missing-value", "record has no value")
     event = parse_event(value, max_bytes)
-    if key != event.subject.id.encode("utf-8"):
+    raw = event.subject.id.encode("utf-8")
+    if key != raw and canonical_key(key) != subject_key(event.subject.id):
         raise InputError(
             "key-mismatch",
             f"record key {key[:80]!r} is not subject.id {event.subject.id[:80]!r}; "
             "producers must key records by subject id",
         )
     return event
+
+
+def canonical_key(key: bytes) -> bytes | None:
+    """The canonical form of a record key (:func:`subject_key` of its text); None for a key
+    that is not UTF-8, which names no subject."""
+    try:
+        return subject_key(key.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None  # no UTF-8 text names a subject
 
 
 def parse_event(value: bytes, max_bytes: int) -> InputEvent:

@@ -21,54 +21,29 @@ from schemas.policy import LoadedPolicy
 from schemas.state import MAX_STORED_BYTES, StoredSubject
 from streams.engine.bounds import fit
 from streams.engine.codec import (
+    canonical_key,
     dead_letter_headers,
     decode_command,
     decode_event,
     decode_stored,
     encode_decision,
     encode_stored,
+    subject_key,
 )
 from streams.engine.deadlines import decide_tick
+from streams.engine.records import LOG_APPEND_TIME, Outbound, Record
+from streams.engine.repartition import Repartition
 from streams.engine.topics import InputTopics
 
-__all__ = ["CLOCK_UNTRUSTED", "LOG_APPEND_TIME", "BatchPlan", "Outbound", "Record", "Write",
-           "plan_batch", "stored_keys"]
+__all__ = ["CLOCK_UNTRUSTED", "LOG_APPEND_TIME", "BatchPlan", "Outbound", "Record",
+           "Repartition", "Write", "plan_batch", "stored_keys"]
 
 log = logging.getLogger(__name__)
 
 _CAUSE_FIELDS = frozenset(Cause.model_fields)
 
-LOG_APPEND_TIME = 1
-"""Kafka's timestamp type of a record stamped by the broker when it appended it (0 is
-CreateTime: the producer's claim)."""
-
 CLOCK_UNTRUSTED = "clock-untrusted"
 """The dead-letter error class of an input record without a broker (LogAppendTime) time."""
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One input record as consumed: coordinates, raw bytes and the record's timestamp
-    (seconds since the epoch, as faust gives it) with its Kafka timestamp type."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: float | None = None
-    timestamp_type: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    """One record to produce; ``source`` is the index of the input record that caused it."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-    source: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,20 +70,27 @@ class BatchPlan:
     when unreadable), for the expiry gate."""
     decisions: int = 0
     dead_letters: int = 0
+    forwarded: int = 0
+    """Records forwarded to their subject's partition (:mod:`streams.engine.repartition`)."""
 
 
 def stored_keys(records: Iterable[Record]) -> dict[tuple[int, bytes], int]:
     """The (partition, key) pairs whose stored values :func:`plan_batch` needs, each with
     the index of its first record.
 
-    A record is decided only when its key is its subject id (anything else is a dead
-    letter), and its state is read on its own partition, so these are all the values the
-    batch can read.
+    A record is decided only when its key names its subject (anything else is a dead
+    letter), and its state is read on its own partition under the canonical key
+    (:func:`streams.engine.codec.subject_key`), so these are all the values the batch can
+    read. A tick reads the key exactly as it was stored, so both forms are listed where
+    they differ.
     """
     first: dict[tuple[int, bytes], int] = {}
     for index, record in enumerate(records):
         if record.key:
             first.setdefault((record.partition, record.key), index)
+            canonical = canonical_key(record.key)
+            if canonical is not None:
+                first.setdefault((record.partition, canonical), index)
     return first
 
 
@@ -125,6 +107,7 @@ def plan_batch(
     commands_topic: str | None = None,
     require_broker_time: bool = False,
     max_stored_bytes: int = MAX_STORED_BYTES,
+    repartition: Repartition | None = None,
 ) -> BatchPlan:
     """Decide every record of a batch, in trusted-time order (issue H).
 
@@ -148,30 +131,53 @@ def plan_batch(
     A new value longer than ``max_stored_bytes`` is never stored: the event that made it
     gets a ``deny`` (state-limit) and a dead letter (``state-oversized``) and its subject
     keeps its value, while the rest of the batch goes on (:mod:`streams.engine.bounds`).
+    A subject's state is keyed by its canonical id (:func:`streams.engine.codec.subject_key`).
+    With ``repartition`` (the worker) a record on another partition than its subject's is
+    not decided but forwarded (an :class:`Outbound` to the repartition topic), and a record
+    of the repartition topic is decided as the original it stands for: its topic binding,
+    broker time and ``cause`` coordinates are the original's
+    (:mod:`streams.engine.repartition`).
     """
     plan = BatchPlan()
     pending: dict[bytes, StoredSubject] = {}
-    decoded: list[tuple[int, InputEvent | ClockTick, datetime | None]] = []
+    decoded: list[tuple[int, InputEvent | ClockTick, datetime | None, Record]] = []
     for index, record in enumerate(records):
+        origin = record
         try:
             if record.topic == commands_topic:
-                decoded.append((index, decode_command(record.key, record.value), None))
-            else:
-                received = _broker_time(record, require_broker_time)
-                decoded.append((index, input_topics.check(
-                    decode_event(record.key, record.value, max_event_bytes), record.topic),
-                    received))
+                decoded.append((index, decode_command(record.key, record.value), None, record))
+                continue
+            if repartition is not None:
+                origin = repartition.origin(record)
+            received = _broker_time(origin, require_broker_time)
+            checked = input_topics.check(
+                decode_event(record.key, record.value, max_event_bytes), origin.topic)
+            forward = None if repartition is None else repartition.route(
+                record, origin, subject_key(checked.subject.id), index)
+            if forward is None:
+                decoded.append((index, checked, received, origin))
+                continue
+            plan.outbound.append(forward)
+            plan.forwarded += 1
+            # Done with on this partition: LogAppendTime rises with its offsets, so its
+            # input is past ``received`` too.
+            plan.decided.append((record.topic, record.partition, record.offset, received))
         except InputError as exc:
-            _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message)
+            _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message,
+                         origin=origin)
         except Exception as exc:  # one bad record must not stop the batch
             log.exception("unexpected failure decoding %s[%d]@%d", record.topic,
                           record.partition, record.offset)
-            _dead_letter(plan, index, record, deadletter_topic, type(exc).__name__, str(exc))
+            _dead_letter(plan, index, record, deadletter_topic, type(exc).__name__, str(exc),
+                         origin=origin)
     decoded.sort(key=lambda item: item[1].at if item[2] is None else item[2])
-    for index, event, received in decoded:
+    for index, event, received, origin in decoded:
         record = records[index]
         try:
-            key = event.subject.id.encode("utf-8")
+            # A tick names the key exactly as stored (values of subjects stored before keys
+            # were canonical keep theirs, and their grants still end on time).
+            key = (event.subject.id.encode("utf-8") if isinstance(event, ClockTick)
+                   else subject_key(event.subject.id))
             plan.decided.append((record.topic, record.partition, record.offset,
                                  event.at if received is None else received))
             if key in pending:
@@ -186,9 +192,9 @@ def plan_batch(
             cause = trusted_model(Cause, {
                 "event_id": event.event_id,
                 "type": event.type,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
+                "topic": origin.topic,
+                "partition": origin.partition,
+                "offset": origin.offset,
             }, set(_CAUSE_FIELDS))
             emitted = now()
             if isinstance(event, ClockTick):
@@ -203,12 +209,14 @@ def plan_batch(
             fitted = fit(result, stored, event, policy, cause, max_stored_bytes, emitted,
                          received) if result.changed else None
         except InputError as exc:
-            _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message)
+            _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message,
+                         origin=origin)
             continue
         except Exception as exc:
             log.exception("unexpected failure deciding %s[%d]@%d", record.topic,
                           record.partition, record.offset)
-            _dead_letter(plan, index, record, deadletter_topic, type(exc).__name__, str(exc))
+            _dead_letter(plan, index, record, deadletter_topic, type(exc).__name__, str(exc),
+                         origin=origin)
             continue
         if fitted is not None and fitted.oversized is None:
             result = fitted.step
@@ -237,7 +245,7 @@ def plan_batch(
         if fitted is not None and fitted.oversized is not None:
             log.warning("state of %r too large to store: %s", key[:80], fitted.oversized)
             _dead_letter(plan, index, record, deadletter_topic, "state-oversized",
-                         fitted.oversized, decided=False)
+                         fitted.oversized, decided=False, origin=origin)
     return plan
 
 
@@ -261,10 +269,12 @@ def _broker_time(record: Record, required: bool) -> datetime | None:
 
 def _dead_letter(
     plan: BatchPlan, index: int, record: Record, topic: str, error_class: str, message: str,
-    *, decided: bool = True,
+    *, decided: bool = True, origin: Record | None = None,
 ) -> None:
+    # Named by the input record a producer wrote: a forwarded one's original coordinates.
+    source = record if origin is None else origin
     headers = dead_letter_headers(
-        record.topic, record.partition, record.offset, error_class, message
+        source.topic, source.partition, source.offset, error_class, message
     )
     plan.outbound.append(Outbound(topic, record.key, record.value, headers, source=index))
     plan.dead_letters += 1

@@ -20,7 +20,7 @@ from schemas.events import InputEvent
 from schemas.policy import LoadedPolicy
 from schemas.state import MAX_STORED_BYTES, StoredSubject
 from streams.engine.bounds import fit
-from streams.engine.codec import parse_line
+from streams.engine.codec import parse_line, subject_key
 from streams.engine.deadlines import DeadlineIndex, decide_tick
 
 __all__ = ["BadLine", "Replay", "UndecidedTick", "changed_events", "outcomes", "replay_lines"]
@@ -57,6 +57,7 @@ class Replay:
     actions: Counter[str] = field(default_factory=Counter)
     rules: Counter[str] = field(default_factory=Counter)
     states: dict[bytes, StoredSubject] = field(default_factory=dict)
+    """Each subject's state by its canonical key (:func:`streams.engine.codec.subject_key`)."""
     last_at: datetime | None = None
     """The latest event time seen."""
 
@@ -156,7 +157,7 @@ def replay_lines(
         moment = _moment((number, event, received))
         replay.last_at = moment if replay.last_at is None else max(replay.last_at, moment)
         yield from _ticks(deadlines, moment, policy, replay, max_stored_bytes)
-        key = event.subject.id.encode("utf-8")
+        key = subject_key(event.subject.id)  # as the stream keys state: one per subject
         cause = Cause(event_id=event.event_id, type=event.type)
         try:
             result = step(replay.states.get(key), event, policy, cause, emitted_at=None,

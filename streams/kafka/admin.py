@@ -100,6 +100,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
         topics.topic_decisions,
         topics.topic_deadletter,
         topics.topic_commands,
+        topics.topic_repartition,
     )
     admin = await wait_for_broker(kafka, topics)
     try:
@@ -124,7 +125,8 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
         await admin.close()
     if problems:
         raise ConfigError("; ".join(problems))
-    for name in (topics.topic_requests, topics.topic_sessions, topics.topic_commands):
+    for name in (topics.topic_requests, topics.topic_sessions, topics.topic_commands,
+                 topics.topic_repartition):
         if counts.get(name) != topics.topic_partitions:
             raise ConfigError(
                 f"topic {name} has {counts.get(name)} partitions but JITWATCH_TOPIC_PARTITIONS "

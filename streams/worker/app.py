@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from schemas.policy import LoadedPolicy
 from streams.engine.codec import encode_tick, stored_deadlines
 from streams.engine.deadlines import DeadlineIndex, PartitionClock
 from streams.engine.partitioner import partition_of
-from streams.engine.plan import BatchPlan, Record, plan_batch, stored_keys
+from streams.engine.plan import BatchPlan, Record, Repartition, plan_batch, stored_keys
 from streams.engine.topics import InputTopics
 from streams.settings import KafkaSettings, TopicSettings, WorkerSettings
 from streams.worker.batching import in_batches
@@ -73,11 +73,13 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
         stream_buffer_maxsize=STREAM_BUFFER_MAX,
     )
     # One agent over both inputs: they are co-partitioned, so a subject's request and
-    # session events meet its state on the same partition.
+    # session events meet its state on the same partition. The repartition topic brings
+    # the records that landed on another partition to their subject's (issue H).
     inputs = app.topic(
         topics.topic_requests,
         topics.topic_sessions,
         topics.topic_commands,
+        topics.topic_repartition,
         partitions=topics.topic_partitions,
         key_serializer="raw",
         value_serializer="raw",
@@ -92,12 +94,15 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
 
     async def send(plan: BatchPlan) -> None:
         # Every verdict is acknowledged by Kafka before the state that records it is stored.
-        await send_all(app.producer, [(out.topic, out.key, out.value, None, out.headers)
+        await send_all(app.producer, [(out.topic, out.key, out.value, out.partition,
+                                       out.headers)
                                       for out in plan.outbound])
 
     deadlines = DeadlineIndex()
     clock = PartitionClock()
-    input_topics = (topics.topic_requests, topics.topic_sessions)
+    # The repartition topic too: a tick must not overtake a record forwarded to its
+    # subject's partition and not decided there yet.
+    input_topics = (topics.topic_requests, topics.topic_sessions, topics.topic_repartition)
 
     def may_expire(partition: int, deadline: datetime) -> bool:
         # The consumer's view of the partition's inputs, read as the gate asks: end offsets
@@ -233,6 +238,7 @@ async def _handle_batch(
             # The broker's clock (LogAppendTime, issue H), never the producer's claim.
             timestamp=event.message.timestamp,
             timestamp_type=event.message.timestamp_type,
+            headers=_headers(event.message.headers),
         )
         for event in events
     ]
@@ -257,6 +263,7 @@ async def _handle_batch(
         commands_topic=topics.topic_commands,
         require_broker_time=True,
         max_stored_bytes=max_stored_bytes,
+        repartition=Repartition(topics.topic_repartition, topics.topic_partitions),
     )
     await send(plan)
     await access.put_all([(events[write.source], write.key, write.value)
@@ -267,3 +274,14 @@ async def _handle_batch(
         clock.decided(topic, partition, offset, at)
     if plan.dead_letters:
         log.warning("batch of %d: %d to dead letters", len(records), plan.dead_letters)
+    if plan.forwarded:
+        log.info("batch of %d: %d forwarded to their subject's partition", len(records),
+                 plan.forwarded)
+
+
+def _headers(headers: Any) -> list[tuple[str, bytes]]:
+    # faust gives a message's headers as a list of pairs or a mapping (or None).
+    if not headers:
+        return []
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return [(str(name), bytes(value or b"")) for name, value in pairs]

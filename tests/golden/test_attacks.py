@@ -52,8 +52,6 @@ def test_no_decision_id_is_emitted_twice_with_other_contents() -> None:
         assert earlier == content, f"{decision.decision_id} carries two contents"
 
 
-@pytest.mark.xfail(strict=True, reason="issue H open: state is keyed on the exact subject "
-                   "id, so another spelling of a locked subject is a fresh subject")
 def test_another_spelling_of_a_locked_subject_is_not_approved() -> None:
     approved = _approved(_decisions("subject-spelling"))
     assert not approved & {"r-3", "r-4"}, f"approved {sorted(approved & {'r-3', 'r-4'})}"
