@@ -118,7 +118,8 @@ async def test_librdkafka_partitioned_input_has_one_state_per_subject_and_expire
     def all_revoked(found: list[tuple[int, Any]]) -> bool:
         revoked = {(canonical_id(d["subject"]["id"]), target)
                    for d in (orjson.loads(m.value) for _, m in found)
-                   if d.get("action") == "revoke" for target in d["targets"]}
+                   if d.get("action") == "revoke" and canonical_id(d["subject"]["id"]) in owners
+                   for target in d["targets"]}
         return len(revoked) >= 2 * len(subjects)
 
     decisions: dict[str, list[dict[str, Any]]] = defaultdict(list)
