@@ -129,6 +129,13 @@ class TopicSettings(_Section):
         writes it (the ``<app_id>-`` prefix of ops/principals.toml)."""
         return f"{self.app_id}-repartition"
 
+    @property
+    def topic_policy(self) -> str:
+        """The policy last put in force by any worker of this app (issue H, rollback
+        protection across data dirs): one partition, compacted, written and read only by
+        the worker (:mod:`streams.control.rollback`)."""
+        return f"{self.app_id}-policy"
+
 
 class WorkerSettings(_Section):
     """Section ``worker``: the faust worker's store, batches, expiry timer and group."""

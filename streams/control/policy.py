@@ -18,6 +18,7 @@ Every load or refused load becomes a ``jit.policy-load/v1`` record on the decisi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -39,8 +40,11 @@ from schemas.errors import JitwatchError, PolicyError
 from schemas.policy import LoadedPolicy, parse_policy
 from schemas.policy_load import POLICY_LOAD_SCHEMA, PolicyLoadRecord
 from streams.control.rollback import (
+    IN_FORCE_KEY,
+    in_force_record,
     order_problem,
     read_in_force,
+    read_in_force_record,
     rollback_message,
     write_in_force,
 )
@@ -251,6 +255,32 @@ class PolicyControl:
                     self.current.loaded.ref.version)
         return "loaded", candidate, None
 
+    @property
+    def signed(self) -> bool:
+        """Signers are configured: policies are signed and ordered (rollback protection)."""
+        return self._signers is not None
+
+    def follow_app(self, in_force: tuple[str, str] | None, topic: str) -> None:
+        """Refuse the policy in force unless it may follow ``in_force``, the one any worker
+        of the app last put in force (read from ``topic``); nothing without signers.
+
+        Raises:
+            PolicyError: why, naming the topic.
+        """
+        if self._signers is None or in_force is None:
+            return
+        try:
+            _in_order(self.current, in_force, self._signers)
+        except PolicyError as exc:
+            raise PolicyError(f"{exc} (policy {in_force[0]} is the app's last policy in "
+                              f"force, {topic}: every worker's start is compared with it)"
+                              ) from exc
+
+    def in_force_value(self) -> bytes:
+        """The policy topic's value for the policy in force (streams.control.rollback)."""
+        ref = self.current.loaded.ref
+        return in_force_record(ref.version, ref.sha256, _worker())
+
     def accept(self, candidate: PolicyLoad) -> None:
         """Put a polled policy in force (after its load record was sent)."""
         self.current = candidate
@@ -263,6 +293,10 @@ class PolicyControl:
         if self._memory is not None and self._signers is not None:
             ref = self.current.loaded.ref
             write_in_force(self._memory, ref.version, ref.sha256)
+
+
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _candidate_sha(path: Path | None) -> str | None:
@@ -285,7 +319,7 @@ def policy_load_record(app_id: str, outcome: str, old: PolicyLoad | None,
     now = datetime.now(UTC)
     new_summary = new.summary() if new is not None else {"sha256": _candidate_sha(path),
                                                          "source": str(path) if path else None}
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = _worker()
     identity = f"{app_id}|{worker}|{format_time(now)}|{new_summary.get('sha256')}|{outcome}"
     record_id = "p-" + hashlib.sha256(identity.encode()).hexdigest()[:32]
     # Every field is given, so exclude_unset (below) keeps them all, in the model's order;
@@ -347,25 +381,42 @@ async def _publish(kafka: KafkaSettings, topic: str, key: bytes, value: bytes) -
         await client.send_and_wait(topic, value, key=key, headers=POLICY_HEADERS)
 
 
+async def _app_in_force(kafka: KafkaSettings, topics: TopicSettings
+                        ) -> tuple[str, str] | None:
+    """The policy any worker of the app last put in force: the policy topic's last record."""
+    from streams.kafka.clients import follow
+
+    last = None
+    async for _, record in follow(kafka, [topics.topic_policy], asyncio.Event(),
+                                  from_beginning=True, to_end=True):
+        if record.key == IN_FORCE_KEY:
+            last = record.value
+    return read_in_force_record(last, topics.topic_policy)
+
+
 def load_policy_control(kafka: KafkaSettings, topics: TopicSettings, policy: PolicySettings,
                         path: Path | None, memory: Path | None = None) -> PolicyControl:
     """The worker's start: load ``path`` (refusing to start without an acceptable policy,
     or, with signers, one older than ``memory`` names), create or check the topics, and log
-    the load to the decisions topic. The caller calls ``remember()`` once it owns the data
-    dir ``memory`` is in.
+    the load to the decisions topic. With signers the policy must also follow the app's last
+    policy in force (the policy topic, written here once it is in force). The caller calls
+    ``remember()`` once it owns the data dir ``memory`` is in.
 
     Raises:
         PolicyError: when the policy is invalid, unsigned or badly signed.
     """
-    import asyncio
-
     from streams.kafka.admin import ensure_topics
 
     # Validate before touching Kafka: a bad policy is refused at once, broker or not.
     control = PolicyControl(path, policy.policy_signers_file, memory)
     asyncio.run(ensure_topics(kafka, topics))  # the load record goes to the decisions topic
+    if control.signed:  # with an empty or old data dir too: the app's fleet never rolls back
+        control.follow_app(asyncio.run(_app_in_force(kafka, topics)), topics.topic_policy)
     key, value = policy_load_record(topics.app_id, "loaded", None, control.current, None)
     asyncio.run(_publish(kafka, topics.topic_decisions, key, value))
+    if control.signed:
+        asyncio.run(_publish(kafka, topics.topic_policy, IN_FORCE_KEY,
+                             control.in_force_value()))
     log.info("policy %s (sha256 %s…, signed by %s) in force", control.current.loaded.ref.version,
              control.current.loaded.ref.sha256[:12], control.current.signer or "nobody")
     return control

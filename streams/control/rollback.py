@@ -20,10 +20,12 @@ a rollback signed to leave v3 cannot be replayed once v4 is in force.
 
 **Start-up.** A starting worker has no policy in force in memory. It compares with the one
 it last put in force, kept in ``<JITWATCH_DATA_DIR>/policy-in-force.json`` (version and
-sha256, written after each load record is sent). Limit: a worker started on an empty data
-dir has nothing to compare with and loads any validly signed policy (its load record shows
-``old`` null, as at every start); the decisions topic and the audit trail keep every load
-record, so such a rollback is visible there but not prevented.
+sha256, written after each load record is sent), and with the one any worker of the app last
+put in force: the last record of the compacted topic ``<app_id>-policy``
+(:func:`in_force_record`, key :data:`IN_FORCE_KEY`, written after each load record with
+signers configured; only the worker's principal may write it). So a worker started on an
+empty data dir, or one with an old data dir, cannot roll the app back either; a policy that
+does not follow both is refused and the worker does not start.
 """
 
 from __future__ import annotations
@@ -36,11 +38,16 @@ import orjson
 
 from schemas.errors import PolicyError
 
-__all__ = ["IN_FORCE_FILE", "compare_versions", "order_problem", "read_in_force",
+__all__ = ["IN_FORCE_FILE", "IN_FORCE_KEY", "IN_FORCE_SCHEMA", "compare_versions",
+           "in_force_record", "order_problem", "read_in_force", "read_in_force_record",
            "rollback_message", "write_in_force"]
 
 IN_FORCE_FILE = "policy-in-force.json"
 """The file in the worker's data dir naming the policy it last put in force."""
+
+IN_FORCE_KEY = b"in-force"
+"""The key of the policy topic's records: compaction keeps the last."""
+IN_FORCE_SCHEMA = "jit.policy-in-force/v1"
 
 _PART = re.compile(r"\d+|[A-Za-z]+|[^\dA-Za-z.\-_+]+")
 
@@ -126,3 +133,29 @@ def write_in_force(path: Path, version: str, sha256: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_bytes(orjson.dumps({"version": version, "sha256": sha256}) + b"\n")
     temporary.replace(path)
+
+
+def in_force_record(version: str, sha256: str, worker: str) -> bytes:
+    """The policy topic's value naming the policy a worker put in force."""
+    return orjson.dumps({"schema": IN_FORCE_SCHEMA, "version": version, "sha256": sha256,
+                         "worker": worker})
+
+
+def read_in_force_record(value: bytes | None, topic: str) -> tuple[str, str] | None:
+    """(version, sha256) from a policy topic value; None for a deleted key. A value that
+    cannot be read is refused, never read as "none" (fail closed).
+
+    Raises:
+        PolicyError: naming the topic.
+    """
+    if value is None:
+        return None
+    try:
+        data = orjson.loads(value)
+        if data["schema"] != IN_FORCE_SCHEMA:
+            raise KeyError(f"schema {data['schema']!r}")
+        return str(data["version"]), str(data["sha256"])
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise PolicyError(f"the last record of {topic} (the app's policy in force) is "
+                          f"unreadable: {exc}; only jitwatch's worker may write that topic")\
+            from exc

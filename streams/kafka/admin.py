@@ -101,6 +101,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
         topics.topic_deadletter,
         topics.topic_commands,
         topics.topic_repartition,
+        topics.topic_policy,
     )
     admin = await wait_for_broker(kafka, topics)
     try:
@@ -109,13 +110,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
         if missing:
             # Another process may create one between our list and create: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [
-                        NewTopic(name, topics.topic_partitions, topics.topic_replication,
-                                 topic_configs=dict(TOPIC_CONFIGS))
-                        for name in missing
-                    ]
-                )
+                await admin.create_topics([_new_topic(name, topics) for name in missing])
             log.info("created topics %s", ", ".join(missing))
         counts = await _partition_counts(admin, names)
         inputs = (topics.topic_requests, topics.topic_sessions)
@@ -134,6 +129,14 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
                 "lives with its events"
             )
     return counts
+
+
+def _new_topic(name: str, topics: TopicSettings) -> NewTopic:
+    if name == topics.topic_policy:  # one record that matters: the last, kept by compaction
+        return NewTopic(name, 1, topics.topic_replication,
+                        topic_configs={**TOPIC_CONFIGS, "cleanup.policy": "compact"})
+    return NewTopic(name, topics.topic_partitions, topics.topic_replication,
+                    topic_configs=dict(TOPIC_CONFIGS))
 
 
 async def _partition_counts(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import faust
 
 from streams.control.policy import POLICY_HEADERS, PolicyControl, policy_load_record
+from streams.control.rollback import IN_FORCE_KEY
 from streams.settings import PolicySettings, TopicSettings
 
 __all__ = ["attach_policy_control"]
@@ -26,5 +27,9 @@ def attach_policy_control(app: faust.App, topics: TopicSettings, policy: PolicyS
                                        timestamp=None, headers=POLICY_HEADERS))
         if candidate is not None:
             control.accept(candidate)
+            if control.signed:  # the app's policy in force, for every worker's next start
+                await (await app.producer.send(topics.topic_policy, IN_FORCE_KEY,
+                                               control.in_force_value(), partition=None,
+                                               timestamp=None, headers=None))
 
     app.timer(interval=policy.policy_poll_s, name="policy-poll")(poll_policy)

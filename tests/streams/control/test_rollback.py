@@ -14,7 +14,7 @@ from schemas.errors import PolicyError
 from streams.cli.main import main
 from streams.control.keys import read_private_key
 from streams.control.policy import PolicyControl, policy_load_record, sign_policy
-from streams.control.rollback import compare_versions
+from streams.control.rollback import compare_versions, read_in_force_record
 
 _BUMPS = [0]
 
@@ -175,3 +175,24 @@ def test_sign_policy_cli_signs_a_rollback(tmp_path: Path, keys: Path) -> None:
     polled = control.poll()
     assert polled is not None
     assert polled[0] == "loaded"
+
+
+def test_a_start_follows_the_apps_last_policy_in_force(tmp_path: Path, keys: Path) -> None:
+    """A worker on an empty (or old) data dir is still compared with what any worker of the
+    app last put in force (the policy topic's record)."""
+    control = PolicyControl(_write(tmp_path, 'version = "2026-11-23.1"\n'), keys)
+    with pytest.raises(PolicyError, match=r"older than 2026-12-06\.1 in force.*demo-policy"):
+        control.follow_app(("2026-12-06.1", "0" * 64), "demo-policy")
+    control.follow_app(("2026-11-01.1", "0" * 64), "demo-policy")  # newer than the app's
+    control.follow_app(None, "demo-policy")  # a new app: nothing to follow
+    ref = control.policy().ref
+    assert read_in_force_record(control.in_force_value(), "demo-policy") == (
+        ref.version, ref.sha256)
+
+
+def test_an_unreadable_policy_topic_record_fails_closed() -> None:
+    assert read_in_force_record(None, "t") is None  # a deleted key
+    for value in (b"{", b'{"version": "v9"}', b'{"schema": "other", "version": "v", '
+                  b'"sha256": "s"}', b"[1]"):
+        with pytest.raises(PolicyError, match="unreadable"):
+            read_in_force_record(value, "t")
