@@ -22,8 +22,8 @@ def register(commands: Commands) -> None:
 
 
 def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.control.policy import load_policy_control
     from streams.control.rollback import IN_FORCE_FILE
+    from streams.control.start import load_policy_control
     from streams.kafka.admin import broker_answers
     from streams.worker.app import build_app, quiet_worker
     from streams.worker.datadir import claim_data_dir

@@ -12,8 +12,9 @@ import pytest
 from schemas.errors import PolicyError
 from streams.cli.main import main
 from streams.control.keys import read_private_key
-from streams.control.policy import load_policy_control, sign_policy
+from streams.control.policy import sign_policy
 from streams.control.rollback import IN_FORCE_FILE
+from streams.control.start import load_policy_control
 from streams.settings import Settings, load_settings
 from tests.integration.conftest import Stack
 
