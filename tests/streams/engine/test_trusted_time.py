@@ -270,3 +270,51 @@ def test_an_exported_line_carries_the_records_broker_time_not_the_producers() ->
     assert replay_line(b"[1]", at(5)) is None
     assert replay_line(b"{", at(5)) is None
     assert replay_line(None, at(5)) is None
+
+
+# One order for stream and replay: a grant made after a session event never covers it. The
+# worker plans batches as they come and Kafka does not order jit.requests against
+# jit.sessions, so a session event may be decided after a later request of its subject.
+_ATTACK = [
+    (raw_request("r-1", [("db/a", "prod")], t=0), 0, "jit.requests"),
+    (raw_event("session.activity", t=5, event_id="gw-2", session_id="s-1",
+               resource="db/secrets", action="COPY payroll TO STDOUT"), 5, "jit.sessions"),
+    (raw_request("r-2", [("db/secrets", "prod")], t=6, event_id="e-r2"), 6, "jit.requests"),
+]
+
+
+def _outcome(decided: list[dict[str, Any]]) -> tuple[list[str], set[str]]:
+    """The rules that locked the subject, and the requests whose grants are still live."""
+    live: set[str] = set()
+    for d in decided:
+        if d["action"] == "approve":
+            live.add(d["request_id"])
+        live -= set(d["targets"])
+    return [d["rule"]["id"] for d in decided if d["action"] == "lock"], live
+
+
+def test_a_grant_made_after_the_activity_never_covers_it_however_batches_are_cut() -> None:
+    by_topic = {topic: itertools.count() for _, _, topic in _ATTACK}
+    records = [_record(next(by_topic[topic]), raw, broker, topic)
+               for raw, broker, topic in _ATTACK]
+    replayed = [d.model_dump(mode="json", by_alias=True)
+                for d in _decisions(_replay([_line(raw, broker) for raw, broker, _ in _ATTACK]))]
+    whole = _plan_batches(records, [])
+    assert [_what(d) for d in whole] == [_what(d) for d in replayed]
+    assert [(d["action"], d["rule"]["id"], d["at"]) for d in whole] == [
+        ("approve", "auto-approve", format_time(at(0))),
+        ("lock", "session-out-of-scope", format_time(at(5))),
+        ("deny", "subject-locked", format_time(at(6)))]
+    # Light load: one record a batch, the requests partition fetched before the sessions
+    # one. r-2 is approved before the activity is seen (a decision sent is not taken
+    # back), but the activity is judged as of its own time, when r-2 was not granted:
+    # the same lock, at the subject's later clock, ending r-2's grant with r-1's.
+    split = _plan_batches([records[0], records[2], records[1]], [1, 2])
+    assert [(d["action"], d["rule"]["id"], d["at"], d["targets"]) for d in split] == [
+        ("approve", "auto-approve", format_time(at(0)), []),
+        ("approve", "auto-approve", format_time(at(6)), []),
+        ("lock", "session-out-of-scope", format_time(at(6)), ["r-1", "r-2"])]
+    assert _outcome(split) == _outcome(whole) == (["session-out-of-scope"], set())
+    # Cut in broker order, the batches decide exactly as one batch does.
+    for cuts in ([1], [2], [1, 2]):
+        assert [_what(d) for d in _plan_batches(records, cuts)] == [_what(d) for d in whole]
