@@ -103,7 +103,8 @@ def _session_hold_ran_out(ledger: Ledger, session: Session) -> None:
     at = session.held_until
     if at is None:
         return
-    if ledger.covering(session.request_id, session.resource) is not None:
+    if ledger.covering(session.request_id, session.resource,
+                       by=session.started_at) is not None:
         ledger.sessions[index] = replace(session, held_until=None)
         return
     del ledger.sessions[index]

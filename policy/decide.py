@@ -138,7 +138,7 @@ def decide(
     crowded = tenants_reason(others, tenant) if others else None
     if crowded is not None:
         return _refused(state, event, applied, now, clock, STATE_LIMIT, crowded)
-    ledger = Ledger(state, event, now)
+    ledger = Ledger(state, event, now, event_time=received)
     ledger.lock_s = tenant.locks.default_s
     try:
         expire(ledger, now)

@@ -46,10 +46,15 @@ class Ledger:
     """The subject's state being changed by one event, and the verdicts that record it."""
 
     def __init__(self, state: SubjectState, event: InputEvent | ClockTick,
-                 now: datetime | None = None) -> None:
+                 now: datetime | None = None, *, event_time: datetime | None = None
+                 ) -> None:
         self.now = event.at if now is None else now
         """The trusted time the event is decided at (policy.rules.time); ``event.at`` is
         only its producer's claim."""
+        self.event_time = self.now if event_time is None else event_time
+        """The event's own trusted time (its broker time): ``now`` unless the subject's
+        clock was already later. What a session did is judged as of it: a grant made
+        after it never covers it (:meth:`covering`'s ``by``)."""
         self.grants = list(state.grants)
         self.pending = list(state.pending)
         self.request_locks = list(state.request_locks)
@@ -131,10 +136,13 @@ class Ledger:
         """Whether a grant of ``request_id`` ended and is still remembered as ended."""
         return bool(self.ended) and ended_mark(request_id) in self.ended
 
-    def covering(self, request_id: str | None, resource: str) -> Grant | None:
-        """A live grant covering ``resource`` (of ``request_id`` when given)."""
+    def covering(self, request_id: str | None, resource: str, *,
+                 by: datetime | None = None) -> Grant | None:
+        """A live grant covering ``resource`` (of ``request_id`` when given; granted at
+        or before ``by`` when given)."""
         for grant in self.grants:
-            if (request_id is None or grant.request_id == request_id) and any(
+            if (request_id is None or grant.request_id == request_id) and (
+                    by is None or grant.granted_at <= by) and any(
                     r.id == resource for r in grant.resources):
                 return grant
         return None

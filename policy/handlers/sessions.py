@@ -7,6 +7,14 @@ once. A held session's activity is checked like any other (activity on the resou
 waits for is what the hold itself decides), it settles the moment its grant arrives
 (:func:`settle_sessions`), and nothing drops it before then: neither ``session.ended`` nor
 newer sessions (:func:`_bound`), so a due lock always comes.
+
+A session event is judged as of its own trusted time (``Ledger.event_time``, its broker
+time), though decided at the subject's clock when that is later: a grant made after it
+never covers it. An honest gateway opens a session only once it saw the approval, so a
+held session settles only on a grant made at or before the session began; a later one
+locks the subject. Otherwise a subject could legitimise what it did afterwards whenever the
+stream decides its session record after a later request (issue H, one order for stream and
+replay).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from datetime import datetime, timedelta
 from policy.deadlines import expire
 from policy.ledger import Ledger
 from policy.rules.sessions import SESSION_OUT_OF_SCOPE, SESSION_WITHOUT_GRANT
+from schemas._base import format_time
 from schemas.events import SessionActivity, SessionEnded, SessionStarted
 from schemas.policy import TenantPolicy
 from schemas.state import Session
@@ -26,8 +35,8 @@ __all__ = ["on_session_activity", "on_session_ended", "on_session_started", "set
 
 def on_session_started(ledger: Ledger, event: SessionStarted, tenant: TenantPolicy) -> None:
     grant = ledger.live(event.request_id)
-    if grant is not None and ledger.covering(event.request_id, event.resource) is None:
-        _out_of_scope(ledger, event.session_id, event.resource, event.request_id, ledger.now)
+    if grant is not None and not _judged(ledger, event.session_id, event.request_id,
+                                         event.resource, ledger.event_time, ledger.now):
         return
     if grant is None and ledger.has_ended(event.request_id):
         ledger.lock_subject(ledger.now + timedelta(seconds=ledger.lock_s), SESSION_WITHOUT_GRANT,
@@ -37,7 +46,7 @@ def on_session_started(ledger: Ledger, event: SessionStarted, tenant: TenantPoli
     # Without a live grant the session waits for one: its approval may still be on its way.
     held = None if grant is not None else ledger.now + timedelta(seconds=tenant.sessions.grace_s)
     ledger.sessions.append(Session(event.session_id, event.request_id, event.resource,
-                                   ledger.now, held))
+                                   ledger.event_time, held))
     _bound(ledger, tenant, event)
     if held is not None and tenant.sessions.grace_s == 0:
         expire(ledger, ledger.now)
@@ -67,7 +76,7 @@ def on_session_activity(ledger: Ledger, event: SessionActivity, tenant: TenantPo
     if (session is not None and session.held_until is not None
             and event.resource == session.resource):
         return  # what the hold decides: a grant covering it arrives in time, or a lock
-    if ledger.covering(None, event.resource) is None:
+    if ledger.covering(None, event.resource, by=ledger.event_time) is None:
         ledger.lock_subject(ledger.now + timedelta(seconds=tenant.locks.default_s),
                             SESSION_OUT_OF_SCOPE,
                             f"session {event.session_id} did {event.action!r} on "
@@ -83,17 +92,17 @@ def on_session_ended(ledger: Ledger, event: SessionEnded) -> None:
 
 def settle_sessions(ledger: Ledger, now: datetime) -> None:
     """Held sessions whose grant is live now are settled: their wait is over when it covers
-    their resource, and the subject is locked at once when it does not. Held sessions whose
-    grant was made and ended within this event lock at once too."""
+    their resource and was made by the time they began, and the subject is locked at once
+    when not. Held sessions whose grant was made and ended within this event lock at once
+    too."""
     for session in [s for s in ledger.sessions if s.held_until is not None]:
         if ledger.live(session.request_id) is not None:
             index = ledger.sessions.index(session)
-            if ledger.covering(session.request_id, session.resource) is not None:
+            if _judged(ledger, session.session_id, session.request_id, session.resource,
+                       session.started_at, now):
                 ledger.sessions[index] = replace(session, held_until=None)
-                continue
-            del ledger.sessions[index]
-            _out_of_scope(ledger, session.session_id, session.resource, session.request_id,
-                          now)
+            else:
+                del ledger.sessions[index]
         elif ledger.has_ended(session.request_id):
             ledger.sessions.remove(session)
             ledger.lock_subject(now + timedelta(seconds=ledger.lock_s), SESSION_WITHOUT_GRANT,
@@ -102,8 +111,20 @@ def settle_sessions(ledger: Ledger, now: datetime) -> None:
                                 session.request_id)
 
 
-def _out_of_scope(ledger: Ledger, session_id: str, resource: str, request_id: str,
-                  at: datetime) -> None:
-    ledger.lock_subject(at + timedelta(seconds=ledger.lock_s), SESSION_OUT_OF_SCOPE,
-                        f"session {session_id} opened {resource} on grant {request_id}, "
-                        "which does not cover it", request_id)
+def _judged(ledger: Ledger, session_id: str, request_id: str, resource: str,
+            began: datetime, at: datetime) -> bool:
+    """Whether the live grant of ``request_id`` covers a session on ``resource`` that began
+    at ``began`` (its own time); when it does not, the subject is locked at ``at``."""
+    grant = ledger.covering(request_id, resource)
+    if grant is None:
+        ledger.lock_subject(at + timedelta(seconds=ledger.lock_s), SESSION_OUT_OF_SCOPE,
+                            f"session {session_id} opened {resource} on grant {request_id}, "
+                            "which does not cover it", request_id)
+        return False
+    if grant.granted_at > began:
+        ledger.lock_subject(at + timedelta(seconds=ledger.lock_s), SESSION_WITHOUT_GRANT,
+                            f"session {session_id} began at {format_time(began)} on request "
+                            f"{request_id}, whose grant was made later, at "
+                            f"{format_time(grant.granted_at)}", request_id)
+        return False
+    return True
