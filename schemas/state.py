@@ -72,8 +72,9 @@ class Session:
 
     ``held_until`` is set while the grant it names has not been seen yet: requests and
     sessions are separate topics, so a session may overtake the approval it relies on. The
-    hold ends when that grant arrives (it must cover ``resource``) or, at ``held_until``,
-    with a lock. A held session is never forgotten before then (policy.handlers.sessions).
+    hold ends when that grant arrives (it must cover ``resource`` and have been granted by
+    ``started_at``, the session's own trusted time) or, at ``held_until``, with a lock. A
+    held session is never forgotten before then (policy.handlers.sessions).
     """
 
     session_id: str
