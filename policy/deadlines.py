@@ -24,8 +24,10 @@ __all__ = ["expire", "next_deadline"]
 
 
 def next_deadline(state: SubjectState) -> datetime | None:
-    """When something of this subject next runs out (grant, pending review, lock)."""
+    """When something of this subject next runs out (grant, pending review, lock, a
+    remembered id: marks are kept in expiry order, so the first of each is the earliest)."""
     moments = [grant.expires_at for grant in state.grants]
+    moments += [marks[0].until for marks in (state.requested, state.signed) if marks]
     moments += [item.pending_until for item in state.pending]
     moments += [lock.until for lock in state.request_locks]
     moments += [session.held_until for session in state.sessions
@@ -41,6 +43,10 @@ def expire(ledger: Ledger, now: datetime) -> None:
     Keys name the thing that ended, not the event that noticed: the stream's timer and a
     file replay notice an expiry through different events but must agree on its id.
     """
+    for marks in (ledger.requested, ledger.signed):
+        # Forgotten without a verdict: a remembered id only refuses, it holds nothing.
+        while marks and marks[0].until <= now:
+            del marks[0]
     due: list[tuple[datetime, int, int, Callable[[], None]]] = []
     for number, grant in enumerate(ledger.grants):
         if grant.expires_at <= now:

@@ -23,7 +23,7 @@ from policy.handlers.sessions import (
     on_session_started,
     settle_sessions,
 )
-from policy.ledger import Ledger
+from policy.ledger import Ledger, id_mark
 from policy.rules.base import Rule
 from policy.rules.bounds import STATE_LIMIT, tenants_reason
 from policy.rules.clock import CLOCK_SKEW, skew, trusted_now
@@ -52,6 +52,19 @@ APPLIED_EVENT_MEMORY = 64
 At-least-once delivery redelivers only events after the last committed offset (seconds of
 traffic), so one subject seeing more than this many events in that window is not expected.
 """
+
+
+_SIGNED = (RequestReviewed, LockReleased)
+"""The event types that count only when signed, and are remembered when they did."""
+
+
+def _replayed(state: SubjectState, event: InputEvent) -> bool:
+    """Whether ``event`` is a signed event already applied and still remembered (issue H):
+    dropped as a redelivery, however many events came since."""
+    if not isinstance(event, _SIGNED):
+        return False
+    mark = id_mark(event.event_id)
+    return any(item.mark == mark for item in state.signed)
 
 
 def _apply(ledger: Ledger, event: InputEvent, tenant: TenantPolicy) -> dict[str, object]:
@@ -106,8 +119,8 @@ def decide(
     state-limit, and starts no state here).
 
     Whatever ran out by the decision time (grants, pending reviews, locks) ends first. A
-    redelivered
-    event (its id already applied) returns the state unchanged and no verdict. A
+    redelivered event (its id already applied, or a signed review or release whose mark is
+    still kept in ``state.signed``) returns the state unchanged and no verdict. A
     :class:`ClockTick` only ends what ran out; it is not remembered as applied, since
     running it again finds nothing left to end.
     """
@@ -118,14 +131,17 @@ def decide(
             ledger.lock_s = tenant.locks.default_s
         expire(ledger, now)
         sessions = tuple(ledger.sessions)
-        if not ledger.verdicts and sessions == state.sessions:
+        if (not ledger.verdicts and sessions == state.sessions
+                and len(ledger.requested) == len(state.requested)
+                and len(ledger.signed) == len(state.signed)):
             return state, ()
         return replace(state, grants=tuple(ledger.grants), pending=tuple(ledger.pending),
                        request_locks=tuple(ledger.request_locks),
                        locked_until=ledger.locked_until, sessions=sessions,
-                       ended=tuple(ledger.ended)), \
+                       ended=tuple(ledger.ended), requested=tuple(ledger.requested),
+                       signed=tuple(ledger.signed)), \
             tuple(ledger.verdicts)
-    if event.event_id in state.applied:
+    if event.event_id in state.applied or (state.signed and _replayed(state, event)):
         return state, ()
     applied = (*state.applied, event.event_id)[-APPLIED_EVENT_MEMORY:]
     if received is not None:
@@ -143,6 +159,11 @@ def decide(
     try:
         expire(ledger, now)
         untrusted = skew(event.at, received, tenant)
+        if untrusted is None and received is not None and isinstance(event, _SIGNED):
+            # A signed event is remembered until its at + max_skew_s (state.signed); past
+            # that, measured on the subject's own clock too, its bytes are refused, so a
+            # replay never finds its mark forgotten and its time still believed.
+            untrusted = skew(event.at, now, tenant)
         if untrusted is not None:
             ledger.deny(getattr(event, "request_id", None), (), CLOCK_SKEW, untrusted)
             changed: dict[str, object] = {}
@@ -174,5 +195,7 @@ def decide(
         kind_fixed=changed.get("kind_fixed", state.kind_fixed),  # type: ignore[arg-type]
         clock=clock,
         ended=tuple(ledger.ended),
+        requested=tuple(ledger.requested),
+        signed=tuple(ledger.signed),
     )
     return new_state, tuple(ledger.verdicts)

@@ -7,16 +7,19 @@ for it with the holdings before and after; the handlers decide, the ledger recor
 from __future__ import annotations
 
 import hashlib
+from bisect import insort
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from policy.rules.base import Rule
+from policy.rules.bounds import STATE_LIMIT
 from policy.verdicts import Verdict, summarize
+from schemas._base import format_time
 from schemas.decisions import Action, StateSummary
 from schemas.events import ClockTick, InputEvent, RequestCreated, Resource
-from schemas.state import Grant, Pending, RequestLock, SubjectState
+from schemas.state import Grant, Mark, Pending, RequestLock, SubjectState
 
-__all__ = ["ENDED_GRANT_MEMORY", "Ledger", "ended_mark", "resource_ids"]
+__all__ = ["ENDED_GRANT_MEMORY", "SIGNED_MEMORY", "Ledger", "ended_mark", "id_mark", "resource_ids"]
 
 ENDED_GRANT_MEMORY = 64
 """How many ended grants a subject's state remembers (``SubjectState.ended``), newest kept.
@@ -30,11 +33,25 @@ of a stored value; the rate baseline makes 64 ended grants a matter of hours.
 """
 
 
+SIGNED_MEMORY = 64
+"""How many signed events (verified reviews and releases) a subject remembers at once
+(``SubjectState.signed``). Each is kept only ``time.max_skew_s`` (plus a second) past its
+signed ``at``, and only operators and reviewers can make one, so 64 within minutes is not
+expected; one more is denied (state-limit) rather than forgetting a mark early."""
+
+
+def id_mark(value: str) -> str:
+    """The fixed-size mark of an id kept in state: the first 16 hex characters of the
+    SHA-256 of its UTF-8 bytes (ids may be 128 characters). Two ids sharing a mark (one in
+    2^32 among 2^16 ids) would only refuse the second as if it were the first."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
 def ended_mark(request_id: str) -> str:
-    """The fixed-size mark of an ended grant kept in ``SubjectState.ended``: the first 16
-    hex characters of the SHA-256 of its UTF-8 request id (ids may be 128 characters). Two
-    ids sharing a mark would only lock a session at once instead of after its grace."""
-    return hashlib.sha256(request_id.encode("utf-8")).hexdigest()[:16]
+    """The mark of an ended grant kept in ``SubjectState.ended`` (:func:`id_mark` of its
+    request id). Two ids sharing a mark would only lock a session at once instead of after
+    its grace."""
+    return id_mark(request_id)
 
 
 def resource_ids(resources: Iterable[Resource]) -> tuple[str, ...]:
@@ -60,6 +77,8 @@ class Ledger:
         self.request_locks = list(state.request_locks)
         self.sessions = list(state.sessions)
         self.ended = list(state.ended)
+        self.requested = list(state.requested)
+        self.signed = list(state.signed)
         self.locked_until = state.locked_until
         self.state = state
         # A request states who asks; other events (reviews, sessions) may name the subject
@@ -136,6 +155,13 @@ class Ledger:
         """Whether a grant of ``request_id`` ended and is still remembered as ended."""
         return bool(self.ended) and ended_mark(request_id) in self.ended
 
+    def remembers(self, request_id: str) -> bool:
+        """Whether ``request_id`` was used by this subject and is still remembered."""
+        if not self.requested:
+            return False
+        mark = id_mark(request_id)
+        return any(item.mark == mark for item in self.requested)
+
     def covering(self, request_id: str | None, resource: str, *,
                  by: datetime | None = None) -> Grant | None:
         """A live grant covering ``resource`` (of ``request_id`` when given; granted at
@@ -193,8 +219,34 @@ class Ledger:
         self.emit("lock", rule, reason, before, at=at, request_id=request_id, targets=ended,
                   expires_at=self.locked_until, key=key)
 
+    def remember_request(self, request_id: str, until: datetime) -> None:
+        """Remember that the subject used ``request_id``, until ``until`` (kept in expiry
+        order, so :func:`policy.deadlines.expire` looks at the head only)."""
+        insort(self.requested, Mark(id_mark(request_id), until), key=_until)
+
+    def remember_signed(self, event: InputEvent, skew_s: int, request_id: str | None,
+                        resources: tuple[str, ...]) -> bool:
+        """Remember a signed event (review, release) whose signature verified, until its
+        signed ``at`` plus ``skew_s`` (and a second): a replay of it is dropped meanwhile
+        (policy.decide), and the clock-skew check refuses it after. Returns False, having
+        denied it (state-limit), when :data:`SIGNED_MEMORY` marks are kept already: the
+        event then takes no effect rather than being forgotten early."""
+        if len(self.signed) >= SIGNED_MEMORY:
+            self.deny(request_id, resources, STATE_LIMIT,
+                      f"subject remembers {len(self.signed)} signed events, limit is "
+                      f"{SIGNED_MEMORY}; this one takes no effect, send it again after "
+                      f"{format_time(self.signed[0].until)}")
+            return False
+        until = event.at + timedelta(seconds=skew_s + 1)
+        insort(self.signed, Mark(id_mark(event.event_id), until), key=_until)
+        return True
+
     def _ended(self, request_ids: tuple[str, ...]) -> None:
         if not request_ids:
             return
         self.ended += [ended_mark(request_id) for request_id in request_ids]
         del self.ended[:-ENDED_GRANT_MEMORY]
+
+
+def _until(mark: Mark) -> datetime:
+    return mark.until

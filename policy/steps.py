@@ -75,6 +75,13 @@ def step(
         if not verdicts:
             return Step(stored=stored, decisions=(), changed=False)
         tenants = dict(stored.tenants)
+    elif isinstance(event, ClockTick) and vacant(new_state):
+        # Expiry emptied the tenant (its last grant, lock or remembered id ran out): it is
+        # dropped, redelivery memory and all, and with its last tenant the whole value (a
+        # delete). Safe: what ran out last is a remembered request id or signed event,
+        # kept far longer than a redelivery can come late, or a grant or lock whose
+        # events, long committed, are not redelivered.
+        tenants = {name: kept for name, kept in stored.tenants.items() if name != event.tenant}
     else:
         tenants = {**stored.tenants, event.tenant: new_state}
     return Step(
@@ -88,12 +95,14 @@ def step(
 
 def vacant(state: SubjectState) -> bool:
     """Nothing live or remembered that a later decision reads: no grants, pending requests,
-    locks, sessions, rate or break-glass history, seen pairs, and no fixed kind (redelivery
+    locks, sessions, rate or break-glass history, seen pairs, remembered request ids or
+    signed events, and no fixed kind (redelivery
     memory, ``applied``, and the decision ``clock`` aside: a subject with nothing else
     stored has nothing a later decision at an earlier time could reopen)."""
     return not (state.grants or state.pending or state.locked_until is not None
                 or state.request_locks or state.sessions or state.recent_requests
-                or state.break_glass_uses or state.seen or state.kind_fixed)
+                or state.break_glass_uses or state.seen or state.kind_fixed
+                or state.requested or state.signed)
 
 
 def _subject(event: InputEvent | ClockTick, state: SubjectState | Ledger) -> DecisionSubject:

@@ -130,3 +130,9 @@ class LimitsPolicy(_Section):
     """Env/sensitivity pairs remembered for a workload or agent (baseline-novel)."""
     max_tenants: int = Field(strict=True, default=16, ge=1, le=1_000)
     """Tenants one subject id holds state in."""
+    max_request_ids: int = Field(strict=True, default=1024, ge=1, le=100_000)
+    """Request ids one subject remembers at once (``request_retention_s``); about 60 bytes
+    each in a stored value. A request that would pass it is denied (state-limit)."""
+    request_retention_s: int = Field(strict=True, default=30 * 24 * 3600, ge=0)
+    """How long a granted or escalated request's id stays remembered: until then the
+    subject may not use it again (rule request-id-remembered). 0 remembers none."""

@@ -14,8 +14,8 @@ from pydantic import Field
 from schemas._base import Model, UtcDatetime
 from schemas.events import Resource, SubjectKind
 
-__all__ = ["MAX_STORED_BYTES", "STORED_STATE_VERSION", "Grant", "Pending", "RequestLock", "Session",
-           "StoredSubject", "SubjectState"]
+__all__ = ["MAX_STORED_BYTES", "STORED_STATE_VERSION", "Grant", "Mark", "Pending", "RequestLock",
+           "Session", "StoredSubject", "SubjectState"]
 
 STORED_STATE_VERSION = 1
 
@@ -63,6 +63,15 @@ class RequestLock:
     """One request frozen until ``until`` (or an explicit release)."""
 
     request_id: str
+    until: UtcDatetime
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """An id remembered until ``until``, kept as a fixed-size mark (policy.ledger.id_mark:
+    16 hex of the SHA-256 of the id) so a long id costs no more than a short one."""
+
+    mark: str
     until: UtcDatetime
 
 
@@ -122,6 +131,17 @@ class SubjectState:
     oldest first, at most policy.ledger.ENDED_GRANT_MEMORY: a session on one of them locks
     at once instead of waiting for a grant that will not come. Empty in values stored
     before issue H (finding 12), which still decode."""
+    requested: tuple[Mark, ...] = ()
+    """Marks of the request ids this subject used (each request that was granted or went
+    pending), until ``limits.request_retention_s`` after it was decided, earliest expiry
+    first: while its mark is kept, a ``request.created`` reusing the id is denied (rule
+    request-id-remembered). At most ``limits.max_request_ids``; a request that would pass
+    that is denied (state-limit), so no mark is forgotten before its time."""
+    signed: tuple[Mark, ...] = ()
+    """Marks of the event ids of signed events (reviews, releases) whose signature verified,
+    until their signed ``at`` plus ``time.max_skew_s`` (after which the clock-skew check
+    refuses the same bytes), earliest expiry first: a replay of one is dropped as a
+    redelivery even after its id left ``applied``. At most policy.ledger.SIGNED_MEMORY."""
 
 
 class StoredSubject(Model):

@@ -51,6 +51,9 @@ def on_lock_released(ledger: Ledger, event: LockReleased, tenant: TenantPolicy) 
                     RELEASE_NOT_AUTHORIZED,
                     f"{problem}; the lock stays until {' and '.join(until)}")
         return
+    if not ledger.remember_signed(event, tenant.time.max_skew_s, event.target.request_id,
+                                  ()):
+        return
     if subject:
         ledger.locked_until = None
         ledger.emit("unlock", LOCK_RELEASED, f"subject lock released by {event.by}")

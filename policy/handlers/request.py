@@ -62,6 +62,11 @@ def on_request_created(ledger: Ledger, event: RequestCreated,
                                 verdict.lock_reason, request_id)
         return extra
 
+    # Granted or escalated: the id now names this request for the retention (issue H), so
+    # no review or session meant for it can ever apply to another request of that id.
+    retention = tenant.limits.request_retention_s
+    if retention:
+        ledger.remember_request(request_id, now + timedelta(seconds=retention))
     requested, max_s = ctx.requested, ctx.max_s
     if event.break_glass:  # nothing objects, and break-glass never escalates
         ttl = min(requested, max_s, glass.ttl_s)

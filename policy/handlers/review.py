@@ -55,6 +55,8 @@ def on_review(ledger: Ledger, event: RequestReviewed,
         if problem is not None:
             _unverified(ledger, event, ids, problem)
             return {}
+        if not ledger.remember_signed(event, tenant.time.max_skew_s, event.request_id, ids):
+            return {}
         ledger.deny(event.request_id, ids, REVIEW_SELF_APPROVAL,
                     f"{event.reviewer.id} cannot review their own request; it stays pending")
         if event.outcome == "approved":
@@ -72,6 +74,10 @@ def on_review(ledger: Ledger, event: RequestReviewed,
         return {}
     if problem is not None:
         _unverified(ledger, event, ids, problem)
+        return {}
+    # Counted once: the request leaves pending now, its id is remembered (it cannot come
+    # back), and these signed bytes are remembered until the skew check refuses them.
+    if not ledger.remember_signed(event, tenant.time.max_skew_s, event.request_id, ids):
         return {}
     ledger.pending.remove(waiting)
     if event.outcome == "denied":

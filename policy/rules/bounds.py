@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from policy.rules.base import Finding, RequestContext, Rule
 from policy.rules.identity import is_machine
+from schemas._base import format_time
 from schemas.policy import TenantPolicy
 
-__all__ = ["STATE_LIMIT", "check_held", "check_seen", "tenants_reason"]
+__all__ = ["STATE_LIMIT", "check_held", "check_request_ids", "check_seen", "tenants_reason"]
 
 STATE_LIMIT = Rule("state-limit", "A subject's remembered state stays within the policy's "
                    "limits (grants, pending requests, remembered pairs, tenants).")
@@ -24,6 +25,18 @@ def check_held(ctx: RequestContext) -> tuple[Finding, ...]:
     if held + 1 > limit:
         return (Finding("deny", STATE_LIMIT, f"subject holds {held} grants and pending "
                         f"requests, limit is {limit} (limits.max_grants)"),)
+    return ()
+
+
+def check_request_ids(ctx: RequestContext) -> tuple[Finding, ...]:
+    """One more remembered request id would pass ``limits.max_request_ids`` (ids are
+    forgotten when their retention ends, never before: policy.ledger)."""
+    held = len(ctx.held.requested)
+    limit = ctx.tenant.limits.max_request_ids
+    if held + 1 > limit:
+        return (Finding("deny", STATE_LIMIT, f"subject remembers {held} request ids, limit "
+                        f"is {limit} (limits.max_request_ids); the earliest is forgotten at "
+                        f"{format_time(ctx.held.requested[0].until)}"),)
     return ()
 
 

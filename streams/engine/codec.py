@@ -208,7 +208,10 @@ def stored_deadlines(value: bytes) -> dict[str, datetime | None]:
 _DEADLINES = (("grants", "expires_at", True), ("pending", "pending_until", True),
               ("request_locks", "until", True), ("sessions", "held_until", False))
 """(list, time field, required) of the times ``policy.next_deadline`` takes the
-minimum of, besides ``locked_until``; tests/streams/engine/test_codec.py checks the two agree."""
+minimum of, besides ``locked_until`` and the first of each list of marks (kept in expiry
+order); tests/streams/engine/test_codec.py checks the two agree."""
+
+_MARKS = ("requested", "signed")
 
 
 def _earliest(state: Mapping[str, Any]) -> datetime | None:
@@ -221,6 +224,12 @@ def _earliest(state: Mapping[str, Any]) -> datetime | None:
                 moment = _utc(text)
                 if earliest is None or moment < earliest:
                     earliest = moment
+    for name in _MARKS:
+        marks = state.get(name)
+        if marks:
+            moment = _utc(marks[0]["until"])
+            if earliest is None or moment < earliest:
+                earliest = moment
     return earliest
 
 

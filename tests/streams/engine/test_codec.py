@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 from policy import next_deadline
 from schemas.errors import InputError
 from schemas.events import Resource
-from schemas.state import Grant, Pending, RequestLock, Session, StoredSubject, SubjectState
+from schemas.state import (
+    Grant,
+    Mark,
+    Pending,
+    RequestLock,
+    Session,
+    StoredSubject,
+    SubjectState,
+)
 from streams.engine.codec import (
     dead_letter_headers,
     decode_command,
@@ -98,6 +106,11 @@ def subject_states(draw: st.DrawFn) -> SubjectState:
         sessions=tuple(Session(f"s-{n}", "r-0", "db", T0, draw(st.none() | moment))
                        for n in range(draw(few))),
         recent_requests=(draw(moment),),
+        # Marks are kept in expiry order (policy.ledger), as stored values hold them.
+        requested=tuple(Mark(f"{n:016x}", until)
+                        for n, until in enumerate(sorted(draw(st.lists(moment, max_size=3))))),
+        signed=tuple(Mark(f"{n:016x}", until)
+                     for n, until in enumerate(sorted(draw(st.lists(moment, max_size=3))))),
     )
 
 
