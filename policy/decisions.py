@@ -1,9 +1,11 @@
-"""Turn core verdicts into contract decisions: deterministic ids, cause and policy pinned."""
+"""Turn core verdicts into contract decisions: content-derived ids, cause and policy pinned."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+
+import orjson
 
 from policy.rules.base import Rule
 from policy.verdicts import Verdict
@@ -38,12 +40,28 @@ def _rule_ref(rule: Rule) -> RuleRef:
     return ref
 
 
-def decision_id(tenant: str, subject_id: str, verdict: Verdict) -> str:
-    """Derive the id from what the verdict is about, so every replay gives the same id."""
-    material = "\x1f".join(
-        (tenant, subject_id, verdict.key, verdict.action, verdict.rule.id, *verdict.targets)
-    )
-    return "d-" + hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+def decision_id(tenant: str, subject: DecisionSubject, verdict: Verdict,
+                policy: PolicyRef) -> str:
+    """Derive the id from the decision's contents, so it never stands for two.
+
+    Hashed: the verdict's key (its cause's ``event_id`` and position, or for an expiry the
+    thing that ran out), tenant, subject (id, kind, owner), action, ``at``, request id,
+    targets, resources, ``expires_at``, rule (id and sentence), reason, policy (version and
+    sha256), state before and after, and ``post_review``: everything a decision says but
+    ``emitted_at``, the id itself and where its cause was read (Kafka coordinates, and for
+    an expiry which event or tick noticed it). The same input, state and policy give the
+    same id, so a redelivery re-decided from the same stored state (after a crash) and a
+    replay repeat it; a decision that differs in anything gets another. Before issue H the
+    id covered only the key, action, rule and targets, so an event id reused once it was
+    forgotten gave an earlier id other contents.
+    """
+    material = orjson.dumps((
+        verdict.key, tenant, subject.id, subject.kind, subject.owner, verdict.action,
+        verdict.at, verdict.request_id, verdict.targets, verdict.resources,
+        verdict.expires_at, verdict.rule.id, verdict.rule.description, verdict.reason,
+        policy.version, policy.sha256, verdict.before, verdict.after, verdict.post_review,
+    ))
+    return "d-" + hashlib.sha256(material).hexdigest()[:32]
 
 
 def to_decisions(
@@ -66,11 +84,11 @@ def to_decisions(
         )
     # Built unvalidated: every field comes typed from the core, so validating it again
     # would only cost time (a third of a step); the golden replays pin the wire bytes.
-    tenant, subject_id = event.tenant, event.subject.id
+    tenant = event.tenant
     return tuple(
         trusted_model(Decision, {
             "schema_": DECISION_SCHEMA,
-            "decision_id": decision_id(tenant, subject_id, verdict),
+            "decision_id": decision_id(tenant, subject, verdict, policy),
             "action": verdict.action,
             "at": verdict.at,
             "emitted_at": verdict.at if emitted_at is None else emitted_at,

@@ -2,7 +2,9 @@
 
 Each case under ``_attacks/`` is replayed as ``simulate`` would; each test asserts what must
 hold and is ``xfail(strict=True)`` until the defence exists (``_attacks/README.md``); the
-look-alike resource ids are refused since schemas/canonical.py.
+look-alike resource ids are refused since schemas/canonical.py, a replayed release since
+signed events are remembered (``SubjectState.signed``), and decision ids are derived from
+the decision's contents (policy/decisions.py).
 """
 
 from __future__ import annotations
@@ -30,9 +32,6 @@ def _approved(decisions: list[Decision]) -> set[str]:
     return {d.request_id for d in decisions if d.action == "approve" and d.request_id}
 
 
-@pytest.mark.xfail(strict=True, reason="issue H open: a signed release is remembered only "
-                   "as one of the last 64 event ids, so a replay within max_skew_s releases "
-                   "a later lock")
 def test_a_replayed_operator_release_releases_nothing() -> None:
     decisions = _decisions("release-replay")
     unlocks = [d for d in decisions if d.action == "unlock"]
@@ -40,8 +39,6 @@ def test_a_replayed_operator_release_releases_nothing() -> None:
     assert "r-9" not in _approved(decisions)
 
 
-@pytest.mark.xfail(strict=True, reason="issue H open: decision_id covers event_id#n, not "
-                   "the request or time, and event ids are remembered for 64 events only")
 def test_no_decision_id_is_emitted_twice_with_other_contents() -> None:
     seen: dict[str, bytes] = {}
     for decision in _decisions("decision-id-reuse"):

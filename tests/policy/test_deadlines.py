@@ -6,6 +6,7 @@ import pytest
 
 from policy import decide
 from tests.factories import at, event, raw_event, raw_request, request
+from tests.policy.rules.support import policy
 from tests.policy.support import (
     CAP,
     POLICY,
@@ -70,8 +71,12 @@ class TestExpiry:
                                        ("approve", "auto-approve", "r-2", ())]
 
     def test_an_expired_request_id_is_free_again_in_the_same_event(self) -> None:
+        # Request ids not remembered (limits.request_retention_s 0): the expiry comes first,
+        # so the id is neither live nor pending when the request is decided.
+        forgetful = policy("[defaults.limits]\nrequest_retention_s = 0\n")
         state, verdicts = run([request("r-1", [("a", "prod")], ttl_s=30),
-                               request("r-1", [("b", "prod")], t=31, event_id="e-again")])
+                               request("r-1", [("b", "prod")], t=31, event_id="e-again")],
+                              forgetful)
         assert brief(verdicts)[1:] == [("revoke", "ttl-expired", "r-1", ("r-1",)),
                                        ("approve", "auto-approve", "r-1", ())]
         assert [r.id for r in state.grants[0].resources] == ["b"]

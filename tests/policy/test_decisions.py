@@ -18,6 +18,11 @@ POLICY = LOADED.policy
 ID = re.compile(r"^d-[0-9a-f]{32}$")
 
 
+def _id(tenant: str, subject: str, verdict: Verdict) -> str:
+    """The id a decision about ``subject`` (a human, as these events name it) gets."""
+    return decision_id(tenant, DecisionSubject(id=subject, kind="human"), verdict, LOADED.ref)
+
+
 def cause(item: InputEvent) -> Cause:
     return Cause(event_id=item.event_id, type=item.type)
 
@@ -65,7 +70,7 @@ class TestDecisionIds:
         revokes = [v for v in verdicts if v.action == "revoke"]
         assert [v.rule.id for v in revokes] == ["exclusive-environments",
                                                 "max-active-resources"]
-        ids = {decision_id("default", "alice", v) for v in verdicts[-3:]}
+        ids = {_id("default", "alice", v) for v in verdicts[-3:]}
         assert len(ids) == 3
 
     def test_two_revokes_by_the_same_rule_get_different_ids(self) -> None:
@@ -74,8 +79,8 @@ class TestDecisionIds:
                             request("r-4", [(x, "prod") for x in "xy"], t=1)])
         revokes = [v for v in verdicts if v.action == "revoke"]
         assert [v.rule.id for v in revokes] == ["max-active-resources"] * 2
-        assert decision_id("default", "alice", revokes[0]) \
-            != decision_id("default", "alice", revokes[1])
+        assert _id("default", "alice", revokes[0]) \
+            != _id("default", "alice", revokes[1])
 
     def test_an_expiry_has_the_same_id_whichever_event_notices_it(self) -> None:
         state, _ = core(HOLDING)
@@ -90,7 +95,7 @@ class TestDecisionIds:
             _, verdicts = decide(copied, item, item.at, POLICY)
             [expiry] = [v for v in verdicts if v.rule.id == "ttl-expired"]
             assert (expiry.targets, expiry.at) == (("r-1",), at(60))
-            seen.append(decision_id("default", "alice", expiry))
+            seen.append(_id("default", "alice", expiry))
         stored = StoredSubject(tenants={"default": state})
         by_tick = tick(stored, "default", "alice", at(60), LOADED).decisions
         seen.append(by_tick[0].decision_id)
@@ -98,7 +103,7 @@ class TestDecisionIds:
 
     def test_ids_differ_by_tenant_and_subject(self) -> None:
         _, [verdict] = core([request("r-1", [("a", "prod")])])
-        ids = {decision_id(tenant, subject, verdict)
+        ids = {_id(tenant, subject, verdict)
                for tenant in ("default", "acme") for subject in ("alice", "bob")}
         assert len(ids) == 4
 
@@ -109,8 +114,8 @@ class TestDecisionIds:
         later = request("r-2", [("b", "dev")], t=60)
         by_expiry = decide(state, later, later.at, POLICY)[1][0]
         assert (by_task.targets, by_expiry.targets) == (("r-1",), ("r-1",))
-        assert decision_id("default", "alice", by_task) \
-            != decision_id("default", "alice", by_expiry)
+        assert _id("default", "alice", by_task) \
+            != _id("default", "alice", by_expiry)
 
 
 class TestToDecisions:
@@ -140,7 +145,7 @@ class TestToDecisions:
                             partition=3, offset=1234)
         decisions = to_decisions(verdicts, item, LOADED.ref, coordinates, emitted_at=None)
         for verdict, decision in zip(verdicts, decisions, strict=True):
-            assert decision.decision_id == decision_id("default", "alice", verdict)
+            assert decision.decision_id == _id("default", "alice", verdict)
             assert (decision.action, decision.request_id, decision.targets,
                     decision.resources, decision.expires_at, decision.reason) == (
                 verdict.action, verdict.request_id, verdict.targets, verdict.resources,

@@ -17,8 +17,9 @@ def policy(text: str = "") -> Policy:
     return parse_policy(BASE + text).policy
 
 
-def run(raws: list[dict[str, Any]], active: Policy) -> tuple[SubjectState, list[Verdict]]:
-    state, verdicts = SubjectState(), []
+def run(raws: list[dict[str, Any]], active: Policy, state: SubjectState | None = None,
+        ) -> tuple[SubjectState, list[Verdict]]:
+    state, verdicts = state or SubjectState(), []
     for raw in raws:
         item = event(raw)
         state, made = decide(state, item, item.at, active)

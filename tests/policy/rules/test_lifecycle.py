@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from policy import decide, next_deadline
+from schemas.events import ClockTick, Subject
 from tests.factories import at, event, raw_event, request
 from tests.policy.rules.support import REVIEWED, policy, req
 from tests.policy.rules.support import brief as brief_raw
@@ -25,14 +27,53 @@ class TestRequestIds:
         assert state.grants == before.grants
 
     @pytest.mark.parametrize("end", ["request.withdrawn", "task.completed"])
-    def test_an_ended_request_id_may_be_used_again(self, end: str) -> None:
+    def test_an_ended_request_id_is_remembered(self, end: str) -> None:
+        # Issue H: one id names one request for the retention, so a review signed for it or
+        # a session on it never applies to a second request of that id.
         state, verdicts = run([
             request("r-1", [("a", "prod")]),
             event(raw_event(end, event_id="e-end", t=1, request_id="r-1")),
             request("r-1", [("b", "prod")], t=2, event_id="e-again"),
         ])
-        assert [v.action for v in verdicts] == ["approve", "revoke", "approve"]
-        assert [r.id for r in state.grants[0].resources] == ["b"]
+        assert brief(verdicts)[2] == ("deny", "request-id-remembered", "r-1", ())
+        assert "use a new request id" in verdicts[2].reason
+        assert state.grants == ()
+
+    def test_the_id_is_forgotten_when_its_retention_ends_and_a_tick_cleans_up(self) -> None:
+        active = policy("[defaults.limits]\nrequest_retention_s = 100\n")
+        ended = raw_event("task.completed", event_id="e-end", t=1, request_id="r-1")
+        state, _ = run_raw([req("r-1", ("a", "dev", "low")), ended], active)
+        assert [mark.until for mark in state.requested] == [at(100)]
+        assert next_deadline(state) == at(100)
+        tick = ClockTick(event_id="tick", at=at(100), tenant="default",
+                         subject=Subject(id="alice"))
+        cleaned, made = decide(state, tick, at(100), active)
+        assert (made, cleaned.requested, next_deadline(cleaned)) == ((), (), None)
+        _, verdicts = run_raw([req("r-1", ("a", "dev", "low"), t=99, event_id="e-early"),
+                               req("r-1", ("a", "dev", "low"), t=100, event_id="e-late")],
+                              active, state)
+        assert brief_raw(verdicts) == [("deny", "request-id-remembered", "r-1"),
+                                       ("approve", "auto-approve", "r-1")]
+
+    def test_a_denied_request_leaves_its_id_free(self) -> None:
+        active = policy('[defaults.ttl]\nover_max = "deny"\n')
+        state, verdicts = run_raw([req("r-1", ("a", "dev", "low"), ttl_s=10**6),
+                                   req("r-1", ("a", "dev", "low"), t=1, ttl_s=60,
+                                       event_id="e-again")], active)
+        assert brief_raw(verdicts) == [("deny", "ttl-max", "r-1"),
+                                       ("approve", "auto-approve", "r-1")]
+        assert len(state.requested) == 1
+
+    def test_a_full_memory_denies_rather_than_forgets(self) -> None:
+        active = policy("[defaults.limits]\nmax_request_ids = 2\n")
+        asked = [req(f"r-{n}", ("a", "dev", "low"), t=n, event_id=f"e-{n}")
+                 for n in range(3)]
+        ended = [raw_event("task.completed", event_id=f"e-end-{n}", t=n + 0.5,
+                           request_id=f"r-{n}") for n in range(2)]
+        state, verdicts = run_raw([asked[0], ended[0], asked[1], ended[1], asked[2]], active)
+        assert brief_raw(verdicts)[-1] == ("deny", "state-limit", "r-2")
+        assert "limits.max_request_ids" in verdicts[-1].reason
+        assert len(state.requested) == 2
 
 
 class TestEnds:

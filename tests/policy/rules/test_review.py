@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from policy import decision_id
+from schemas.decisions import DecisionSubject, PolicyRef
 from tests.factories import at, event, raw_event, request
 from tests.keys import signed
 from tests.policy.rules.support import OPERATORS, REVIEWED, policy, release, req, review
@@ -86,12 +87,15 @@ def test_only_a_signed_self_approval_locks_the_request() -> None:
     assert "unverified reviewer alice" in verdicts[6].reason
     assert state.request_locks == ()
     assert state.locked_until is None, "a request lock leaves the subject unlocked"
-    ids = [decision_id("default", "alice", verdict) for verdict in verdicts]
+    subject = DecisionSubject(id="alice", kind="human")
+    ref = PolicyRef(version="test", sha256="0" * 64)
+    ids = [decision_id("default", subject, verdict, ref) for verdict in verdicts]
     assert len(set(ids)) == len(ids), "the deny and the lock of one event differ"
 
 
 def test_a_review_binds_the_request_it_decides() -> None:
-    active = policy(REVIEWED)
+    # Request ids not remembered, so r-1 can be asked again: the digest alone must hold.
+    active = policy(REVIEWED + "[defaults.limits]\nrequest_retention_s = 0\n")
     asked = req("r-1", ("db", "prod", "high"), ticket="OPS-1")
     again = req("r-1", ("db", "prod", "critical"), t=2, ticket="OPS-1", event_id="e-again")
     _, verdicts = run_raw([
@@ -107,6 +111,33 @@ def test_a_review_binds_the_request_it_decides() -> None:
         ("deny", "review-signature", "r-1"),
         ("approve", "review-approved", "r-1"),
     ]
+
+
+def test_a_request_id_is_asked_once_and_reviewed_once() -> None:
+    # Issue H: a re-created id is refused while remembered, and a counted review replayed
+    # after its event id left the 64-id redelivery memory counts for nothing.
+    active = policy(REVIEWED)
+    asked = req("r-1", ("db", "prod", "high"), ticket="OPS-1")
+    approval = review("r-1", "carol", t=3, of=asked)
+    fillers = [raw_event("session.ended", event_id=f"f-{n}", t=4, session_id=f"s-{n}")
+               for n in range(70)]
+    state, verdicts = run_raw([
+        asked,
+        approval,
+        raw_event("request.withdrawn", event_id="e-w", t=4, request_id="r-1"),
+        *fillers,
+        req("r-1", ("db", "prod", "high"), t=5, ticket="OPS-1", event_id="e-again"),
+        approval,
+    ], active)
+    assert brief_raw(verdicts) == [
+        ("escalate", "step-up", "r-1"),
+        ("approve", "review-approved", "r-1"),
+        ("revoke", "request-withdrawn", "r-1"),
+        ("deny", "request-id-remembered", "r-1"),
+    ]
+    assert approval["event_id"] not in state.applied, \
+        "the review's id left the redelivery memory: its signed mark dropped the replay"
+    assert (len(state.signed), len(state.requested)) == (1, 1)
 
 
 def test_look_alike_reviewer_ids_are_the_same_reviewer() -> None:
