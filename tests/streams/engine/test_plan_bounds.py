@@ -3,12 +3,16 @@ limit; a subject whose value would is refused alone, the rest of its batch is st
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.state import Mark, StoredSubject, SubjectState
+from streams.engine.codec import decode_stored, encode_stored, encode_tick
 from streams.engine.plan import BatchPlan, Record, plan_batch, stored_keys
-from tests.factories import raw_event, raw_request
+from tests.factories import at, raw_event, raw_request
 from tests.streams.engine.test_plan import INPUT_TOPICS, NOW, POLICY
 
 
@@ -82,3 +86,38 @@ def test_a_refused_tenant_writes_nothing_and_an_empty_value_is_deleted() -> None
                       decisions_topic="jit.decisions", deadletter_topic="jit.deadletter",
                       max_event_bytes=64 * 1024, now=lambda: NOW)
     assert plan.writes[b"alice"].value is None
+
+
+def _tick_plan(stored: StoredSubject, deadline: datetime, tenant: str = "default"
+               ) -> BatchPlan:
+    tick = Record("jitwatch-commands", 0, 7, b"alice", encode_tick(deadline, b"alice", tenant))
+    return plan_batch([tick], {(0, b"alice"): encode_stored(stored)}, POLICY,
+                      input_topics=INPUT_TOPICS, decisions_topic="jit.decisions",
+                      deadletter_topic="jit.deadletter", max_event_bytes=64 * 1024,
+                      now=lambda: NOW, commands_topic="jitwatch-commands")
+
+
+def test_a_tick_that_empties_the_subject_deletes_it() -> None:
+    # Issue H: a subject with nothing live or remembered is not kept; expiry is how most
+    # subjects get there (here: its lock ends, then its last remembered request id).
+    locked = SubjectState(applied=("e-1",), locked_until=at(60),
+                          requested=(Mark("0" * 16, at(90)),))
+    plan = _tick_plan(StoredSubject(tenants={"default": locked}), at(60))
+    [unlock] = [orjson.loads(out.value or b"") for out in plan.outbound]
+    assert (unlock["action"], unlock["rule"]["id"]) == ("unlock", "lock-expired")
+    left = decode_stored(plan.writes[b"alice"].value)
+    assert left is not None
+    assert plan.deadlines[(b"alice", "default")] == at(90)
+    plan = _tick_plan(left, at(90))
+    assert plan.outbound == []
+    assert plan.writes[b"alice"].value is None, "a delete (tombstone), not an empty value"
+    assert plan.deadlines[(b"alice", "default")] is None
+
+
+def test_a_tick_that_empties_one_tenant_keeps_the_others() -> None:
+    remembered = SubjectState(applied=("e-1",), requested=(Mark("0" * 16, at(90)),))
+    other = SubjectState(applied=("e-2",), requested=(Mark("1" * 16, at(500)),))
+    plan = _tick_plan(StoredSubject(tenants={"default": remembered, "acme": other}), at(90))
+    left = decode_stored(plan.writes[b"alice"].value)
+    assert left is not None
+    assert left.tenants == {"acme": other}
