@@ -89,6 +89,7 @@ class Ledger:
         self.kind = event.subject.kind if claims and not state.kind_fixed else state.kind
         self.owner = event.subject.owner if claims else state.owner
         self.verdicts: list[Verdict] = []
+        self._marked: tuple[str | None, str] = (None, "")
         self._event = event
         self._count = 0
         # Grants change only through grant(), revoke() and lock_subject(), which drop it.
@@ -159,8 +160,17 @@ class Ledger:
         """Whether ``request_id`` was used by this subject and is still remembered."""
         if not self.requested:
             return False
-        mark = id_mark(request_id)
-        return any(item.mark == mark for item in self.requested)
+        mark = self._mark(request_id)
+        for item in self.requested:
+            if item.mark == mark:
+                return True
+        return False
+
+    def _mark(self, request_id: str) -> str:
+        # A request's mark is asked for twice (is it remembered? remember it): hashed once.
+        if self._marked[0] != request_id:
+            self._marked = (request_id, id_mark(request_id))
+        return self._marked[1]
 
     def covering(self, request_id: str | None, resource: str, *,
                  by: datetime | None = None) -> Grant | None:
@@ -222,7 +232,7 @@ class Ledger:
     def remember_request(self, request_id: str, until: datetime) -> None:
         """Remember that the subject used ``request_id``, until ``until`` (kept in expiry
         order, so :func:`policy.deadlines.expire` looks at the head only)."""
-        insort(self.requested, Mark(id_mark(request_id), until), key=_until)
+        _keep(self.requested, Mark(self._mark(request_id), until))
 
     def remember_signed(self, event: InputEvent, skew_s: int, request_id: str | None,
                         resources: tuple[str, ...]) -> bool:
@@ -238,7 +248,7 @@ class Ledger:
                       f"{format_time(self.signed[0].until)}")
             return False
         until = event.at + timedelta(seconds=skew_s + 1)
-        insort(self.signed, Mark(id_mark(event.event_id), until), key=_until)
+        _keep(self.signed, Mark(id_mark(event.event_id), until))
         return True
 
     def _ended(self, request_ids: tuple[str, ...]) -> None:
@@ -250,3 +260,11 @@ class Ledger:
 
 def _until(mark: Mark) -> datetime:
     return mark.until
+
+
+def _keep(marks: list[Mark], mark: Mark) -> None:
+    """Add ``mark`` in expiry order (usually last: a retention is one length per tenant)."""
+    if not marks or marks[-1].until <= mark.until:
+        marks.append(mark)
+    else:
+        insort(marks, mark, key=_until)
