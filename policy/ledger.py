@@ -161,10 +161,7 @@ class Ledger:
         if not self.requested:
             return False
         mark = self._mark(request_id)
-        for item in self.requested:
-            if item.mark == mark:
-                return True
-        return False
+        return any(item.mark == mark for item in self.requested)
 
     def _mark(self, request_id: str) -> str:
         # A request's mark is asked for twice (is it remembered? remember it): hashed once.
