@@ -1,18 +1,17 @@
-"""Attacks on the trust boundary that still work: the next fixes of issue H, tests first.
+"""Attacks on the trust boundary (issue H), kept as tests once fixed.
 
 Each case under ``_attacks/`` is replayed as ``simulate`` would; each test asserts what must
-hold and is ``xfail(strict=True)`` until the defence exists (``_attacks/README.md``); the
-look-alike resource ids are refused since schemas/canonical.py, a replayed release since
-signed events are remembered (``SubjectState.signed``), and decision ids are derived from
-the decision's contents (policy/decisions.py).
-"""
+hold (``_attacks/README.md``). Each was ``xfail(strict=True)`` until its defence existed:
+look-alike resource ids are refused since schemas/canonical.py, another spelling of a
+subject is the same subject since state is keyed by its canonical id, a replayed release is
+dropped since signed events are remembered (``SubjectState.signed``), and decision ids are
+derived from the decision's contents (policy/decisions.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import orjson
-import pytest
 
 from schemas.decisions import Decision
 from streams.engine.codec import encode_decision
