@@ -40,7 +40,7 @@ def generate(count: int, subjects: int, seed: int = 7) -> list[InputEvent]:
         if roll < 0.8:
             resources = [
                 {"id": f"res-{rng.randrange(20)}", "env": rng.choice(ENVS),
-                 "sensitivity": "medium"}
+                 "sensitivity": "low"}
                 for _ in range(rng.randint(1, 3))
             ]
             raw = {**base, "type": "request.created", "request_id": f"r-{number}",

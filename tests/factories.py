@@ -25,9 +25,11 @@ def raw_request(
     event_id: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A ``request.created`` as a producer would send it; resources as (id, env) pairs."""
+    """A ``request.created`` as a producer would send it; resources as (id, env) pairs,
+    claimed ``low`` (the packaged policy names no resources and escalates unknown ones from
+    medium up: a test of another rule asks for what it would auto-approve), or as dicts."""
     listed = [
-        {"id": item[0], "env": item[1], "sensitivity": "medium"} if isinstance(item, tuple)
+        {"id": item[0], "env": item[1], "sensitivity": "low"} if isinstance(item, tuple)
         else item
         for item in resources
     ]

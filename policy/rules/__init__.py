@@ -162,12 +162,13 @@ OBJECTIONS: tuple[Check, ...] = (
 """Checks that deny, in the order their reasons are reported."""
 
 ESCALATIONS: tuple[Check, ...] = (
-    catalog.check_unknown_escalate,
     windows.check_escalate,
     review.check_step_up,
+    catalog.check_unknown_escalate,
     baseline.check_novel,
 )
-"""Checks that want a human first, in the order their reasons are reported."""
+"""Checks that want a human first, in the order their reasons are reported (step-up before
+resource-unknown: "it is high" says more than "no catalog entry names it")."""
 
 
 def gates(ctx: RequestContext) -> tuple[Finding, ...]:

@@ -57,7 +57,7 @@ def scenario(start: datetime, tag: str, seed: int = 11,
             approved[subject] = earlier
             resources_ = [{"id": f"res-{rng.randrange(6)}",
                            "env": rng.choice(["prod", "prod", "research", "staging"]),
-                           "sensitivity": "medium"} for _ in range(rng.randint(1, 2))]
+                           "sensitivity": "low"} for _ in range(rng.randint(1, 2))]
             events.append({**base, "type": "request.created", "request_id": request_id,
                            "resources": resources_, "ttl_s": rng.randint(1, 4),
                            "reason": "equivalence"})

@@ -20,7 +20,7 @@ def findings(text: str) -> dict[str, str]:
 def test_packaged_policy_only_warns_about_site_specific_settings() -> None:
     assert set(findings(DEFAULT)) == {"defaults.identity.allowed_issuers",
                                       "defaults.step_up.reviewers",
-                                      "defaults.catalog"}  # until it ships a catalog
+}
 
 
 def test_rules_that_can_never_fire() -> None:

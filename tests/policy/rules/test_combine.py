@@ -13,10 +13,15 @@ from tests.policy.support import (
 )
 
 
+def _medium(resource: str, env: str) -> dict[str, str]:
+    """A resource claimed medium: the level from which the packaged policy wants a reason."""
+    return {"id": resource, "env": env, "sensitivity": "medium"}
+
 class TestDenyWins:
     def test_several_objections_name_the_first_in_rule_order(self) -> None:
-        raw = raw_request("r-1", [("a", "prod"), ("b", "prod"), ("c", "research"),
-                                  ("d", "staging")], reason=None)
+        raw = raw_request("r-1", [_medium("a", "prod"), _medium("b", "prod"),
+                                  _medium("c", "research"), _medium("d", "staging")],
+                          reason=None)
         [verdict] = run([event(raw)])[1]
         assert (verdict.action, verdict.rule.id) == ("deny", "max-active-resources")
         head, also = verdict.reason.split("; also: ")
@@ -45,7 +50,7 @@ class TestDenyWins:
             [request("r-1", [("a", "prod"), ("b", "research")])],
             [request("r-1", [("a", "prod")]), request("r-1", [("b", "prod")], t=1,
                                                       event_id="e-2")],
-            [event(raw_request("r-1", [("a", "prod")], reason=" "))],
+            [event(raw_request("r-1", [_medium("a", "prod")], reason=" "))],
         ]
         for events in scenarios:
             state = SubjectState()
