@@ -10,6 +10,7 @@ expiries that come first, the dispatch to a handler (policy.handlers) and failin
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import datetime
 
@@ -44,14 +45,35 @@ from schemas.events import (
 from schemas.policy import Policy, TenantPolicy
 from schemas.state import SubjectState
 
-__all__ = ["APPLIED_EVENT_MEMORY", "decide"]
+__all__ = ["APPLIED_EVENT_MEMORY", "applied_mark", "decide"]
 
 APPLIED_EVENT_MEMORY = 64
-"""How many recent event ids a subject remembers to drop redeliveries.
+"""How many recent events (:func:`applied_mark`) a subject remembers to drop redeliveries.
 
 At-least-once delivery redelivers only events after the last committed offset (seconds of
 traffic), so one subject seeing more than this many events in that window is not expected.
 """
+
+
+def applied_mark(event: InputEvent) -> str:
+    """The mark ``SubjectState.applied`` keeps of an applied event: 16 hex of a BLAKE2b hash
+    of the whole event as validated (its id and every field), not its id alone.
+
+    A redelivery is the same event again, so it has the same mark and is dropped; an event
+    that only shares an id is another event and is decided. Keyed on ids alone, a subject
+    who guessed the id a gateway or task runner would use next could send a harmless event
+    under it first and have the real one (an out-of-scope activity, a task completion)
+    dropped as a "redelivery" (issue H, adversarial review)."""
+    return hashlib.blake2b(event.__pydantic_serializer__.to_json(event),
+                           digest_size=8).hexdigest()
+
+
+def _redelivered(state: SubjectState, event: InputEvent, mark: str) -> bool:
+    # A plain event id in ``applied`` is a value stored before marks (it ages out after
+    # APPLIED_EVENT_MEMORY events); a mark is never a plain id an attacker can choose, short
+    # of a preimage of the hash.
+    return mark in state.applied or event.event_id in state.applied or bool(
+        state.signed and _replayed(state, event))
 
 
 _SIGNED = (RequestReviewed, LockReleased)
@@ -141,9 +163,10 @@ def decide(
                        ended=tuple(ledger.ended), requested=tuple(ledger.requested),
                        signed=tuple(ledger.signed)), \
             tuple(ledger.verdicts)
-    if event.event_id in state.applied or (state.signed and _replayed(state, event)):
+    mark = applied_mark(event)
+    if _redelivered(state, event, mark):
         return state, ()
-    applied = (*state.applied, event.event_id)[-APPLIED_EVENT_MEMORY:]
+    applied = (*state.applied, mark)[-APPLIED_EVENT_MEMORY:]
     if received is not None:
         now = trusted_now(state.clock, event.at, received)
     clock = state.clock if received is None else now

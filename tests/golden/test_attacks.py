@@ -56,3 +56,19 @@ def test_another_spelling_of_a_locked_subject_is_not_approved() -> None:
 def test_look_alike_resource_ids_do_not_escape_the_catalog() -> None:
     approved = _approved(_decisions("resource-lookalike"))
     assert not approved & {"r-3", "r-4"}, f"approved {sorted(approved & {'r-3', 'r-4'})}"
+
+
+def test_an_event_id_taken_first_does_not_suppress_the_real_event() -> None:
+    """The subject sends a harmless event under the id it predicts the gateway will use;
+    the gateway's out-of-scope activity must still lock it."""
+    decisions = _decisions("event-id-squat")
+    assert [(d.action, d.rule.id) for d in decisions if d.cause.event_id == "gw-s-1-2"
+            and d.action == "lock"] == [("lock", "session-out-of-scope")]
+    assert "r-2" not in _approved(decisions)
+
+
+def test_an_event_id_taken_first_does_not_keep_a_finished_task_alive() -> None:
+    decisions = _decisions("event-id-squat-task")
+    ends = [(d.action, d.rule.id) for d in decisions if d.request_id == "r-1"
+            and d.action == "revoke"]
+    assert ends == [("revoke", "task-completed")]

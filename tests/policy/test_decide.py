@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from policy import APPLIED_EVENT_MEMORY, decide
+from policy.decide import applied_mark
 from schemas.events import ClockTick, Subject
 from tests.factories import T0, at, event, raw_event, request
 from tests.policy.support import (
@@ -41,19 +42,28 @@ class TestIdempotence:
         assert verdicts == ()
         assert again is state
 
-    def test_redelivery_with_another_time_or_payload_is_still_dropped(self) -> None:
+    def test_an_applied_id_with_other_contents_is_another_event(self) -> None:
+        """Ids are claims (issue H): an event that only shares an applied event's id is
+        decided, so a guessed id taken first cannot suppress the real event."""
         state, _ = run([request("r-1", [("a", "prod")])])
-        changed = request("r-2", [("b", "research")], t=50, event_id="e-r-1")
+        changed = request("r-2", [("b", "staging")], t=50, event_id="e-r-1")
         again, verdicts = decide(state, changed, changed.at, POLICY)
-        assert (again, verdicts) == (state, ())
+        assert brief(verdicts) == [("approve", "auto-approve", "r-2", ())]
+        assert again.applied[-1] == applied_mark(changed)
+        assert decide(again, changed, changed.at, POLICY) == (again, ())  # the same again
+
+    def test_a_plain_id_stored_before_marks_still_drops_its_redelivery(self) -> None:
+        state, _ = run([request("r-1", [("a", "prod")])])
+        legacy = dataclasses.replace(state, applied=("e-r-1",))
+        item = request("r-1", [("a", "prod")])
+        assert decide(legacy, item, item.at, POLICY) == (legacy, ())
 
     def test_applied_window_is_bounded_and_keeps_the_newest(self) -> None:
         extra = 5
         events = [event(raw_event("session.ended", event_id=f"e-{n}", session_id="s", t=n))
                   for n in range(APPLIED_EVENT_MEMORY + extra)]
         state, _ = run(events)
-        assert state.applied == tuple(f"e-{n}" for n in range(extra,
-                                                                APPLIED_EVENT_MEMORY + extra))
+        assert state.applied == tuple(applied_mark(item) for item in events[extra:])
         for item in events[extra:]:
             assert decide(state, item, item.at, POLICY)[0] is state
         forgotten = events[0]
@@ -64,7 +74,7 @@ class TestIdempotence:
                   for n in range(APPLIED_EVENT_MEMORY)]
         state, _ = run(events)
         assert len(state.applied) == APPLIED_EVENT_MEMORY
-        assert state.applied[0] == "e-0"
+        assert state.applied[0] == applied_mark(events[0])
 
     def test_a_clock_tick_is_not_remembered(self) -> None:
         state, _ = run([request("r-1", [("a", "prod")], ttl_s=30)])

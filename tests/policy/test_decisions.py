@@ -7,6 +7,7 @@ import re
 from importlib import resources
 
 from policy import Verdict, decide, decision_id, step, tick, to_decisions
+from policy.decide import applied_mark
 from schemas.decisions import Cause, Decision, DecisionSubject, RuleRef, StateChange
 from schemas.events import InputEvent
 from schemas.policy import parse_policy
@@ -255,7 +256,7 @@ class TestStep:
         stored, _ = engine(HOLDING)
         result = step(stored, item, LOADED, cause(item))
         assert (result.changed, result.decisions) == (True, ())
-        assert result.stored.tenants["default"].applied[-1] == "e-s"
+        assert result.stored.tenants["default"].applied[-1] == applied_mark(item)
         assert step(result.stored, item, LOADED, cause(item)).changed is False
 
     def test_stored_value_is_never_mutated(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from policy import decide, next_deadline
+from policy.decide import applied_mark
 from schemas.events import ClockTick, Subject
 from tests.factories import at, event, raw_event, request
 from tests.policy.rules.support import REVIEWED, policy, req
@@ -81,16 +82,17 @@ class TestEnds:
                                                ("task.completed", "task-completed")])
     def test_withdrawal_and_completion_revoke_the_live_grant(self, end: str,
                                                              rule: str) -> None:
+        nothing = event(raw_event(end, event_id="e-none", t=6, request_id="r-unknown"))
         state, verdicts = run([
             request("r-1", [("a", "prod")]),
             request("r-2", [("b", "prod")], t=1),
             event(raw_event(end, event_id="e-end", t=5, request_id="r-1")),
-            event(raw_event(end, event_id="e-none", t=6, request_id="r-unknown")),
+            nothing,
         ])
         assert brief(verdicts)[2:] == [("revoke", rule, "r-1", ("r-1",))]
         assert verdicts[2].at == at(5)
         assert live(state) == ["r-2"]
-        assert state.applied[-1] == "e-none"
+        assert state.applied[-1] == applied_mark(nothing)
 
 
 def test_withdrawing_a_pending_request() -> None:
