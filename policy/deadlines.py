@@ -20,12 +20,13 @@ from policy.rules.sessions import SESSION_WITHOUT_GRANT
 from schemas._base import format_time
 from schemas.state import Grant, Pending, RequestLock, Session, SubjectState
 
-__all__ = ["expire", "next_deadline"]
+__all__ = ["expire", "forgotten", "next_deadline"]
 
 
 def next_deadline(state: SubjectState) -> datetime | None:
     """When something of this subject next runs out (grant, pending review, lock, a
-    remembered id: marks are kept in expiry order, so the first of each is the earliest)."""
+    remembered id: marks are kept in expiry order, so the first of each is the earliest),
+    or, with nothing live left, when it is forgotten (``SubjectState.forget_at``)."""
     moments = [grant.expires_at for grant in state.grants]
     moments += [marks[0].until for marks in (state.requested, state.signed) if marks]
     moments += [item.pending_until for item in state.pending]
@@ -34,7 +35,19 @@ def next_deadline(state: SubjectState) -> datetime | None:
                 if session.held_until is not None]
     if state.locked_until is not None:
         moments.append(state.locked_until)
-    return min(moments, default=None)
+    if moments:
+        return min(moments)
+    # Nothing live with an end: the subject is forgotten at forget_at (expire), unless a
+    # session is still open (it ends with its session.ended, which brings a new forget_at).
+    return None if state.sessions else state.forget_at
+
+
+def forgotten(state: SubjectState, now: datetime) -> bool:
+    """Whether a subject with this state is forgotten at ``now``: its ``forget_at`` has come
+    and nothing is live or remembered (the history it still holds is then dropped)."""
+    return (state.forget_at is not None and state.forget_at <= now and not (
+        state.grants or state.pending or state.locked_until is not None
+        or state.request_locks or state.sessions or state.requested or state.signed))
 
 
 def expire(ledger: Ledger, now: datetime) -> None:

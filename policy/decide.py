@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from policy.deadlines import expire
+from policy.deadlines import expire, forgotten
 from policy.handlers.lifecycle import on_lock_released, on_task_completed, on_withdrawn
 from policy.handlers.request import on_request_created
 from policy.handlers.review import on_review
@@ -155,14 +155,15 @@ def decide(
         sessions = tuple(ledger.sessions)
         if (not ledger.verdicts and sessions == state.sessions
                 and len(ledger.requested) == len(state.requested)
-                and len(ledger.signed) == len(state.signed)):
+                and len(ledger.signed) == len(state.signed)) and not forgotten(state, now):
             return state, ()
-        return replace(state, grants=tuple(ledger.grants), pending=tuple(ledger.pending),
-                       request_locks=tuple(ledger.request_locks),
-                       locked_until=ledger.locked_until, sessions=sessions,
-                       ended=tuple(ledger.ended), requested=tuple(ledger.requested),
-                       signed=tuple(ledger.signed)), \
-            tuple(ledger.verdicts)
+        ended = replace(state, grants=tuple(ledger.grants), pending=tuple(ledger.pending),
+                        request_locks=tuple(ledger.request_locks),
+                        locked_until=ledger.locked_until, sessions=sessions,
+                        ended=tuple(ledger.ended), requested=tuple(ledger.requested),
+                        signed=tuple(ledger.signed))
+        # Quiet past forget_at with nothing left: an empty state (policy.steps drops it).
+        return (SubjectState() if forgotten(ended, now) else ended), tuple(ledger.verdicts)
     mark = applied_mark(event)
     if _redelivered(state, event, mark):
         return state, ()
@@ -220,5 +221,19 @@ def decide(
         ended=tuple(ledger.ended),
         requested=tuple(ledger.requested),
         signed=tuple(ledger.signed),
+        forget_at=_forget_at(state, ledger.now, tenant),
     )
     return new_state, tuple(ledger.verdicts)
+
+
+def _forget_at(state: SubjectState, now: datetime, tenant: TenantPolicy) -> datetime:
+    """``SubjectState.forget_at`` after an event applied at ``now``: the request-id
+    retention, or the rate or break-glass window when longer, from the subject's latest
+    event (never earlier than before)."""
+    hold = max(tenant.limits.request_retention_s, tenant.baseline.window_s,
+               tenant.break_glass.window_s)
+    try:
+        until = now + timedelta(seconds=hold)
+    except OverflowError:  # at the end of time: never forgotten (extreme times never raise)
+        until = datetime.max.replace(tzinfo=UTC)
+    return until if state.forget_at is None or until > state.forget_at else state.forget_at

@@ -142,6 +142,15 @@ class SubjectState:
     until their signed ``at`` plus ``time.max_skew_s`` (after which the clock-skew check
     refuses the same bytes), earliest expiry first: a replay of one is dropped as a
     redelivery even after its id left ``applied``. At most policy.ledger.SIGNED_MEMORY."""
+    forget_at: UtcDatetime | None = None
+    """When the subject's history may be forgotten (issue H, bounds): its last applied
+    event's time plus ``limits.request_retention_s``, or the rate or break-glass window when
+    longer. A clock tick at or after it, with nothing live or remembered left (grants,
+    pending requests, locks, sessions, request ids, signed events), drops the tenant's state,
+    and with it its rate and break-glass history, seen pairs, fixed kind and ended-grant and
+    redelivery marks: a subject quiet that long is a new subject again. With no tenant left
+    the subject is deleted from the table. None in values stored before: set by their next
+    event."""
 
 
 class StoredSubject(Model):

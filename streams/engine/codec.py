@@ -230,6 +230,8 @@ def _earliest(state: Mapping[str, Any]) -> datetime | None:
             moment = _utc(marks[0]["until"])
             if earliest is None or moment < earliest:
                 earliest = moment
+    if earliest is None and not state.get("sessions") and state.get("forget_at") is not None:
+        return _utc(state["forget_at"])  # nothing live: when it is forgotten
     return earliest
 
 

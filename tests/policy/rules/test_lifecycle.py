@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from policy import decide, next_deadline
 from policy.decide import applied_mark
 from schemas.events import ClockTick, Subject
+from schemas.state import SubjectState
 from tests.factories import at, event, raw_event, request
 from tests.policy.rules.support import REVIEWED, policy, req
 from tests.policy.rules.support import brief as brief_raw
@@ -49,12 +52,47 @@ class TestRequestIds:
         tick = ClockTick(event_id="tick", at=at(100), tenant="default",
                          subject=Subject(id="alice"))
         cleaned, made = decide(state, tick, at(100), active)
-        assert (made, cleaned.requested, next_deadline(cleaned)) == ((), (), None)
+        # Nothing live or remembered: next is the day the rest is forgotten (the
+        # break-glass window, longer than the retention here, from the last event).
+        assert (made, cleaned.requested) == ((), ())
+        assert next_deadline(cleaned) == cleaned.forget_at == at(1 + 86400)
         _, verdicts = run_raw([req("r-1", ("a", "dev", "low"), t=99, event_id="e-early"),
                                req("r-1", ("a", "dev", "low"), t=100, event_id="e-late")],
                               active, state)
         assert brief_raw(verdicts) == [("deny", "request-id-remembered", "r-1"),
                                        ("approve", "auto-approve", "r-1")]
+
+    def test_a_quiet_subject_is_forgotten_whole_at_its_forget_at(self) -> None:
+        """Issue H, bounds: rate history, seen pairs and a fixed kind do not keep a quiet
+        subject stored for ever; a tick at forget_at with nothing live empties it."""
+        packaged = policy()
+        state, _ = run_raw([req("r-1", ("a", "dev", "low"), ttl_s=60),
+                            req("r-2", ("b", "dev", "low"), ttl_s=60, t=5, event_id="e-2")],
+                           packaged)
+        assert state.kind_fixed
+        assert state.recent_requests
+        forget = state.forget_at
+        assert forget == at(5 + 30 * 86400)  # the default retention, from the last event
+        for moment in (at(60), at(65), state.requested[0].until):
+            tick = ClockTick(event_id="tick", at=moment, tenant="default",
+                             subject=Subject(id="alice"))
+            state, _ = decide(state, tick, moment, packaged)
+        assert state.forget_at == forget
+        assert next_deadline(state) == forget
+        tick = ClockTick(event_id="tick", at=forget, tenant="default",
+                         subject=Subject(id="alice"))
+        forgotten, verdicts = decide(state, tick, forget, packaged)
+        assert (forgotten, verdicts) == (SubjectState(), ())
+
+    def test_a_live_grant_keeps_the_subject_past_forget_at(self) -> None:
+        packaged = policy()
+        state, _ = run_raw([req("r-1", ("a", "dev", "low"))], packaged)
+        assert state.forget_at is not None
+        late = dataclasses.replace(state, forget_at=at(10))
+        tick = ClockTick(event_id="tick", at=at(20), tenant="default",
+                         subject=Subject(id="alice"))
+        assert decide(late, tick, at(20), packaged) == (late, ())
+        assert next_deadline(late) == late.grants[0].expires_at
 
     def test_a_denied_request_leaves_its_id_free(self) -> None:
         active = policy('[defaults.ttl]\nover_max = "deny"\n')

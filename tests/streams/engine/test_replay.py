@@ -60,3 +60,22 @@ def test_tick_and_inline_expiry_share_the_decision_id() -> None:
     assert by_tick.decision_id == by_event.decision_id
     assert by_tick.cause.type == "clock.tick"
     assert by_event.cause.type == "request.created"
+
+
+def test_subjects_minted_by_a_producer_are_deleted_once_quiet() -> None:
+    """Issue H, bounds (the adversarial review): fresh subject ids, each with a request and a
+    refused event, do not stay stored for ever; 30 days after the last event (the packaged
+    request-id retention) with nothing live, each is deleted."""
+    lines = []
+    for number in range(50):
+        raw = raw_request(f"r-{number}", [("db", "prod")], subject=f"minted-{number}",
+                          event_id=f"e-{number}", t=number, ttl_s=60)
+        lines.append(orjson.dumps(raw))
+        lines.append(orjson.dumps({**raw, "event_id": f"x-{number}", "request_id": "",
+                                   "resources": []}))  # refused: schema
+    kept, forgotten = Replay(), Replay()
+    decided = list(replay_lines(lines, POLICY, kept, 65536, until=at(29 * 86400)))
+    assert len(kept.states) == 50  # their request ids are still remembered
+    assert sum(isinstance(item, BadLine) for item in decided) == 50
+    list(replay_lines(lines, POLICY, forgotten, 65536, until=at(31 * 86400)))
+    assert forgotten.states == {}
