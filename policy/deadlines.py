@@ -35,19 +35,20 @@ def next_deadline(state: SubjectState) -> datetime | None:
                 if session.held_until is not None]
     if state.locked_until is not None:
         moments.append(state.locked_until)
-    if moments:
-        return min(moments)
-    # Nothing live with an end: the subject is forgotten at forget_at (expire), unless a
-    # session is still open (it ends with its session.ended, which brings a new forget_at).
-    return None if state.sessions else state.forget_at
+    # Nothing live with an end: the subject is forgotten at forget_at. An open session
+    # without a hold needs no deadline: with no grant left it covers nothing, and a session
+    # whose session.ended never comes must not keep its subject stored for ever.
+    return min(moments) if moments else state.forget_at
 
 
 def forgotten(state: SubjectState, now: datetime) -> bool:
     """Whether a subject with this state is forgotten at ``now``: its ``forget_at`` has come
-    and nothing is live or remembered (the history it still holds is then dropped)."""
+    and nothing is live or remembered (the history it still holds is then dropped, open
+    sessions with it: with no grant left they cover nothing)."""
     return (state.forget_at is not None and state.forget_at <= now and not (
         state.grants or state.pending or state.locked_until is not None
-        or state.request_locks or state.sessions or state.requested or state.signed))
+        or state.request_locks or state.requested or state.signed
+        or any(session.held_until is not None for session in state.sessions)))
 
 
 def expire(ledger: Ledger, now: datetime) -> None:

@@ -55,17 +55,22 @@ traffic), so one subject seeing more than this many events in that window is not
 """
 
 
-def applied_mark(event: InputEvent) -> str:
-    """The mark ``SubjectState.applied`` keeps of an applied event: 16 hex of a BLAKE2b hash
-    of the whole event as validated (its id and every field), not its id alone.
+def applied_mark(event: InputEvent, received: datetime | None = None) -> str:
+    """The mark ``SubjectState.applied`` keeps of an applied record: 16 hex of a BLAKE2b
+    hash of the whole event as validated (its id and every field) and the broker time it
+    was appended at (``received``; none for a replay line without one).
 
-    A redelivery is the same event again, so it has the same mark and is dropped; an event
-    that only shares an id is another event and is decided. Keyed on ids alone, a subject
-    who guessed the id a gateway or task runner would use next could send a harmless event
-    under it first and have the real one (an out-of-scope activity, a task completion)
-    dropped as a "redelivery" (issue H, adversarial review)."""
-    return hashlib.blake2b(event.__pydantic_serializer__.to_json(event),
-                           digest_size=8).hexdigest()
+    A redelivery is the same record again, so it has the same mark and is dropped. An event
+    that only shares an id is another event, and the same event appended at another time is
+    another record: both are decided. Keyed on ids alone, a subject who guessed the id a
+    gateway or task runner would use next could send a harmless event under it first and
+    have the real one dropped as a "redelivery"; keyed on the event alone, it could send the
+    gateway's exact future activity while its grant was live and have the real record,
+    arriving after the grant ended, dropped (issue H, adversarial reviews)."""
+    digest = hashlib.blake2b(event.__pydantic_serializer__.to_json(event), digest_size=8)
+    if received is not None:
+        digest.update(received.isoformat().encode())
+    return digest.hexdigest()
 
 
 def _redelivered(state: SubjectState, event: InputEvent, mark: str) -> bool:
@@ -164,7 +169,7 @@ def decide(
                         signed=tuple(ledger.signed))
         # Quiet past forget_at with nothing left: an empty state (policy.steps drops it).
         return (SubjectState() if forgotten(ended, now) else ended), tuple(ledger.verdicts)
-    mark = applied_mark(event)
+    mark = applied_mark(event, received)
     if _redelivered(state, event, mark):
         return state, ()
     applied = (*state.applied, mark)[-APPLIED_EVENT_MEMORY:]

@@ -116,10 +116,12 @@ class Ledger:
         key: str | None = None,
         post_review: bool = False,
     ) -> None:
-        """Record a verdict; ``key`` defaults to the event id and a running number."""
+        """Record a verdict; ``key`` defaults to the event's type and id and a running
+        number (the type too: two events may share an id, and a decision names its cause's
+        type, so the decision id must cover it)."""
         after = self.summary()
         if key is None:
-            key = f"{self._event.event_id}#{self._count}"
+            key = f"{self._event.type}:{self._event.event_id}#{self._count}"
             self._count += 1
         self.verdicts.append(Verdict(
             action=action, rule=rule, reason=reason,

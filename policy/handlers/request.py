@@ -115,7 +115,14 @@ def approve(ledger: Ledger, request_id: str, resources: tuple[Resource, ...],
     (The ``deny_new`` strategies refuse such a grant before it gets here:
     ``policy.rules.displacements``.)
     """
-    new = Grant(request_id, resources, now, now + timedelta(seconds=ttl), post_review)
+    # A grant runs from the request's own (broker) time, not the later time a record
+    # forwarded from another partition or fetched late may be decided at: a session the
+    # gateway opened after the request reached the broker is covered (a grant made after a
+    # session never covers it), and the lifetime counts from when access was asked for.
+    # It never ends before it was decided (decisions of a subject never go back in time).
+    since = min(ledger.event_time, now)
+    new = Grant(request_id, resources, since,
+                max(since + timedelta(seconds=ttl), now), post_review)
     ledger.grant(new, rule, reason)
     for group in tenant.exclusive:
         taken = sides(new.resources, group.envs, group.roles)

@@ -115,35 +115,56 @@ def parse_line(value: bytes, max_bytes: int) -> tuple[InputEvent, datetime | Non
 
     Only a replay reads ``broker_time``: in the stream the broker's own record timestamp is
     the time, and a ``broker_time`` inside a record's value is an ignored extension field.
+    ``max_bytes`` applies to the line without its ``broker_time`` member (the record as the
+    stream read it, :func:`replay_line`).
 
     Raises:
         InputError: ``oversized``, ``invalid-json`` or ``schema-violation`` (also for a
             ``broker_time`` that is not an RFC 3339 time with an offset).
     """
-    data = _load(value, max_bytes)
+    if len(value) > max_bytes + _STAMP_ROOM:
+        raise InputError("oversized", f"value has {len(value)} bytes, limit is {max_bytes} "
+                         "(max_event_bytes)")
+    data = _load(value, max_bytes + _STAMP_ROOM)
     received = None
+    stamp = 0
     if isinstance(data, dict) and BROKER_TIME in data:
+        raw = data.pop(BROKER_TIME)
         try:
-            received = _BROKER_TIME.validate_python(data.pop(BROKER_TIME))
+            received = _BROKER_TIME.validate_python(raw)
         except ValidationError as exc:
             raise InputError("schema-violation", f"{BROKER_TIME}: {_describe(exc)}") from exc
+        stamp = len(BROKER_TIME) + 4 + len(orjson.dumps(raw))  # ,"broker_time":"..."
+    if len(value) - stamp > max_bytes:  # the record's own size, as the stream checks it
+        raise InputError("oversized", f"value has {len(value) - stamp} bytes, limit is "
+                         f"{max_bytes} (max_event_bytes)")
     return _validate(data), received
 
 
 def replay_line(value: bytes | None, broker_time: datetime) -> bytes | None:
-    """The replay line for an input record: its value with ``broker_time`` set to the
-    record's broker time (replacing any ``broker_time`` the producer put in the value: that
-    one is a claim), keys in the value's order; None when the value is not a JSON object
-    (the stream dead-letters such a record, a replay has nothing to decide)."""
+    """The replay line for an input record: the record's own bytes with a ``broker_time``
+    member (the record's broker time) appended, or None when the value is not a JSON object
+    (the stream dead-letters such a record, a replay has nothing to decide).
+
+    Not re-encoded, so the line is the record the stream read: its size counts as the
+    record's (:func:`parse_line` leaves the appended member out), escapes and all. Appended
+    last, it wins over a ``broker_time`` the producer put in the value (a claim): the last
+    of duplicate keys is the one JSON readers keep.
+    """
     try:
         data = orjson.loads(value) if value is not None else None
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or value is None:
         return None
-    data.pop(BROKER_TIME, None)
-    data[BROKER_TIME] = format_time(broker_time)
-    return orjson.dumps(data)
+    stamp = orjson.dumps(format_time(broker_time))
+    if not data:
+        return b'{"' + BROKER_TIME.encode() + b'":' + stamp + b"}"
+    return value.rstrip()[:-1] + b',"' + BROKER_TIME.encode() + b'":' + stamp + b"}"
+
+
+_STAMP_ROOM = 64
+"""Bytes a replay line may carry beyond ``max_bytes`` for its ``broker_time`` member."""
 
 
 def _load(value: bytes, max_bytes: int) -> Any:
@@ -230,7 +251,7 @@ def _earliest(state: Mapping[str, Any]) -> datetime | None:
             moment = _utc(marks[0]["until"])
             if earliest is None or moment < earliest:
                 earliest = moment
-    if earliest is None and not state.get("sessions") and state.get("forget_at") is not None:
+    if earliest is None and state.get("forget_at") is not None:
         return _utc(state["forget_at"])  # nothing live: when it is forgotten
     return earliest
 

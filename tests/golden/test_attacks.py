@@ -72,3 +72,21 @@ def test_an_event_id_taken_first_does_not_keep_a_finished_task_alive() -> None:
     ends = [(d.action, d.rule.id) for d in decisions if d.request_id == "r-1"
             and d.action == "revoke"]
     assert ends == [("revoke", "task-completed")]
+
+
+def test_an_event_sent_early_by_the_subject_does_not_suppress_the_gateways() -> None:
+    """The subject sends the gateway's exact future activity while its grant is live; the
+    gateway's record, arriving after the grant ended, is another record and must lock."""
+    decisions = _decisions("presend-activity")
+    assert ("lock", "session-out-of-scope") in [(d.action, d.rule.id) for d in decisions]
+    assert "r-2" not in _approved(decisions)
+
+
+def test_two_events_sharing_an_id_and_a_millisecond_get_two_decision_ids() -> None:
+    decisions = _decisions("decision-id-reuse") + _decisions("decision-id-type")
+    seen: dict[str, bytes] = {}
+    for decision in decisions:
+        body = orjson.loads(encode_decision(decision))
+        body.pop("emitted_at", None)
+        content = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        assert seen.setdefault(decision.decision_id, content) == content, decision.decision_id

@@ -184,3 +184,29 @@ def test_spellings_of_one_subject_share_one_state_in_a_batch() -> None:
     assert list(plan.writes) == [b"dev@example.com"]
     subjects = [orjson.loads(out.value or b"")["subject"]["id"] for out in plan.outbound]
     assert subjects == ["dev@example.com", "DEV@example.com", "dev\u200b@example.com"]
+
+
+def test_a_forwarded_request_decided_after_its_session_still_covers_it() -> None:
+    """An honest request sent with librdkafka's partitioner (another partition) is decided
+    after the gateway's session on it, which came straight to the owner: the grant runs from
+    the request's own broker time, so the session (begun after it) is covered, as simulate
+    decides the same records in broker-time order (the second adversarial review)."""
+    raw = _raw()
+    session = {"type": "session.started", "event_id": "gw-1", "at": at(BROKER_S + 2),
+               "tenant": "default", "subject": {"id": SUBJECT}, "session_id": "s-1",
+               "request_id": "r-1", "resource": "db/orders"}
+    store: dict[tuple[int, bytes], bytes] = {}
+    started = Record("jit.sessions", OWNER, 3, SUBJECT.encode(), orjson.dumps(session),
+                     timestamp=at(BROKER_S + 2).timestamp(), timestamp_type=LOG_APPEND_TIME)
+    activity = {**session, "type": "session.activity", "event_id": "gw-2",
+                "at": at(BROKER_S + 4), "action": "SELECT 1"}
+    del activity["request_id"]
+    acted = Record("jit.sessions", OWNER, 4, SUBJECT.encode(), orjson.dumps(activity),
+                   timestamp=at(BROKER_S + 4).timestamp(), timestamp_type=LOG_APPEND_TIME)
+    first = _plan([_input(ELSEWHERE, raw), started, acted], store)
+    store.update({(OWNER, write.key): write.value for write in first.writes.values()
+                  if write.value is not None})
+    second = _plan([_forwarded(OWNER, raw)], store)
+    decided = [orjson.loads(o.value) for o in [*first.outbound, *second.outbound]
+               if o.topic == "jit.decisions"]
+    assert [(d["action"], d["rule"]["id"]) for d in decided] == [("approve", "auto-approve")]

@@ -79,3 +79,20 @@ def test_subjects_minted_by_a_producer_are_deleted_once_quiet() -> None:
     assert sum(isinstance(item, BadLine) for item in decided) == 50
     list(replay_lines(lines, POLICY, forgotten, 65536, until=at(31 * 86400)))
     assert forgotten.states == {}
+
+
+def test_a_session_never_ended_does_not_keep_its_subject_for_ever() -> None:
+    """The second adversarial review: a session.started without its session.ended kept
+    the subject stored after its grant ended and its retention passed."""
+    lines = []
+    for number in range(20):
+        subject = f"minted-{number}"
+        lines.append(orjson.dumps(raw_request(f"r-{number}", [("db", "dev")], subject=subject,
+                                              event_id=f"e-{number}", t=number, ttl_s=60)))
+        lines.append(orjson.dumps({
+            "type": "session.started", "event_id": f"s-{number}", "at": at(number + 1),
+            "tenant": "default", "subject": {"id": subject}, "session_id": f"s-{number}",
+            "request_id": f"r-{number}", "resource": "db"}))
+    replay = Replay()
+    list(replay_lines(lines, POLICY, replay, 65536, until=at(31 * 86400)))
+    assert replay.states == {}

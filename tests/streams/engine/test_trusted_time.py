@@ -108,8 +108,11 @@ def test_time_never_runs_backwards_for_a_subject() -> None:
                 broker_s=10),
     ]
     second = [d for d in _plan_batches(records, [1]) if d["request_id"] == "r-2"]
+    # Decided at 1000, never back at 10; its 600 s run from its own broker time (10), so
+    # it is spent by the time it is decided: it expires at once (the next tick revokes
+    # it), never before it was decided.
     assert [(d["action"], d["at"], d["expires_at"]) for d in second] == [
-        ("approve", format_time(at(1000)), format_time(at(1600)))]
+        ("approve", format_time(at(1000)), format_time(at(1000)))]
 
 
 def test_a_replay_decides_in_broker_time_order_as_one_batch_of_the_stream() -> None:
@@ -318,3 +321,32 @@ def test_a_grant_made_after_the_activity_never_covers_it_however_batches_are_cut
     # Cut in broker order, the batches decide exactly as one batch does.
     for cuts in ([1], [2], [1, 2]):
         assert [_what(d) for d in _plan_batches(records, cuts)] == [_what(d) for d in whole]
+
+
+def _sized(number: int, note: str) -> bytes:
+    raw = raw_request(f"r-{number}", [("db", "dev")], event_id=f"e-{number}")
+    return orjson.dumps({**raw, "x_note": "@"})[:-1].replace(b'"@"', b'"' + note.encode() + b'"') \
+        + b"}"
+
+
+def test_an_exported_line_is_the_records_own_bytes_so_sizes_agree() -> None:
+    """The second adversarial review: the export re-encoded records, so one over the limit
+    only through JSON escapes replayed as approved, and one just under it as skipped."""
+    limit = 4096
+    escaped = _sized(1, "\\u0041" * 700)  # 4.2 KB as sent, 0.7 KB once re-encoded
+    snug = _sized(2, "A" * (limit - len(_sized(2, "")) - 10))
+    for value, stream_class in ((escaped, b"oversized"), (snug, None)):
+        record = Record("jit.requests", 0, 0, b"alice", value,
+                        timestamp=at(5).timestamp(), timestamp_type=LOG_APPEND_TIME)
+        plan = plan_batch([record], {}, POLICY, input_topics=INPUT_TOPICS,
+                          decisions_topic="jit.decisions", deadletter_topic="jit.deadletter",
+                          max_event_bytes=limit, now=lambda: T0)
+        classes = [dict(o.headers)["error.class"] for o in plan.outbound if o.headers]
+        assert classes == ([stream_class] if stream_class else [])
+        line = replay_line(value, at(5))
+        assert line is not None
+        assert line.startswith(value[:-1])  # the record's own bytes
+        replayed = list(replay_lines([line], POLICY, Replay(), limit))
+        assert [item.error_class for item in replayed if isinstance(item, BadLine)] == (
+            ["oversized"] if stream_class else [])
+        assert len(_decisions(replayed)) == (0 if stream_class else 1)
