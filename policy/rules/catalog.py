@@ -45,9 +45,16 @@ def _plain(resource: Resource) -> bool:
 def resolve(resources: tuple[Resource, ...], catalog: CatalogPolicy) -> Resolved:
     """The effective resources of a request (the same tuple when nothing changes)."""
     ids = [resource.id for resource in resources]
-    if (not catalog.resources and catalog.unknown == "claim" and len(set(ids)) == len(ids)
+    if (not catalog.resources and len(set(ids)) == len(ids)
             and all(_plain(resource) for resource in resources)):
-        return Resolved(resources)  # the common case: nothing to merge, normalise or look up
+        # The common case (the packaged policy's): nothing to merge, normalise or look up,
+        # so the claims stand, and only which are unknown from unknown_from up is asked.
+        if catalog.unknown == "claim":
+            return Resolved(resources)
+        floor = SENSITIVITY_RANK[catalog.unknown_from]
+        return Resolved(resources, (), tuple(
+            resource.id for resource in resources
+            if SENSITIVITY_RANK[resource.sensitivity] >= floor))
     merged: dict[str, tuple[set[str], Sensitivity, list[str]]] = {}
     for resource in resources:
         envs, sensitivity, roles = merged.setdefault(resource.id, (set(), "low", []))
