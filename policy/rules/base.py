@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 
 from schemas.events import RequestCreated, Resource
 from schemas.policy import SENSITIVITY_RANK, TenantPolicy
-from schemas.state import Grant, Mark, Pending, RequestLock, SubjectState
+from schemas.state import Grant, Mark, Obligation, Pending, RequestLock, SubjectState
 
 __all__ = [
     "Finding",
@@ -75,6 +75,8 @@ class Holdings(Protocol):
     def state(self) -> SubjectState: ...
     @property
     def requested(self) -> list[Mark]: ...
+    @property
+    def obligations(self) -> list[Obligation]: ...
 
     def remembers(self, request_id: str) -> bool: ...
     def live(self, request_id: str) -> Grant | None: ...
