@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from policy.handlers.request import approvals_needed, next_notice, rate_window, top_sensitivity
+from policy.handlers.request import approvals_needed, next_notice, rate_window
 from policy.ledger import Ledger, resource_ids
 from policy.reviews import request_digest
 from policy.rules import RequestContext, combine, evaluate_extension, gates
-from policy.rules.base import Rule
+from policy.rules.base import Rule, top_sensitivity
 from policy.rules.extension import EXTENSION_APPROVED, EXTENSION_DENIED, check_limit
 from policy.rules.lifetime import limits
 from schemas._base import format_time

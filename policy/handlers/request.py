@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from policy.ledger import Ledger, resource_ids
 from policy.reviews import request_digest
 from policy.rules import RequestContext, Rule, combine, evaluate, gates
+from policy.rules.base import top_sensitivity
 from policy.rules.break_glass import BREAK_GLASS
 from policy.rules.caps import MAX_ACTIVE_RESOURCES
 from policy.rules.catalog import resolve
@@ -16,11 +17,11 @@ from policy.rules.identity import binds, is_machine
 from policy.rules.lifecycle import AUTO_APPROVE
 from schemas._base import format_time
 from schemas.events import RequestCreated, Resource
-from schemas.policy import SENSITIVITY_RANK, TenantPolicy
+from schemas.policy import TenantPolicy
 from schemas.state import Grant, Obligation, Pending
 
 __all__ = ["approvals_needed", "approve", "clamped", "next_notice", "now_seen",
-           "on_request_created", "rate_window", "top_sensitivity"]
+           "on_request_created", "rate_window"]
 
 
 def _within(times: Iterable[datetime], now: datetime, seconds: int) -> tuple[datetime, ...]:
@@ -109,12 +110,6 @@ def approvals_needed(resources: tuple[Resource, ...], tenant: TenantPolicy) -> i
     """How many distinct reviewers must approve a request for ``resources`` (issue J,
     ``step_up.approvals`` by their highest sensitivity)."""
     return tenant.step_up.needed(top_sensitivity(resources))
-
-
-def top_sensitivity(resources: tuple[Resource, ...]) -> str:
-    """The highest sensitivity among ``resources``."""
-    return max([resource.sensitivity for resource in resources],
-               key=SENSITIVITY_RANK.__getitem__)
 
 
 def now_seen(ledger: Ledger, resources: tuple[Resource, ...]) -> dict[str, object]:

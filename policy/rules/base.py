@@ -27,6 +27,7 @@ __all__ = [
     "Rule",
     "reaches",
     "top_rank",
+    "top_sensitivity",
 ]
 
 
@@ -124,6 +125,13 @@ class RequestContext:
 def top_rank(resources: tuple[Resource, ...]) -> int:
     """The highest sensitivity rank among ``resources``."""
     return max([SENSITIVITY_RANK[resource.sensitivity] for resource in resources])
+
+
+def top_sensitivity(resources: tuple[Resource, ...]) -> str:
+    """The highest sensitivity among ``resources`` (issue J: what ``ttl.max_total_s`` and
+    ``step_up.approvals`` are looked up by)."""
+    return max([resource.sensitivity for resource in resources],
+               key=SENSITIVITY_RANK.__getitem__)
 
 
 def reaches(rank: int, threshold: str) -> bool:
