@@ -13,12 +13,13 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from policy.ledger import Ledger, resource_ids
+from policy.rules.break_glass import POST_REVIEW_OVERDUE
 from policy.rules.lifetime import TTL_EXPIRED
 from policy.rules.locks import LOCK_EXPIRED
 from policy.rules.review import PENDING_EXPIRED
 from policy.rules.sessions import SESSION_WITHOUT_GRANT
 from schemas._base import format_time
-from schemas.state import Grant, Pending, RequestLock, Session, SubjectState
+from schemas.state import Grant, Obligation, Pending, RequestLock, Session, SubjectState
 
 __all__ = ["expire", "forgotten", "next_deadline"]
 
@@ -33,8 +34,11 @@ def next_deadline(state: SubjectState) -> datetime | None:
     moments += [lock.until for lock in state.request_locks]
     moments += [session.held_until for session in state.sessions
                 if session.held_until is not None]
+    moments += [item.deadline for item in state.obligations if item.deadline is not None]
     if state.locked_until is not None:
         moments.append(state.locked_until)
+    if not moments and state.obligations:
+        return None  # only overdue post-reviews: kept, with nothing to tick for
     # Nothing live with an end: the subject is forgotten at forget_at. An open session
     # without a hold needs no deadline: with no grant left it covers nothing, and a session
     # whose session.ended never comes must not keep its subject stored for ever.
@@ -47,7 +51,7 @@ def forgotten(state: SubjectState, now: datetime) -> bool:
     sessions with it: with no grant left they cover nothing)."""
     return (state.forget_at is not None and state.forget_at <= now and not (
         state.grants or state.pending or state.locked_until is not None
-        or state.request_locks or state.requested or state.signed
+        or state.request_locks or state.requested or state.signed or state.obligations
         or any(session.held_until is not None for session in state.sessions)))
 
 
@@ -77,6 +81,9 @@ def expire(ledger: Ledger, now: datetime) -> None:
         if session.held_until is not None and session.held_until <= now:
             due.append((session.held_until, 4, number,
                         partial(_session_hold_ran_out, ledger, session)))
+    for number, owed in enumerate(ledger.obligations):
+        if owed.deadline is not None and owed.deadline <= now:
+            due.append((owed.deadline, 5, number, partial(_review_overdue, ledger, owed)))
     if not due:
         return  # the usual case: nothing ran out
     for *_, end in sorted(due, key=lambda item: item[:3]):
@@ -89,6 +96,17 @@ def _grant_ran_out(ledger: Ledger, grant: Grant) -> None:
                   f"{format_time(grant.expires_at)}",
                   at=grant.expires_at,
                   key=f"expire:{grant.request_id}:{format_time(grant.expires_at)}")
+
+
+def _review_overdue(ledger: Ledger, item: Obligation) -> None:
+    """Issue J: a break-glass post-review not done in time escalates, and stays open."""
+    ledger.obligations[ledger.obligations.index(item)] = replace(item, deadline=None)
+    ledger.emit("escalate", POST_REVIEW_OVERDUE,
+                f"the post-review of break-glass {item.request_id} was due at "
+                f"{format_time(item.due)} and is not done; the subject may not break glass "
+                "until it is", at=item.due, request_id=item.request_id,
+                resources=resource_ids(item.resources), post_review=True,
+                key=f"overdue:{item.request_id}:{format_time(item.due)}")
 
 
 def _review_ran_out(ledger: Ledger, item: Pending) -> None:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from policy.deadlines import expire, forgotten
+from policy.handlers.extension import on_extension_requested
 from policy.handlers.lifecycle import on_lock_released, on_task_completed, on_withdrawn
 from policy.handlers.request import on_request_created
 from policy.handlers.review import on_review
@@ -32,6 +33,7 @@ from policy.rules.failure import EVALUATION_ERROR, UNKNOWN_TENANT
 from policy.verdicts import Verdict
 from schemas.events import (
     ClockTick,
+    ExtensionRequested,
     InputEvent,
     LockReleased,
     RequestCreated,
@@ -100,6 +102,8 @@ def _apply(ledger: Ledger, event: InputEvent, tenant: TenantPolicy) -> dict[str,
     match event:
         case RequestCreated():
             return on_request_created(ledger, event, tenant)
+        case ExtensionRequested():
+            return on_extension_requested(ledger, event, tenant)
         case RequestReviewed():
             return on_review(ledger, event, tenant)
         case RequestWithdrawn():
@@ -160,13 +164,15 @@ def decide(
         sessions = tuple(ledger.sessions)
         if (not ledger.verdicts and sessions == state.sessions
                 and len(ledger.requested) == len(state.requested)
-                and len(ledger.signed) == len(state.signed)) and not forgotten(state, now):
+                and len(ledger.signed) == len(state.signed)
+                and ledger.obligations == list(state.obligations)
+                and ledger.grants == list(state.grants)) and not forgotten(state, now):
             return state, ()
         ended = replace(state, grants=tuple(ledger.grants), pending=tuple(ledger.pending),
                         request_locks=tuple(ledger.request_locks),
                         locked_until=ledger.locked_until, sessions=sessions,
                         ended=tuple(ledger.ended), requested=tuple(ledger.requested),
-                        signed=tuple(ledger.signed))
+                        signed=tuple(ledger.signed), obligations=tuple(ledger.obligations))
         # Quiet past forget_at with nothing left: an empty state (policy.steps drops it).
         return (SubjectState() if forgotten(ended, now) else ended), tuple(ledger.verdicts)
     mark = applied_mark(event, received)
@@ -227,6 +233,7 @@ def decide(
         requested=tuple(ledger.requested),
         signed=tuple(ledger.signed),
         forget_at=_forget_at(state, ledger.now, tenant),
+        obligations=tuple(ledger.obligations),
     )
     return new_state, tuple(ledger.verdicts)
 

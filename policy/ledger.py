@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from bisect import insort
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from policy.rules.base import Rule
@@ -17,7 +18,7 @@ from policy.verdicts import Verdict, summarize
 from schemas._base import format_time
 from schemas.decisions import Action, StateSummary
 from schemas.events import ClockTick, InputEvent, RequestCreated, Resource
-from schemas.state import Grant, Mark, Pending, RequestLock, SubjectState
+from schemas.state import Grant, Mark, Obligation, Pending, RequestLock, SubjectState
 
 __all__ = ["ENDED_GRANT_MEMORY", "SIGNED_MEMORY", "Ledger", "ended_mark", "id_mark", "resource_ids"]
 
@@ -79,6 +80,7 @@ class Ledger:
         self.ended = list(state.ended)
         self.requested = list(state.requested)
         self.signed = list(state.signed)
+        self.obligations = list(state.obligations)
         self.locked_until = state.locked_until
         self.state = state
         # A request states who asks; other events (reviews, sessions) may name the subject
@@ -198,9 +200,27 @@ class Ledger:
         self.grants.remove(grant)
         self._ended((grant.request_id,))
         self._summary = None
+        # Issue J: a break-glass grant's end says its post-review is still owed.
         self.emit("revoke", rule, reason, before, at=at, request_id=grant.request_id,
                   targets=(grant.request_id,), resources=resource_ids(grant.resources),
-                  key=key)
+                  key=key, post_review=grant.post_review)
+
+    def extend(self, grant: Grant, expires_at: datetime, notice_at: datetime | None,
+               rule: Rule, reason: str) -> Grant:
+        """Move a live grant's expiry to ``expires_at`` (issue J); the grant is never ended
+        for it. Returns the grant as it is now."""
+        longer = replace(grant, expires_at=expires_at, extensions=grant.extensions + 1,
+                         notice_at=notice_at)
+        self.grants[self.grants.index(grant)] = longer
+        self._summary = None
+        self.emit("approve", rule, reason, request_id=grant.request_id,
+                  targets=(grant.request_id,), resources=resource_ids(grant.resources),
+                  expires_at=expires_at)
+        return longer
+
+    def oblige(self, obligation: Obligation) -> None:
+        """Open a break-glass post-review (issue J), kept after the grant ends."""
+        self.obligations.append(obligation)
 
     def deny(self, request_id: str | None, resources: tuple[str, ...], rule: Rule,
              reason: str, *, at: datetime | None = None, key: str | None = None) -> None:

@@ -17,7 +17,14 @@ from policy.rules.clock import CLOCK_SKEW_CLASS, skew, trusted_now
 from schemas._base import format_time, trusted_model
 from schemas.decisions import Cause, Decision, DecisionSubject
 from schemas.errors import InputError
-from schemas.events import ClockTick, InputEvent, RequestCreated, RequestReviewed, Subject
+from schemas.events import (
+    ClockTick,
+    ExtensionRequested,
+    InputEvent,
+    RequestCreated,
+    RequestReviewed,
+    Subject,
+)
 from schemas.policy import LoadedPolicy
 from schemas.state import STORED_STATE_VERSION, StoredSubject, SubjectState
 
@@ -52,7 +59,7 @@ def step(
             ``at`` is further than ``time.max_skew_s`` from ``received``: it has no verdict
             to carry the refusal, so it is a dead letter (a skipped line in a replay).
     """
-    if not isinstance(event, ClockTick | RequestCreated | RequestReviewed):
+    if not isinstance(event, ClockTick | RequestCreated | ExtensionRequested | RequestReviewed):
         tenant = policy.policy.for_tenant(event.tenant)
         untrusted = None if tenant is None else skew(event.at, received, tenant)
         if untrusted is not None:
@@ -102,7 +109,7 @@ def vacant(state: SubjectState) -> bool:
     return not (state.grants or state.pending or state.locked_until is not None
                 or state.request_locks or state.sessions or state.recent_requests
                 or state.break_glass_uses or state.seen or state.kind_fixed
-                or state.requested or state.signed)
+                or state.requested or state.signed or state.obligations)
 
 
 def _subject(event: InputEvent | ClockTick, state: SubjectState | Ledger) -> DecisionSubject:

@@ -13,6 +13,7 @@ __all__ = [
     "INPUT_EVENT",
     "MISSPELLING_DISTANCE",
     "ClockTick",
+    "ExtensionRequested",
     "InputEvent",
     "LockReleased",
     "LockTarget",
@@ -126,6 +127,17 @@ class RequestCreated(_Event):
     break_glass: StrictBool = False
 
 
+class ExtensionRequested(_Event):
+    """Issue J: a subject asks for more time on its live grant ``request_id``; ``ttl_s`` is
+    added to the grant's current ``expires_at``. Decided like a new request for that time."""
+
+    type: Literal["request.extension_requested"]
+    request_id: Identifier
+    ttl_s: int = Field(gt=0, le=366 * 24 * 3600)
+    reason: Text | None = None
+    ticket: Text | None = None
+
+
 class Reviewer(Model):
     """The person who reviewed a request."""
 
@@ -227,13 +239,15 @@ class ClockTick(Model):
 
 
 DOCUMENTED_FIELDS: frozenset[str] = frozenset().union(*(
-    model.model_fields for model in (RequestCreated, RequestReviewed, RequestWithdrawn,
+    model.model_fields for model in (RequestCreated, ExtensionRequested, RequestReviewed,
+                                     RequestWithdrawn,
                                      LockReleased, SessionStarted, SessionActivity,
                                      SessionEnded, TaskCompleted)))
 """Every top-level field name the contract documents, over all input event types."""
 
 InputEvent = Annotated[
     RequestCreated
+    | ExtensionRequested
     | RequestReviewed
     | RequestWithdrawn
     | LockReleased

@@ -14,14 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import time
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictBool,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -35,6 +34,16 @@ from schemas.errors import PolicyError
 from schemas.events import Sensitivity, SubjectKind
 from schemas.policy_catalog import CatalogEntry, CatalogPolicy, Label, LimitsPolicy
 from schemas.policy_keys import OperatorKey, ReviewerKey
+from schemas.policy_lifecycle import (
+    BreakGlassPolicy,
+    Name,
+    NoticesPolicy,
+    ReviewerSet,
+    StepUpPolicy,
+    Threshold,
+    TtlLimit,
+    TtlPolicy,
+)
 
 __all__ = [
     "SENSITIVITY_RANK",
@@ -50,6 +59,7 @@ __all__ = [
     "LimitsPolicy",
     "LoadedPolicy",
     "LocksPolicy",
+    "NoticesPolicy",
     "OperatorKey",
     "Policy",
     "ReviewerKey",
@@ -67,8 +77,6 @@ __all__ = [
 SENSITIVITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 """Order of sensitivity levels; ``never`` in a threshold means the rule is off."""
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Threshold = Sensitivity | Literal["never"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -93,22 +101,8 @@ class IdentityPolicy(_Section):
     either machine kind listed requires both."""
 
 
-class TtlLimit(_Section):
-    """Lifetime limits for resources matching ``env`` and/or ``sensitivity_from``."""
-
-    env: Label | None = None
-    sensitivity_from: Sensitivity | None = None
-    default_s: int = Field(strict=True, gt=0)
-    max_s: int = Field(strict=True, gt=0)
 
 
-class TtlPolicy(_Section):
-    """How long grants live; the strictest matching limit of a request's resources applies."""
-
-    default_s: int = Field(strict=True, default=3600, gt=0)
-    max_s: int = Field(strict=True, default=8 * 3600, gt=0)
-    over_max: Literal["clamp", "deny"] = "clamp"
-    limits: tuple[TtlLimit, ...] = ()
 
 
 class JustificationPolicy(_Section):
@@ -184,31 +178,10 @@ class TimeWindow(_Section):
         return self
 
 
-class ReviewerSet(_Section):
-    """Reviewer ids allowed to approve requests for ``envs`` (empty: every env)."""
-
-    envs: tuple[Label, ...] = ()
-    ids: tuple[Name, ...] = Field(min_length=1)
 
 
-class StepUpPolicy(_Section):
-    """From which sensitivity a human must approve, and who may."""
-
-    from_sensitivity: Threshold = "high"
-    pending_ttl_s: int = Field(strict=True, default=3600, gt=0)
-    reviewers: tuple[ReviewerSet, ...] = ()
-    reviewer_keys: tuple[ReviewerKey, ...] = ()
-    """Keys approvals must be signed with; an approval signed by no listed key is refused."""
 
 
-class BreakGlassPolicy(_Section):
-    """Emergency access: approved at once, short-lived, reviewed afterwards, rationed."""
-
-    enabled: StrictBool = True
-    ttl_s: int = Field(strict=True, default=900, gt=0)
-    max_per_window: int = Field(strict=True, default=1, ge=1)
-    window_s: int = Field(strict=True, default=24 * 3600, gt=0)
-    lock_s: int = Field(strict=True, default=3600, gt=0)
 
 
 class BaselinePolicy(_Section):
@@ -279,6 +252,7 @@ class TenantPolicy(_Section):
     they expire."""
     catalog: CatalogPolicy = CatalogPolicy()
     limits: LimitsPolicy = LimitsPolicy()
+    notices: NoticesPolicy = NoticesPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> TenantPolicy:
@@ -347,6 +321,31 @@ def _field_names() -> list[str]:
     return sorted(names)
 
 
+def _siblings(where: str) -> list[str]:
+    """The field names of the section holding the key at ``where``, matched first."""
+    model: type[BaseModel] = Policy
+    for part in where.split(".")[:-1]:
+        field = model.model_fields.get(part)
+        if field is None:
+            continue  # a tenant name or a list index: the same model's items
+        inner = _model_in(field.annotation)
+        if inner is None:
+            return []
+        model = inner
+    return sorted(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds (itself, or inside a tuple, dict or union)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _problems(errors: Sequence[ErrorDetails]) -> list[str]:
     """One line per bad location: where, what, what was given, the fix. pydantic reports a
     value failing a union once per member, each with the member's tag in its location
@@ -371,7 +370,8 @@ def _problems(errors: Sequence[ErrorDetails]) -> list[str]:
             line += f" (got {error['input']!r})"
         if error["type"] == "extra_forbidden":
             key = where.rsplit(".", 1)[-1]
-            close = difflib.get_close_matches(key, _field_names(), n=1, cutoff=0.6)
+            close = (difflib.get_close_matches(key, _siblings(where), n=1, cutoff=0.6)
+                     or difflib.get_close_matches(key, _field_names(), n=1, cutoff=0.6))
             line += (f"; did you mean {close[0]}? " if close else "; ") + _FIXES[error["type"]]
         elif error["type"] in _FIXES:
             line += f"; {_FIXES[error['type']]}"

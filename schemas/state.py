@@ -14,8 +14,8 @@ from pydantic import Field
 from schemas._base import Model, UtcDatetime
 from schemas.events import Resource, SubjectKind
 
-__all__ = ["MAX_STORED_BYTES", "STORED_STATE_VERSION", "Grant", "Mark", "Pending", "RequestLock",
-           "Session", "StoredSubject", "SubjectState"]
+__all__ = ["MAX_STORED_BYTES", "STORED_STATE_VERSION", "Grant", "Mark", "Obligation", "Pending",
+           "RequestLock", "Session", "StoredSubject", "SubjectState"]
 
 STORED_STATE_VERSION = 1
 
@@ -38,6 +38,11 @@ class Grant:
 
     post_review: bool = False
     """Granted by break-glass: a human must review it afterwards."""
+    extensions: int = 0
+    """Issue J: how many extensions moved ``expires_at`` (``ttl.max_extensions``)."""
+    notice_at: UtcDatetime | None = None
+    """Issue J: when the next expiry notice (``notices.before_expiry_s``) is due; None when
+    none is left to send (and in values stored before issue J)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,28 @@ class Pending:
     """The ``request.created``'s digest (policy.reviews.request_digest) a review's signature
     must cover. None in values stored before issue H: no review can decide such a request
     (it ends when its pending time runs out), since no signature binds what it asked."""
+    needed: int = 1
+    """Issue J: how many distinct reviewers must approve (``step_up.approvals``)."""
+    approvals: tuple[str, ...] = ()
+    """Issue J: canonical ids of the reviewers who approved so far, in order."""
+    extends: bool = False
+    """Issue J: an extension of the live grant of ``request_id``; ``ttl_s`` is the time it
+    adds to that grant's expiry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Obligation:
+    """Issue J: a break-glass grant's post-review, kept after the grant ends until a signed
+    review by an allowed reviewer (not the subject) closes it."""
+
+    request_id: str
+    resources: tuple[Resource, ...]
+    granted_at: UtcDatetime
+    due: UtcDatetime
+    request_digest: str
+    """What a post-review's signature must cover (policy.reviews.request_digest)."""
+    deadline: UtcDatetime | None = None
+    """``due`` until it passes (a deadline of the subject), None once it is overdue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +178,9 @@ class SubjectState:
     redelivery marks: a subject quiet that long is a new subject again. With no tenant left
     the subject is deleted from the table. None in values stored before: set by their next
     event."""
+    obligations: tuple[Obligation, ...] = ()
+    """Issue J: open break-glass post-reviews, oldest first. An open one keeps the subject
+    stored (it is never forgotten), overdue or not."""
 
 
 class StoredSubject(Model):

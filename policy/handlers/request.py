@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from policy.ledger import Ledger, resource_ids
 from policy.reviews import request_digest
 from policy.rules import RequestContext, Rule, combine, evaluate, gates
+from policy.rules.base import top_sensitivity
 from policy.rules.break_glass import BREAK_GLASS
 from policy.rules.caps import MAX_ACTIVE_RESOURCES
 from policy.rules.catalog import resolve
@@ -17,14 +18,22 @@ from policy.rules.lifecycle import AUTO_APPROVE
 from schemas._base import format_time
 from schemas.events import RequestCreated, Resource
 from schemas.policy import TenantPolicy
-from schemas.state import Grant, Pending
+from schemas.state import Grant, Obligation, Pending
 
-__all__ = ["approve", "clamped", "now_seen", "on_request_created"]
+__all__ = ["approvals_needed", "approve", "clamped", "next_notice", "now_seen",
+           "on_request_created", "rate_window"]
 
 
 def _within(times: Iterable[datetime], now: datetime, seconds: int) -> tuple[datetime, ...]:
     start = now - timedelta(seconds=seconds)
     return tuple([moment for moment in times if moment > start])
+
+
+def rate_window(ledger: Ledger, tenant: TenantPolicy) -> tuple[datetime, ...]:
+    """The subject's requests within the baseline window, the one being decided (at
+    ``ledger.now``) last: what the rate baseline counts."""
+    now = ledger.now
+    return (*_within(ledger.state.recent_requests, now, tenant.baseline.window_s), now)
 
 
 def on_request_created(ledger: Ledger, event: RequestCreated,
@@ -41,7 +50,7 @@ def on_request_created(ledger: Ledger, event: RequestCreated,
         event = event.model_copy(update={"resources": resolved.resources})
     now, request_id = ledger.now, event.request_id
     state = ledger.state
-    recent = (*_within(state.recent_requests, now, tenant.baseline.window_s), now)
+    recent = rate_window(ledger, tenant)
     extra: dict[str, object] = {"recent_requests": recent[-(tenant.baseline.max_requests + 1):]}
     # Returning `extra` early below still records this request for the rate baseline.
     glass = tenant.break_glass
@@ -71,15 +80,21 @@ def on_request_created(ledger: Ledger, event: RequestCreated,
     if event.break_glass:  # nothing objects, and break-glass never escalates
         ttl = min(requested, max_s, glass.ttl_s)
         extra["break_glass_uses"] = (*uses, now)
-        approve(ledger, request_id, event.resources, now, ttl, tenant, BREAK_GLASS,
-                f"break-glass: granted for {ttl} s, marked for post-review", post_review=True)
+        granted = approve(ledger, request_id, event.resources, now, ttl, tenant, BREAK_GLASS,
+                          f"break-glass: granted for {ttl} s, marked for post-review",
+                          post_review=True)
+        # Issue J: the post-review is an obligation, kept after the grant ends.
+        due = granted.granted_at + timedelta(seconds=glass.review_within_s)
+        ledger.oblige(Obligation(request_id, event.resources, granted.granted_at, due,
+                                 request_digest(sent), due))
         return extra
 
     ttl = min(requested, max_s)
     if verdict is not None:  # escalate
         pending_until = now + timedelta(seconds=tenant.step_up.pending_ttl_s)
         ledger.pending.append(Pending(request_id, event.resources, now, pending_until, ttl,
-                                      requested, request_digest(sent)))
+                                      requested, request_digest(sent),
+                                      needed=approvals_needed(event.resources, tenant)))
         ledger.emit("escalate", verdict.rule, f"{verdict.reason}; waiting for review until "
                     f"{format_time(pending_until)}", request_id=request_id,
                     resources=resource_ids(event.resources), expires_at=pending_until)
@@ -89,6 +104,12 @@ def on_request_created(ledger: Ledger, event: RequestCreated,
             f"no rule objects; granted for {ttl} s{clamped(ttl, requested)}")
     extra.update(now_seen(ledger, event.resources))
     return extra
+
+
+def approvals_needed(resources: tuple[Resource, ...], tenant: TenantPolicy) -> int:
+    """How many distinct reviewers must approve a request for ``resources`` (issue J,
+    ``step_up.approvals`` by their highest sensitivity)."""
+    return tenant.step_up.needed(top_sensitivity(resources))
 
 
 def now_seen(ledger: Ledger, resources: tuple[Resource, ...]) -> dict[str, object]:
@@ -109,7 +130,7 @@ def clamped(ttl: int, requested: int | None) -> str:
 
 def approve(ledger: Ledger, request_id: str, resources: tuple[Resource, ...],
             now: datetime, ttl: int, tenant: TenantPolicy, rule: Rule, reason: str,
-            *, post_review: bool = False) -> None:
+            *, post_review: bool = False) -> Grant:
     """Grant, then end what the new grant displaces: conflicting and oldest grants.
 
     (The ``deny_new`` strategies refuse such a grant before it gets here:
@@ -121,8 +142,9 @@ def approve(ledger: Ledger, request_id: str, resources: tuple[Resource, ...],
     # session never covers it), and the lifetime counts from when access was asked for.
     # It never ends before it was decided (decisions of a subject never go back in time).
     since = min(ledger.event_time, now)
-    new = Grant(request_id, resources, since,
-                max(since + timedelta(seconds=ttl), now), post_review)
+    expires_at = max(since + timedelta(seconds=ttl), now)
+    new = Grant(request_id, resources, since, expires_at, post_review,
+                notice_at=next_notice(expires_at, tenant, now))
     ledger.grant(new, rule, reason)
     for group in tenant.exclusive:
         taken = sides(new.resources, group.envs, group.roles)
@@ -145,3 +167,12 @@ def approve(ledger: Ledger, request_id: str, resources: tuple[Resource, ...],
         ledger.revoke(oldest, MAX_ACTIVE_RESOURCES,
                       f"subject holds {held} resources, limit is {limit}: oldest grant "
                       f"{oldest.request_id} revoked")
+    return new
+
+
+def next_notice(expires_at: datetime, tenant: TenantPolicy, after: datetime) -> datetime | None:
+    """When the next expiry notice of a grant expiring at ``expires_at`` is due: the
+    earliest ``notices.before_expiry_s`` moment after ``after`` (issue J), if any."""
+    moments = [expires_at - timedelta(seconds=before)
+               for before in tenant.notices.before_expiry_s]
+    return min([moment for moment in moments if moment > after], default=None)

@@ -15,6 +15,7 @@ sentence and, where it judges new requests, its check. This module only puts the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from policy.rules import (
     baseline,
@@ -24,6 +25,7 @@ from policy.rules import (
     catalog,
     clock,
     exclusive,
+    extension,
     failure,
     identity,
     justification,
@@ -42,6 +44,8 @@ from schemas.state import Grant
 __all__ = [
     "AREAS",
     "ESCALATIONS",
+    "EXTENSION_ESCALATIONS",
+    "EXTENSION_OBJECTIONS",
     "GATES",
     "OBJECTIONS",
     "RULES",
@@ -53,14 +57,15 @@ __all__ = [
     "combine",
     "displacements",
     "evaluate",
+    "evaluate_extension",
     "gates",
 ]
 
 Check = Callable[[RequestContext], tuple[Finding, ...]]
 """One question about a new request; ``()`` when the rule has nothing to say."""
 
-AREAS = (baseline, bounds, break_glass, caps, catalog, clock, exclusive, failure, identity,
-         justification, lifecycle, lifetime, locks, review, sessions, windows)
+AREAS = (baseline, bounds, break_glass, caps, catalog, clock, exclusive, extension, failure,
+         identity, justification, lifecycle, lifetime, locks, review, sessions, windows)
 """Every area module; each rule is defined in exactly one of them."""
 
 RULES: tuple[Rule, ...] = (
@@ -87,6 +92,10 @@ RULES: tuple[Rule, ...] = (
     lifetime.TTL_MAX,
     break_glass.BREAK_GLASS,
     break_glass.BREAK_GLASS_LIMIT,
+    break_glass.BREAK_GLASS_NOT_ALLOWED,
+    break_glass.POST_REVIEW_PENDING,
+    break_glass.POST_REVIEW_DONE,
+    break_glass.POST_REVIEW_OVERDUE,
     windows.TIME_WINDOW,
     review.STEP_UP,
     baseline.BASELINE_NOVEL,
@@ -97,6 +106,10 @@ RULES: tuple[Rule, ...] = (
     review.REVIEW_SELF_APPROVAL,
     review.REVIEWER_NOT_ALLOWED,
     review.REVIEW_SIGNATURE,
+    review.REVIEW_THRESHOLD,
+    extension.EXTENSION_APPROVED,
+    extension.EXTENSION_DENIED,
+    extension.EXTENSION_LIMIT,
     review.PENDING_EXPIRED,
     lifetime.TTL_EXPIRED,
     lifecycle.REQUEST_WITHDRAWN,
@@ -158,6 +171,7 @@ OBJECTIONS: tuple[Check, ...] = (
     justification.check_ticket,
     lifetime.check_max,
     windows.check_deny,
+    break_glass.check_allowed,
 )
 """Checks that deny, in the order their reasons are reported."""
 
@@ -169,6 +183,24 @@ ESCALATIONS: tuple[Check, ...] = (
 )
 """Checks that want a human first, in the order their reasons are reported (step-up before
 resource-unknown: "it is high" says more than "no catalog entry names it")."""
+
+
+EXTENSION_OBJECTIONS: tuple[Check, ...] = (
+    identity.check_kind_mismatch,
+    identity.check_issuer,
+    identity.check_kind_changed,
+    identity.check_attestation,
+    identity.check_owner,
+    justification.check_reason,
+    justification.check_ticket,
+    lifetime.check_max,
+    windows.check_deny,
+)
+"""Issue J: the checks of a new request an extension is asked too, for the time it adds (not
+the ones about its resources' identity, held already: catalog, request ids, novelty)."""
+
+EXTENSION_ESCALATIONS: tuple[Check, ...] = (windows.check_escalate, review.check_step_up)
+"""Issue J: what makes an extension wait for a human, as it would a new request."""
 
 
 def gates(ctx: RequestContext) -> tuple[Finding, ...]:
@@ -202,6 +234,30 @@ def evaluate(ctx: RequestContext) -> list[Finding]:
         found += break_glass.check_ration(ctx)
         return found
     for check in ESCALATIONS:
+        found += check(ctx)
+    return found
+
+
+def evaluate_extension(ctx: RequestContext, grant: Grant, expires_at: datetime,
+                       sensitivity: str) -> list[Finding]:
+    """Every finding about extending ``grant`` to ``expires_at`` (issue J), in report order:
+    the checks of a new request for the added time (``ctx.event`` is that request), the
+    extension's own limits, and the ``deny_new`` strategies as the subject's other grants
+    stand now; escalations only when nothing objects."""
+    event, tenant = ctx.event, ctx.tenant
+    ctx.requested, ctx.max_s = lifetime.limits(event, tenant)
+    ctx.outside = windows.outside(event, tenant, ctx.held.now)
+    ctx.rank = top_rank(event.resources)
+    ctx.asked = {resource.id for resource in event.resources}
+    found: list[Finding] = []
+    for check in EXTENSION_OBJECTIONS:
+        found += check(ctx)
+    found += extension.check_limit(grant, expires_at, sensitivity, tenant)
+    found += displacements([held for held in ctx.held.grants if held is not grant],
+                           event.resources, tenant)
+    if found:
+        return found
+    for check in EXTENSION_ESCALATIONS:
         found += check(ctx)
     return found
 

@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 
 from schemas.events import RequestCreated, Resource
 from schemas.policy import SENSITIVITY_RANK, TenantPolicy
-from schemas.state import Grant, Mark, Pending, RequestLock, SubjectState
+from schemas.state import Grant, Mark, Obligation, Pending, RequestLock, SubjectState
 
 __all__ = [
     "Finding",
@@ -27,6 +27,7 @@ __all__ = [
     "Rule",
     "reaches",
     "top_rank",
+    "top_sensitivity",
 ]
 
 
@@ -75,6 +76,8 @@ class Holdings(Protocol):
     def state(self) -> SubjectState: ...
     @property
     def requested(self) -> list[Mark]: ...
+    @property
+    def obligations(self) -> list[Obligation]: ...
 
     def remembers(self, request_id: str) -> bool: ...
     def live(self, request_id: str) -> Grant | None: ...
@@ -122,6 +125,13 @@ class RequestContext:
 def top_rank(resources: tuple[Resource, ...]) -> int:
     """The highest sensitivity rank among ``resources``."""
     return max([SENSITIVITY_RANK[resource.sensitivity] for resource in resources])
+
+
+def top_sensitivity(resources: tuple[Resource, ...]) -> str:
+    """The highest sensitivity among ``resources`` (issue J: what ``ttl.max_total_s`` and
+    ``step_up.approvals`` are looked up by)."""
+    return max([resource.sensitivity for resource in resources],
+               key=SENSITIVITY_RANK.__getitem__)
 
 
 def reaches(rank: int, threshold: str) -> bool:

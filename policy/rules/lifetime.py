@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policy.rules.base import Finding, RequestContext, Rule
+from policy.rules.base import Finding, RequestContext, Rule, top_sensitivity
 from schemas.events import RequestCreated
 from schemas.policy import SENSITIVITY_RANK, TenantPolicy
 
@@ -23,6 +23,8 @@ def limits(event: RequestCreated, tenant: TenantPolicy) -> tuple[int, int]:
                 >= SENSITIVITY_RANK[limit.sensitivity_from]
             ):
                 default_s, max_s = min(default_s, limit.default_s), min(max_s, limit.max_s)
+    # Issue J: no grant's whole life passes ttl.max_total_s, its first lifetime included.
+    max_s = min(max_s, tenant.ttl.total_s(top_sensitivity(event.resources)))
     return (event.ttl_s if event.ttl_s is not None else default_s), max_s
 
 

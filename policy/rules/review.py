@@ -16,6 +16,7 @@ __all__ = [
     "REVIEW_NOT_PENDING",
     "REVIEW_SELF_APPROVAL",
     "REVIEW_SIGNATURE",
+    "REVIEW_THRESHOLD",
     "STEP_UP",
     "check_step_up",
 ]
@@ -33,6 +34,9 @@ REVIEWER_NOT_ALLOWED = Rule("reviewer-not-allowed", "Only reviewers the policy l
 REVIEW_SIGNATURE = Rule("review-signature", "A review counts only with a valid Ed25519 "
                         "signature, by a key the policy lists for its reviewer, over the "
                         "request it decides; an unverified one changes nothing.")
+REVIEW_THRESHOLD = Rule("review-threshold", "A request needing several approvals "
+                        "(step_up.approvals) is granted only once that many distinct allowed "
+                        "reviewers approved; each reviewer counts once.")
 PENDING_EXPIRED = Rule("pending-expired", "A request nobody reviewed within its pending time "
                        "is denied.")
 

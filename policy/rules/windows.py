@@ -46,8 +46,9 @@ def outside(event: RequestCreated, tenant: TenantPolicy, now: datetime) -> tuple
 
 
 def check_deny(ctx: RequestContext) -> tuple[Finding, ...]:
-    """Deny windows; break-glass is exactly for outside them."""
-    if not ctx.outside or ctx.event.break_glass:
+    """Deny windows; break-glass passes them only where ``break_glass.ignore_windows``
+    (issue J: before it, always)."""
+    if not ctx.outside or (ctx.event.break_glass and ctx.tenant.break_glass.ignore_windows):
         return ()
     return tuple([finding for finding in ctx.outside if finding.outcome == "deny"])
 

@@ -227,7 +227,8 @@ def stored_deadlines(value: bytes) -> dict[str, datetime | None]:
 
 
 _DEADLINES = (("grants", "expires_at", True), ("pending", "pending_until", True),
-              ("request_locks", "until", True), ("sessions", "held_until", False))
+              ("request_locks", "until", True), ("sessions", "held_until", False),
+              ("obligations", "deadline", False))
 """(list, time field, required) of the times ``policy.next_deadline`` takes the
 minimum of, besides ``locked_until`` and the first of each list of marks (kept in expiry
 order); tests/streams/engine/test_codec.py checks the two agree."""
@@ -251,7 +252,7 @@ def _earliest(state: Mapping[str, Any]) -> datetime | None:
             moment = _utc(marks[0]["until"])
             if earliest is None or moment < earliest:
                 earliest = moment
-    if earliest is None and state.get("forget_at") is not None:
+    if earliest is None and state.get("forget_at") is not None and not state.get("obligations"):
         return _utc(state["forget_at"])  # nothing live: when it is forgotten
     return earliest
 

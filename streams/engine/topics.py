@@ -25,6 +25,7 @@ WRONG_TOPIC = "wrong-topic"
 
 EVENT_TOPICS: Mapping[str, Literal["requests", "sessions"]] = {
     "request.created": "requests",
+    "request.extension_requested": "requests",
     "request.reviewed": "requests",
     "request.withdrawn": "requests",
     "lock.released": "requests",
