@@ -26,7 +26,7 @@ def refusal(text: str) -> str:
 def test_default_policy_parses_to_the_documented_values() -> None:
     loaded = parse_policy(DEFAULT)
     defaults = loaded.policy.defaults
-    assert loaded.policy.version == "2026-12-06.2"
+    assert loaded.policy.version == "2026-12-06.3"
     assert (defaults.caps.max_active_resources, defaults.caps.strategy) == (3, "revoke_oldest")
     assert [(group.name, group.envs, group.strategy) for group in defaults.exclusive] == [
         ("prod-vs-research", ("prod", "research"), "revoke_older")]
@@ -50,7 +50,7 @@ def test_texts_that_parse_alike_still_pin_differently() -> None:
     loaded = [parse_policy(text) for text in same]
     assert all(item.policy == loaded[0].policy for item in loaded)
     assert len({item.ref.sha256 for item in loaded}) == len(same)
-    assert {item.ref.version for item in loaded} == {"2026-12-06.2"}
+    assert {item.ref.version for item in loaded} == {"2026-12-06.3"}
 
 
 @pytest.mark.parametrize(("text", "names"), [
