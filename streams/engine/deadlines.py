@@ -130,6 +130,14 @@ class PartitionClock:
     watermark: dict[tuple[str, int], datetime] = field(default_factory=dict)
     decided_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     """Next offset to decide per (input topic, partition)."""
+    expected: dict[tuple[str, int], int] = field(default_factory=dict)
+    """End offsets known from this worker's own sends (its forwards to the repartition
+    topic), which a fetch may not have reported yet: caught up means past them too."""
+
+    def expect(self, topic: str, partition: int, end: int) -> None:
+        """A record this worker sent to ``topic``/``partition`` ends before ``end``."""
+        where = (topic, partition)
+        self.expected[where] = max(end, self.expected.get(where, 0))
 
     def decided(self, topic: str, partition: int, offset: int, at: datetime | None) -> None:
         """The event at ``offset`` of ``topic``/``partition``, stamped ``at``, was decided;
@@ -151,6 +159,8 @@ class PartitionClock:
         group's committed offset."""
         where = (topic, partition)
         end = end_offsets.get(where)
+        if where in self.expected:  # a forward sent since the last fetch: wait for it too
+            end = max(end or 0, self.expected[where])
         if end is None:
             return False  # no fetch answered for it yet
         if end == 0:
@@ -171,3 +181,17 @@ class PartitionClock:
         return all(self.passed(topic, partition, deadline)
                    or self.caught_up(topic, partition, end_offsets, committed)
                    for topic in topics)
+
+    def may_expire_owned(self, inputs: Iterable[str], repartition: str, partition: int,
+                         owned: Iterable[int], deadline: datetime, end_offsets: Offsets,
+                         committed: Offsets) -> bool:
+        """The tick gate with forwarding (issue H): a record of a subject owned by
+        ``partition`` may still wait on any input partition (a producer with another
+        partitioner put it there) until it is forwarded, so every ``owned`` partition of the
+        ``inputs`` must be past the deadline, and ``partition`` of the ``repartition`` topic
+        too (forwards not decided yet). Partitions another worker owns are not seen here:
+        their misplaced records may still come after a tick (README, "Still open")."""
+        return self.may_expire((repartition,), partition, deadline, end_offsets,
+                               committed) and all(
+            self.may_expire(inputs, other, deadline, end_offsets, committed)
+            for other in {partition, *owned})

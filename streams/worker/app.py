@@ -92,30 +92,32 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
         value_type=bytes,
     )
 
-    async def send(plan: BatchPlan) -> None:
+    async def send(plan: BatchPlan) -> list[Any]:
         # Every verdict is acknowledged by Kafka before the state that records it is stored.
-        await send_all(app.producer, [(out.topic, out.key, out.value, out.partition,
-                                       out.headers)
-                                      for out in plan.outbound])
+        return await send_all(app.producer, [(out.topic, out.key, out.value, out.partition,
+                                              out.headers)
+                                             for out in plan.outbound])
 
     deadlines = DeadlineIndex()
     clock = PartitionClock()
-    # The repartition topic too: a tick must not overtake a record forwarded to its
-    # subject's partition and not decided there yet.
-    input_topics = (topics.topic_requests, topics.topic_sessions, topics.topic_repartition)
+    input_topics = (topics.topic_requests, topics.topic_sessions)
 
-    def may_expire(partition: int, deadline: datetime) -> bool:
-        # The consumer's view of the partition's inputs, read as the gate asks: end offsets
-        # as the last fetch reported them (no broker call: a call through faust's consumer
-        # thread waits out its current fetch, up to 1.5 s, which made ticks seconds late),
-        # and the group's committed offsets for offsets not decided here yet.
+    def may_expire(partition: int, owned: set[int], deadline: datetime) -> bool:
+        # The consumer's view of the inputs, read as the gate asks: end offsets as the last
+        # fetch reported them (no broker call: a call through faust's consumer thread waits
+        # out its current fetch, up to 1.5 s, which made ticks seconds late), and the
+        # group's committed offsets for offsets not decided here yet. Every owned input
+        # partition counts (a misplaced record of this subject may wait on any until it is
+        # forwarded), and this partition of the repartition topic (forwards not decided).
         committed: dict[TP, int | None] = getattr(app.consumer, "_committed_offset", {})
         ends, commits = {}, {}
-        for topic in input_topics:
-            tp = TP(topic, partition)
-            ends[(topic, partition)] = app.consumer.highwater(tp)
-            commits[(topic, partition)] = committed.get(tp)
-        return clock.may_expire(input_topics, partition, deadline, ends, commits)
+        for topic, number in [(topics.topic_repartition, partition),
+                              *((t, n) for t in input_topics for n in owned | {partition})]:
+            tp = TP(topic, number)
+            ends[(topic, number)] = app.consumer.highwater(tp)
+            commits[(topic, number)] = committed.get(tp)
+        return clock.may_expire_owned(input_topics, topics.topic_repartition, partition,
+                                      owned, deadline, ends, commits)
 
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
         access = BatchedTable(table, app.producer)
@@ -139,7 +141,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
             partition = partition_of(key, topics.topic_partitions)
             if partition not in owned:
                 continue  # moved to another worker, which indexed it when it recovered
-            if partition in held or not may_expire(partition, deadline):
+            if partition in held or not may_expire(partition, owned, deadline):
                 held.add(partition)  # deadlines come in order: later ones wait as well
                 # restore, not set: batches decided while this loop awaited sends may have
                 # given the subject a newer deadline.
@@ -265,7 +267,10 @@ async def _handle_batch(
         max_stored_bytes=max_stored_bytes,
         repartition=Repartition(topics.topic_repartition, topics.topic_partitions),
     )
-    await send(plan)
+    sent = await send(plan)
+    for out, metadata in zip(plan.outbound, sent, strict=True):
+        if out.topic == topics.topic_repartition:  # the gate waits for it to be decided
+            clock.expect(out.topic, metadata.partition, metadata.offset + 1)
     await access.put_all([(events[write.source], write.key, write.value)
                           for write in plan.writes.values()])
     for (key, tenant), deadline in plan.deadlines.items():

@@ -115,3 +115,21 @@ def test_the_gate_counts_from_the_committed_offset_and_waits_for_a_first_fetch()
         "what was decided here wins over an older committed offset"
     assert not clock.may_expire(INPUTS, 1, T, _offsets(5, 0), _offsets(5, None)), \
         "offsets of another partition say nothing about this one"
+
+
+def test_a_tick_waits_for_every_owned_partition_and_the_forwards() -> None:
+    """Issue H, with forwarding: a misplaced record of the subject may wait on any owned
+    input partition until forwarded, and then on the repartition topic until decided."""
+    inputs, repartition = ("req", "ses"), "rep"
+    ends = {(topic, number): 0 for topic in (*inputs, repartition) for number in (0, 1)}
+    ends[("req", 1)] = 3  # partition 1 has three records not decided yet
+    clock = PartitionClock()
+    assert clock.may_expire_owned(inputs, repartition, 0, {0}, T, ends, {})
+    assert not clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {})
+    for offset in range(3):  # decided (or forwarded) past the deadline
+        clock.decided("req", 1, offset, T)
+    assert clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {})
+    clock.expect(repartition, 0, 1)  # one was forwarded to partition 0: not decided yet
+    assert not clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {})
+    clock.decided(repartition, 0, 0, T)
+    assert clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {})
