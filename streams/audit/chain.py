@@ -329,10 +329,10 @@ class ChainVerifier:
             return self._tampered(f"offset {offset} is not after the previous entry's "
                                   f"{self.prev_offset} (reordered)", seq, offset)
         if self.prev_offset >= 0 and offset != self.prev_offset + 1:
-            missing = self.prev_offset + 1
-            return self._tampered(f"offset {missing} is missing: the entry after offset "
+            gap = self.prev_offset + 1
+            return self._tampered(f"offset {gap} is missing: the entry after offset "
                                   f"{self.prev_offset} is for offset {offset} (an offset was "
-                                  "skipped, or an entry invented ahead)", seq, missing)
+                                  "skipped, or an entry invented ahead)", seq, gap)
         if entry.prev != self.prev_hash:
             return self._tampered("prev does not equal the previous entry's hash (an entry "
                                   "before it was removed, changed or reordered)", seq, offset)
