@@ -54,20 +54,33 @@ def _keygen(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _tamper_stop(who: str, main: Callable[[], None]) -> int:
+    """Run a sink or notary; a tamper stop is exit 3 with a line of its own, apart from any
+    other error, so it is never mistaken for a crash to restart away."""
+    from streams.audit.chain import AuditTamperError
+    from streams.audit.sink import TAMPER_EXIT
+
+    try:
+        main()
+    except AuditTamperError as exc:
+        print(f"jitwatch: TAMPER STOP ({who}): {exc}", file=sys.stderr)
+        return TAMPER_EXIT
+    return 0
+
+
 def _sink(settings: Settings, args: argparse.Namespace) -> int:
     """``jitwatch audit sink`` (and ``audit-sink``): run the sink until a signal."""
     from streams.audit import run_audit_sink
 
-    run_until_signal(lambda stop: run_audit_sink(settings.audit, settings.kafka,
-                                                 settings.topics, stop))
-    return 0
+    return _tamper_stop("audit sink", lambda: run_until_signal(
+        lambda stop: run_audit_sink(settings.audit, settings.kafka, settings.topics, stop)))
 
 
 def _notary(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit.notary import run_notary
 
-    run_until_signal(lambda stop: run_notary(settings.audit, settings.topics, stop))
-    return 0
+    return _tamper_stop("notary", lambda: run_until_signal(
+        lambda stop: run_notary(settings.audit, settings.kafka, settings.topics, stop)))
 
 
 def _verify(settings: Settings, args: argparse.Namespace) -> int:

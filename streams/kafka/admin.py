@@ -102,6 +102,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
         topics.topic_commands,
         topics.topic_repartition,
         topics.topic_policy,
+        topics.topic_audit_checkpoints,
     )
     admin = await wait_for_broker(kafka, topics)
     try:
@@ -132,6 +133,11 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
 
 
 def _new_topic(name: str, topics: TopicSettings) -> NewTopic:
+    if name == topics.topic_audit_checkpoints:  # the audit's anchor: kept without limit
+        from streams.audit.topics import ANCHOR_CONFIGS
+
+        return NewTopic(name, topics.topic_partitions, topics.topic_replication,
+                        topic_configs={**TOPIC_CONFIGS, **ANCHOR_CONFIGS})
     if name == topics.topic_policy:  # one record that matters: the last, kept by compaction
         return NewTopic(name, 1, topics.topic_replication,
                         topic_configs={**TOPIC_CONFIGS, "cleanup.policy": "compact"})
