@@ -192,7 +192,8 @@ class Checkpoint:
             raise ValueError(f"malformed checkpoint payload: {exc}") from exc
 
 
-Verdict = Literal["tampered", "incomplete"]
+Verdict = Literal["tampered", "incomplete", "unsigned"]
+"""``unsigned``: no checkpoint, or none recent enough (issue I)."""
 
 
 @dataclass(frozen=True, slots=True)

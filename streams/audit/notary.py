@@ -6,8 +6,9 @@ Before signing it re-checks what was appended since its last checkpoint, links a
 and, record for record, against the decisions topic, so a signature certifies "equal to
 Kafka when signed": a mismatch is never signed, is logged as tampering (partition and
 offset) and stops the notary. Every checkpoint is also published to the anchor topic
-(:mod:`streams.audit.topics`); on start the notary publishes what the anchor lacks. Keys come from PEM files made by
-``jitwatch audit keygen``; neither the key nor its bytes are ever logged.
+(:mod:`streams.audit.topics`); on start the notary publishes what the anchor lacks. Keys
+come from PEM files made by ``jitwatch audit keygen``; neither the key nor its bytes are
+ever logged.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ Redis is the source of truth for the position: on assignment the sink reads each
 head, refuses a head beyond the topic's end (an entry invented ahead: a tamper stop, never
 a silent wait for Kafka to get there) and seeks Kafka to the head's own offset, so the head
 is compared with its record before anything is appended after it. Kafka offsets are
-committed only after Redis holds the entries. When Redis loses acknowledged writes (a crash inside the AOF's
-one-second fsync window) the sink sees its chain head move back and seeks Kafka back to
-refill the chain.
+committed only after Redis holds the entries. When Redis loses acknowledged writes (a
+crash inside the AOF's one-second fsync window) the sink sees its chain head move back and
+seeks Kafka back to refill the chain.
 """
 
 from __future__ import annotations
