@@ -78,8 +78,8 @@ async def topic_records(kafka: dict[str, Any], topic: str, partition: int,
             await consumer.seek_to_beginning(tp)
         else:
             consumer.seek(tp, start)
-        if end is None:
-            end = (await consumer.end_offsets([tp]))[tp]
+        last = (await consumer.end_offsets([tp]))[tp]
+        end = last if end is None else min(end, last)  # never wait for records to come
         while await consumer.position(tp) < end:
             batches = await consumer.getmany(tp, timeout_ms=500, max_records=10_000)
             for message in batches.get(tp, []):
