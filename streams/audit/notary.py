@@ -24,7 +24,6 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
-    Ed25519PublicKey,
 )
 
 from policy import signatures
@@ -38,6 +37,7 @@ from streams.audit.chain import (
     checkpoint_digest,
     entry_id,
 )
+from streams.audit.keyring import another_kind_of_key, load_public_key
 from streams.audit.keys import checkpoint_key, read_stream, redis_for, stream_key
 from streams.audit.retry import until_redis_answers
 from streams.audit.topics import AnchorWriter, TopicReader, content_digest, kafka_options
@@ -95,32 +95,10 @@ def load_private_key(path: Path | None) -> Ed25519PrivateKey:
     try:
         return signatures.private_key_from_file_bytes(data[start:])
     except ValueError as exc:  # the library's message may quote the file: keep it out
-        if _another_kind_of_key(exc):
+        if another_kind_of_key(exc):
             raise ConfigError(f"JITWATCH_AUDIT_SIGNING_KEY_FILE {path} is not an Ed25519 "
                               "key") from exc
         raise ConfigError(not_pem) from exc
-
-
-def load_public_key(path: Path | None) -> Ed25519PublicKey:
-    """The notary's public key, for verification."""
-    if path is None:
-        raise ConfigError("verifying checkpoints needs the notary's public key: "
-                          "--public-key FILE or JITWATCH_AUDIT_VERIFY_KEY_FILE")
-    try:
-        return signatures.public_key_from_pem(path.read_bytes())
-    except OSError as exc:
-        raise ConfigError(f"cannot read public key {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        if _another_kind_of_key(exc):
-            raise ConfigError(f"{path} is not an Ed25519 public key") from exc
-        raise ConfigError(f"{path} is not a PEM public key") from exc
-
-
-def _another_kind_of_key(exc: ValueError) -> bool:
-    """Whether :mod:`policy.signatures` refused a key file that holds a key, just not an
-    Ed25519 one: it raises that refusal on its own, and a file it cannot parse from the
-    parser's error. Both messages stay what they were (pinned by the notary's tests)."""
-    return exc.__cause__ is None
 
 
 class Notary:

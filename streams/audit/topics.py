@@ -23,12 +23,8 @@ from streams.audit.chain import Checkpoint
 from streams.kafka.security import kafka_client_options
 from streams.settings import KafkaSettings
 
-__all__ = ["ANCHOR_CONFIGS", "AnchorWriter", "TopicReader", "anchor_record", "content_digest",
+__all__ = ["AnchorWriter", "TopicReader", "anchor_record", "content_digest",
            "kafka_options", "read_anchor", "topic_records"]
-
-ANCHOR_CONFIGS = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
-"""The anchor topic keeps every checkpoint: no time or size limit."""
-
 
 def kafka_options(kafka: KafkaSettings) -> dict[str, Any]:
     """The bootstrap servers and the same SASL/TLS options as every other jitwatch client

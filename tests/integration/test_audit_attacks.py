@@ -367,7 +367,8 @@ async def test_the_notary_never_signs_what_differs_from_the_topic(
     from streams.audit import AuditTamperError
 
     await append_forged(scene, RECORDS)
-    notary = Notary(redis_for(scene.settings.audit, "notary"), scene.prefix, 1,
+    client = redis_for(scene.settings.audit, "notary")
+    notary = Notary(client, scene.prefix, 1,
                     load_private_key(scene.settings.audit_signing_key_file), every=1,
                     interval_s=3600, topic=TopicReader(KAFKA, scene.topic))
     try:
@@ -375,7 +376,7 @@ async def test_the_notary_never_signs_what_differs_from_the_topic(
         with pytest.raises(AuditTamperError, match="seq 8 offset 8 differs from the decisions"):
             await notary.tick(force=True)
     finally:
-        await notary._client.aclose()  # noqa: SLF001
+        await client.aclose()
     assert await scene.admin.xlen(scene.checkpoints) == 2
     assert "TAMPERING: audit chain of partition 0 seq 8 offset 8" in caplog.text
 
