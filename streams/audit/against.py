@@ -141,13 +141,13 @@ def _retention(partition: int, chain: list[tuple[int, bytes]], first: int,
                             f"#{covering} (seq {signed[covering].head.seq})")
 
 
-async def against_anchor(kafka: dict[str, Any], topic: str, partition: int,
+async def against_anchor(kafka: dict[str, Any], topic: str, partition: int, prefix: str,
                          stored: list[tuple[bytes, bytes]]) -> Problem | None:
     """Redis' checkpoints of a chain must be the anchor topic's, one for one. A checkpoint
     the anchor holds and Redis does not, or a different one, is tampering; Redis' newest
     ones missing from the anchor only (the notary stopped before publishing them; it does
     on its next start) leave the evidence incomplete."""
-    anchored = await read_anchor(kafka, topic, partition)
+    anchored = await read_anchor(kafka, topic, partition, prefix)
     for number, (redis_one, kafka_one) in enumerate(zip(stored, anchored, strict=False)):
         if redis_one != kafka_one:
             return Problem("tampered", partition, f"checkpoint #{number} in Redis differs from "

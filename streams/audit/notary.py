@@ -239,7 +239,7 @@ async def run_notary(audit: AuditSettings, kafka: KafkaSettings, topics: TopicSe
     key = load_private_key(audit.audit_signing_key_file)
     client = redis_for(audit, "notary")
     options = kafka_options(kafka)
-    anchor = AnchorWriter(options, topics.topic_audit_checkpoints)
+    anchor = AnchorWriter(options, topics.topic_audit_checkpoints, audit.audit_key_prefix)
     notary = Notary(client, audit.audit_key_prefix, topics.topic_partitions, key,
                     audit.audit_checkpoint_every, audit.audit_checkpoint_interval_s,
                     TopicReader(options, topics.topic_decisions), anchor)

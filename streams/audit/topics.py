@@ -38,9 +38,11 @@ def content_digest(key: bytes, decision: bytes) -> bytes:
     return hashlib.sha256(len(key).to_bytes(8, "big") + key + decision).digest()
 
 
-def anchor_record(payload: bytes, signature: bytes) -> bytes:
-    """One checkpoint as the anchor topic holds it."""
-    return orjson.dumps({"payload": payload.decode(), "sig": signature.decode()})
+def anchor_record(prefix: str, payload: bytes, signature: bytes) -> bytes:
+    """One checkpoint as the anchor topic holds it, with the key prefix of its trail (one
+    anchor topic may serve trails under several prefixes)."""
+    return orjson.dumps({"prefix": prefix, "payload": payload.decode(),
+                         "sig": signature.decode()})
 
 
 def _consumer(kafka: dict[str, Any], what: str) -> AIOKafkaConsumer:
@@ -104,9 +106,10 @@ class TopicReader:
 class AnchorWriter:
     """Publishes checkpoints to the anchor topic, partition for partition."""
 
-    def __init__(self, kafka: dict[str, Any], topic: str) -> None:
+    def __init__(self, kafka: dict[str, Any], topic: str, prefix: str) -> None:
         self._kafka = kafka
         self.topic = topic
+        self._prefix = prefix
         self._producer: AIOKafkaProducer | None = None
 
     async def publish(self, checkpoint: Checkpoint, payload: bytes, signature: bytes) -> None:
@@ -117,13 +120,13 @@ class AnchorWriter:
                                         client_id="jitwatch-notary")
             await _start(producer, self._kafka, self.topic)
             self._producer = producer
-        await self._producer.send_and_wait(self.topic, anchor_record(payload, signature),
-                                           key=b"%d" % checkpoint.partition,
-                                           partition=checkpoint.partition)
+        await self._producer.send_and_wait(
+            self.topic, anchor_record(self._prefix, payload, signature),
+            key=b"%d" % checkpoint.partition, partition=checkpoint.partition)
 
     async def anchored(self, partition: int) -> list[tuple[bytes, bytes]]:
         """The checkpoints the anchor holds for a chain."""
-        return await read_anchor(self._kafka, self.topic, partition)
+        return await read_anchor(self._kafka, self.topic, partition, self._prefix)
 
     async def close(self) -> None:
         """Flush and stop the producer."""
@@ -132,14 +135,17 @@ class AnchorWriter:
             self._producer = None
 
 
-async def read_anchor(kafka: dict[str, Any], topic: str,
-                      partition: int) -> list[tuple[bytes, bytes]]:
-    """The (payload, signature) of every checkpoint the anchor holds for one chain, oldest
-    first; a record that is not one is kept as it is (the comparison shows it)."""
+async def read_anchor(kafka: dict[str, Any], topic: str, partition: int,
+                      prefix: str) -> list[tuple[bytes, bytes]]:
+    """The (payload, signature) of every checkpoint the anchor holds for one chain of the
+    trail under ``prefix``, oldest first; a record that is not one is kept as it is (the
+    comparison shows it)."""
     found: list[tuple[bytes, bytes]] = []
     async for _, _, value in topic_records(kafka, topic, partition):
         try:
             record = orjson.loads(value)
+            if record["prefix"] != prefix:
+                continue
             found.append((str(record["payload"]).encode(), str(record["sig"]).encode()))
         except (orjson.JSONDecodeError, KeyError, TypeError):
             found.append((value, b""))

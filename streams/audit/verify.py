@@ -137,7 +137,8 @@ async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
                 kafka, topic, partition, keep, verifier.signed)
             part.notes += [note] if note else []
         if part.problem is None and kafka and anchor_topic:
-            part.problem = await against_anchor(kafka, anchor_topic, partition, checkpoints)
+            part.problem = await against_anchor(kafka, anchor_topic, partition, prefix,
+                                                checkpoints)
         if part.problem is None and unsigned is not None:
             part.problem = unsigned_problem(partition, part.entries, verifier.signed, unsigned)
         report.partitions.append(part)

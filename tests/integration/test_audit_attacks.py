@@ -122,7 +122,7 @@ async def scene(settings: Settings, decisions: tuple[str, list[AuditRecord]],
     await _topic(anchor)
     clients = {role: redis_for(settings.audit, role) for role in ("sink", "notary")}
     admin = redis_admin()
-    writer = AnchorWriter(KAFKA, anchor)
+    writer = AnchorWriter(KAFKA, anchor, prefix)
     sink = RedisAuditSink(clients["sink"], prefix)
     notary = Notary(clients["notary"], prefix, 1,
                     load_private_key(settings.audit_signing_key_file), every=1,
