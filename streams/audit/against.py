@@ -20,7 +20,7 @@ from redis.exceptions import ResponseError
 
 from streams.audit.chain import Checkpoint, Problem
 from streams.audit.keyring import parse_time
-from streams.audit.topics import content_digest, read_anchor, topic_records
+from streams.audit.topics import content_digest, topic_records
 
 __all__ = ["UnsignedLimits", "against_anchor", "against_topic", "removed_entries",
            "unsigned_problem"]
@@ -141,13 +141,13 @@ def _retention(partition: int, chain: list[tuple[int, bytes]], first: int,
                             f"#{covering} (seq {signed[covering].head.seq})")
 
 
-async def against_anchor(kafka: dict[str, Any], topic: str, partition: int, prefix: str,
-                         stored: list[tuple[bytes, bytes]]) -> Problem | None:
+def against_anchor(topic: str, partition: int, anchored: list[tuple[bytes, bytes]],
+                   stored: list[tuple[bytes, bytes]]) -> Problem | None:
     """Redis' checkpoints of a chain must be the anchor topic's, one for one. A checkpoint
     the anchor holds and Redis does not, or a different one, is tampering; Redis' newest
     ones missing from the anchor only (the notary stopped before publishing them; it does
-    on its next start) leave the evidence incomplete."""
-    anchored = await read_anchor(kafka, topic, partition, prefix)
+    on its next start) leave the evidence incomplete. Read the anchor before Redis: the
+    notary appends to Redis first, so what the anchor held then Redis holds too."""
     for number, (redis_one, kafka_one) in enumerate(zip(stored, anchored, strict=False)):
         if redis_one != kafka_one:
             return Problem("tampered", partition, f"checkpoint #{number} in Redis differs from "

@@ -34,7 +34,7 @@ from streams.audit.chain import ChainEntry, ChainVerifier, Problem, Verdict
 from streams.audit.keyring import Keyring
 from streams.audit.keys import StreamEntry, checkpoint_key, read_stream, stream_key
 from streams.audit.query import EXPORT_FORMAT
-from streams.audit.topics import content_digest, kafka_options
+from streams.audit.topics import content_digest, kafka_options, read_anchor
 from streams.settings import KafkaSettings
 
 __all__ = ["ExportError", "PartitionReport", "VerifyReport", "kafka_consumer_options",
@@ -120,6 +120,10 @@ async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
     unsigned (None: any)."""
     report = VerifyReport()
     for partition in range(partitions):
+        # The anchor before Redis (see against_anchor): a checkpoint signed meanwhile is in
+        # Redis and not yet read from the anchor, never the other way round.
+        anchored = await read_anchor(kafka, anchor_topic, partition, prefix) \
+            if kafka and anchor_topic else None
         checkpoints = [(fields[b"payload"], fields[b"sig"])
                        async for page in read_stream(client, checkpoint_key(prefix, partition))
                        for _, fields in page]
@@ -136,9 +140,8 @@ async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
             part.problem, part.compared_with_kafka, note = await against_topic(
                 kafka, topic, partition, keep, verifier.signed)
             part.notes += [note] if note else []
-        if part.problem is None and kafka and anchor_topic:
-            part.problem = await against_anchor(kafka, anchor_topic, partition, prefix,
-                                                checkpoints)
+        if part.problem is None and anchored is not None and anchor_topic:
+            part.problem = against_anchor(anchor_topic, partition, anchored, checkpoints)
         if part.problem is None and unsigned is not None:
             part.problem = unsigned_problem(partition, part.entries, verifier.signed, unsigned)
         report.partitions.append(part)
