@@ -120,7 +120,8 @@ async def scene(settings: Settings, decisions: tuple[str, list[AuditRecord]],
     prefix = f"jitwatch:it-{uuid.uuid4().hex[:8]}:audit"
     anchor = f"{topic}-cp-{uuid.uuid4().hex[:6]}"
     await _topic(anchor)
-    clients = {role: redis_for(settings.audit, role) for role in ("sink", "notary")}
+    clients = {role: redis_for(settings.audit, role) for role in ("sink", "notary",
+                                                                  "verifier")}
     admin = redis_admin()
     writer = AnchorWriter(KAFKA, anchor, prefix)
     sink = RedisAuditSink(clients["sink"], prefix)
@@ -317,15 +318,27 @@ async def test_a_notary_trimming_its_checkpoints_is_caught(scene: Scene, rights:
     assert "3 of the 3 checkpoints ever appended were removed" in report.problems[0].what
 
 
-@pytest.mark.parametrize("rights", ["sink", "notary"])
-async def test_each_writer_is_refused_what_would_erase(scene: Scene, rights: str) -> None:
-    """XTRIM, DEL, XDEL, FUNCTION DELETE/FLUSH, CONFIG and FLUSHALL: refused to both."""
-    client, key = scene.attacker, scene.chain if rights == "sink" else scene.checkpoints
-    for attempt in (lambda: client.xtrim(key, maxlen=0), lambda: client.delete(key),
-                    lambda: client.xdel(key, "0-1"),
-                    lambda: client.execute_command("FUNCTION", "DELETE", "jitwatch_audit"),
-                    lambda: client.execute_command("FUNCTION", "FLUSH"),
-                    lambda: client.config_set("appendonly", "no"), lambda: client.flushall()):
+@pytest.mark.parametrize("rights", ["sink", "notary", "verifier"])
+async def test_each_user_is_refused_what_would_erase(scene: Scene, rights: str) -> None:
+    """XTRIM, DEL, XDEL, FUNCTION DELETE/FLUSH, CONFIG and FLUSHALL: refused to every user,
+    and XADD with MAXLEN or MINID to the verifier and on another role's keys. On a writer's
+    own keys XADD's MAXLEN/MINID cannot be refused by an ACL (it refuses commands, not
+    arguments): the matrix above shows that trim caught instead."""
+    client = scene.attacker
+    own, other = (scene.chain, scene.checkpoints) if rights == "sink" else \
+        (scene.checkpoints, scene.chain)
+    attempts: list[Callable[[], Awaitable[Any]]] = [
+        lambda: client.xtrim(own, maxlen=0), lambda: client.delete(own),
+        lambda: client.xdel(own, "0-1"),
+        lambda: client.xadd(other, {"x": b"1"}, maxlen=0, approximate=False),
+        lambda: client.xadd(other, {"x": b"1"}, minid="9-0", approximate=False),
+        lambda: client.execute_command("FUNCTION", "DELETE", "jitwatch_audit"),
+        lambda: client.execute_command("FUNCTION", "FLUSH"),
+        lambda: client.config_set("appendonly", "no"), lambda: client.flushall()]
+    if rights == "verifier":
+        attempts += [lambda: client.xadd(own, {"x": b"1"}, maxlen=0, approximate=False),
+                     lambda: client.xadd(own, {"x": b"1"}, minid="9-0", approximate=False)]
+    for attempt in attempts:
         with pytest.raises(NoPermissionError):
             await attempt()
     assert (await scene.verify()).exit_code == 0
