@@ -5,7 +5,8 @@ the first bad entry named.
 
 A chain of 8 decisions (offsets 0-7 of a topic of its own) is appended by the sink and
 signed twice by the notary (at seq 4 and seq 7), which compares with the topic and anchors
-both checkpoints in an anchor topic of the test's own.
+both checkpoints in an anchor topic of the test's own. The module is over 400 lines: the
+attacks, their expected findings and the fixture they share are one table, read together.
 """
 
 from __future__ import annotations
