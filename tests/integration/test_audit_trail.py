@@ -288,6 +288,33 @@ def cli(stack: Stack, prefix: str, *args: str,
         capture_output=True, text=True, timeout=60, check=False)
 
 
+async def test_verify_command_reports_an_unsigned_chain_and_takes_a_keys_file(
+    stack: Stack, settings: Settings, prefix: str, role: Callable[[str], aioredis.Redis],
+    tmp_path: Path
+) -> None:
+    """Issue I: a chain nothing signs is exit 2 (UNSIGNED) unless --allow-unsigned; the
+    notary's key may come from a keys file with its validity period."""
+    await fill(RedisAuditSink(role("sink"), prefix), 3)
+    unsigned = cli(stack, prefix, "verify")
+    assert unsigned.returncode == 2, unsigned.stdout + unsigned.stderr
+    assert "UNSIGNED: partition 0 seq 0: 3 entries and no checkpoint" in unsigned.stdout
+    allowed = cli(stack, prefix, "verify", "--allow-unsigned")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "allowed: 3 entries and no checkpoint" in allowed.stdout
+    await sign_all(settings, prefix, role("notary"))
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'[[keys]]\nfile = "{settings.audit_verify_key_file}"\n'
+                    'valid_from = "2020-01-01T00:00:00Z"\n')
+    signed = cli(stack, prefix, "verify", "--keys", str(keys),
+                 JITWATCH_AUDIT_VERIFY_KEY_FILE="")
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    keys.write_text(f'[[keys]]\nfile = "{settings.audit_verify_key_file}"\n'
+                    'valid_until = "2020-01-01T00:00:00Z"\n')
+    retired = cli(stack, prefix, "verify", "--keys", str(keys))
+    assert retired.returncode == 1
+    assert "outside that key's validity period" in retired.stdout
+
+
 async def test_verify_command_names_the_entry_and_exits_1(
     stack: Stack, settings: Settings, prefix: str, redis_client: aioredis.Redis,
     role: Callable[[str], aioredis.Redis]
