@@ -6,7 +6,8 @@ Prints one line per figure: name, value, unit (and the ratio to the baseline mea
 the same run):
 
 - audit.baseline_xadd: plain XADD pipeline of the same records (no chain, no index),
-- audit.flush: RedisAuditSink add/flush (hash chain, index, WATCH + MULTI/EXEC append),
+- audit.flush: RedisAuditSink add/flush (hash chain, index, append by FCALL of the audit
+  function),
 - audit.flush_cpu: CPU time per entry of that flush, in the sink and (as admin) in Redis,
 - audit.query_*: ``jitwatch audit query``'s lookup on those chains (index, then entries),
 - audit.sink_end_to_end: the real sink (``jitwatch audit sink``, its own process as

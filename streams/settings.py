@@ -111,6 +111,9 @@ class TopicSettings(_Section):
     """Output topic of every verdict (and of the worker's policy-load records)."""
     topic_deadletter: TopicName = "jit.deadletter"
     """Where inputs that cannot be decided go, with headers saying why."""
+    topic_audit_checkpoints: TopicName = "jit.audit.checkpoints"
+    """The notary's checkpoints, anchored outside Redis (issue I): kept without a time
+    limit, written only by the notary's principal."""
     topic_partitions: int = Field(default=8, ge=1, le=10_000)
     """Partitions of every topic; inputs and changelogs must all have this many."""
     topic_replication: int = Field(default=1, ge=1, le=7)
@@ -313,11 +316,13 @@ ENVIRONMENT_GROUPS: dict[str, tuple[str, ...]] = {
     "sink": ("redis_url", "redis_user", "redis_password_file", "audit_group",
              "audit_key_prefix"),
     "notary": ("redis_url", "notary_redis_user", "notary_redis_password_file",
-               "audit_key_prefix", "topic_partitions", "audit_signing_key_file",
+               "audit_key_prefix", "topic_partitions", "topic_decisions",
+               "topic_audit_checkpoints", "audit_signing_key_file",
                "audit_checkpoint_every", "audit_checkpoint_interval_s"),
     "verifier": ("redis_url", "verifier_redis_user", "verifier_redis_password_file",
                  "audit_key_prefix", "topic_partitions"),
-    "verify": ("audit_verify_key_file",),
+    "verify": ("audit_verify_key_file", "audit_checkpoint_every", "audit_checkpoint_interval_s",
+               "topic_audit_checkpoints"),
     "identity": ("principals_file", "audit_group", "policy_file", "policy_signers_file"),
     "policy": ("policy_file", "max_event_bytes", "max_stored_bytes"),
     "log": ("log_level",),

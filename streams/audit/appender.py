@@ -1,16 +1,16 @@
-"""The Redis appender: buffered records appended to the chains as compare-and-append
-transactions.
+"""The Redis appender: buffered records appended to the chains through the audit's Redis
+Function.
 
 One chain (Redis Stream) per decisions partition, entry id ``0-<offset + 1>``, so stream
 order is topic order and a replayed offset is recognised instead of appended twice (and a
 replayed offset whose stored entry differs stops the sink as tampering). Each flush hashes
 the new entries in Python (:mod:`streams.audit.transactions`) and appends them, with their
-query index, as a compare-and-append: ``WATCH`` the chain, read its head, and only when the
-head is still the one the hashes link to, ``MULTI``, the ``XADD``s and ``ZADD``s, ``EXEC``
-(which Redis refuses when the chain changed after the ``WATCH``). A partition's batch goes
-out as transactions of a few hundred entries on one connection, each one's head read
-pipelined behind the one before, while the partitions run side by side: Redis appends one
-transaction while the sink hashes the next.
+query index, by ``FCALL jitwatch_audit_append`` (``ops/audit-functions.lua``): a
+compare-and-append that Redis runs at once, appending only when the chain's head is still
+the one the hashes link to, and never trimming. A partition's batch goes out as appends of a
+few hundred entries on one connection, each sent before the reply of the one before is
+read, while the partitions run side by side: Redis appends one while the sink hashes the
+next.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import redis.asyncio as aioredis
 from streams.audit.chain import AuditTamperError, Head, entry_id
 from streams.audit.keys import stream_key
 from streams.audit.replies import Replies, head_of
-from streams.audit.resp import EXEC, MULTI, command
 from streams.audit.transactions import (
     TRANSACTION_ENTRIES,
     AuditRecord,
@@ -48,12 +47,8 @@ class _Appended:
     partition: int
     heads: list[tuple[Head, int]] = field(default_factory=list)
     """Per transaction applied: the head after it and how many entries it appended."""
-    found: Head | None = None
-    """The head Redis had when it was not the one the next transaction links to."""
     conflict: bool = False
-    """A transaction was not applied: the head differed (:attr:`found`), or the chain
-    changed after the ``WATCH`` (:attr:`refused`)."""
-    refused: bool = False
+    """An append was refused: the chain's head was not the one it links to."""
     error: BaseException | None = None
 
 
@@ -148,60 +143,51 @@ class RedisAuditSink:
         return appended
 
     async def _append(self, partition: int, records: list[AuditRecord]) -> _Appended:
-        """Hash a partition's records and append them as transactions of at most
-        :data:`TRANSACTION_ENTRIES` entries, one after another on one connection, each
-        sent with the ``WATCH`` and head read of the next behind its ``EXEC``. The next
-        transaction is hashed while Redis runs the one before."""
+        """Hash a partition's records and append them as calls of at most
+        :data:`TRANSACTION_ENTRIES` entries, one after another on one connection: each is
+        sent before the reply of the one before is read, and hashed while Redis runs it.
+        A call refused for a stale head refuses the ones behind it too (they link to it)."""
         outcome = _Appended(partition)
         head = self._heads[partition]
         fresh = records_after(records, head)
         if not fresh:
             return outcome
-        key = stream_key(self._prefix, partition).encode()
-        watch = command(b"WATCH", key) + command(b"XREVRANGE", key, b"+", b"-", b"COUNT",
-                                                 b"1")
         pool = self._client.connection_pool
         connection = None
         clean = False
         try:
             connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
-            await connection.send_packed_command(watch, check_health=False)
             replies = Replies(connection)
-            transaction: Transaction | None = None
-            for first in range(TRANSACTION_ENTRIES, len(fresh) + TRANSACTION_ENTRIES,
-                               TRANSACTION_ENTRIES):
-                found = await replies.head()
-                if found != head:
-                    outcome.found, outcome.conflict = found, True
-                    break
-                if transaction is None:
-                    # Hashed only now: while the partitions wait for their heads, each has
-                    # sent its WATCH, so Redis gets the first transaction soon.
-                    transaction = self._planner.plan(partition, head, fresh[:TRANSACTION_ENTRIES])
-                more = first < len(fresh)
-                await connection.send_packed_command(
-                    [MULTI, *transaction.commands, EXEC, *((watch,) if more else ())],
-                    check_health=False)
-                following = self._planner.plan(partition, transaction.head,
-                                               fresh[first:first + TRANSACTION_ENTRIES]) \
-                    if more else None
-                if not await replies.transaction(transaction):
-                    outcome.conflict = outcome.refused = True  # changed after the WATCH
-                    break
-                outcome.heads.append((transaction.head, transaction.entries))
+            sent: list[Transaction] = []
+            for first in range(0, len(fresh), TRANSACTION_ENTRIES):
+                transaction = self._planner.plan(partition, head,
+                                                 fresh[first:first + TRANSACTION_ENTRIES])
+                await connection.send_packed_command(transaction.commands, check_health=False)
+                sent.append(transaction)
                 head = transaction.head
-                if following is None:
-                    clean = replies.drained
-                    break
-                transaction = following
+                if len(sent) > 1:  # the one before ran while this one was hashed
+                    await self._take(replies, sent.pop(0), outcome)
+            while sent:
+                await self._take(replies, sent.pop(0), outcome)
+            clean = replies.drained
         except BaseException as exc:  # noqa: BLE001  # kept, raised by flush after the others
             outcome.error = exc
         finally:
             if connection is not None:
-                if not clean:  # a WATCH, or replies, may be left on the connection
+                if not clean:  # replies may be left on the connection
                     await connection.disconnect()
                 await pool.release(connection)
         return outcome
+
+    @staticmethod
+    async def _take(replies: Replies, transaction: Transaction, outcome: _Appended) -> None:
+        """One call's reply: applied, refused for a stale head (and so are the calls after
+        it), or an error (raised)."""
+        applied = await replies.appended(transaction)
+        if applied and not outcome.conflict:
+            outcome.heads.append((transaction.head, transaction.entries))
+        elif not applied:
+            outcome.conflict = True
 
     async def _settle(self, outcome: _Appended) -> int:
         """Take what a partition's transactions did: move its head over what was appended,
@@ -213,8 +199,7 @@ class RedisAuditSink:
             appended += count
         if outcome.conflict:  # another writer, or Redis lost writes: look again
             known = self._heads.pop(partition, None)
-            found = await self._read_head(partition) if outcome.refused else outcome.found
-            self._compare(partition, known, found)
+            self._compare(partition, known, await self._read_head(partition))
         elif outcome.error is None:
             self._buffer.pop(partition, None)  # all in Redis (or only replays)
         return appended

@@ -23,8 +23,8 @@ from typing import Literal
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from policy import signatures
 from schemas.errors import JitwatchError
+from streams.audit.keyring import Keyring
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -192,7 +192,8 @@ class Checkpoint:
             raise ValueError(f"malformed checkpoint payload: {exc}") from exc
 
 
-Verdict = Literal["tampered", "incomplete"]
+Verdict = Literal["tampered", "incomplete", "unsigned"]
+"""``unsigned``: no checkpoint, or none recent enough (issue I)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,11 +226,17 @@ class ChainVerifier:
 
     Build it with the partition's checkpoints as stored (payload, signature) in stream
     order, :meth:`feed` every entry in stream order, then call :meth:`finish`. The first
-    problem found is kept in :attr:`problem`; later input is ignored.
+    problem found is kept in :attr:`problem`; later input is ignored. ``public_key`` is the
+    notary's :class:`~streams.audit.keyring.Keyring` (a bare key: a ring of that one key),
+    None to check links and hashes only.
+
+    Offsets follow each other without a gap: the decisions topic is written without
+    transactions, so its offsets are contiguous and an entry whose offset is not its
+    predecessor's plus one was skipped or invented.
     """
 
     partition: int
-    public_key: Ed25519PublicKey | None
+    public_key: Keyring | Ed25519PublicKey | None
     checkpoints: list[tuple[bytes, bytes]] = field(default_factory=list)
     expected_seq: int = 0
     prev_hash: str = GENESIS
@@ -238,8 +245,12 @@ class ChainVerifier:
     problem: Problem | None = None
     _signed: dict[int, Checkpoint] = field(default_factory=dict)
     _last_signed_seq: int = -1
+    signed: list[Checkpoint] = field(default_factory=list)
+    """The valid checkpoints, oldest first."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.public_key, Ed25519PublicKey):
+            self.public_key = Keyring.of(self.public_key)
         self.problem = self._check_checkpoints()
 
     def resume_after(self, head: Head) -> None:
@@ -261,10 +272,10 @@ class ChainVerifier:
                 checkpoint = Checkpoint.from_payload(payload)
             except ValueError as exc:
                 return self._tampered(f"{where}: {exc}")
-            if self.public_key is not None and \
-                    not _signed_by(self.public_key, payload, signature):
-                return self._tampered(f"{where} (seq {checkpoint.head.seq}): signature "
-                                      "invalid for the notary's public key",
+            bad = None if not isinstance(self.public_key, Keyring) else \
+                self.public_key.check(checkpoint.key_id, checkpoint.at, payload, signature)
+            if bad is not None:
+                return self._tampered(f"{where} (seq {checkpoint.head.seq}): {bad}",
                                       checkpoint.head.seq)
             if checkpoint.partition != self.partition:
                 return self._tampered(f"{where} belongs to partition {checkpoint.partition}")
@@ -278,6 +289,7 @@ class ChainVerifier:
                                       checkpoint.head.seq)
             prev, last_seq = checkpoint_digest(payload), checkpoint.head.seq
             self._signed[checkpoint.head.seq] = checkpoint
+            self.signed.append(checkpoint)
         self._last_signed_seq = last_seq
         return None
 
@@ -317,6 +329,11 @@ class ChainVerifier:
         if offset <= self.prev_offset:
             return self._tampered(f"offset {offset} is not after the previous entry's "
                                   f"{self.prev_offset} (reordered)", seq, offset)
+        if self.prev_offset >= 0 and offset != self.prev_offset + 1:
+            gap = self.prev_offset + 1
+            return self._tampered(f"offset {gap} is missing: the entry after offset "
+                                  f"{self.prev_offset} is for offset {offset} (an offset was "
+                                  "skipped, or an entry invented ahead)", seq, gap)
         if entry.prev != self.prev_hash:
             return self._tampered("prev does not equal the previous entry's hash (an entry "
                                   "before it was removed, changed or reordered)", seq, offset)
@@ -356,13 +373,3 @@ def _decision_id_of(decision: bytes) -> bytes | None:
     except (orjson.JSONDecodeError, AttributeError):
         return None
     return value.encode() if isinstance(value, str) else None
-
-
-def _signed_by(public_key: Ed25519PublicKey, payload: bytes, signature: bytes) -> bool:
-    """Whether a checkpoint's stored signature is the notary's over ``payload``. Checkpoints
-    carry it as hex (the wire format); anything that is not hex is no signature."""
-    try:
-        raw = bytes.fromhex(signature.decode())
-    except ValueError:  # not ASCII (UnicodeDecodeError is a ValueError) or not hex
-        return False
-    return signatures.verify(public_key, payload, raw)

@@ -1,9 +1,14 @@
 """The notary: signs the head of each audit chain every N entries or T seconds.
 
-A separate process with its own Redis user (read the chains, append checkpoints) and the
-only holder of the Ed25519 private key. Before signing it re-checks what was appended since
-its last checkpoint, so it never signs a broken chain. Keys come from PEM files made by
-``jitwatch audit keygen``; neither the key nor its bytes are ever logged.
+A separate process with its own Redis user (read the chains, append checkpoints through the
+``jitwatch_audit_checkpoint`` function) and the only holder of the Ed25519 private key.
+Before signing it re-checks what was appended since its last checkpoint, links and hashes
+and, record for record, against the decisions topic, so a signature certifies "equal to
+Kafka when signed": a mismatch is never signed, is logged as tampering (partition and
+offset) and stops the notary. Every checkpoint is also published to the anchor topic
+(:mod:`streams.audit.topics`); on start the notary publishes what the anchor lacks. Keys
+come from PEM files made by ``jitwatch audit keygen``; neither the key nor its bytes are
+ever logged.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
-    Ed25519PublicKey,
 )
 
 from policy import signatures
@@ -33,11 +37,17 @@ from streams.audit.chain import (
     checkpoint_digest,
     entry_id,
 )
+from streams.audit.keyring import another_kind_of_key, load_public_key
 from streams.audit.keys import checkpoint_key, read_stream, redis_for, stream_key
 from streams.audit.retry import until_redis_answers
-from streams.settings import AuditSettings, TopicSettings
+from streams.audit.topics import AnchorWriter, TopicReader, content_digest, kafka_options
+from streams.settings import AuditSettings, KafkaSettings, TopicSettings
 
-__all__ = ["Notary", "generate_keys", "load_private_key", "load_public_key", "run_notary"]
+__all__ = ["CHECKPOINT_FUNCTION", "Notary", "generate_keys", "load_private_key",
+           "load_public_key", "run_notary"]
+
+CHECKPOINT_FUNCTION = "jitwatch_audit_checkpoint"
+"""The Redis Function the notary appends checkpoints through (``ops/audit-functions.lua``)."""
 
 log = logging.getLogger(__name__)
 
@@ -85,39 +95,20 @@ def load_private_key(path: Path | None) -> Ed25519PrivateKey:
     try:
         return signatures.private_key_from_file_bytes(data[start:])
     except ValueError as exc:  # the library's message may quote the file: keep it out
-        if _another_kind_of_key(exc):
+        if another_kind_of_key(exc):
             raise ConfigError(f"JITWATCH_AUDIT_SIGNING_KEY_FILE {path} is not an Ed25519 "
                               "key") from exc
         raise ConfigError(not_pem) from exc
-
-
-def load_public_key(path: Path | None) -> Ed25519PublicKey:
-    """The notary's public key, for verification."""
-    if path is None:
-        raise ConfigError("verifying checkpoints needs the notary's public key: "
-                          "--public-key FILE or JITWATCH_AUDIT_VERIFY_KEY_FILE")
-    try:
-        return signatures.public_key_from_pem(path.read_bytes())
-    except OSError as exc:
-        raise ConfigError(f"cannot read public key {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        if _another_kind_of_key(exc):
-            raise ConfigError(f"{path} is not an Ed25519 public key") from exc
-        raise ConfigError(f"{path} is not a PEM public key") from exc
-
-
-def _another_kind_of_key(exc: ValueError) -> bool:
-    """Whether :mod:`policy.signatures` refused a key file that holds a key, just not an
-    Ed25519 one: it raises that refusal on its own, and a file it cannot parse from the
-    parser's error. Both messages stay what they were (pinned by the notary's tests)."""
-    return exc.__cause__ is None
 
 
 class Notary:
     """Signs chain heads; one instance per notary process."""
 
     def __init__(self, client: aioredis.Redis, prefix: str, partitions: int,
-                 key: Ed25519PrivateKey, every: int, interval_s: float) -> None:
+                 key: Ed25519PrivateKey, every: int, interval_s: float,
+                 topic: TopicReader | None = None, anchor: AnchorWriter | None = None) -> None:
+        self._topic = topic
+        self._anchor = anchor
         self._client = client
         self._prefix = prefix
         self._partitions = range(partitions)
@@ -178,33 +169,86 @@ class Notary:
             verifier.resume_after(last_head)
             after = entry_id(last_head.offset)
         # Check what is new since the last checkpoint before signing it.
+        fresh: dict[int, tuple[int, bytes]] = {}
+        """Offset -> (seq, content digest) of each entry since the last checkpoint."""
         async for page in read_stream(self._client, stream_key(self._prefix, partition), after):
             if verifier.feed_all(page) is not None:
                 raise AuditTamperError(f"the notary refuses to sign: {verifier.problem}")
+            for _, fields in page:
+                fresh[int(fields[b"offset"])] = (int(fields[b"seq"]), content_digest(
+                    fields[b"key"], fields[b"decision"]))
         head = verifier.head
         if head is None:
             return
+        await self._compare_with_topic(partition, fresh)
         checkpoint = Checkpoint(partition, head, last_digest,
                                 datetime.now(UTC).isoformat(timespec="milliseconds"),
                                 self._key_id)
         payload = checkpoint.payload()
         signature = signatures.sign(self._key, payload).hex()
-        await self._client.xadd(checkpoint_key(self._prefix, partition),
-                                {"payload": payload, "sig": signature})
+        await self._client.fcall(CHECKPOINT_FUNCTION, 1,
+                                 checkpoint_key(self._prefix, partition), payload, signature)
         self._last[partition] = (head, checkpoint_digest(payload), now)
         log.info("checkpoint: partition %d seq %d offset %d", partition, head.seq, head.offset)
+        if self._anchor is not None:
+            await self._anchor.publish(checkpoint, payload, signature.encode())
+
+    async def _compare_with_topic(self, partition: int,
+                                  fresh: dict[int, tuple[int, bytes]]) -> None:
+        """Every new entry must equal the decisions topic's record at its offset."""
+        if self._topic is None or not fresh:
+            return
+        records = await self._topic.digests(partition, min(fresh), max(fresh))
+        for offset in sorted(fresh):
+            seq, digest = fresh[offset]
+            found = records.get(offset)
+            if found == digest:
+                continue
+            what = "has no record there" if found is None else "holds another record there"
+            log.error("TAMPERING: audit chain of partition %d seq %d offset %d differs from "
+                      "the decisions topic, which %s; not signed", partition, seq, offset, what)
+            raise AuditTamperError(
+                f"the notary refuses to sign partition {partition}: the entry at seq {seq} "
+                f"offset {offset} differs from the decisions topic, which {what}")
+
+    async def catch_up(self) -> bool:
+        """Publish to the anchor the checkpoints Redis has and the anchor lacks (the notary
+        stopped between the two); a chain whose anchored checkpoints Redis no longer holds
+        in order is tampering. Returns True."""
+        if self._anchor is None:
+            return True
+        for partition in self._partitions:
+            stored = [(fields[b"payload"], fields[b"sig"]) async for page in read_stream(
+                self._client, checkpoint_key(self._prefix, partition)) for _, fields in page]
+            anchored = await self._anchor.anchored(partition)
+            if stored[:len(anchored)] != anchored:
+                raise AuditTamperError(
+                    f"the checkpoints of partition {partition} in Redis are not the "
+                    f"{len(anchored)} the anchor topic {self._anchor.topic} holds (one was "
+                    "dropped or replaced; run `jitwatch audit verify`)")
+            for payload, signature in stored[len(anchored):]:
+                await self._anchor.publish(Checkpoint.from_payload(payload), payload, signature)
+                log.info("anchored a checkpoint of partition %d the anchor lacked", partition)
+        return True
 
 
-async def run_notary(audit: AuditSettings, topics: TopicSettings, stop: asyncio.Event) -> None:
-    """Sign chain heads until ``stop`` is set; waits out Redis outages like the sink."""
+async def run_notary(audit: AuditSettings, kafka: KafkaSettings, topics: TopicSettings,
+                     stop: asyncio.Event) -> None:
+    """Sign chain heads until ``stop`` is set; waits out Redis outages like the sink.
+    Raises :class:`AuditTamperError` when a chain differs from the decisions topic."""
     key = load_private_key(audit.audit_signing_key_file)
     client = redis_for(audit, "notary")
+    options = kafka_options(kafka)
+    anchor = AnchorWriter(options, topics.topic_audit_checkpoints, audit.audit_key_prefix)
     notary = Notary(client, audit.audit_key_prefix, topics.topic_partitions, key,
-                    audit.audit_checkpoint_every, audit.audit_checkpoint_interval_s)
+                    audit.audit_checkpoint_every, audit.audit_checkpoint_interval_s,
+                    TopicReader(options, topics.topic_decisions), anchor)
     log.info("notary signing %s:p* with key %s", audit.audit_key_prefix,
              signatures.fingerprint(key.public_key()))
     try:
         if await until_redis_answers(notary.load, stop, "reading checkpoints") is None:
+            return
+        if await until_redis_answers(notary.catch_up, stop, "anchoring checkpoints") is None:
             return
         while not stop.is_set():
             if await until_redis_answers(notary.tick, stop, "signing") is None:
@@ -215,4 +259,5 @@ async def run_notary(audit: AuditSettings, topics: TopicSettings, stop: asyncio.
                 continue
         await until_redis_answers(lambda: notary.tick(force=True), stop, "final signing")
     finally:
+        await anchor.close()
         await client.aclose()

@@ -1,7 +1,6 @@
 """The appender's replies, read straight from its connection's socket.
 
-A transaction gives two replies per entry, more than redis-py reads quickly (see
-:class:`Replies`); here they are compared with what a transaction that went well gives.
+The sink's appends are read here, compared with what an append that went well gives.
 """
 
 from __future__ import annotations
@@ -19,18 +18,12 @@ from streams.audit.transactions import Transaction
 
 __all__ = ["Replies", "head_of"]
 
-_QUEUED = b"+QUEUED\r\n"
-
-
 class Replies:
     """The replies on one of the sink's connections, read straight from its socket.
 
-    A transaction gives two replies per entry (``+QUEUED`` and the entry id in the ``EXEC``
-    reply); redis-py reads one reply per call at ~5-10 µs each, more than Redis spends on
-    the entry, so the queued and ``EXEC`` replies are compared with what a transaction that
-    went well gives in one step, and anything else (errors, an ``EXEC`` refused) is parsed
-    one by one. Errors become redis-py's exceptions (a ``LOADING`` Redis is an outage, a
-    ``NOPERM`` is not). RESP2 and RESP3.
+    An append's reply is compared with what one that went well gives in one step, and
+    anything else (errors, a stale head) is parsed. Errors become redis-py's exceptions (a
+    ``LOADING`` Redis is an outage, a ``NOPERM`` is not). RESP2 and RESP3.
     """
 
     def __init__(self, connection: Any) -> None:
@@ -98,47 +91,24 @@ class Replies:
             return rest
         raise InvalidResponse(f"unexpected Redis reply {line[:40]!r}")
 
-    async def head(self) -> Head | None:
-        """The replies of ``WATCH`` and the ``XREVRANGE`` behind it: the chain's head."""
-        for reply in (await self.reply(), found := await self.reply()):
-            if isinstance(reply, Exception):
-                raise reply
-        return head_of([(entry, dict(zip(fields[::2], fields[1::2], strict=True)))
-                         for entry, fields in found])
-
-    async def transaction(self, transaction: Transaction) -> bool:
-        """The replies of ``MULTI``, the queued commands and ``EXEC``: True when applied,
-        False when Redis refused the ``EXEC`` (the chain changed after the ``WATCH``).
-        Raises the first error (nothing was applied when a command was refused as it was
-        queued; the entries before a command that failed in ``EXEC`` were)."""
-        errors = [reply for reply in [await self.reply()] if isinstance(reply, Exception)]
-        queued = len(transaction.commands)
-        while queued:
-            while queued and self._buffer.startswith(_QUEUED, self._at):
-                self._at += len(_QUEUED)
-                queued -= 1
-            if queued:
-                reply = await self.reply()
-                if isinstance(reply, Exception):
-                    errors.append(reply)
-                queued -= 1
+    async def appended(self, transaction: Transaction) -> bool:
+        """The reply of one append (``FCALL``): True when applied, False when refused for a
+        stale head (``STALEHEAD``: the chain is not where the entries link to); raises any
+        other error (nothing of that call was appended when the function refused it)."""
         expected = transaction.expected
         while len(self._buffer) - self._at < len(expected) and \
                 expected.startswith(self._buffer[self._at:]):
             await self._more()
         if self._buffer.startswith(expected, self._at):
             self._at += len(expected)
-            done = [await self.reply() for _ in range(len(transaction.commands)
-                                                      - transaction.entries)]
-        else:
-            done = await self.reply()
-        if isinstance(done, Exception):
-            errors.append(done)  # EXECABORT comes after the error that caused it
-        elif isinstance(done, list):
-            errors += [reply for reply in done if isinstance(reply, Exception)]
-        if errors:
-            raise errors[0]
-        return done is not None
+            return True
+        reply = await self.reply()
+        if isinstance(reply, Exception):
+            if str(reply).startswith("STALEHEAD"):
+                return False
+            raise reply
+        raise InvalidResponse(f"the append function answered {reply!r}, not "
+                              f"{transaction.entries}")
 
 
 def head_of(reply: list[tuple[bytes, dict[bytes, bytes]]]) -> Head | None:

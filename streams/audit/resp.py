@@ -1,12 +1,12 @@
 """The RESP (Redis serialization protocol) encoding of the sink's commands.
 
-The appender writes its transactions to the socket as packed RESP itself: redis-py's
+The appender writes its appends to the socket as packed RESP itself: redis-py's
 packing of each command cost more than Redis spends appending the entry.
 """
 
 from __future__ import annotations
 
-__all__ = ["EXEC", "MULTI", "bulk", "command"]
+__all__ = ["bulk", "command"]
 
 
 def bulk(part: bytes) -> bytes:
@@ -18,8 +18,3 @@ def command(*parts: bytes) -> bytes:
     """One command as RESP."""
     return b"*%d\r\n%b" % (len(parts), b"".join(map(bulk, parts)))
 
-
-MULTI = command(b"MULTI")
-"""Opens a transaction."""
-EXEC = command(b"EXEC")
-"""Runs a transaction (Redis refuses it when a ``WATCH``ed key changed)."""

@@ -5,10 +5,12 @@ Consumes ``jit.decisions`` in its own group and hands the records to the appende
 partition in Redis.
 
 Redis is the source of truth for the position: on assignment the sink reads each chain's
-head and seeks Kafka to the offset after it, and Kafka offsets are committed only after
-Redis holds the entries. When Redis loses acknowledged writes (a crash inside the AOF's
-one-second fsync window) the sink sees its chain head move back and seeks Kafka back to
-refill the chain.
+head, refuses a head beyond the topic's end (an entry invented ahead: a tamper stop, never
+a silent wait for Kafka to get there) and seeks Kafka to the head's own offset, so the head
+is compared with its record before anything is appended after it. Kafka offsets are
+committed only after Redis holds the entries. When Redis loses acknowledged writes (a
+crash inside the AOF's one-second fsync window) the sink sees its chain head move back and
+seeks Kafka back to refill the chain.
 """
 
 from __future__ import annotations
@@ -21,18 +23,22 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from streams.audit.appender import RedisAuditSink
+from streams.audit.chain import AuditTamperError
 from streams.audit.keys import redis_for
 from streams.audit.retry import REDIS_DOWN, until_redis_answers
 from streams.audit.transactions import AuditRecord
 from streams.kafka.security import kafka_client_options
 from streams.settings import AuditSettings, KafkaSettings, TopicSettings
 
-__all__ = ["POLL_RECORDS", "run_audit_sink"]
+__all__ = ["POLL_RECORDS", "TAMPER_EXIT", "run_audit_sink"]
 
 log = logging.getLogger(__name__)
 
 POLL_RECORDS = 20_000
 """Records the sink takes from Kafka per poll at most, so a flush's size when it is behind."""
+TAMPER_EXIT = 3
+"""The exit code of ``jitwatch audit sink`` (and of the notary) on a tamper stop: apart
+from errors (1, 2), so a supervisor or an operator can tell "the evidence was altered"."""
 
 
 class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -130,15 +136,21 @@ async def _sync(consumer: AIOKafkaConsumer, sink: RedisAuditSink, assignments: _
                                       stop, "reading chain heads")
     if heads is None:
         return False
+    ends = await consumer.end_offsets(tps)
     for tp in tps:
         head = heads[tp.partition]
+        if head is not None and head.offset >= ends[tp]:
+            raise AuditTamperError(
+                f"audit chain of partition {tp.partition}: its head (seq {head.seq}) is for "
+                f"offset {head.offset}, but the topic ends before offset {ends[tp]}: an "
+                "entry was invented ahead (run `jitwatch audit verify`); stopping")
         if head is None:
             await consumer.seek_to_beginning(tp)
-        else:
-            consumer.seek(tp, head.offset + 1)
+        else:  # the head's own record again: compared with the head before appending
+            consumer.seek(tp, head.offset)
         log.info("audit chain of partition %d: head seq %s, consuming from offset %s",
                  tp.partition, "-" if head is None else head.seq,
-                 "start" if head is None else head.offset + 1)
+                 "start" if head is None else head.offset)
     assignments.unsynced.clear()
     return True
 

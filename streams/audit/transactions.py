@@ -1,8 +1,10 @@
-"""Transaction planning: the sink's records hashed into the RESP of one transaction.
+"""Transaction planning: the sink's records hashed into the RESP of one append.
 
-Pure (no I/O): :class:`TransactionPlanner` links records to a chain head and gives the
-``XADD`` of each entry and the ``ZADD`` of each query index between ``MULTI`` and ``EXEC``,
-and the ``EXEC`` reply that means all went well; :mod:`streams.audit.appender` sends it.
+Pure (no I/O): :class:`TransactionPlanner` links records to a chain head and gives one
+``FCALL jitwatch_audit_append`` (the Redis Function of ``ops/audit-functions.lua``) with
+each entry and each query index member, and the reply that means all went well;
+:mod:`streams.audit.appender` sends it. The function appends only when the chain's head is
+still the one the hashes link to, and never trims.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from streams.audit.keys import (
 )
 from streams.audit.resp import bulk
 
-__all__ = ["POSTINGS_MAX", "TRANSACTION_ENTRIES", "AuditRecord", "Transaction",
-           "TransactionPlanner", "index_parts", "records_after"]
+__all__ = ["APPEND_FUNCTION", "POSTINGS_MAX", "TRANSACTION_ENTRIES", "AuditRecord",
+           "Transaction", "TransactionPlanner", "index_parts", "records_after"]
+
+APPEND_FUNCTION = b"jitwatch_audit_append"
+"""The Redis Function the sink appends through (``ops/audit-functions.lua``)."""
 
 TRANSACTION_ENTRIES = 250
 """Entries per transaction: small enough that Redis starts appending soon after a flush
@@ -36,16 +41,17 @@ POSTINGS_MAX = 500
 """Offsets per index member at most (a big batch of one action splits into several)."""
 
 
-def _xadd_template() -> bytes:
-    """``XADD <chain> <id>`` and the :data:`ENTRY_FIELDS` with their values as RESP, for
-    ``%``: one formatting per entry is the cheapest way to pack it (redis-py's packing cost
-    more than Redis' append)."""
-    fields = b"".join(bulk(name) + (b"$64\r\n%b\r\n" if name in (b"prev", b"hash")
-                                     else b"$%d\r\n%b\r\n") for name in ENTRY_FIELDS)
-    return b"*%d\r\n$4\r\nXADD\r\n%%b$%%d\r\n%%b\r\n" % (3 + 2 * len(ENTRY_FIELDS)) + fields
+def _entry_template() -> bytes:
+    """An entry's arguments of the append function (stream id, then the values of
+    :data:`ENTRY_FIELDS`) as RESP, for ``%``: one formatting per entry is the cheapest way
+    to pack it (redis-py's packing cost more than Redis' append)."""
+    return b"$%d\r\n%b\r\n" + b"".join(
+        b"$64\r\n%b\r\n" if name in (b"prev", b"hash") else b"$%d\r\n%b\r\n"
+        for name in ENTRY_FIELDS)
 
 
-_XADD = _xadd_template()
+_ENTRY_ARGS = 1 + len(ENTRY_FIELDS)
+_ENTRY = _entry_template()
 
 
 class AuditRecord(NamedTuple):
@@ -60,8 +66,8 @@ class AuditRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Transaction:
-    """One transaction's commands between ``MULTI`` and ``EXEC`` as RESP, and the start of
-    the ``EXEC`` reply they give when all goes well (array length, then each entry id)."""
+    """One append's command (``FCALL``) as RESP, and the reply it gives when all goes
+    well (the number of entries)."""
 
     commands: list[bytes]
     expected: bytes
@@ -108,14 +114,15 @@ class TransactionPlanner:
 
     def plan(self, partition: int, head: Head | None,
              records: list[AuditRecord]) -> Transaction:
-        """Hash the records (all after ``head``, in offset order) into one transaction's
-        commands: an ``XADD`` per entry, then per index one ``ZADD`` of its members, one
-        per value and time bucket."""
+        """Hash the records (all after ``head``, in offset order) into one append: the
+        expected head, every entry, then per index its members, one per value and time
+        bucket."""
         seq, prev = (-1, GENESIS.encode()) if head is None else (head.seq, head.hash.encode())
-        key = bulk(stream_key(self._prefix, partition).encode())
+        parts = [bulk(APPEND_FUNCTION), bulk(b"5"),
+                 bulk(stream_key(self._prefix, partition).encode()),
+                 *map(bulk, self._index_keys), bulk(b"%d" % seq),
+                 bulk(b"" if head is None else prev), bulk(b"%d" % len(records))]
         hashed_partition = entry_hash_prefix(partition)
-        commands: list[bytes] = []
-        ids: list[bytes] = []
         # Subjects and requests take one member per entry (few of a batch share a value and
         # second); actions and rules, which have a handful of values, one per value and
         # second: (value, time bucket) -> offsets.
@@ -132,11 +139,9 @@ class TransactionPlanner:
             number = b"%d" % seq
             digest = entry_digest(hashed_partition, number, offset, key_bytes, decision_id,
                                   value, prev).encode()
-            commands.append(_XADD % (key, len(entry), entry, len(number), number,
-                                     len(offset), offset, len(key_bytes), key_bytes,
-                                     len(decision_id), decision_id, len(value), value,
-                                     prev, digest))
-            ids.append(bulk(entry))
+            parts.append(_ENTRY % (len(entry), entry, len(number), number, len(offset),
+                                   offset, len(key_bytes), key_bytes, len(decision_id),
+                                   decision_id, len(value), value, prev, digest))
             place = index_place(bucket, partition, offset)
             if subject:
                 subjects.append(subject + place)
@@ -147,14 +152,15 @@ class TransactionPlanner:
             if rule:
                 rules[rule, bucket].append(offset)
             prev = digest
-        for index, members in zip(self._index_keys, (subjects, requests, *(
+        arguments = 10 + _ENTRY_ARGS * len(records)
+        for members in (subjects, requests, *(
                 [index_member(found, bucket, partition, offsets[first:first + POSTINGS_MAX])
                  for (found, bucket), offsets in grouped.items()
                  for first in range(0, len(offsets), POSTINGS_MAX)]
-                for grouped in (actions, rules))), strict=True):
-            if members:
-                commands.append(b"*%d\r\n$4\r\nZADD\r\n%b%b" % (
-                    2 + 2 * len(members), bulk(index),
-                    b"".join([b"$1\r\n0\r\n$%d\r\n%b\r\n" % (len(m), m) for m in members])))
-        return Transaction(commands, b"*%d\r\n%b" % (len(commands), b"".join(ids)),
-                           len(records), Head(seq, records[-1].offset, prev.decode()))
+                for grouped in (actions, rules))):
+            parts.append(bulk(b"%d" % len(members)))
+            parts.extend([b"$%d\r\n%b\r\n" % (len(m), m) for m in members])
+            arguments += 1 + len(members)
+        command = b"*%d\r\n$5\r\nFCALL\r\n%b" % (arguments + 1, b"".join(parts))
+        return Transaction([command], b":%d\r\n" % len(records), len(records),
+                           Head(seq, records[-1].offset, prev.decode()))

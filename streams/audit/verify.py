@@ -1,31 +1,40 @@
 """``jitwatch audit verify``: check the chains in Redis (or an export file) end to end.
 
-Per partition: every checkpoint's signature and link, every entry's hash, link, sequence
-number and place, that each checkpoint is in the chain, and optionally that the chain holds
-exactly the decisions topic's records (``--against-kafka``). Exit code 0 when all is
-intact, 1 when something was tampered with (the first bad entry is named), 2 when the
-evidence is incomplete (the sink is behind the topic, or records left Kafka's retention).
+Per partition: every checkpoint's signature (by the key its id names in the notary's
+keyring) and link, every entry's hash, link, sequence number, contiguous offset and place,
+that each checkpoint is in the chain, that Redis removed no entry it was given, that a
+recent checkpoint signs the chain (:class:`~streams.audit.against.UnsignedLimits`), and
+optionally that the chain holds exactly the decisions topic's records and its checkpoints
+are the ones anchored in Kafka (``--against-kafka``). Exit code 0 when all is intact
+(entries before the topic's retention are fine when a checkpoint covers them), 1 when
+something was tampered with (the first bad entry is named), 2 when the evidence is
+incomplete (the sink is behind the topic, entries left its retention unsigned) or unsigned.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from schemas.errors import JitwatchError
+from streams.audit.against import (
+    UnsignedLimits,
+    against_anchor,
+    against_topic,
+    removed_entries,
+    unsigned_problem,
+)
 from streams.audit.chain import ChainEntry, ChainVerifier, Problem, Verdict
+from streams.audit.keyring import Keyring
 from streams.audit.keys import StreamEntry, checkpoint_key, read_stream, stream_key
 from streams.audit.query import EXPORT_FORMAT
-from streams.kafka.security import kafka_client_options
+from streams.audit.topics import content_digest, kafka_options, read_anchor
 from streams.settings import KafkaSettings
 
 __all__ = ["ExportError", "PartitionReport", "VerifyReport", "kafka_consumer_options",
@@ -46,6 +55,8 @@ class PartitionReport:
     signed_through: int = -1
     problem: Problem | None = None
     compared_with_kafka: int | None = None
+    notes: list[str] = field(default_factory=list)
+    """What is fine but worth saying (entries before retention, unsigned ones allowed)."""
 
     def line(self) -> str:
         """One line for the auditor."""
@@ -60,7 +71,7 @@ class PartitionReport:
             text += f" ({unsigned} newer entries not signed yet)"
         if self.compared_with_kafka is not None:
             text += f", equal to the topic's {self.compared_with_kafka} records"
-        return text
+        return "; ".join([text, *self.notes])
 
 
 @dataclass
@@ -76,13 +87,9 @@ class VerifyReport:
 
     @property
     def exit_code(self) -> int:
-        """0 intact, 1 tampered, 2 incomplete."""
+        """0 intact, 1 tampered, 2 incomplete or unsigned."""
         verdicts = {problem.verdict for problem in self.problems}
         return 1 if "tampered" in verdicts else 2 if verdicts else 0
-
-
-def _content_digest(key: bytes, decision: bytes) -> bytes:
-    return hashlib.sha256(len(key).to_bytes(8, "big") + key + decision).digest()
 
 
 async def _verify_partition(verifier: ChainVerifier, report: PartitionReport,
@@ -94,22 +101,29 @@ async def _verify_partition(verifier: ChainVerifier, report: PartitionReport,
             break
         if keep is not None:
             for _, fields in page:
-                keep.append((int(fields[b"offset"]), _content_digest(fields[b"key"],
-                                                                     fields[b"decision"])))
+                keep.append((int(fields[b"offset"]), content_digest(fields[b"key"],
+                                                                    fields[b"decision"])))
     verifier.finish()
     report.entries, report.problem = verifier.entries, verifier.problem
     report.signed_through = verifier.signed_through
 
 
 async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
-                       public_key: Ed25519PublicKey, kafka: dict[str, Any] | None = None,
-                       topic: str | None = None) -> VerifyReport:
+                       public_key: Keyring | Ed25519PublicKey,
+                       kafka: dict[str, Any] | None = None, topic: str | None = None,
+                       unsigned: UnsignedLimits | None = None,
+                       anchor_topic: str | None = None) -> VerifyReport:
     """Verify every partition's chain in Redis; with ``kafka`` and ``topic``, also that each
-    chain holds exactly the topic partition's records, in order. ``kafka`` are the consumer's
-    keyword arguments: ``bootstrap_servers`` and the security options
-    (:func:`kafka_consumer_options` builds them from the settings)."""
+    chain holds exactly the topic partition's records, in order, and with ``anchor_topic``
+    that its checkpoints are the anchored ones. ``kafka`` are the consumer's keyword
+    arguments (:func:`kafka_consumer_options`); ``unsigned`` the limits on what may be
+    unsigned (None: any)."""
     report = VerifyReport()
     for partition in range(partitions):
+        # The anchor before Redis (see against_anchor): a checkpoint signed meanwhile is in
+        # Redis and not yet read from the anchor, never the other way round.
+        anchored = await read_anchor(kafka, anchor_topic, partition, prefix) \
+            if kafka and anchor_topic else None
         checkpoints = [(fields[b"payload"], fields[b"sig"])
                        async for page in read_stream(client, checkpoint_key(prefix, partition))
                        for _, fields in page]
@@ -119,52 +133,19 @@ async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
         await _verify_partition(verifier, part, read_stream(client, stream_key(prefix,
                                                                                partition)),
                                 keep)
+        for key, what in ((stream_key(prefix, partition), "entries"),
+                          (checkpoint_key(prefix, partition), "checkpoints")):
+            part.problem = part.problem or await removed_entries(client, key, partition, what)
         if part.problem is None and keep is not None and kafka and topic:
-            part.problem, part.compared_with_kafka = await _against_kafka(
-                kafka, topic, partition, keep)
+            part.problem, part.compared_with_kafka, note = await against_topic(
+                kafka, topic, partition, keep, verifier.signed)
+            part.notes += [note] if note else []
+        if part.problem is None and anchored is not None and anchor_topic:
+            part.problem = against_anchor(anchor_topic, partition, anchored, checkpoints)
+        if part.problem is None and unsigned is not None:
+            part.problem = unsigned_problem(partition, part.entries, verifier.signed, unsigned)
         report.partitions.append(part)
     return report
-
-
-async def _against_kafka(kafka: dict[str, Any], topic: str, partition: int,
-                         chain: list[tuple[int, bytes]]) -> tuple[Problem | None, int]:
-    """Compare the chain's (offset, content) with the topic partition, record by record."""
-    compared = position = behind = 0
-    first: int | None = None
-    missing_from: int | None = None
-    async for offset, key, value in _topic_records(kafka, topic, partition):
-        if first is None:
-            first = offset
-            while position < len(chain) and chain[position][0] < offset:
-                position += 1  # older than the topic's retention: cannot be compared
-        if position == len(chain):  # the sink has not appended these yet
-            missing_from = offset if missing_from is None else missing_from
-            behind += 1
-            continue
-        chain_offset, digest = chain[position]
-        if chain_offset < offset:
-            return Problem("tampered", partition, "the chain holds an entry for an offset the "
-                           "topic has no record at (inserted)", position, chain_offset), compared
-        if chain_offset > offset:
-            return Problem("tampered", partition, f"the topic's record at offset {offset} is "
-                           "missing from the chain (deleted)", position, offset), compared
-        if digest != _content_digest(key or b"", value):
-            return Problem("tampered", partition, "the entry differs from the topic's record "
-                           "at its offset", position, offset), compared
-        position += 1
-        compared += 1
-    if missing_from is not None:
-        return Problem("incomplete", partition, f"the chain ends before the topic: {behind} "
-                       f"records from offset {missing_from} on are not in it yet (sink "
-                       "behind)", None, missing_from), compared
-    if position < len(chain):
-        return Problem("tampered", partition, "the chain holds entries beyond the topic's end "
-                       "(inserted)", position, chain[position][0]), compared
-    skipped = 0 if first is None else sum(1 for offset, _ in chain if offset < first)
-    if skipped:
-        return Problem("incomplete", partition, f"{skipped} oldest entries are older than the "
-                       "topic's retention and could not be compared"), compared
-    return None, compared
 
 
 def kafka_consumer_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -172,35 +153,7 @@ def kafka_consumer_options(kafka: KafkaSettings) -> dict[str, Any]:
     SASL/TLS options as every other jitwatch client (``JITWATCH_KAFKA_*``). The reader
     assigns partitions itself and commits nothing, so a principal that may read the topic
     without a consumer group (the SIEM's) is enough."""
-    return {"bootstrap_servers": kafka.kafka_bootstrap, **kafka_client_options(kafka)}
-
-
-async def _topic_records(kafka: dict[str, Any], topic: str,
-                         partition: int) -> AsyncIterator[tuple[int, bytes | None, bytes]]:
-    """Every committed record of one topic partition up to its current end."""
-    consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False,
-                                isolation_level="read_committed", auto_offset_reset="earliest")
-    try:
-        await consumer.start()
-    except KafkaError as exc:
-        await consumer.stop()
-        raise JitwatchError(f"cannot read {topic} from Kafka at {kafka['bootstrap_servers']} "
-                            f"({exc}); check JITWATCH_KAFKA_BOOTSTRAP and the principal's "
-                            "JITWATCH_KAFKA_SECURITY_PROTOCOL/SASL_* settings") from exc
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        while await consumer.position(tp) < end:
-            batches = await consumer.getmany(tp, timeout_ms=500, max_records=10_000)
-            for message in batches.get(tp, []):
-                if message.offset >= end:
-                    return
-                if message.value is not None:
-                    yield message.offset, message.key, message.value
-    finally:
-        await consumer.stop()
+    return kafka_options(kafka)
 
 
 class ExportError(JitwatchError):
@@ -274,7 +227,8 @@ def _against_end(part: PartitionReport, head: str, end: dict[str, Any]) -> Probl
     return None
 
 
-def verify_export(lines: Iterable[bytes], public_key: Ed25519PublicKey) -> VerifyReport:
+def verify_export(lines: Iterable[bytes],
+                  public_key: Keyring | Ed25519PublicKey) -> VerifyReport:
     """Verify an export file offline (see :func:`streams.audit.query.export`): every
     partition its header lists, each against its checkpoints and the export's end record.
     Raises :class:`ExportError` for a file that is not a whole export of this version."""

@@ -51,6 +51,39 @@ def _keygen(settings: Settings, args: argparse.Namespace) -> int:
     private, public = generate_keys(args.out, keep_existing=args.if_missing)
     print(f"wrote {private} (private, mode 0600: give it to the notary only)")
     print(f"wrote {public} (public: give it to auditors for `jitwatch audit verify`)")
+    print("rotating the notary's key: see `jitwatch audit keygen --help`")
+    return 0
+
+
+KEY_ROTATION = """\
+Rotating the notary's key (checkpoints carry the id of the key that signed them, so those
+signed before a rotation keep verifying after it):
+  1. jitwatch audit keygen --out NEWDIR            (a new pair; never overwrites)
+  2. stop the notary, point JITWATCH_AUDIT_SIGNING_KEY_FILE at NEWDIR/notary.key, start it
+     (its next checkpoint links to the last one signed with the old key)
+  3. give auditors NEWDIR/notary.pub and keep the old notary.pub: verify with both,
+     --public-key OLD.pub --public-key NEW.pub, or a keys file (--keys) that bounds each
+     key's use, so a retired key cannot sign later checkpoints:
+       [[keys]]
+       file = "old.pub"
+       valid_until = "2027-01-01T00:00:00Z"   (the rotation time)
+       [[keys]]
+       file = "new.pub"
+       valid_from = "2027-01-01T00:00:00Z"
+  4. destroy the old private key once the new one signs."""
+
+
+def _tamper_stop(who: str, main: Callable[[], None]) -> int:
+    """Run a sink or notary; a tamper stop is exit 3 with a line of its own, apart from any
+    other error, so it is never mistaken for a crash to restart away."""
+    from streams.audit.chain import AuditTamperError
+    from streams.audit.sink import TAMPER_EXIT
+
+    try:
+        main()
+    except AuditTamperError as exc:
+        print(f"jitwatch: TAMPER STOP ({who}): {exc}", file=sys.stderr)
+        return TAMPER_EXIT
     return 0
 
 
@@ -58,21 +91,43 @@ def _sink(settings: Settings, args: argparse.Namespace) -> int:
     """``jitwatch audit sink`` (and ``audit-sink``): run the sink until a signal."""
     from streams.audit import run_audit_sink
 
-    run_until_signal(lambda stop: run_audit_sink(settings.audit, settings.kafka,
-                                                 settings.topics, stop))
-    return 0
+    return _tamper_stop("audit sink", lambda: run_until_signal(
+        lambda stop: run_audit_sink(settings.audit, settings.kafka, settings.topics, stop)))
 
 
 def _notary(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit.notary import run_notary
 
-    run_until_signal(lambda stop: run_notary(settings.audit, settings.topics, stop))
-    return 0
+    return _tamper_stop("notary", lambda: run_until_signal(
+        lambda stop: run_notary(settings.audit, settings.kafka, settings.topics, stop)))
+
+
+def _keyring(settings: Settings, args: argparse.Namespace) -> Any:
+    """The notary's keyring: every ``--public-key``, the ``--keys`` file's keys, else
+    ``JITWATCH_AUDIT_VERIFY_KEY_FILE``."""
+    from streams.audit.keyring import Keyring
+    from streams.audit.notary import load_public_key
+
+    ring = Keyring.of(*(load_public_key(path) for path in args.public_key or []))
+    if args.keys is not None:
+        ring += Keyring.from_file(args.keys)
+    return ring if ring.keys else Keyring.of(load_public_key(settings.audit_verify_key_file))
+
+
+def _unsigned_limits(settings: Settings, args: argparse.Namespace) -> Any:
+    from datetime import UTC, datetime
+
+    from streams.audit.against import UnsignedLimits
+
+    age = args.max_unsigned_age if args.max_unsigned_age is not None else \
+        2 * settings.audit_checkpoint_interval_s
+    most = args.max_unsigned if args.max_unsigned is not None else \
+        2 * settings.audit_checkpoint_every
+    return UnsignedLimits(datetime.now(UTC), age, most)
 
 
 def _verify(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit.keys import redis_for
-    from streams.audit.notary import load_public_key
     from streams.audit.verify import (
         ExportError,
         VerifyReport,
@@ -81,12 +136,12 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         verify_redis,
     )
 
-    public_key = load_public_key(args.public_key or settings.audit_verify_key_file)
+    keyring = _keyring(settings, args)
     report: VerifyReport
     if args.export is not None:
         try:
             with args.export.open("rb") as handle:
-                report = verify_export(handle, public_key)
+                report = verify_export(handle, keyring)
         except OSError as exc:
             raise JitwatchError(f"cannot read the export {args.export}: {exc.strerror}") from exc
         except ExportError as exc:
@@ -97,14 +152,19 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
             client = redis_for(settings.audit, "verifier")
             try:
                 return await verify_redis(
-                    client, settings.audit_key_prefix, settings.topic_partitions, public_key,
+                    client, settings.audit_key_prefix, settings.topic_partitions, keyring,
                     kafka_consumer_options(settings.kafka) if args.against_kafka else None,
-                    settings.topic_decisions)
+                    settings.topic_decisions, _unsigned_limits(settings, args),
+                    settings.topic_audit_checkpoints)
             finally:
                 await client.aclose()
 
         report = _redis_run(settings, run)
     for part in report.partitions:
+        if args.allow_unsigned and part.problem is not None and \
+                part.problem.verdict == "unsigned":
+            part.notes.append(f"allowed: {part.problem.what}")
+            part.problem = None
         print(part.line())
     verdict = {0: "INTACT", 1: "TAMPERED", 2: "INCOMPLETE"}[report.exit_code]
     first = f": first bad entry: {report.problems[0].located}" if report.problems else ""
@@ -213,7 +273,8 @@ def register(commands: Commands) -> None:
     sink.set_defaults(run=_sink)
 
     keygen = sub.add_parser("keygen", help="create the notary's Ed25519 key pair (review "
-                            "and policy keys: `jitwatch keygen`)")
+                            "and policy keys: `jitwatch keygen`)", epilog=KEY_ROTATION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     keygen.add_argument("--out", type=Path, required=True,
                         help="directory for notary.key (0600) and notary.pub")
     keygen.add_argument("--if-missing", action="store_true",
@@ -226,11 +287,25 @@ def register(commands: Commands) -> None:
 
     verify = sub.add_parser("verify", help="check signatures, hashes, links and gaps; exit 0 "
                             "intact, 1 tampered, 2 incomplete")
-    verify.add_argument("--public-key", type=Path,
-                        help="the notary's public key (default JITWATCH_AUDIT_VERIFY_KEY_FILE)")
+    verify.add_argument("--public-key", type=Path, action="append",
+                        help="a public key of the notary, repeatable: every key it signed "
+                        "with, old ones after a rotation (default "
+                        "JITWATCH_AUDIT_VERIFY_KEY_FILE)")
+    verify.add_argument("--keys", type=Path, metavar="FILE",
+                        help="a keys file: the notary's public keys with the period each "
+                        "was in use (see `jitwatch audit keygen --help`)")
+    verify.add_argument("--max-unsigned-age", type=float, metavar="SECONDS",
+                        help="the newest checkpoint may be at most this old while entries "
+                        "are unsigned (default: twice JITWATCH_AUDIT_CHECKPOINT_INTERVAL_S)")
+    verify.add_argument("--max-unsigned", type=int, metavar="N",
+                        help="at most N entries after the newest checkpoint (default: twice "
+                        "JITWATCH_AUDIT_CHECKPOINT_EVERY)")
+    verify.add_argument("--allow-unsigned", action="store_true",
+                        help="report a chain without a (recent) checkpoint, but exit 0 for it")
     verify.add_argument("--against-kafka", action="store_true",
-                        help="also check each chain equals its decisions partition 1:1 "
-                        "(reads the topic with the JITWATCH_KAFKA_* SASL/TLS settings)")
+                        help="also check each chain equals its decisions partition 1:1 and "
+                        "its checkpoints are the ones anchored in the checkpoints topic "
+                        "(reads both with the JITWATCH_KAFKA_* SASL/TLS settings)")
     verify.add_argument("--export", type=Path, metavar="FILE",
                         help="verify an export file offline instead of Redis")
     verify.set_defaults(run=_verify)

@@ -47,7 +47,7 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "worker": ("kafka", "topics", "worker"),
     "audit-sink": ("kafka", "decisions", "sink"),
     "audit sink": ("kafka", "decisions", "sink"),
-    "audit notary": ("notary",),
+    "audit notary": ("notary", "kafka", "decisions"),
     "audit verify": ("verifier", "verify", "kafka", "decisions"),
     "audit query": ("verifier",),
     "audit export": ("verifier",),

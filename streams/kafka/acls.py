@@ -138,6 +138,7 @@ def _names(topics: TopicSettings, audit_group: str) -> dict[str, str]:
         "sessions": topics.topic_sessions,
         "decisions": topics.topic_decisions,
         "deadletter": topics.topic_deadletter,
+        "audit_checkpoints": topics.topic_audit_checkpoints,
         "app_id": topics.app_id,
         "audit_group": audit_group,
     }

@@ -17,11 +17,14 @@ from schemas.errors import ConfigError
 from streams.kafka.security import kafka_client_options
 from streams.settings import KafkaSettings, TopicSettings
 
-__all__ = ["TIMESTAMP_TYPE", "TOPIC_CONFIGS", "broker_answers", "ensure_topics",
+__all__ = ["ANCHOR_CONFIGS", "TIMESTAMP_TYPE", "TOPIC_CONFIGS", "broker_answers", "ensure_topics",
            "no_broker", "timestamp_problems", "wait_for_broker"]
 
 TIMESTAMP_TYPE = "message.timestamp.type"
 TOPIC_CONFIGS = {TIMESTAMP_TYPE: "LogAppendTime"}
+ANCHOR_CONFIGS = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+"""The audit checkpoints' anchor topic (issue I) keeps every checkpoint: no time or size
+limit."""
 """The configuration of every topic jitwatch creates: the broker stamps each record with
 the time it appended it, so a record's timestamp is the broker's clock, not a producer's."""
 
@@ -102,6 +105,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
         topics.topic_commands,
         topics.topic_repartition,
         topics.topic_policy,
+        topics.topic_audit_checkpoints,
     )
     admin = await wait_for_broker(kafka, topics)
     try:
@@ -132,6 +136,9 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
 
 
 def _new_topic(name: str, topics: TopicSettings) -> NewTopic:
+    if name == topics.topic_audit_checkpoints:  # the audit's anchor: kept without limit
+        return NewTopic(name, topics.topic_partitions, topics.topic_replication,
+                        topic_configs={**TOPIC_CONFIGS, **ANCHOR_CONFIGS})
     if name == topics.topic_policy:  # one record that matters: the last, kept by compaction
         return NewTopic(name, 1, topics.topic_replication,
                         topic_configs={**TOPIC_CONFIGS, "cleanup.policy": "compact"})

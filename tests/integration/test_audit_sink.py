@@ -69,28 +69,23 @@ async def test_batches_larger_than_one_transaction_chain_across_flushes(
     await redis_client.delete(stream_key(prefix, 0))
 
 
-async def test_a_write_between_head_read_and_exec_is_refused_and_stops_the_sink(
-    redis_client: aioredis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("forged_offset", [1, 1_000_000])
+async def test_a_foreign_write_after_the_sinks_head_is_refused_and_stops_the_sink(
+    redis_client: aioredis.Redis, prefix: str, forged_offset: int
 ) -> None:
-    """The head check and the append are atomic: an entry another writer adds after the
-    sink read the head makes Redis refuse the EXEC, and the sink stops on what it finds."""
+    """The head check and the append are one step (the append function): an entry another
+    writer adds after the head the sink knows makes Redis refuse the append (STALEHEAD), and
+    the sink stops on what it finds, however far ahead the forged entry claims to be."""
     from streams.audit.chain import AuditTamperError
-    from streams.audit.replies import Replies as _Replies
 
     sink = RedisAuditSink(redis_client, prefix)
     sink.add(AuditRecord(0, 0, b"alice", b'{"n": 0}'))
     assert await sink.flush() == 1
-    read_head = _Replies.head
-
-    async def head_then_foreign_write(replies: _Replies) -> object:
-        found = await read_head(replies)
-        await redis_client.xadd(stream_key(prefix, 0), {
-            "seq": b"1", "offset": b"1", "decision": b"forged", "hash": b"f" * 64}, id="0-2")
-        return found
-
-    monkeypatch.setattr(_Replies, "head", head_then_foreign_write)
+    await redis_client.xadd(stream_key(prefix, 0), {
+        "seq": b"1", "offset": b"%d" % forged_offset, "decision": b"forged",
+        "hash": b"f" * 64}, id=f"0-{forged_offset + 1}")
     sink.add(AuditRecord(0, 1, b"alice", b'{"n": 1}'))
-    with pytest.raises(AuditTamperError, match="offset 1"):
+    with pytest.raises(AuditTamperError, match="offset 1 "):
         await sink.flush()
     entries = await redis_client.xrange(stream_key(prefix, 0))
     assert [fields[b"decision"] for _, fields in entries] == [b'{"n": 0}', b"forged"]

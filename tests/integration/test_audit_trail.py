@@ -205,10 +205,10 @@ def reorder(entries: list[Any]) -> list[Any]:
 
 
 def insert(entries: list[Any]) -> list[Any]:
-    # A forged entry between offsets 6 and 8, linked to its predecessor.
+    # A forged entry in the place of offset 4, linked to its predecessor.
     _, before = entries[3]
-    forged = {**before, b"offset": b"7", b"seq": b"4", b"prev": before[b"hash"]}
-    return [*entries[:4], ("0-8", forged), *entries[4:]]
+    forged = {**before, b"offset": b"4", b"seq": b"4", b"prev": before[b"hash"]}
+    return [*entries[:4], ("0-5", forged), *entries[5:]]
 
 
 def truncate_tail(entries: list[Any]) -> list[Any]:
@@ -218,7 +218,7 @@ def truncate_tail(entries: list[Any]) -> list[Any]:
 @pytest.mark.parametrize(("tamper", "seq", "what"), [
     (flip_byte, 3, "hash does not match"),
     (delete_middle, 4, "expected seq 3"),
-    (reorder, 4, "stream id 0-7 does not belong to offset 8"),
+    (reorder, 4, "stream id 0-4 does not belong to offset 4"),
     (insert, 4, "hash does not match"),
     (truncate_tail, 5, "truncated"),
 ])
@@ -228,8 +228,8 @@ async def test_tampering_is_found_and_the_first_bad_entry_named(
     what: str,
 ) -> None:
     sink = RedisAuditSink(role("sink"), prefix)
-    for offset in range(8):  # offsets 0, 2, 4, …: gaps as transaction markers leave them
-        sink.add(AuditRecord(0, 2 * offset, b"alice", decision(offset, minutes=offset)))
+    for offset in range(8):
+        sink.add(AuditRecord(0, offset, b"alice", decision(offset, minutes=offset)))
     await sink.flush()
     await sign_all(settings, prefix, role("notary"))
     assert (await verified(settings, prefix, role("verifier"))).exit_code == 0
@@ -258,7 +258,7 @@ async def test_a_forged_checkpoint_signature_is_found(
     await rewrite(redis_client, checkpoint_key(prefix, 0), resign)
     report = await verified(settings, prefix, role("verifier"))
     assert report.exit_code == 1
-    assert "signature invalid" in report.problems[0].what
+    assert "not in the keyring" in report.problems[0].what
 
 
 async def test_a_rewritten_chain_with_fresh_hashes_is_caught_by_the_checkpoint(
@@ -286,6 +286,33 @@ def cli(stack: Stack, prefix: str, *args: str,
         env={**stack.env, "JITWATCH_AUDIT_KEY_PREFIX": prefix,
              "JITWATCH_TOPIC_PARTITIONS": str(PARTITIONS), **env},
         capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_verify_command_reports_an_unsigned_chain_and_takes_a_keys_file(
+    stack: Stack, settings: Settings, prefix: str, role: Callable[[str], aioredis.Redis],
+    tmp_path: Path
+) -> None:
+    """Issue I: a chain nothing signs is exit 2 (UNSIGNED) unless --allow-unsigned; the
+    notary's key may come from a keys file with its validity period."""
+    await fill(RedisAuditSink(role("sink"), prefix), 3)
+    unsigned = cli(stack, prefix, "verify")
+    assert unsigned.returncode == 2, unsigned.stdout + unsigned.stderr
+    assert "UNSIGNED: partition 0 seq 0: 3 entries and no checkpoint" in unsigned.stdout
+    allowed = cli(stack, prefix, "verify", "--allow-unsigned")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "allowed: 3 entries and no checkpoint" in allowed.stdout
+    await sign_all(settings, prefix, role("notary"))
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'[[keys]]\nfile = "{settings.audit_verify_key_file}"\n'
+                    'valid_from = "2020-01-01T00:00:00Z"\n')
+    signed = cli(stack, prefix, "verify", "--keys", str(keys),
+                 JITWATCH_AUDIT_VERIFY_KEY_FILE="")
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    keys.write_text(f'[[keys]]\nfile = "{settings.audit_verify_key_file}"\n'
+                    'valid_until = "2020-01-01T00:00:00Z"\n')
+    retired = cli(stack, prefix, "verify", "--keys", str(keys))
+    assert retired.returncode == 1
+    assert "outside that key's validity period" in retired.stdout
 
 
 async def test_verify_command_names_the_entry_and_exits_1(
@@ -468,8 +495,8 @@ async def test_role_boundaries(
     prefix: str, role: Callable[[str], aioredis.Redis]
 ) -> None:
     sink, notary, verifier = role("sink"), role("notary"), role("verifier")
-    # The sink appends with MULTI/EXEC: it may run no script, and a transaction is checked
-    # command by command, so it cannot smuggle a DEL in either.
+    # The sink appends by FCALL of the loaded function: it may load or run no script of its
+    # own, and a transaction is checked command by command, so it cannot smuggle a DEL in.
     with pytest.raises(NoPermissionError):
         await sink.script_load("return redis.call('DEL', KEYS[1])")
     async with sink.pipeline(transaction=True) as transaction:

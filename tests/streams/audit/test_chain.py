@@ -32,7 +32,7 @@ def _decision(n: int) -> bytes:
 def chain(count: int, partition: int = 0, offsets: list[int] | None = None) -> list[ChainEntry]:
     entries: list[ChainEntry] = []
     head: Head | None = None
-    for n, offset in enumerate(offsets or [2 * i for i in range(count)]):
+    for n, offset in enumerate(offsets or list(range(count))):
         entry = ChainEntry.after(head, partition, offset, b"alice", _decision(n))
         entries.append(entry)
         head = entry.as_head
@@ -101,7 +101,7 @@ def test_a_flipped_byte_is_named() -> None:
     entries[3] = replace(entries[3], decision=bytes(flipped))
     problem = verify(entries).problem
     assert problem is not None
-    assert (problem.verdict, problem.seq, problem.offset) == ("tampered", 3, 6)
+    assert (problem.verdict, problem.seq, problem.offset) == ("tampered", 3, 3)
     assert "hash does not match" in problem.what
 
 
@@ -110,7 +110,7 @@ def test_a_deleted_middle_entry_is_named() -> None:
     del entries[2]
     problem = verify(entries).problem
     assert problem is not None
-    assert (problem.seq, problem.offset) == (3, 6)
+    assert (problem.seq, problem.offset) == (3, 3)
     assert "expected seq 2" in problem.what
 
 
@@ -131,7 +131,8 @@ def test_an_insertion_is_named() -> None:
     entries.insert(2, forged)
     problem = verify(entries).problem
     assert problem is not None
-    assert (problem.seq, problem.offset) == (2, 4)  # the genuine seq 2 no longer links
+    # Its offset 3 skips offset 2: the first missing offset is named.
+    assert (problem.seq, problem.offset) == (2, 2)
 
 
 def test_a_rewritten_chain_is_caught_by_the_checkpoint() -> None:
@@ -171,8 +172,17 @@ def test_a_bad_signature_is_named() -> None:
     signed = sign(entries, [1, 3], key=Ed25519PrivateKey.generate())
     problem = verify(entries, signed).problem
     assert problem is not None
-    assert "signature invalid" in problem.what
+    assert "not in the keyring" in problem.what
     assert problem.seq == 1
+
+
+def test_a_signature_by_another_key_under_the_notarys_key_id_is_invalid() -> None:
+    entries = chain(2)
+    payload, _ = sign(entries, [1])[0]
+    forged = Ed25519PrivateKey.generate().sign(payload).hex().encode()
+    problem = verify(entries, [(payload, forged)]).problem
+    assert problem is not None
+    assert "signature invalid" in problem.what
 
 
 @pytest.mark.parametrize("stored", [b"", b"zz", b"abc", "é".encode(), b"00" * 64])
@@ -220,9 +230,23 @@ def test_a_moved_entry_id_is_named() -> None:
     assert "stream id 0-99" in problem.what
 
 
-@pytest.mark.parametrize("offsets", [[0, 1, 2], [5, 9, 10, 200]])
-def test_offsets_may_have_gaps_but_seqs_may_not(offsets: list[int]) -> None:
+@pytest.mark.parametrize("offsets", [[0, 1, 2], [5, 6, 7, 8]])
+def test_contiguous_offsets_from_any_first_one_verify(offsets: list[int]) -> None:
     assert verify(chain(len(offsets), offsets=offsets)).problem is None
+
+
+@pytest.mark.parametrize(("offsets", "seq", "missing"), [
+    ([0, 1, 3, 4], 2, 2),             # an offset skipped
+    ([0, 1, 2, 1_000_000], 3, 3),     # an entry invented far ahead
+    ([5, 9, 10, 200], 1, 6),
+])
+def test_a_gap_in_the_offsets_is_tampering_and_names_the_first_missing_offset(
+        offsets: list[int], seq: int, missing: int) -> None:
+    """The decisions topic is written without transactions: its offsets have no gaps."""
+    problem = verify(chain(len(offsets), offsets=offsets)).problem
+    assert problem is not None
+    assert (problem.verdict, problem.seq, problem.offset) == ("tampered", seq, missing)
+    assert f"offset {missing} is missing" in problem.what
 
 
 def test_resume_after_checks_only_what_follows() -> None:

@@ -1,4 +1,4 @@
-"""The sink's own reading of transaction replies, fed bytes as Redis sends them (no Redis)."""
+"""The sink's own reading of append replies, fed bytes as Redis sends them (no Redis)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from redis._parsers import _AsyncRESP2Parser
 from redis.exceptions import (
     BusyLoadingError,
-    ExecAbortError,
+    InvalidResponse,
     NoPermissionError,
     ResponseError,
 )
@@ -20,15 +20,13 @@ from streams.audit.replies import Replies
 from streams.audit.transactions import AuditRecord, Transaction, TransactionPlanner
 
 HEAD = Head(4, 9, "ab" * 32)
-HEAD_REPLY = (b"+OK\r\n*1\r\n*2\r\n$4\r\n0-10\r\n*6\r\n$3\r\nseq\r\n$1\r\n4\r\n"
-              b"$6\r\noffset\r\n$1\r\n9\r\n$4\r\nhash\r\n$64\r\n" + b"ab" * 32 + b"\r\n")
 
 
-def transaction(entries: int = 2, indexes: int = 1) -> Transaction:
+def transaction(entries: int = 2) -> Transaction:
     records = [AuditRecord(0, offset, b"k", b'{"subject": {"id": "s"}}')
                for offset in range(10, 10 + entries)]
     made = TransactionPlanner("jitwatch:t:audit").plan(0, HEAD, records)
-    assert len(made.commands) == entries + indexes
+    assert len(made.commands) == 1
     return made
 
 
@@ -41,53 +39,37 @@ def replies(data: bytes, timeout: float | None = None, eof: bool = True) -> Repl
                                     socket_timeout=timeout))
 
 
-def ok_reply(made: Transaction) -> bytes:
-    return (b"+OK\r\n" + b"+QUEUED\r\n" * len(made.commands) + made.expected
-            + b":1\r\n" * (len(made.commands) - made.entries))
-
-
-async def test_a_transaction_that_went_well_is_read_whole() -> None:
+async def test_appends_that_went_well_are_read_whole() -> None:
     made = transaction()
-    read = replies(ok_reply(made) + HEAD_REPLY)
-    assert await read.transaction(made) is True
-    assert await read.head() == HEAD
+    read = replies(made.expected * 2)
+    assert await read.appended(made) is True
+    assert await read.appended(made) is True
     assert read.drained
 
 
-@pytest.mark.parametrize("refused", [b"*-1\r\n", b"_\r\n"], ids=["resp2", "resp3"])
-async def test_an_exec_refused_after_watch_is_not_applied(refused: bytes) -> None:
-    made = transaction()
-    read = replies(b"+OK\r\n" + b"+QUEUED\r\n" * len(made.commands) + refused)
-    assert await read.transaction(made) is False
+async def test_an_append_refused_for_a_stale_head_is_not_applied() -> None:
+    read = replies(b"-STALEHEAD the chain head is seq 7\r\n")
+    assert await read.appended(transaction()) is False
     assert read.drained
 
 
-async def test_a_command_refused_when_queued_raises_its_error() -> None:
-    made = transaction()
-    read = replies(b"+OK\r\n+QUEUED\r\n-NOPERM this user has no permissions\r\n+QUEUED\r\n"
-                   b"-EXECABORT Transaction discarded because of previous errors.\r\n")
-    with pytest.raises(NoPermissionError):
-        await read.transaction(made)
+@pytest.mark.parametrize(("reply", "error"), [
+    (b"-NOPERM this user has no permissions to run the 'fcall' command\r\n",
+     NoPermissionError),
+    (b"-BADLINK entry 0-11 does not link to seq 4\r\n", ResponseError),
+    (b"-ERR Function not found\r\n", ResponseError),
+    (b"-LOADING Redis is loading the dataset in memory\r\n", BusyLoadingError),
+])
+async def test_any_other_error_raises(reply: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        await replies(reply).appended(transaction())
 
 
-async def test_a_command_failing_inside_exec_raises() -> None:
-    made = transaction()
-    exec_reply = made.expected.replace(made.expected.split(b"\r\n", 1)[0], b"*3") + \
-        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
-    read = replies(b"+OK\r\n" + b"+QUEUED\r\n" * 3 + exec_reply)
-    with pytest.raises(ResponseError, match="WRONGTYPE"):
-        await read.transaction(made)
-
-
-async def test_a_loading_redis_is_an_outage_and_an_empty_chain_has_no_head() -> None:
-    with pytest.raises(BusyLoadingError):
-        await replies(b"-LOADING Redis is loading the dataset in memory\r\n*0\r\n").head()
-    assert await replies(b"+OK\r\n*0\r\n").head() is None
-    with pytest.raises(ExecAbortError):
-        await replies(b"+OK\r\n+QUEUED\r\n+QUEUED\r\n-EXECABORT Transaction discarded\r\n"
-                      ).transaction(transaction(1))
+async def test_a_wrong_count_is_not_taken_for_success() -> None:
+    with pytest.raises(InvalidResponse):
+        await replies(b":1\r\n").appended(transaction())
 
 
 async def test_a_silent_redis_times_out_as_an_outage() -> None:
     with pytest.raises(RedisTimeoutError):
-        await replies(b"+OK\r\n", timeout=0.05, eof=False).head()
+        await replies(b"", timeout=0.05, eof=False).appended(transaction())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio.connection import Connection
 
-from streams.audit.resp import EXEC, MULTI, bulk, command
+from streams.audit.resp import bulk, command
 
 
 def packed(*parts: bytes) -> bytes:
@@ -25,8 +25,3 @@ def test_a_bulk_string_is_length_prefixed_and_binary_safe() -> None:
 ])
 def test_a_command_is_what_redis_py_sends(parts: tuple[bytes, ...]) -> None:
     assert command(*parts) == packed(*parts)
-
-
-def test_multi_and_exec() -> None:
-    assert MULTI == b"*1\r\n$5\r\nMULTI\r\n" == packed(b"MULTI")
-    assert EXEC == b"*1\r\n$4\r\nEXEC\r\n" == packed(b"EXEC")

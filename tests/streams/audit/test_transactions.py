@@ -6,7 +6,6 @@ import orjson
 from redis.asyncio.connection import Connection
 
 from streams.audit.chain import GENESIS, ChainEntry, Head
-from streams.audit.resp import command
 from streams.audit.transactions import (
     POSTINGS_MAX,
     AuditRecord,
@@ -24,32 +23,47 @@ def decision(n: int, action: str = "deny") -> bytes:
                          "action": action, "rule": {"id": "ttl-max"}})
 
 
-def test_each_entry_is_the_xadd_of_the_entry_the_chain_rules_make() -> None:
+def _arguments(packed: bytes) -> list[bytes]:
+    """The arguments of one RESP command (bulk strings only)."""
+    lines = packed.split(b"\r\n")
+    count = int(lines[0][1:])
+    return [lines[2 + 2 * i] for i in range(count)]
+
+
+def test_each_entry_is_what_the_chain_rules_make_in_one_fcall() -> None:
     records = [AuditRecord(3, offset, b"alice" if offset else None, decision(offset))
-               for offset in (4, 7)]
+               for offset in (4, 5)]
     made = TransactionPlanner(PREFIX).plan(3, None, records)
+    [call] = made.commands
+    keys = [f"{PREFIX}:p3".encode(),
+            *(f"{PREFIX}:ix:{f}".encode() for f in ("subject", "request", "action", "rule"))]
     head: Head | None = None
-    for record, planned in zip(records, made.commands, strict=False):
+    entries: list[bytes] = []
+    for record in records:
         entry = ChainEntry.after(head, 3, record.offset, record.key or b"", record.value)
-        fields = [part for name, value in entry.to_fields().items() for part in (name, value)]
-        expected = command(b"XADD", f"{PREFIX}:p3".encode(), entry.stream_id.encode(), *fields)
-        assert planned == expected == b"".join(Connection().pack_command(
-            b"XADD", f"{PREFIX}:p3".encode(), entry.stream_id.encode(), *fields))
+        entries += [entry.stream_id.encode(), *entry.to_fields().values()]
         head = entry.as_head
+    arguments = _arguments(call)
+    assert arguments[:11 + len(entries)] == [
+        b"FCALL", b"jitwatch_audit_append", b"5", *keys, b"-1", b"", b"2", *entries]
+    assert call == b"".join(Connection().pack_command(*arguments))
     assert made.head == head
     assert made.entries == 2
-    assert made.expected == b"*%d\r\n$3\r\n0-5\r\n$3\r\n0-8\r\n" % len(made.commands)
+    assert made.expected == b":2\r\n"
 
 
-def test_the_indexes_are_one_zadd_each_with_postings_split() -> None:
+def test_the_indexes_follow_the_entries_with_postings_split() -> None:
     records = [AuditRecord(0, offset, b"k", decision(offset)) for offset in
-               range(POSTINGS_MAX + 1)]
+               range(42, 42 + POSTINGS_MAX + 1)]
     made = TransactionPlanner(PREFIX).plan(0, Head(9, 41, "ab" * 32), records)
-    zadds = made.commands[len(records):]
-    assert [c.split(b"\r\n")[4] for c in zadds] == [
-        f"{PREFIX}:ix:{field}".encode() for field in ("subject", "request", "action", "rule")]
-    action = zadds[2]
-    assert action.startswith(b"*6\r\n$4\r\nZADD\r\n")  # two members: 500 offsets, then 1
+    arguments = _arguments(made.commands[0])
+    assert arguments[8:11] == [b"9", b"ab" * 32, b"%d" % len(records)]
+    rest = arguments[11 + 8 * len(records):]
+    counts = []
+    while rest:
+        counts.append(int(rest[0]))
+        rest = rest[1 + counts[-1]:]
+    assert counts == [len(records), len(records), 2, 2]  # actions and rules: 500, then 1
     assert made.head.seq == 9 + len(records)
 
 
