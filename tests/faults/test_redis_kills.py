@@ -29,7 +29,10 @@ async def audit_trail_problems(stack: Stack) -> list[str]:
     for _ in range(30):
         result = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "streams.cli", "audit", "verify", "--against-kafka"],
+            # No notary runs in this scenario (the chain's equality with the topic under
+            # Redis kills is what it shows): unsigned is a note, not a failure, here.
+            [sys.executable, "-m", "streams.cli", "audit", "verify", "--against-kafka",
+             "--allow-unsigned"],
             cwd=REPO, env=stack.env, capture_output=True, text=True, timeout=300,
             check=False)
         if result.returncode != 2:
