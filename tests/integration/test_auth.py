@@ -299,7 +299,10 @@ async def test_audit_verify_against_kafka_reads_the_topic_as_a_sasl_principal(
 
     keys = tmp_path / "keys"
     assert auth.jitwatch("audit", "keygen", "--out", str(keys)).returncode == 0
-    args = ("audit", "verify", "--against-kafka", "--public-key", str(keys / "notary.pub"))
+    # No notary signs here (what is shown is reading the topic as a SASL principal), so
+    # an unsigned chain is a note, not exit 2 (issue I).
+    args = ("audit", "verify", "--against-kafka", "--allow-unsigned", "--public-key",
+            str(keys / "notary.pub"))
     done = auth.jitwatch(*args, user="siem")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("equal to the topic's") == 2, done.stdout
