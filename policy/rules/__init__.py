@@ -37,7 +37,7 @@ from policy.rules import (
     windows,
 )
 from policy.rules.base import Finding, Outcome, RequestContext, Rule, top_rank
-from schemas.events import Resource
+from schemas.events import RequestCreated, Resource
 from schemas.policy import TenantPolicy
 from schemas.state import Grant
 
@@ -212,6 +212,16 @@ def gates(ctx: RequestContext) -> tuple[Finding, ...]:
     return ()
 
 
+def _prepared(ctx: RequestContext) -> RequestCreated:
+    """Work out once per request what several checks read; returns the request."""
+    event, tenant = ctx.event, ctx.tenant
+    ctx.requested, ctx.max_s = lifetime.limits(event, tenant)
+    ctx.outside = windows.outside(event, tenant, ctx.held.now)
+    ctx.rank = top_rank(event.resources)
+    ctx.asked = {resource.id for resource in event.resources}
+    return event
+
+
 def evaluate(ctx: RequestContext) -> list[Finding]:
     """Every finding about a request that passed the gates, in report order.
 
@@ -219,12 +229,7 @@ def evaluate(ctx: RequestContext) -> list[Finding]:
     would only cost time), nor of break-glass, which never waits for a human; break-glass
     asks its ration instead, and only when nothing else objects.
     """
-    event, tenant = ctx.event, ctx.tenant
-    # Worked out once per request: several checks read each of them.
-    ctx.requested, ctx.max_s = lifetime.limits(event, tenant)
-    ctx.outside = windows.outside(event, tenant, ctx.held.now)
-    ctx.rank = top_rank(event.resources)
-    ctx.asked = {resource.id for resource in event.resources}
+    event = _prepared(ctx)
     found: list[Finding] = []
     for check in OBJECTIONS:
         found += check(ctx)
@@ -244,11 +249,7 @@ def evaluate_extension(ctx: RequestContext, grant: Grant, expires_at: datetime,
     the checks of a new request for the added time (``ctx.event`` is that request), the
     extension's own limits, and the ``deny_new`` strategies as the subject's other grants
     stand now; escalations only when nothing objects."""
-    event, tenant = ctx.event, ctx.tenant
-    ctx.requested, ctx.max_s = lifetime.limits(event, tenant)
-    ctx.outside = windows.outside(event, tenant, ctx.held.now)
-    ctx.rank = top_rank(event.resources)
-    ctx.asked = {resource.id for resource in event.resources}
+    event, tenant = _prepared(ctx), ctx.tenant
     found: list[Finding] = []
     for check in EXTENSION_OBJECTIONS:
         found += check(ctx)
