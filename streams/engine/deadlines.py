@@ -25,7 +25,8 @@ from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from schemas.state import StoredSubject
 
-__all__ = ["TICK_UNDECIDABLE", "DeadlineIndex", "Offsets", "PartitionClock", "decide_tick"]
+__all__ = ["TICK_UNDECIDABLE", "DeadlineIndex", "Moments", "Offsets", "PartitionClock",
+           "decide_tick"]
 
 TICK_UNDECIDABLE = "tick-undecidable"
 """The error class of a tick whose expiries could not be decided (a dead letter)."""
@@ -56,6 +57,9 @@ def decide_tick(stored: StoredSubject, tenant: str, subject_id: str, at: datetim
 
 Offsets = Mapping[tuple[str, int], int | None]
 """Kafka offsets by (topic, partition); None where none is known (yet)."""
+
+Moments = Mapping[tuple[str, int], datetime | None]
+"""When the broker last reported each (topic, partition)'s end offset; None: never."""
 
 
 @dataclass
@@ -123,8 +127,16 @@ class PartitionClock:
     restart the backlog carries such events, and Kafka orders each topic on its own. A
     deadline is due on a partition once, for every input topic, either an event stamped at
     or after it has been decided there (the watermark) or the topic's partition is decided
-    up to its end offset (caught up: wall time stands in for event time). End offsets come
-    from the broker; this class keeps what was decided.
+    up to an end offset the broker reported at or after the deadline (caught up: wall time
+    stands in for event time). End offsets come from the broker with the moment they were
+    reported; this class keeps what was decided.
+
+    An end offset reported before the deadline says nothing about records appended between
+    that report and the deadline: a consumer fetches a partition again only once it has
+    handed over what it fetched, and while another fetch is in flight to the broker (a long
+    poll, up to 1.5 s under faust), so under load it decides up to an old end offset while
+    the producer's later records, stamped before the deadline, wait unfetched (the kill -9
+    fault scenario: a lock's tick decided before requests stamped 0.2 s before it).
     """
 
     watermark: dict[tuple[str, int], datetime] = field(default_factory=dict)
@@ -152,17 +164,21 @@ class PartitionClock:
         mark = self.watermark.get((topic, partition))
         return mark is not None and deadline <= mark
 
-    def caught_up(self, topic: str, partition: int, end_offsets: Offsets,
-                  committed: Offsets) -> bool:
+    def caught_up(self, topic: str, partition: int, deadline: datetime,
+                  end_offsets: Offsets, reported_at: Moments, committed: Offsets) -> bool:
         """Whether ``topic``/``partition`` is decided up to the end offset the consumer's
-        last fetch reported. Offsets not decided here yet (just assigned) count from the
-        group's committed offset."""
+        last fetch reported, if that fetch was answered at or after ``deadline`` (an older
+        end offset may lack records stamped before the deadline). Offsets not decided here
+        yet (just assigned) count from the group's committed offset."""
         where = (topic, partition)
         end = end_offsets.get(where)
         if where in self.expected:  # a forward sent since the last fetch: wait for it too
             end = max(end or 0, self.expected[where])
         if end is None:
             return False  # no fetch answered for it yet
+        reported = reported_at.get(where)
+        if reported is None or reported < deadline:
+            return False  # records appended since that answer may be stamped before it
         if end == 0:
             return True  # nothing was ever written there
         done = self.decided_offsets.get(where)
@@ -171,20 +187,23 @@ class PartitionClock:
         return done is not None and done >= end
 
     def may_expire(self, topics: Iterable[str], partition: int, deadline: datetime,
-                   end_offsets: Offsets, committed: Offsets) -> bool:
+                   end_offsets: Offsets, committed: Offsets, reported_at: Moments) -> bool:
         """The tick gate: whether a deadline on ``partition`` may be ticked now, i.e. every
-        input topic of the partition is past the deadline or decided to its end.
+        input topic of the partition is past the deadline or decided to an end offset
+        reported at or after it.
 
-        ``end_offsets`` and ``committed`` are the consumer's view of the input partitions,
-        passed in as plain data so the rule is tested without a broker.
+        ``end_offsets``, ``reported_at`` (when each end offset was reported) and
+        ``committed`` are the consumer's view of the input partitions, passed in as plain
+        data so the rule is tested without a broker.
         """
         return all(self.passed(topic, partition, deadline)
-                   or self.caught_up(topic, partition, end_offsets, committed)
+                   or self.caught_up(topic, partition, deadline, end_offsets, reported_at,
+                                     committed)
                    for topic in topics)
 
     def may_expire_owned(self, inputs: Iterable[str], repartition: str, partition: int,
                          owned: Iterable[int], deadline: datetime, end_offsets: Offsets,
-                         committed: Offsets) -> bool:
+                         committed: Offsets, reported_at: Moments) -> bool:
         """The tick gate with forwarding (issue H): a record of a subject owned by
         ``partition`` may still wait on any input partition (a producer with another
         partitioner put it there) until it is forwarded, so every ``owned`` partition of the
@@ -192,6 +211,6 @@ class PartitionClock:
         too (forwards not decided yet). Partitions another worker owns are not seen here:
         their misplaced records may still come after a tick (README, "Still open")."""
         return self.may_expire((repartition,), partition, deadline, end_offsets,
-                               committed) and all(
-            self.may_expire(inputs, other, deadline, end_offsets, committed)
+                               committed, reported_at) and all(
+            self.may_expire(inputs, other, deadline, end_offsets, committed, reported_at)
             for other in {partition, *owned})

@@ -104,20 +104,24 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
 
     def may_expire(partition: int, owned: set[int], deadline: datetime) -> bool:
         # The consumer's view of the inputs, read as the gate asks: end offsets as the last
-        # fetch reported them (no broker call: a call through faust's consumer thread waits
-        # out its current fetch, up to 1.5 s, which made ticks seconds late), and the
-        # group's committed offsets for offsets not decided here yet. Every owned input
-        # partition counts (a misplaced record of this subject may wait on any until it is
-        # forwarded), and this partition of the repartition topic (forwards not decided).
+        # fetch reported them and when it did (no broker call: a call through faust's
+        # consumer thread waits out its current fetch, up to 1.5 s, which made ticks
+        # seconds late), and the group's committed offsets for offsets not decided here
+        # yet. Every owned input partition counts (a misplaced record of this subject may
+        # wait on any until it is forwarded), and this partition of the repartition topic
+        # (forwards not decided).
         committed: dict[TP, int | None] = getattr(app.consumer, "_committed_offset", {})
-        ends, commits = {}, {}
+        ends, commits, reported = {}, {}, {}
         for topic, number in [(topics.topic_repartition, partition),
                               *((t, n) for t in input_topics for n in owned | {partition})]:
             tp = TP(topic, number)
+            # When before what: a fetch answered in between makes the end offset newer
+            # than the moment says (a tick waits longer), never older.
+            reported[(topic, number)] = _end_reported_at(app.consumer, tp)
             ends[(topic, number)] = app.consumer.highwater(tp)
             commits[(topic, number)] = committed.get(tp)
         return clock.may_expire_owned(input_topics, topics.topic_repartition, partition,
-                                      owned, deadline, ends, commits)
+                                      owned, deadline, ends, commits, reported)
 
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
         access = BatchedTable(table, app.producer)
@@ -167,6 +171,20 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
     app.timer(interval=worker.expiry_check_s, name="expiry-ticks")(send_ticks)
     table.on_recover(index_recovered)
     return app
+
+
+def _end_reported_at(consumer: Any, tp: TP) -> datetime | None:
+    """When the broker last reported ``tp``'s end offset to this worker (aiokafka's
+    ``last_poll_timestamp``: the fetch response that set ``highwater``); None when unknown,
+    which holds the gate on that topic to its watermark."""
+    inner = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+    if inner is None:
+        return None
+    try:
+        millis = inner.last_poll_timestamp(tp)
+    except AssertionError:  # not assigned (any more)
+        return None
+    return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
 
 
 def quiet_worker(app: faust.App, log_level: str) -> faust.Worker:

@@ -86,34 +86,38 @@ def _offsets(requests: int | None, sessions: int | None) -> dict[tuple[str, int]
     return {("jit.requests", 0): requests, ("jit.sessions", 0): sessions}
 
 
+FRESH = {("jit.requests", 0): T + timedelta(days=1), ("jit.sessions", 0): T + timedelta(days=1)}
+"""End offsets reported after every deadline of these tests."""
+
+
 def test_the_gate_holds_a_tick_until_every_input_topic_is_past_it_or_caught_up() -> None:
     clock = PartitionClock()
     ends, committed = _offsets(10, 4), _offsets(None, None)
-    assert not clock.may_expire(INPUTS, 0, T, ends, committed), "nothing decided yet"
+    assert not clock.may_expire(INPUTS, 0, T, ends, committed, FRESH), "nothing decided yet"
     clock.decided("jit.requests", 0, 2, T + timedelta(seconds=1))  # requests past T
-    assert not clock.may_expire(INPUTS, 0, T, ends, committed), "sessions still behind"
+    assert not clock.may_expire(INPUTS, 0, T, ends, committed, FRESH), "sessions still behind"
     clock.decided("jit.sessions", 0, 3, T - timedelta(seconds=1))  # sessions at their end
-    assert clock.may_expire(INPUTS, 0, T, ends, committed)
+    assert clock.may_expire(INPUTS, 0, T, ends, committed, FRESH)
     later = T + timedelta(seconds=5)
-    assert not clock.may_expire(INPUTS, 0, later, ends, committed), \
+    assert not clock.may_expire(INPUTS, 0, later, ends, committed, FRESH), \
         "requests neither past the later deadline nor decided to their end offset"
     clock.decided("jit.requests", 0, 9, None)  # a dead letter at the end counts as decided
-    assert clock.may_expire(INPUTS, 0, later, ends, committed)
+    assert clock.may_expire(INPUTS, 0, later, ends, committed, FRESH)
 
 
 def test_the_gate_counts_from_the_committed_offset_and_waits_for_a_first_fetch() -> None:
     clock = PartitionClock()
-    assert not clock.may_expire(INPUTS, 0, T, _offsets(None, 0), _offsets(None, None)), \
+    assert not clock.may_expire(INPUTS, 0, T, _offsets(None, 0), _offsets(None, None), FRESH), \
         "no fetch answered for requests yet"
-    assert clock.may_expire(INPUTS, 0, T, _offsets(0, 0), _offsets(None, None)), \
+    assert clock.may_expire(INPUTS, 0, T, _offsets(0, 0), _offsets(None, None), FRESH), \
         "nothing was ever written to either topic"
-    assert clock.may_expire(INPUTS, 0, T, _offsets(5, 0), _offsets(5, None)), \
+    assert clock.may_expire(INPUTS, 0, T, _offsets(5, 0), _offsets(5, None), FRESH), \
         "decided (and committed) up to the end before this worker took the partition"
-    assert not clock.may_expire(INPUTS, 0, T, _offsets(5, 0), _offsets(4, None))
+    assert not clock.may_expire(INPUTS, 0, T, _offsets(5, 0), _offsets(4, None), FRESH)
     clock.decided("jit.requests", 0, 3, T - timedelta(seconds=1))
-    assert not clock.may_expire(INPUTS, 0, T, _offsets(5, 0), _offsets(5, None)), \
+    assert not clock.may_expire(INPUTS, 0, T, _offsets(5, 0), _offsets(5, None), FRESH), \
         "what was decided here wins over an older committed offset"
-    assert not clock.may_expire(INPUTS, 1, T, _offsets(5, 0), _offsets(5, None)), \
+    assert not clock.may_expire(INPUTS, 1, T, _offsets(5, 0), _offsets(5, None), FRESH), \
         "offsets of another partition say nothing about this one"
 
 
@@ -122,14 +126,38 @@ def test_a_tick_waits_for_every_owned_partition_and_the_forwards() -> None:
     input partition until forwarded, and then on the repartition topic until decided."""
     inputs, repartition = ("req", "ses"), "rep"
     ends = {(topic, number): 0 for topic in (*inputs, repartition) for number in (0, 1)}
+    now = dict.fromkeys(ends, T)  # every end offset reported at the deadline
     ends[("req", 1)] = 3  # partition 1 has three records not decided yet
     clock = PartitionClock()
-    assert clock.may_expire_owned(inputs, repartition, 0, {0}, T, ends, {})
-    assert not clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {})
+    assert clock.may_expire_owned(inputs, repartition, 0, {0}, T, ends, {}, now)
+    assert not clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {}, now)
     for offset in range(3):  # decided (or forwarded) past the deadline
         clock.decided("req", 1, offset, T)
-    assert clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {})
+    assert clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {}, now)
     clock.expect(repartition, 0, 1)  # one was forwarded to partition 0: not decided yet
-    assert not clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {})
+    assert not clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {}, now)
     clock.decided(repartition, 0, 0, T)
-    assert clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {})
+    assert clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {}, now)
+
+
+def test_the_gate_trusts_no_end_offset_reported_before_the_deadline() -> None:
+    # The kill -9 scenario's lock tick: a fetch answered while the producer was still
+    # appending reported end offset 2917; the worker decided up to it, and the next fetch
+    # waited for a long poll in flight. Records 2917 on, stamped before the deadline, were
+    # in the log unfetched: caught up to 2917 is no evidence about them.
+    clock = PartitionClock()
+    clock.decided("jit.sessions", 0, 54, T - timedelta(seconds=20))
+    clock.decided("jit.requests", 0, 2916, T - timedelta(milliseconds=200))
+    ends = _offsets(2917, 55)
+    before = {("jit.requests", 0): T - timedelta(milliseconds=190),
+              ("jit.sessions", 0): T + timedelta(milliseconds=300)}
+    assert not clock.may_expire(INPUTS, 0, T, ends, _offsets(None, None), before), \
+        "requests' end offset is from before the deadline"
+    after = {**before, ("jit.requests", 0): T}
+    assert clock.may_expire(INPUTS, 0, T, ends, _offsets(None, None), after)
+    assert not clock.may_expire(INPUTS, 0, T, ends, _offsets(None, None),
+                                {("jit.requests", 0): None, ("jit.sessions", 0): T}), \
+        "an end offset not known when reported proves nothing"
+    clock.decided("jit.requests", 0, 2917, T)  # an event stamped at the deadline
+    assert clock.may_expire(INPUTS, 0, T, ends, _offsets(None, None), before), \
+        "past the deadline needs no end offset"
