@@ -21,7 +21,7 @@ from policy.rules.sessions import SESSION_WITHOUT_GRANT
 from schemas._base import format_time
 from schemas.state import Grant, Obligation, Pending, RequestLock, Session, SubjectState
 
-__all__ = ["expire", "forgotten", "next_deadline"]
+__all__ = ["expire", "forgotten", "holds", "next_deadline"]
 
 
 def next_deadline(state: SubjectState) -> datetime | None:
@@ -45,14 +45,21 @@ def next_deadline(state: SubjectState) -> datetime | None:
     return min(moments) if moments else state.forget_at
 
 
+def holds(state: SubjectState) -> bool:
+    """Whether the subject holds anything live or remembered that runs out in time: grants,
+    pending requests, locks, sessions waiting for their grant, remembered request ids and
+    signed events, post-review obligations (what keeps it stored past ``forget_at``)."""
+    return bool(state.grants or state.pending or state.locked_until is not None
+                or state.request_locks or state.requested or state.signed
+                or state.obligations
+                or any(session.held_until is not None for session in state.sessions))
+
+
 def forgotten(state: SubjectState, now: datetime) -> bool:
     """Whether a subject with this state is forgotten at ``now``: its ``forget_at`` has come
-    and nothing is live or remembered (the history it still holds is then dropped, open
-    sessions with it: with no grant left they cover nothing)."""
-    return (state.forget_at is not None and state.forget_at <= now and not (
-        state.grants or state.pending or state.locked_until is not None
-        or state.request_locks or state.requested or state.signed or state.obligations
-        or any(session.held_until is not None for session in state.sessions)))
+    and it :func:`holds` nothing (the history it still holds is then dropped, open sessions
+    with it: with no grant left they cover nothing)."""
+    return state.forget_at is not None and state.forget_at <= now and not holds(state)
 
 
 def expire(ledger: Ledger, now: datetime) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from policy.deadlines import holds
 from policy.decide import decide
 from policy.decisions import to_decisions
 from policy.ledger import Ledger, resource_ids
@@ -106,10 +107,8 @@ def vacant(state: SubjectState) -> bool:
     signed events, and no fixed kind (redelivery
     memory, ``applied``, and the decision ``clock`` aside: a subject with nothing else
     stored has nothing a later decision at an earlier time could reopen)."""
-    return not (state.grants or state.pending or state.locked_until is not None
-                or state.request_locks or state.sessions or state.recent_requests
-                or state.break_glass_uses or state.seen or state.kind_fixed
-                or state.requested or state.signed or state.obligations)
+    return not (holds(state) or state.sessions or state.recent_requests
+                or state.break_glass_uses or state.seen or state.kind_fixed)
 
 
 def _subject(event: InputEvent | ClockTick, state: SubjectState | Ledger) -> DecisionSubject:
