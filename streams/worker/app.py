@@ -102,26 +102,25 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
     clock = PartitionClock()
     input_topics = (topics.topic_requests, topics.topic_sessions)
 
-    def may_expire(partition: int, owned: set[int], deadline: datetime) -> bool:
-        # The consumer's view of the inputs, read as the gate asks: end offsets as the last
-        # fetch reported them and when it did (no broker call: a call through faust's
-        # consumer thread waits out its current fetch, up to 1.5 s, which made ticks
-        # seconds late), and the group's committed offsets for offsets not decided here
-        # yet. Every owned input partition counts (a misplaced record of this subject may
-        # wait on any until it is forwarded), and this partition of the repartition topic
-        # (forwards not decided).
+    def consumer_view(owned: set[int]) -> tuple[dict[tuple[str, int], Any], ...]:
+        # The consumer's view of the inputs the gate reads, once per timer pass: end
+        # offsets as the last fetch reported them and when it did (no broker call: a call
+        # through faust's consumer thread waits out its current fetch, up to 1.5 s, which
+        # made ticks seconds late), and the group's committed offsets for offsets not
+        # decided here yet. Every owned input partition counts (a misplaced record may wait
+        # on any until it is forwarded), and the repartition topic's (forwards not
+        # decided). A view older than the sends of the pass only holds a tick longer.
         committed: dict[TP, int | None] = getattr(app.consumer, "_committed_offset", {})
         ends, commits, reported = {}, {}, {}
-        for topic, number in [(topics.topic_repartition, partition),
-                              *((t, n) for t in input_topics for n in owned | {partition})]:
-            tp = TP(topic, number)
-            # When before what: a fetch answered in between makes the end offset newer
-            # than the moment says (a tick waits longer), never older.
-            reported[(topic, number)] = _end_reported_at(app.consumer, tp)
-            ends[(topic, number)] = app.consumer.highwater(tp)
-            commits[(topic, number)] = committed.get(tp)
-        return clock.may_expire_owned(input_topics, topics.topic_repartition, partition,
-                                      owned, deadline, ends, commits, reported)
+        for topic in (*input_topics, topics.topic_repartition):
+            for number in owned:
+                tp = TP(topic, number)
+                # When before what: a fetch answered in between makes the end offset
+                # newer than the moment says (a tick waits longer), never older.
+                reported[(topic, number)] = _end_reported_at(app.consumer, tp)
+                ends[(topic, number)] = app.consumer.highwater(tp)
+                commits[(topic, number)] = committed.get(tp)
+        return ends, commits, reported
 
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
         access = BatchedTable(table, app.producer)
@@ -141,11 +140,15 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
         owned = {tp.partition for tp in app.consumer.assignment()
                  if tp.topic == topics.topic_requests}
         held: set[int] = set()  # partitions whose earlier input is still undecided
-        for deadline, key, tenant in deadlines.due(cutoff):
+        due = deadlines.due(cutoff)
+        view = consumer_view(owned) if due else ()
+        for deadline, key, tenant in due:
             partition = partition_of(key, topics.topic_partitions)
             if partition not in owned:
                 continue  # moved to another worker, which indexed it when it recovered
-            if partition in held or not may_expire(partition, owned, deadline):
+            if partition in held or not clock.may_expire_owned(
+                    input_topics, topics.topic_repartition, partition, owned, deadline,
+                    *view):
                 held.add(partition)  # deadlines come in order: later ones wait as well
                 # restore, not set: batches decided while this loop awaited sends may have
                 # given the subject a newer deadline.
