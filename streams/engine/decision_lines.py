@@ -15,10 +15,10 @@ from pydantic import ValidationError
 from schemas.decisions import DECISION_SCHEMA, Decision
 from schemas.policy_load import PolicyLoadRecord, is_policy_load
 
-__all__ = ["Unreadable", "read_record", "read_records"]
+__all__ = ["UnreadableError", "read_record", "read_records"]
 
 
-class Unreadable(ValueError):
+class UnreadableError(ValueError):
     """A line that is neither a decision, a policy-load record nor an export record."""
 
 
@@ -39,7 +39,7 @@ def read_record(value: bytes) -> Decision | PolicyLoadRecord | None:
     neither, such as a blank line or an export's header).
 
     Raises:
-        Unreadable: not JSON, or not a record of the contract.
+        UnreadableError: not JSON, or not a record of the contract.
     """
     if not value.strip():
         return None
@@ -52,18 +52,18 @@ def read_record(value: bytes) -> Decision | PolicyLoadRecord | None:
         if isinstance(record, dict) and record.get("schema", DECISION_SCHEMA) == DECISION_SCHEMA:
             return Decision.model_validate(record)
     except (orjson.JSONDecodeError, ValidationError, KeyError, TypeError, ValueError) as exc:
-        raise Unreadable(f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
-    raise Unreadable("not a jit.decision/v1 nor a jit.policy-load/v1 record")
+        raise UnreadableError(f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+    raise UnreadableError("not a jit.decision/v1 nor a jit.policy-load/v1 record")
 
 
-def read_records(lines: Iterable[bytes]) -> Iterator[Decision | PolicyLoadRecord | Unreadable]:
+def read_records(lines: Iterable[bytes]) -> Iterator[Decision | PolicyLoadRecord | UnreadableError]:
     """Each line's record, in order; an unreadable line is yielded as its error (with its
     line number) so a caller can count and report it without stopping."""
     for number, line in enumerate(lines, 1):
         try:
             record = read_record(line)
-        except Unreadable as exc:
-            yield Unreadable(f"line {number}: {exc}")
+        except UnreadableError as exc:
+            yield UnreadableError(f"line {number}: {exc}")
             continue
         if record is not None:
             yield record
