@@ -76,8 +76,9 @@ class GrantLife:
     extensions: int = 0
     end: datetime | None = None
     ended_by: str | None = None
-    """The rule of the revoke that ended it: ``ttl-expired``, ``task-completed``,
-    ``request-withdrawn``, a cap or exclusion rule."""
+    """The rule of the revoke that ended it (``ttl-expired``, ``task-completed``,
+    ``request-withdrawn``, a cap or exclusion rule) or of the lock that froze it
+    (``session-without-grant``...)."""
 
     def held(self, since: datetime | None, until: datetime) -> float:
         """Hours held within [since, until]."""
@@ -154,7 +155,7 @@ class ExposureBuilder:
         key = (record.tenant, record.subject.id, record.request_id or "")
         if record.action == "approve":
             self._approve(record, key)
-        elif record.action == "revoke":
+        elif record.action in ("revoke", "lock"):  # a lock on a live grant's request ends it
             for target in record.targets:
                 self._end(record, (record.tenant, record.subject.id, target))
         elif record.action == "escalate":
