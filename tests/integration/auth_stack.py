@@ -31,7 +31,7 @@ from tests.integration.conftest import (
 
 AUTH_BOOTSTRAP = os.environ.get("JITWATCH_AUTH_KAFKA_BOOTSTRAP", "")
 SECRETS = Path(os.environ.get("JITWATCH_AUTH_STACK_SECRETS", REPO / ".stack-auth" / "secrets"))
-PRINCIPALS = ("watcher", "audit", "upstream", "siem")
+PRINCIPALS = ("watcher", "audit", "upstream", "siem", "ocsf")
 
 
 def require_auth_stack() -> None:
