@@ -4,6 +4,7 @@ real decisions topic (expiry lateness and task-to-revoke times as the stream mad
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
@@ -69,7 +70,8 @@ async def test_report_reads_the_decisions_topic(
         stack: Stack, producer: Producer, tmp_path: Path) -> None:
     await _grants_that_end(stack, producer)
     out = tmp_path / "report.html"
-    done = subprocess.run(
+    done = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "streams.cli", "report", "--tenant", "default", "--out",
          str(out)], cwd=REPO, env=stack.env, capture_output=True, text=True, timeout=300,
         check=False)
