@@ -139,7 +139,7 @@ class ExposureBuilder:
     _ended: list[GrantLife] = field(default_factory=list)
     _queue: dict[Key, _Queued] = field(default_factory=dict)
     _glass: dict[Key, str] = field(default_factory=dict)
-    _decisions: list[Decision] = field(default_factory=list)
+    _decisions: list[_Seen] = field(default_factory=list)
     _loads: list[PolicyLoadRecord] = field(default_factory=list)
     _last: datetime | None = None
 
@@ -225,10 +225,25 @@ class ExposureBuilder:
         return exposure
 
 
-def _slim(decision: Decision) -> Decision:
-    # Kept for the period's counts: the reason and rule text are the bulk of a decision.
-    return decision.model_copy(update={"reason": "", "rule": decision.rule.model_copy(
-        update={"description": ""})})
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What the period's counts need of one decision (a whole one is ~20 times larger: a
+    topic of millions is counted in a few hundred bytes each)."""
+
+    at: datetime
+    emitted_at: datetime
+    action: str
+    rule: str
+    tenant: str
+    subject: str
+    cause: str
+    policy: tuple[str, str]
+
+
+def _slim(decision: Decision) -> _Seen:
+    return _Seen(decision.at, decision.emitted_at, decision.action, decision.rule.id,
+                 decision.tenant, decision.subject.id, decision.cause.type,
+                 (decision.policy.version, decision.policy.sha256))
 
 
 def _new_envs(decision: Decision) -> tuple[str, ...]:
@@ -255,29 +270,28 @@ def _empty(since: datetime | None, until: datetime, grants: list[GrantLife],
         clamps=sum(g.clamped for g in grants), unreadable=unreadable)
 
 
-def _count_decisions(exposure: Exposure, decisions: Iterable[Decision]) -> None:
+def _count_decisions(exposure: Exposure, decisions: Iterable[_Seen]) -> None:
     first: dict[tuple[str, str], datetime] = {}
     last: dict[tuple[str, str], datetime] = {}
     used: Counter[tuple[str, str]] = Counter()
     for decision in decisions:
         exposure.decisions += 1
         exposure.actions[decision.action] += 1
-        exposure.rules[(decision.action, decision.rule.id)] += 1
-        if decision.cause.type in ("request.created", "request.extension_requested"):
+        exposure.rules[(decision.action, decision.rule)] += 1
+        if decision.cause in ("request.created", "request.extension_requested"):
             exposure.request_actions[decision.action] += 1
         late = (decision.emitted_at - decision.at).total_seconds()
-        if decision.action == "revoke" and decision.rule.id == "task-completed":
+        if decision.action == "revoke" and decision.rule == "task-completed":
             exposure.task_to_revoke_s.append(late)
-        if decision.action == "revoke" and decision.rule.id == "ttl-expired":
+        if decision.action == "revoke" and decision.rule == "ttl-expired":
             exposure.expiry_lateness_s.append(late)
         if decision.action == "lock":
-            exposure.locks[decision.rule.id] += 1
-            exposure.locked_subjects[f"{decision.tenant}/{decision.subject.id}"] += 1
+            exposure.locks[decision.rule] += 1
+            exposure.locked_subjects[f"{decision.tenant}/{decision.subject}"] += 1
         if decision.action == "unlock":
-            exposure.unlocks[decision.rule.id] += 1
-        policy = (decision.policy.version, decision.policy.sha256)
-        first.setdefault(policy, decision.at)
-        last[policy], used[policy] = decision.at, used[policy] + 1
+            exposure.unlocks[decision.rule] += 1
+        first.setdefault(decision.policy, decision.at)
+        last[decision.policy], used[decision.policy] = decision.at, used[decision.policy] + 1
     exposure.policies = [(version, sha, first[(version, sha)], last[(version, sha)],
                           used[(version, sha)]) for version, sha in first]
 
