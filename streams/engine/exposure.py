@@ -138,7 +138,8 @@ class ExposureBuilder:
     _grants: dict[Key, GrantLife] = field(default_factory=dict)
     _ended: list[GrantLife] = field(default_factory=list)
     _queue: dict[Key, _Queued] = field(default_factory=dict)
-    _glass: dict[Key, str] = field(default_factory=dict)
+    _glass: dict[Key, tuple[datetime, str]] = field(default_factory=dict)
+    """Each break-glass grant's time and its post-review status."""
     _decisions: list[_Seen] = field(default_factory=list)
     _loads: list[PolicyLoadRecord] = field(default_factory=list)
     _last: datetime | None = None
@@ -160,11 +161,11 @@ class ExposureBuilder:
                 self._end(record, (record.tenant, record.subject.id, target))
         elif record.action == "escalate":
             if record.rule.id == "post-review-overdue":
-                self._glass[key] = "overdue"
+                self._review(key, "overdue")
             elif key not in self._queue or self._queue[key].ended is not None:
                 self._queue[key] = _Queued(record.at, record.rule.id)
         if record.action == "deny" and record.rule.id == "post-review-done":
-            self._glass[key] = "rejected"
+            self._review(key, "rejected")
         if record.rule.id in _QUEUE_ENDS and key in self._queue:
             queued = self._queue[key]
             if queued.ended is None:
@@ -172,7 +173,7 @@ class ExposureBuilder:
 
     def _approve(self, decision: Decision, key: Key) -> None:
         if decision.rule.id == "post-review-done":
-            self._glass[key] = "approved"
+            self._review(key, "approved")
             return
         if decision.expires_at is None:
             return
@@ -188,7 +189,7 @@ class ExposureBuilder:
             requested = float(facts.ttl_s)
         glass = decision.rule.id == "break-glass"
         if glass:
-            self._glass[key] = "open"
+            self._glass[key] = (decision.at, "open")
         self._grants[key] = GrantLife(
             tenant=decision.tenant, subject=decision.subject.id,
             owner=decision.subject.owner, request_id=key[2], resources=decision.resources,
@@ -198,6 +199,12 @@ class ExposureBuilder:
             break_glass=glass,
             envs=facts.envs if facts else _new_envs(decision),
             sensitivity=facts.sensitivity if facts else "unknown")
+
+    def _review(self, key: Key, status: str) -> None:
+        if key in self._glass:  # else its grant came before what was read
+            at, before = self._glass[key]
+            late = before == "overdue" and status != "overdue"
+            self._glass[key] = (at, f"{status} late" if late else status)
 
     def _end(self, decision: Decision, key: Key) -> None:
         grant = self._grants.pop(key, None)
@@ -209,8 +216,7 @@ class ExposureBuilder:
                until: datetime | None = None) -> Exposure:
         """The figures for [since, until) (``until`` default: the last decision's time)."""
         as_of = until or self._last or since or datetime(1970, 1, 1, tzinfo=UTC)
-        in_period = [d for d in self._decisions  # the last decision is in when no until
-                     if (since is None or d.at >= since) and (until is None or d.at < until)]
+        in_period = [d for d in self._decisions if _within(d.at, since, until)]
         grants = [g for g in (*self._ended, *self._grants.values())
                   if g.start < as_of and (since is None or (g.end or g.expires) > since)]
         exposure = _empty(since, as_of, grants, self._loads, self.unreadable)
@@ -221,8 +227,14 @@ class ExposureBuilder:
             if queued.at < as_of and (since is None or (queued.ended or as_of) > since):
                 age = ((queued.ended or as_of) - queued.at).total_seconds()
                 exposure.queue.append((queued.rule, age, queued.outcome))
-        exposure.break_glass.update(self._glass.values())
+        exposure.break_glass.update(status for at, status in self._glass.values()
+                                    if _within(at, since, until))
         return exposure
+
+
+def _within(at: datetime, since: datetime | None, until: datetime | None) -> bool:
+    """Whether ``at`` is in [since, until); without ``until``, the last decision is in."""
+    return (since is None or at >= since) and (until is None or at < until)
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,3 +182,18 @@ def test_audit_export_entries_and_policy_loads_are_read(tmp_path: Path) -> None:
     exposure = builder.finish()
     assert exposure.decisions == len(lines)
     assert [load.outcome for load in exposure.policy_loads] == ["loaded"]
+
+
+@pytest.mark.parametrize(("case", "status"), [("post-review-done", "approved"),
+                                              ("post-review-overdue", "approved late")])
+def test_break_glass_post_review_status(case: str, status: str) -> None:
+    exposure, raw, _ = report(case)
+    glass = sum(d["rule"]["id"] == "break-glass" and d["action"] == "approve" for d in raw)
+    assert glass
+    assert sum(exposure.break_glass.values()) == glass
+    assert exposure.break_glass[status] >= 1
+    since = max(_time(d["at"]) for d in raw if d["rule"]["id"] == "post-review-done")
+    later, _, _ = report(case, since=since)
+    assert sum(later.break_glass.values()) == sum(  # only those granted in the period
+        d["rule"]["id"] == "break-glass" and d["action"] == "approve"
+        and _time(d["at"]) >= since for d in raw)
