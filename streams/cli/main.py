@@ -67,7 +67,7 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "topics": ("kafka", "topics"),
     "demo": ("kafka", "inputs", "decisions"),
     "tail": ("kafka", "decisions"),
-    "report": ("kafka", "decisions"),
+    "report": ("kafka", "inputs", "decisions"),
     "siem": ("kafka", "siem"),
     "simulate": ("policy",),
     "acls": ("kafka", "topics", "identity"),

@@ -6,15 +6,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from schemas.errors import JitwatchError
 from streams.cli.support import Commands, utc_time
 from streams.engine.exposure import ExposureBuilder
 from streams.printable import printable
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from schemas.events import InputEvent
 
 __all__ = ["register"]
 
@@ -33,6 +36,8 @@ def register(commands: Commands) -> None:
     report.add_argument("--events", type=Path, metavar="FILE",
                         help="the input events (JSONL, as `simulate` reads them): adds "
                         "requested TTLs, environments and sensitivities the decisions lack")
+    report.add_argument("--inputs", action="store_true",
+                        help="read the same from the requests topic (JITWATCH_TOPIC_REQUESTS)")
     report.add_argument("--since", type=utc_time, metavar="TIME",
                         help="report from TIME (RFC 3339); grants live then count from it")
     report.add_argument("--until", type=utc_time, metavar="TIME",
@@ -73,49 +78,68 @@ def _fold(builder: ExposureBuilder, number: int, value: bytes) -> None:
         builder.add(record)
 
 
-async def _fold_topic(settings: Settings, builder: ExposureBuilder) -> None:
-    """Fold the decisions topic into ``builder`` as it is read (never all held at once),
-    with a progress bar over its offsets."""
+async def _read_topic(settings: Settings, topic: str, each: Callable[[int, bytes], None]
+                      ) -> None:
+    """Pass every value of ``topic`` (from its start to its end now) to ``each`` as it is
+    read (never all held at once), with a progress bar over its offsets."""
     from tqdm import tqdm
 
     from streams.kafka.decisions import read_to_end
 
-    bar = tqdm(unit=" records", desc=settings.topics.topic_decisions, file=sys.stderr,
-               leave=False, disable=not sys.stderr.isatty())
+    bar = tqdm(unit=" records", desc=topic, file=sys.stderr, leave=False,
+               disable=not sys.stderr.isatty())
 
     def total(count: int) -> None:
         bar.total = count
         bar.refresh()
 
     try:
-        async for value in read_to_end(settings.kafka, settings.topics.topic_decisions, total):
+        async for value in read_to_end(settings.kafka, topic, total):
             bar.update(1)
-            _fold(builder, bar.n, value)
+            each(bar.n, value)
     finally:
         bar.close()
 
 
-def _facts(builder: ExposureBuilder, path: Path, max_bytes: int) -> int:
-    """Add each ``request.created`` of ``path``'s events to ``builder``; returns how many
-    lines were not events."""
+def _fact(builder: ExposureBuilder, value: bytes,
+          parse: Callable[[bytes], InputEvent | None]) -> bool:
+    """Add ``value``'s ``request.created`` (if it is one) to ``builder``; False when
+    ``value`` is not an event."""
     from schemas.errors import InputError
     from schemas.events import RequestCreated
-    from streams.engine.codec import parse_line
     from streams.engine.exposure import facts_of
 
+    if not value.strip():
+        return True
+    try:
+        event = parse(value.rstrip(b"\n"))
+    except InputError:
+        return False
+    if isinstance(event, RequestCreated):
+        key, facts = facts_of(event)
+        builder.facts[key] = facts
+    return True
+
+
+def _facts(settings: Settings, args: argparse.Namespace, builder: ExposureBuilder) -> None:
+    """What the requests asked, from ``--events FILE`` (replay lines) or ``--inputs`` (the
+    requests topic)."""
+    from streams.engine.codec import parse_event, parse_line
+
+    most = settings.worker.max_event_bytes
     bad = 0
-    for line in _file_lines(path):
-        if not line.strip():
-            continue
-        try:
-            event, _ = parse_line(line.rstrip(b"\n"), max_bytes)
-        except InputError:
-            bad += 1
-            continue
-        if isinstance(event, RequestCreated):
-            key, facts = facts_of(event)
-            builder.facts[key] = facts
-    return bad
+    if args.events is not None:
+        for line in _file_lines(args.events):
+            bad += not _fact(builder, line, lambda value: parse_line(value, most)[0])
+    if args.inputs:
+        def each(_: int, value: bytes) -> None:
+            nonlocal bad
+            bad += not _fact(builder, value, lambda raw: parse_event(raw, most))
+
+        asyncio.run(_read_topic(settings, settings.topics.topic_requests, each))
+    if bad:
+        print(f"{bad} input records are not events (skipped; the worker dead-letters them)",
+              file=sys.stderr)
 
 
 def _cmd_report(settings: Settings, args: argparse.Namespace) -> int:
@@ -124,15 +148,13 @@ def _cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     if args.since is not None and args.until is not None and args.until <= args.since:
         raise JitwatchError("--until must be after --since")
     builder = ExposureBuilder(tenant=args.tenant)
-    if args.events is not None:
-        bad = _facts(builder, args.events, settings.worker.max_event_bytes)
-        if bad:
-            print(f"{args.events}: {bad} lines are not events (skipped)", file=sys.stderr)
+    _facts(settings, args, builder)
     if args.decisions is not None:
         for number, line in enumerate(_file_lines(args.decisions), 1):
             _fold(builder, number, line)
     else:
-        asyncio.run(_fold_topic(settings, builder))
+        asyncio.run(_read_topic(settings, settings.topics.topic_decisions,
+                                lambda number, value: _fold(builder, number, value)))
     exposure = builder.finish(args.since, args.until)
     for label, value in summary_rows(exposure):
         print(f"{label:<34} {printable(value)}")

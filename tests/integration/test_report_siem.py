@@ -72,13 +72,16 @@ async def test_report_reads_the_decisions_topic(
     out = tmp_path / "report.html"
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "streams.cli", "report", "--tenant", "default", "--out",
-         str(out)], cwd=REPO, env=stack.env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "streams.cli", "report", "--tenant", "default", "--inputs",
+         "--out", str(out)], cwd=REPO, env=stack.env, capture_output=True, text=True, timeout=300,
         check=False)
     assert done.returncode == 0, done.stderr
     rows = {line[:34].strip(): line[34:].strip() for line in done.stdout.splitlines()}
     assert "ttl-expired" in rows["how grants ended"]
     assert "task-completed" in rows["how grants ended"]
+    # --inputs: what the requests topic says they asked (the factory's resources are low)
+    assert rows["grant-hours by sensitivity"].startswith("low ")
+    assert "prod" in rows["grant-hours by env"]
     # The stream's own times: an expiry is revoked after its deadline, never before.
     assert not rows["expiry lateness"].startswith("none")
     assert "-" not in rows["expiry lateness"].split(":", 1)[1]
