@@ -87,3 +87,24 @@ async def test_report_reads_the_decisions_topic(
     assert "-" not in rows["expiry lateness"].split(":", 1)[1]
     assert not rows["task.completed -> revoke"].startswith("none")
     assert 'id="plot-hours-by-subject" data-drawn="1"' in out.read_text(encoding="utf-8")
+
+
+async def test_siem_stdout_prints_the_topic_as_ocsf(
+        stack: Stack, producer: Producer, logs: Path) -> None:
+    subject, decisions = await _grants_that_end(stack, producer)
+    printer = stack.start("siem", logs, "--stdout")
+    log = logs / f"siem-{len(stack.processes) - 1}.log"
+    found: list[dict[str, Any]] = []
+    try:
+        for _ in range(600):
+            found = [orjson.loads(line) for line in log.read_text().splitlines()
+                     if line.startswith("{") and subject in line]
+            if len(found) >= len(decisions):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        printer.terminate()
+        assert printer.wait(timeout=60) == 0
+    assert {e["metadata"]["uid"] for e in found} == {d["decision_id"] for d in decisions}
+    for event in found:
+        _valid(event)
