@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
+
+from schemas.errors import ConfigError
 from streams.kafka.clients import consumer, producer
 from streams.settings import KafkaSettings, TopicSettings
 
@@ -23,6 +26,19 @@ async def forward(kafka: KafkaSettings, topics: TopicSettings, stop: asyncio.Eve
     the decision was (the subject id), until ``stop``; ``None`` skips a record. Returns
     how many were written. A new group starts at the topic's start (``from_beginning``)
     or at its end."""
+    try:
+        return await _forward(kafka, topics, stop, convert, from_beginning)
+    except (GroupAuthorizationFailedError, TopicAuthorizationFailedError) as exc:
+        who = kafka.kafka_sasl_username or "this client"
+        raise ConfigError(
+            f"{who} is not allowed to ({exc}): jitwatch siem reads "
+            f"{topics.topic_decisions} in group {topics.siem_group} and writes "
+            f"{topics.topic_decisions_ocsf}; run it as the principal ops/principals.toml "
+            "declares for that (ocsf)") from exc
+
+
+async def _forward(kafka: KafkaSettings, topics: TopicSettings, stop: asyncio.Event,
+                   convert: Callable[[bytes], bytes | None], from_beginning: bool) -> int:
     written = 0
     async with (
         consumer(kafka, group_id=topics.siem_group, enable_auto_commit=False,
