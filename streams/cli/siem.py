@@ -43,7 +43,7 @@ def _product_version() -> str:
         return "unknown"
 
 
-def _converter() -> tuple[list[int], Callable[[bytes], bytes | None]]:
+def _converter() -> tuple[list[int], Callable[[bytes, str], bytes | None]]:
     """The mapping of one decisions-topic value to OCSF bytes (``None``: not a verdict),
     and the count of unreadable values it skipped."""
     from schemas.decisions import Decision
@@ -53,12 +53,12 @@ def _converter() -> tuple[list[int], Callable[[bytes], bytes | None]]:
     product = _product_version()
     skipped = [0]
 
-    def convert(value: bytes) -> bytes | None:
+    def convert(value: bytes, where: str = "") -> bytes | None:
         try:
             record = read_record(value)
         except UnreadableError as exc:
             skipped[0] += 1
-            print(f"skipped: {printable(str(exc))}", file=sys.stderr)
+            print(f"skipped{where}: {printable(str(exc))}", file=sys.stderr)
             return None
         if not isinstance(record, Decision):
             return None
@@ -73,8 +73,8 @@ def _cmd_siem(settings: Settings, args: argparse.Namespace) -> int:
         lines = (sys.stdin.buffer if str(args.source) == "-"
                  else args.source.open("rb"))
         with lines:
-            for line in lines:
-                event = convert(line) if line.strip() else None
+            for number, line in enumerate(lines, 1):
+                event = convert(line, f" line {number}") if line.strip() else None
                 if event is not None:
                     sys.stdout.buffer.write(event + b"\n")
         return 1 if skipped[0] else 0
@@ -84,7 +84,7 @@ def _cmd_siem(settings: Settings, args: argparse.Namespace) -> int:
         async def show(stop: asyncio.Event) -> None:
             async for decision in follow_decisions(settings.kafka, settings.topics, stop,
                                                    from_beginning=True):
-                event = convert(orjson.dumps(decision))
+                event = convert(orjson.dumps(decision), "")
                 if event is not None:
                     print(event.decode(), flush=True)
 
@@ -96,7 +96,7 @@ def _cmd_siem(settings: Settings, args: argparse.Namespace) -> int:
         topics = settings.topics
         print(f"writing {topics.topic_decisions} as OCSF to {topics.topic_decisions_ocsf} "
               f"(group {topics.siem_group}; Ctrl-C to stop)", file=sys.stderr, flush=True)
-        written = await forward(settings.kafka, topics, stop, convert)
+        written = await forward(settings.kafka, topics, stop, lambda value: convert(value, ""))
         print(f"{written} events written", file=sys.stderr)
 
     run_until_signal(publish)

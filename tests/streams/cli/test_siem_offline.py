@@ -33,7 +33,8 @@ def test_siem_reports_unreadable_lines(tmp_path: Path,
     source.write_bytes((CASE / "decisions.jsonl").read_bytes() + b'{"action": "approve"}\n')
     assert main(["siem", "--from", str(source)]) == 1
     captured = capsys.readouterr()
-    assert "skipped: ValidationError" in captured.err
+    count = len((CASE / "decisions.jsonl").read_bytes().splitlines())
+    assert f"skipped line {count + 1}: ValidationError" in captured.err
 
 
 def test_report_summary_and_tenant(capsys: pytest.CaptureFixture[str]) -> None:
