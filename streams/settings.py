@@ -114,10 +114,18 @@ class TopicSettings(_Section):
     topic_audit_checkpoints: TopicName = "jit.audit.checkpoints"
     """The notary's checkpoints, anchored outside Redis (issue I): kept without a time
     limit, written only by the notary's principal."""
+    topic_decisions_ocsf: TopicName = "jit.decisions.ocsf"
+    """Every verdict as an OCSF event, written by ``jitwatch siem`` (issue K) for SIEMs."""
     topic_partitions: int = Field(default=8, ge=1, le=10_000)
     """Partitions of every topic; inputs and changelogs must all have this many."""
     topic_replication: int = Field(default=1, ge=1, le=7)
     """Replication factor of the topics jitwatch creates."""
+
+    @property
+    def siem_group(self) -> str:
+        """The consumer group of ``jitwatch siem``: its own, so its progress on the
+        decisions topic is neither the audit sink's nor any SIEM's."""
+        return f"{self.app_id}-siem"
 
     @property
     def topic_commands(self) -> str:
@@ -308,6 +316,7 @@ ENVIRONMENT_GROUPS: dict[str, tuple[str, ...]] = {
               "kafka_ssl_certfile", "kafka_ssl_keyfile"),
     "inputs": ("topic_requests", "topic_sessions"),
     "decisions": ("topic_decisions",),
+    "siem": ("app_id", "topic_decisions", "topic_decisions_ocsf"),
     "topics": ("app_id", "topic_requests", "topic_sessions", "topic_decisions",
                "topic_deadletter", "topic_partitions", "topic_replication"),
     "worker": ("policy_file", "policy_signers_file", "policy_poll_s", "data_dir", "store",

@@ -15,14 +15,27 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from schemas.errors import JitwatchError
-from streams.cli import audit, demo, identity, policy, schemas, simulate, tail, topics, worker
+from streams.cli import (
+    audit,
+    demo,
+    identity,
+    policy,
+    report,
+    schemas,
+    siem,
+    simulate,
+    tail,
+    topics,
+    worker,
+)
 from streams.cli.gc_tuning import tune_gc
 from streams.kafka.logs import quiet_aiokafka
 from streams.settings import environment_help, load_settings
 
 __all__ = ["main"]
 
-_GROUPS = (worker, audit, topics, schemas, demo, policy, simulate, tail, identity)
+_GROUPS = (worker, audit, topics, schemas, demo, policy, simulate, tail, report, siem,
+           identity)
 """Every command group, in the order ``jitwatch --help`` lists them."""
 
 
@@ -54,6 +67,8 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "topics": ("kafka", "topics"),
     "demo": ("kafka", "inputs", "decisions"),
     "tail": ("kafka", "decisions"),
+    "report": ("kafka", "inputs", "decisions"),
+    "siem": ("kafka", "siem"),
     "simulate": ("policy",),
     "acls": ("kafka", "topics", "identity"),
     "whoami": ("kafka", "topics", "identity", "verifier"),

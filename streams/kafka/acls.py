@@ -139,6 +139,8 @@ def _names(topics: TopicSettings, audit_group: str) -> dict[str, str]:
         "decisions": topics.topic_decisions,
         "deadletter": topics.topic_deadletter,
         "audit_checkpoints": topics.topic_audit_checkpoints,
+        "decisions_ocsf": topics.topic_decisions_ocsf,
+        "siem_group": topics.siem_group,
         "app_id": topics.app_id,
         "audit_group": audit_group,
     }

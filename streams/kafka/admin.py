@@ -106,6 +106,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
         topics.topic_repartition,
         topics.topic_policy,
         topics.topic_audit_checkpoints,
+        topics.topic_decisions_ocsf,
     )
     admin = await wait_for_broker(kafka, topics)
     try:

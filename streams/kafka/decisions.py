@@ -12,7 +12,7 @@ from schemas.decisions import DECISION_SCHEMA
 from streams.kafka.clients import assigned, follow
 from streams.settings import KafkaSettings, TopicSettings
 
-__all__ = ["collect_decisions", "follow_decisions"]
+__all__ = ["collect_decisions", "follow_decisions", "read_to_end"]
 
 
 def _is_verdict(record: dict[str, Any]) -> bool:
@@ -59,3 +59,24 @@ async def follow_decisions(
         decision = orjson.loads(record.value)
         if _is_verdict(decision):
             yield decision
+
+
+async def read_to_end(kafka: KafkaSettings, topic: str,
+                      on_total: Callable[[int], None]) -> AsyncIterator[bytes]:
+    """Every value of ``topic`` from its start to the end it had when this began (read
+    committed, no group), for a report of the topic as it stands. ``on_total`` is told
+    first how many offsets that spans, for a progress bar (transaction markers take
+    offsets too, so a little fewer values may come)."""
+    async with assigned(kafka, [topic]) as (client, tps):
+        starts = await client.beginning_offsets(tps)
+        ends = await client.end_offsets(tps)
+        on_total(sum(ends[tp] - starts[tp] for tp in tps))
+        await client.seek_to_beginning(*tps)
+        left = [tp for tp in tps if ends[tp] > starts[tp]]
+        while left:
+            batches = await client.getmany(*left, timeout_ms=500)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset < ends[tp] and record.value is not None:
+                        yield record.value
+            left = [tp for tp in left if await client.position(tp) < ends[tp]]

@@ -166,6 +166,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "JITWATCH_TOPIC_DECISIONS": f"it-{run}.decisions",
         "JITWATCH_TOPIC_DEADLETTER": f"it-{run}.deadletter",
         "JITWATCH_TOPIC_AUDIT_CHECKPOINTS": f"it-{run}.audit-checkpoints",
+        "JITWATCH_TOPIC_DECISIONS_OCSF": f"it-{run}.decisions-ocsf",
         "JITWATCH_TOPIC_PARTITIONS": "4",
         "JITWATCH_AUDIT_GROUP": f"jitwatch-audit-it-{run}",
         "JITWATCH_AUDIT_KEY_PREFIX": f"jitwatch:it-{run}:audit",
