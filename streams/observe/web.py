@@ -1,0 +1,127 @@
+"""``/metrics``, ``/livez`` and ``/readyz`` of one process, on a small aiohttp server.
+
+The worker, the audit sink and the notary each run one :class:`WebServer` on the loop they
+already have (aiohttp comes with faust), so the three answer alike. The worker does not use
+faust's own web server: the sink and the notary have no faust, and one server for all three
+is one implementation to keep.
+
+A port that cannot be bound is logged and the process goes on without its web server:
+metrics are for watching enforcement, never a reason to stop it; Prometheus then reports
+the target down (``up == 0``), which is alerted on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+__all__ = ["Health", "WebServer"]
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[], str | None]
+"""A readiness condition: None when it holds, else why not (one line, shown in ``/readyz``)."""
+
+
+@dataclass
+class Health:
+    """The readiness conditions of one process, asked at each ``/readyz`` (and scrape).
+
+    Conditions are asked, not pushed: each reads the process's own state when asked, so
+    the answer is never older than the request.
+    """
+
+    checks: dict[str, Check] = field(default_factory=dict)
+
+    def require(self, name: str, check: Check) -> None:
+        """Add a condition; ``name`` prefixes its reason in the body."""
+        self.checks[name] = check
+
+    def problems(self) -> list[str]:
+        """Why the process is not ready: empty when it is."""
+        found = []
+        for name, check in self.checks.items():
+            try:
+                reason = check()
+            except Exception as exc:  # noqa: BLE001 - a failing check is a reason, not a crash
+                reason = f"check failed: {exc.__class__.__name__}: {exc}"
+            if reason is not None:
+                found.append(f"{name}: {reason}")
+        return found
+
+
+class WebServer:
+    """Serves one registry's metrics and one :class:`Health` on ``host:port``.
+
+    ``before_scrape`` callables run before each ``/metrics`` answer: gauges that are cheap
+    to read but not worth a timer (lag, recovery state) are set there.
+    """
+
+    def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Health,
+                 before_scrape: list[Callable[[], None]] | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.registry = registry
+        self.health = health
+        self.before_scrape = list(before_scrape or [])
+        self._runner: web.AppRunner | None = None
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/livez", self._livez)
+        app.router.add_get("/readyz", self._readyz)
+        return app
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        for refresh in self.before_scrape:
+            try:
+                refresh()
+            except Exception:  # a stale gauge is better than no metrics at all
+                log.exception("refreshing metrics before a scrape failed")
+        return web.Response(body=generate_latest(self.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _livez(self, request: web.Request) -> web.Response:
+        # The loop answered: the process is not wedged. Not ready is not dead: a worker
+        # recovering its table must not be restarted for it.
+        return web.Response(text="live\n")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        problems = self.health.problems()
+        if problems:
+            body = "not ready\n" + "".join(f"- {problem}\n" for problem in problems)
+            return web.Response(status=503, text=body)
+        return web.Response(text="ready\n")
+
+    async def start(self) -> bool:
+        """Bind and serve; False (logged) when the port cannot be bound. Port 0 takes a
+        free port, which is then :attr:`port` (tests, several processes on one host)."""
+        runner = web.AppRunner(self._app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("metrics and health probes NOT served: cannot bind %s:%d (%s); the "
+                      "process goes on without them", self.host, self.port, exc.strerror)
+            await runner.cleanup()
+            return False
+        self._runner = runner
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        log.info("metrics on http://%s:%d/metrics, probes /livez and /readyz", self.host,
+                 self.port)
+        return True
+
+    async def stop(self) -> None:
+        """Stop serving (idempotent)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
