@@ -267,10 +267,10 @@ class Settings(KafkaSettings, TopicSettings, WorkerSettings, PolicySettings, Aud
     """Every knob of jitwatch, read once from ``JITWATCH_*``; frozen once built.
 
     Each part of the code takes only its section (:attr:`kafka`, :attr:`topics`,
-    :attr:`worker`, :attr:`policy`, :attr:`audit`, :attr:`web`); ``main`` builds the one object and the
-    commands hand the sections on. The fields are also kept flat on the object itself,
-    under the names of their environment variables: streams/audit reads them so (until it
-    takes its section too), and ``--help`` lists them from here.
+    :attr:`worker`, :attr:`policy`, :attr:`audit`, :attr:`web`); ``main`` builds the one
+    object and the commands hand the sections on. The fields are also kept flat on the
+    object itself, under the names of their environment variables: streams/audit reads them
+    so (until it takes its section too), and ``--help`` lists them from here.
     """
 
     model_config = SettingsConfigDict(env_prefix="JITWATCH_", frozen=True, extra="ignore",

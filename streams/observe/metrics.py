@@ -78,7 +78,7 @@ _EVENT_TYPES = frozenset(
 
 # A ``_created`` series per counter and histogram doubles what Prometheus stores for a
 # start time that ``process_start_time_seconds`` already gives.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the client
 
 
 def _registry() -> CollectorRegistry:

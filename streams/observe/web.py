@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 __all__ = ["Health", "WebServer"]
 
@@ -58,16 +58,21 @@ class WebServer:
     """Serves one registry's metrics and one :class:`Health` on ``host:port``.
 
     ``before_scrape`` callables run before each ``/metrics`` answer: gauges that are cheap
-    to read but not worth a timer (lag, recovery state) are set there.
+    to read but not worth a timer (lag, recovery state) are set there. ``ready`` is set to
+    1 or 0 at each scrape, as ``/readyz`` would answer (alerts need it as a metric).
     """
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Health,
+                 ready: Gauge | None = None,
                  before_scrape: list[Callable[[], None]] | None = None) -> None:
         self.host = host
         self.port = port
         self.registry = registry
         self.health = health
         self.before_scrape = list(before_scrape or [])
+        if ready is not None:
+            gauge = ready
+            self.before_scrape.append(lambda: gauge.set(0 if health.problems() else 1))
         self._runner: web.AppRunner | None = None
 
     def _app(self) -> web.Application:
