@@ -7,6 +7,6 @@ never in the pure layers (``policy/``, ``streams.engine``). Imports neither faus
 other jitwatch process package, so all three can use it.
 """
 
-from streams.observe.web import Health, WebServer
+from streams.observe.web import Health, Progress, WebServer, serving
 
-__all__ = ["Health", "WebServer"]
+__all__ = ["Health", "Progress", "WebServer", "serving"]

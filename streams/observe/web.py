@@ -12,19 +12,42 @@ the target down (``up == 0``), which is alerted on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
-__all__ = ["Health", "WebServer"]
+__all__ = ["STALLED_S", "Health", "Progress", "WebServer", "serving"]
 
 log = logging.getLogger(__name__)
 
 Check = Callable[[], str | None]
 """A readiness condition: None when it holds, else why not (one line, shown in ``/readyz``)."""
+
+
+STALLED_S = 30.0
+"""A loop (the audit sink's, the notary's) that has not come round for this long is not
+ready: it waits out Redis or Kafka, and its log says which."""
+
+
+@dataclass
+class Progress:
+    """When a process's main loop last came round: :meth:`beat` each turn."""
+
+    last: float = field(default_factory=time.monotonic)
+
+    def beat(self) -> None:
+        """The loop came round."""
+        self.last = time.monotonic()
+
+    def problem(self) -> str | None:
+        """A readiness condition: None while the loop turns, else how long it has not."""
+        idle = time.monotonic() - self.last
+        return None if idle < STALLED_S else f"no progress for {idle:.0f} s (see the log)"
 
 
 @dataclass
@@ -130,3 +153,17 @@ class WebServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+@contextlib.asynccontextmanager
+async def serving(server: WebServer | None) -> AsyncIterator[WebServer | None]:
+    """Serve ``server`` (if any) for the duration of the block: the sink's and the
+    notary's loops run inside it."""
+    if server is None:
+        yield None
+        return
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
