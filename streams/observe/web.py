@@ -19,11 +19,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 __all__ = ["STALLED_S", "Health", "Progress", "WebServer", "serving"]
 
 log = logging.getLogger(__name__)
+
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
+"""Prometheus' text format 0.0.4, which every Prometheus 2.x reads (Debian 12 ships 2.42);
+jitwatch's metric names need none of format 1.0.0's escaping."""
 
 Check = Callable[[], str | None]
 """A readiness condition: None when it holds, else why not (one line, shown in ``/readyz``)."""
@@ -112,7 +116,7 @@ class WebServer:
             except Exception:  # a stale gauge is better than no metrics at all
                 log.exception("refreshing metrics before a scrape failed")
         return web.Response(body=generate_latest(self.registry),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+                            headers={"Content-Type": TEXT_FORMAT})
 
     async def _livez(self, request: web.Request) -> web.Response:
         # The loop answered: the process is not wedged. Not ready is not dead: a worker
