@@ -89,3 +89,14 @@ def test_unit_is_hardened(unit: Path, tmp_path: Path) -> None:
                          ids=lambda unit: unit.stem)
 def test_a_tamper_stop_is_never_restarted(unit: Path) -> None:
     assert _settings(unit)["RestartPreventExitStatus"] == [str(TAMPER_EXIT)]
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda unit: unit.stem)
+def test_unit_authenticates_as_a_declared_principal(unit: Path) -> None:
+    import tomllib
+
+    principals = tomllib.loads((REPO / "ops" / "principals.toml").read_text())["principals"]
+    usernames = [value.split("=", 1)[1] for value in _settings(unit)["Environment"]
+                 if value.startswith("JITWATCH_KAFKA_SASL_USERNAME=")]
+    assert len(usernames) == 1
+    assert usernames[0] in principals
