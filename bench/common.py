@@ -55,7 +55,10 @@ class BenchRun:
                     "JITWATCH_TOPIC_DEADLETTER": f"bench-{run}.deadletter",
                     "JITWATCH_TOPIC_PARTITIONS": str(self.partitions),
                     "JITWATCH_DATA_DIR": tempfile.mkdtemp(prefix="jitwatch-bench-"),
-                    "JITWATCH_LOG_LEVEL": os.environ.get("JITWATCH_BENCH_LOG_LEVEL", "warning")}
+                    "JITWATCH_LOG_LEVEL": os.environ.get("JITWATCH_BENCH_LOG_LEVEL", "warning"),
+                    # a free port each: several workers at once (issue K)
+                    "JITWATCH_WEB_PORT": "0", "JITWATCH_AUDIT_WEB_PORT": "0",
+                    "JITWATCH_NOTARY_WEB_PORT": "0"}
         self.log = open(Path(self.env["JITWATCH_DATA_DIR"]) / "worker.log", "ab")  # noqa: SIM115
         subprocess.run([sys.executable, "-m", "streams.cli", "topics", "create"],
                        env=self.env, cwd=REPO, check=True, capture_output=True)

@@ -34,6 +34,7 @@ __all__ = [
     "PolicySettings",
     "Settings",
     "TopicSettings",
+    "WebSettings",
     "WorkerSettings",
     "environment_help",
     "load_settings",
@@ -243,18 +244,33 @@ class AuditSettings(_Section):
         return data
 
 
+class WebSettings(_Section):
+    """Section ``web``: where each process serves ``/metrics``, ``/livez`` and ``/readyz``
+    (issue K; :mod:`streams.observe.web`)."""
+
+    web_host: str = "127.0.0.1"
+    """Address the three processes bind their metrics and probes to: loopback unless told
+    otherwise (``0.0.0.0`` for a scraper on another host; the endpoints have no login)."""
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    """The worker's port (0: a free port, logged at start)."""
+    audit_web_port: int = Field(default=6067, ge=0, le=65535)
+    """The audit sink's port (0: a free port, logged at start)."""
+    notary_web_port: int = Field(default=6068, ge=0, le=65535)
+    """The notary's port (0: a free port, logged at start)."""
+
+
 _S = TypeVar("_S", bound=BaseModel)
 
 
 class Settings(KafkaSettings, TopicSettings, WorkerSettings, PolicySettings, AuditSettings,
-               BaseSettings):
+               WebSettings, BaseSettings):
     """Every knob of jitwatch, read once from ``JITWATCH_*``; frozen once built.
 
     Each part of the code takes only its section (:attr:`kafka`, :attr:`topics`,
-    :attr:`worker`, :attr:`policy`, :attr:`audit`); ``main`` builds the one object and the
-    commands hand the sections on. The fields are also kept flat on the object itself,
-    under the names of their environment variables: streams/audit reads them so (until it
-    takes its section too), and ``--help`` lists them from here.
+    :attr:`worker`, :attr:`policy`, :attr:`audit`, :attr:`web`); ``main`` builds the one
+    object and the commands hand the sections on. The fields are also kept flat on the
+    object itself, under the names of their environment variables: streams/audit reads them
+    so (until it takes its section too), and ``--help`` lists them from here.
     """
 
     model_config = SettingsConfigDict(env_prefix="JITWATCH_", frozen=True, extra="ignore",
@@ -292,6 +308,11 @@ class Settings(KafkaSettings, TopicSettings, WorkerSettings, PolicySettings, Aud
         """The audit trail in Redis."""
         return self._section(AuditSettings)
 
+    @cached_property
+    def web(self) -> WebSettings:
+        """Metrics and health probes: bind address and each process's port."""
+        return self._section(WebSettings)
+
 
 def load_settings(**overrides: object) -> Settings:
     """Build the one settings object; explicit overrides win over the environment.
@@ -321,13 +342,15 @@ ENVIRONMENT_GROUPS: dict[str, tuple[str, ...]] = {
                "topic_deadletter", "topic_partitions", "topic_replication"),
     "worker": ("policy_file", "policy_signers_file", "policy_poll_s", "data_dir", "store",
                "standby_replicas", "batch_max", "producer_linger_ms", "max_event_bytes",
-               "max_stored_bytes", "expiry_check_s", "expiry_grace_s", "session_timeout_s"),
+               "max_stored_bytes", "expiry_check_s", "expiry_grace_s", "session_timeout_s",
+               "web_host", "web_port"),
     "sink": ("redis_url", "redis_user", "redis_password_file", "audit_group",
-             "audit_key_prefix"),
+             "audit_key_prefix", "web_host", "audit_web_port"),
     "notary": ("redis_url", "notary_redis_user", "notary_redis_password_file",
                "audit_key_prefix", "topic_partitions", "topic_decisions",
                "topic_audit_checkpoints", "audit_signing_key_file",
-               "audit_checkpoint_every", "audit_checkpoint_interval_s"),
+               "audit_checkpoint_every", "audit_checkpoint_interval_s", "web_host",
+               "notary_web_port"),
     "verifier": ("redis_url", "verifier_redis_user", "verifier_redis_password_file",
                  "audit_key_prefix", "topic_partitions"),
     "verify": ("audit_verify_key_file", "audit_checkpoint_every", "audit_checkpoint_interval_s",

@@ -32,6 +32,7 @@ from streams.audit.transactions import (
     TransactionPlanner,
     records_after,
 )
+from streams.observe.metrics import AUDIT_APPENDED
 
 __all__ = ["RedisAuditSink"]
 
@@ -78,6 +79,14 @@ class RedisAuditSink:
 
     def __len__(self) -> int:
         return sum(len(records) for records in self._buffer.values())
+
+    def next_offset(self, partition: int) -> int | None:
+        """The decisions offset after the partition's chain head as last seen (0 for an
+        empty chain); None when not read yet. For the sink's lag."""
+        if partition not in self._heads:
+            return None
+        head = self._heads[partition]
+        return 0 if head is None else head.offset + 1
 
     def drop(self, partition: int) -> None:
         """Forget a partition's buffered records and known head (revoked or re-synced)."""
@@ -197,6 +206,8 @@ class RedisAuditSink:
             self._heads[partition] = new_head
             self.last_flushed[partition] = new_head.offset
             appended += count
+        if appended:
+            AUDIT_APPENDED.labels(str(partition)).inc(appended)
         if outcome.conflict:  # another writer, or Redis lost writes: look again
             known = self._heads.pop(partition, None)
             self._compare(partition, known, await self._read_head(partition))

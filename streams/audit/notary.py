@@ -41,7 +41,15 @@ from streams.audit.keyring import another_kind_of_key, load_public_key
 from streams.audit.keys import checkpoint_key, read_stream, redis_for, stream_key
 from streams.audit.retry import until_redis_answers
 from streams.audit.topics import AnchorWriter, TopicReader, content_digest, kafka_options
-from streams.settings import AuditSettings, KafkaSettings, TopicSettings
+from streams.observe import Health, Progress, WebServer, serving
+from streams.observe.metrics import (
+    NOTARY,
+    NOTARY_CHECKPOINT_AGE,
+    NOTARY_CHECKPOINT_INTERVAL,
+    NOTARY_CHECKPOINTS,
+    NOTARY_READY,
+)
+from streams.settings import AuditSettings, KafkaSettings, TopicSettings, WebSettings
 
 __all__ = ["CHECKPOINT_FUNCTION", "Notary", "generate_keys", "load_private_key",
            "load_public_key", "run_notary"]
@@ -118,6 +126,9 @@ class Notary:
         self._interval_s = interval_s
         self._last: dict[int, tuple[Head | None, str, float]] = {}
         """Partition -> (signed head, digest of that checkpoint, monotonic time signed)."""
+        self._unsigned_since: dict[int, float] = {}
+        """Partition -> monotonic time of its last checkpoint, while entries wait for the
+        next (the notary's last tick found them; signing ends the wait)."""
 
     async def load(self, partitions: range | list[int] | None = None) -> bool:
         """Read each partition's newest checkpoint from Redis (where signing continues)."""
@@ -146,6 +157,7 @@ class Notary:
         now = time.monotonic()
         signed = 0
         for partition, reply in zip(self._partitions, replies, strict=True):
+            self._unsigned_since.pop(partition, None)
             if not reply:
                 continue
             head_seq = int(reply[0][1][b"seq"])
@@ -156,7 +168,23 @@ class Notary:
             if force or grown >= self._every or now - last_time >= self._interval_s:
                 await self._sign(partition, now)
                 signed += 1
+            else:  # entries wait for their signature: since the last one signed here
+                self._unsigned_since[partition] = last_time
         return signed
+
+    @property
+    def interval_s(self) -> float:
+        """A chain that grew is signed within this many seconds."""
+        return self._interval_s
+
+    def observe_ages(self) -> None:
+        """Set each partition's checkpoint age (at a scrape): the time since its last
+        checkpoint while entries wait for one, growing on while the notary is stuck."""
+        now = time.monotonic()
+        for partition in self._partitions:
+            since = self._unsigned_since.get(partition)
+            NOTARY_CHECKPOINT_AGE.labels(str(partition)).set(0 if since is None else
+                                                             now - since)
 
     async def _sign(self, partition: int, now: float) -> None:
         # Link to the newest checkpoint Redis has, not the one remembered: if Redis lost
@@ -189,6 +217,7 @@ class Notary:
         await self._client.fcall(CHECKPOINT_FUNCTION, 1,
                                  checkpoint_key(self._prefix, partition), payload, signature)
         self._last[partition] = (head, checkpoint_digest(payload), now)
+        NOTARY_CHECKPOINTS.labels(str(partition)).inc()
         log.info("checkpoint: partition %d seq %d offset %d", partition, head.seq, head.offset)
         if self._anchor is not None:
             await self._anchor.publish(checkpoint, payload, signature.encode())
@@ -233,9 +262,10 @@ class Notary:
 
 
 async def run_notary(audit: AuditSettings, kafka: KafkaSettings, topics: TopicSettings,
-                     stop: asyncio.Event) -> None:
+                     stop: asyncio.Event, web: WebSettings | None = None) -> None:
     """Sign chain heads until ``stop`` is set; waits out Redis outages like the sink.
-    Raises :class:`AuditTamperError` when a chain differs from the decisions topic."""
+    Raises :class:`AuditTamperError` when a chain differs from the decisions topic. With
+    ``web``, serves its metrics and probes meanwhile (issue K)."""
     key = load_private_key(audit.audit_signing_key_file)
     client = redis_for(audit, "notary")
     options = kafka_options(kafka)
@@ -245,19 +275,40 @@ async def run_notary(audit: AuditSettings, kafka: KafkaSettings, topics: TopicSe
                     TopicReader(options, topics.topic_decisions), anchor)
     log.info("notary signing %s:p* with key %s", audit.audit_key_prefix,
              signatures.fingerprint(key.public_key()))
+    progress, started = Progress(), asyncio.Event()
     try:
-        if await until_redis_answers(notary.load, stop, "reading checkpoints") is None:
-            return
-        if await until_redis_answers(notary.catch_up, stop, "anchoring checkpoints") is None:
-            return
-        while not stop.is_set():
-            if await until_redis_answers(notary.tick, stop, "signing") is None:
-                return
-            try:
-                await asyncio.wait_for(stop.wait(), 0.5)
-            except TimeoutError:
-                continue
-        await until_redis_answers(lambda: notary.tick(force=True), stop, "final signing")
+        async with serving(None if web is None else _web(web, notary, progress, started)):
+            await _notarize(notary, stop, progress, started)
     finally:
         await anchor.close()
         await client.aclose()
+
+
+def _web(web: WebSettings, notary: Notary, progress: Progress,
+         started: asyncio.Event) -> WebServer:
+    """The notary's probes: checkpoints read and anchored, the loop coming round."""
+    NOTARY_CHECKPOINT_INTERVAL.set(notary.interval_s)
+    health = Health()
+    health.require("checkpoints", lambda: None if started.is_set() else
+                   "reading checkpoints and anchoring what the anchor topic lacks")
+    health.require("progress", progress.problem)
+    return WebServer(web.web_host, web.notary_web_port, NOTARY, health, ready=NOTARY_READY,
+                     before_scrape=[notary.observe_ages])
+
+
+async def _notarize(notary: Notary, stop: asyncio.Event, progress: Progress,
+                    started: asyncio.Event) -> None:
+    if await until_redis_answers(notary.load, stop, "reading checkpoints") is None:
+        return
+    if await until_redis_answers(notary.catch_up, stop, "anchoring checkpoints") is None:
+        return
+    started.set()
+    while not stop.is_set():
+        progress.beat()
+        if await until_redis_answers(notary.tick, stop, "signing") is None:
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), 0.5)
+        except TimeoutError:
+            continue
+    await until_redis_answers(lambda: notary.tick(force=True), stop, "final signing")

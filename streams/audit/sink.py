@@ -28,7 +28,9 @@ from streams.audit.keys import redis_for
 from streams.audit.retry import REDIS_DOWN, until_redis_answers
 from streams.audit.transactions import AuditRecord
 from streams.kafka.security import kafka_client_options
-from streams.settings import AuditSettings, KafkaSettings, TopicSettings
+from streams.observe import Health, Progress, WebServer, serving
+from streams.observe.metrics import AUDIT_LAG, AUDIT_SINK, AUDIT_SINK_READY
+from streams.settings import AuditSettings, KafkaSettings, TopicSettings, WebSettings
 
 __all__ = ["POLL_RECORDS", "TAMPER_EXIT", "run_audit_sink"]
 
@@ -57,12 +59,13 @@ class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka
 
 
 async def run_audit_sink(audit: AuditSettings, kafka: KafkaSettings, topics: TopicSettings,
-                         stop: asyncio.Event) -> None:
+                         stop: asyncio.Event, web: WebSettings | None = None) -> None:
     """Consume committed decisions and append them to the chains until ``stop`` is set.
 
     Offsets are committed only after Redis holds the entries; while Redis is unreachable the
     sink keeps its batch and retries with backoff, never skipping. Raises
-    :class:`AuditTamperError` (the process stops loudly) when the chain was altered.
+    :class:`AuditTamperError` (the process stops loudly) when the chain was altered. With
+    ``web``, serves its metrics and probes meanwhile (issue K).
     """
     client = redis_for(audit, "sink")
     sink = RedisAuditSink(client, audit.audit_key_prefix)
@@ -78,52 +81,84 @@ async def run_audit_sink(audit: AuditSettings, kafka: KafkaSettings, topics: Top
         **kafka_client_options(kafka),
     )
     consumer.subscribe([topics.topic_decisions], listener=assignments)
+    progress = Progress()
+    server = None if web is None else _web(web, consumer, sink, assignments, progress)
     await consumer.start()
     log.info("audit sink consuming %s as group %s", topics.topic_decisions,
              audit.audit_group)
     next_check = time.monotonic() + 5.0
     try:
-        while not stop.is_set():
-            for tp in assignments.revoked:
-                sink.drop(tp.partition)
-            assignments.revoked.clear()
-            if assignments.unsynced and not await _sync(consumer, sink, assignments, stop):
-                return
-            batches = await consumer.getmany(timeout_ms=200, max_records=POLL_RECORDS)
-            for tp, messages in batches.items():
-                if tp in assignments.unsynced:
-                    continue  # fetched before the seek to the chain's head
-                for message in messages:
-                    if message.value is not None:
-                        sink.add(AuditRecord(tp.partition, message.offset, message.key,
-                                             message.value))
-            if len(sink):
-                failed = False
-
-                async def flush() -> int:
-                    nonlocal failed
-                    try:
-                        return await sink.flush()
-                    except REDIS_DOWN:
-                        failed = True
-                        raise
-
-                if await until_redis_answers(flush, stop, "appending audit entries") is None:
-                    return
-                if failed and await until_redis_answers(sink.check_heads, stop,
-                                                        "checking chain heads") is None:
-                    return
-                await _commit(consumer, sink)
-            elif time.monotonic() >= next_check:
-                # Idle: make sure Redis did not lose what it acknowledged (a restart).
-                next_check = time.monotonic() + 5.0
-                if await until_redis_answers(sink.check_heads, stop,
-                                             "checking chain heads") is None:
-                    return
-            _rewind(consumer, sink, topics.topic_decisions)
+        async with serving(server):
+            await _consume(consumer, sink, assignments, stop, topics, progress, next_check)
     finally:
         await consumer.stop()
         await client.aclose()
+
+
+def _web(web: WebSettings, consumer: AIOKafkaConsumer, sink: RedisAuditSink,
+         assignments: _Assignments, progress: Progress) -> WebServer:
+    """The sink's probes: partitions assigned, chains synced, the loop coming round."""
+    health = Health()
+    health.require("partitions", lambda: None if consumer.assignment() else
+                   "no decisions partition assigned (yet)")
+    health.require("chains", lambda: None if not assignments.unsynced else
+                   f"reading the chain heads of {len(assignments.unsynced)} partitions")
+    health.require("progress", progress.problem)
+
+    def lag() -> None:
+        AUDIT_LAG.clear()  # partitions moved to another sink are no longer this one's
+        for tp in consumer.assignment():
+            end, after = consumer.highwater(tp), sink.next_offset(tp.partition)
+            if end is not None and after is not None:
+                AUDIT_LAG.labels(str(tp.partition)).set(max(0, end - after))
+
+    return WebServer(web.web_host, web.audit_web_port, AUDIT_SINK, health,
+                     ready=AUDIT_SINK_READY, before_scrape=[lag])
+
+
+async def _consume(consumer: AIOKafkaConsumer, sink: RedisAuditSink, assignments: _Assignments,
+                   stop: asyncio.Event, topics: TopicSettings, progress: Progress,
+                   next_check: float) -> None:
+    """The sink's loop: poll, append, commit, until ``stop``."""
+    while not stop.is_set():
+        progress.beat()
+        for tp in assignments.revoked:
+            sink.drop(tp.partition)
+        assignments.revoked.clear()
+        if assignments.unsynced and not await _sync(consumer, sink, assignments, stop):
+            return
+        batches = await consumer.getmany(timeout_ms=200, max_records=POLL_RECORDS)
+        for tp, messages in batches.items():
+            if tp in assignments.unsynced:
+                continue  # fetched before the seek to the chain's head
+            for message in messages:
+                if message.value is not None:
+                    sink.add(AuditRecord(tp.partition, message.offset, message.key,
+                                         message.value))
+        if len(sink):
+            failed = False
+
+            async def flush() -> int:
+                nonlocal failed
+                try:
+                    return await sink.flush()
+                except REDIS_DOWN:
+                    failed = True
+                    raise
+
+            if await until_redis_answers(flush, stop, "appending audit entries") is None:
+                return
+            if failed and await until_redis_answers(sink.check_heads, stop,
+                                                    "checking chain heads") is None:
+                return
+            await _commit(consumer, sink)
+        elif time.monotonic() >= next_check:
+            # Idle: make sure Redis did not lose what it acknowledged (a restart).
+            next_check = time.monotonic() + 5.0
+            if await until_redis_answers(sink.check_heads, stop,
+                                         "checking chain heads") is None:
+                return
+        _rewind(consumer, sink, topics.topic_decisions)
 
 
 async def _sync(consumer: AIOKafkaConsumer, sink: RedisAuditSink, assignments: _Assignments,

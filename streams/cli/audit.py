@@ -92,14 +92,16 @@ def _sink(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit import run_audit_sink
 
     return _tamper_stop("audit sink", lambda: run_until_signal(
-        lambda stop: run_audit_sink(settings.audit, settings.kafka, settings.topics, stop)))
+        lambda stop: run_audit_sink(settings.audit, settings.kafka, settings.topics, stop,
+                                    settings.web)))
 
 
 def _notary(settings: Settings, args: argparse.Namespace) -> int:
     from streams.audit.notary import run_notary
 
     return _tamper_stop("notary", lambda: run_until_signal(
-        lambda stop: run_notary(settings.audit, settings.kafka, settings.topics, stop)))
+        lambda stop: run_notary(settings.audit, settings.kafka, settings.topics, stop,
+                                settings.web)))
 
 
 def _keyring(settings: Settings, args: argparse.Namespace) -> Any:

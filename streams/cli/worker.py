@@ -27,6 +27,7 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.kafka.admin import broker_answers
     from streams.worker.app import build_app, quiet_worker
     from streams.worker.datadir import claim_data_dir
+    from streams.worker.observe import PolicyState, attach_web
     from streams.worker.policy_poll import attach_policy_control
 
     # Issue F: validated and (with signers configured) signature-checked, before anything
@@ -42,7 +43,10 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     with claim_data_dir(settings.worker.data_dir):
         control.remember()  # its load record is on the decisions topic
         app = build_app(settings.kafka, settings.topics, settings.worker, control.policy)
-        attach_policy_control(app, settings.topics, settings.policy, control)
+        state = PolicyState(control.policy())
+        state.loaded(control.policy())
+        attach_policy_control(app, settings.topics, settings.policy, control, state)
+        attach_web(app, settings.topics, settings.web, state)
         worker = quiet_worker(app, settings.log_level)
         worker.execute_from_commandline()
     return 0

@@ -274,6 +274,11 @@ class PolicyControl:
         ref = self.current.loaded.ref
         return in_force_record(ref.version, ref.sha256, _worker())
 
+    def file_in_force(self) -> bool:
+        """Whether the policy file on disk is the policy in force again (a refused change
+        undone: no reload follows, as nothing differs from what is enforced)."""
+        return _candidate_sha(self._path) == self.current.loaded.ref.sha256
+
     def accept(self, candidate: PolicyLoad) -> None:
         """Put a polled policy in force (after its load record was sent)."""
         self.current = candidate

@@ -25,6 +25,7 @@ from streams.engine.topics import InputTopics
 from streams.settings import KafkaSettings, TopicSettings, WorkerSettings
 from streams.worker.batching import in_batches
 from streams.worker.credentials import faust_credentials
+from streams.worker.observe import record_batch
 from streams.worker.patches.flow import install_flow_fix
 from streams.worker.patches.seek import install_seek_fix
 from streams.worker.send import send_all
@@ -289,6 +290,7 @@ async def _handle_batch(
         repartition=Repartition(topics.topic_repartition, topics.topic_partitions),
     )
     sent = await send(plan)
+    record_batch(records, plan, time.time(), policy, topics, max_event_bytes)  # acknowledged
     for out, metadata in zip(plan.outbound, sent, strict=True):
         if out.topic == topics.topic_repartition:  # the gate waits for it to be decided
             clock.expect(out.topic, metadata.partition, metadata.offset + 1)

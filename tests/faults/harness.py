@@ -143,6 +143,11 @@ def scenario_stack(stack: Stack, name: str, data: Path, logs: Path,
         # group (group.min.session.timeout.ms).
         "JITWATCH_SESSION_TIMEOUT_S": "6",
         "JITWATCH_LOG_LEVEL": "info",  # what recovery did, should a scenario fail
+        # Several workers, sinks and notaries at once, and other runs on the machine: each
+        # serves its metrics and probes on a free port of its own (issue K).
+        "JITWATCH_WEB_PORT": "0",
+        "JITWATCH_AUDIT_WEB_PORT": "0",
+        "JITWATCH_NOTARY_WEB_PORT": "0",
         **env,
     })
     created = subprocess.run(

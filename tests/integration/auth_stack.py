@@ -121,6 +121,11 @@ def auth_stack_session(tmp: Path) -> Iterator[AuthStack]:
         "JITWATCH_DATA_DIR": str(tmp / "data"),
         "JITWATCH_STANDBY_REPLICAS": "0",
         "JITWATCH_LOG_LEVEL": "info",
+        # Several workers, sinks and notaries at once, and other runs on the machine: each
+        # serves its metrics and probes on a free port of its own (issue K).
+        "JITWATCH_WEB_PORT": "0",
+        "JITWATCH_AUDIT_WEB_PORT": "0",
+        "JITWATCH_NOTARY_WEB_PORT": "0",
     }
     session = AuthStack(run=run, env=env)
     for command in (("topics", "create"), ("acls", "apply")):

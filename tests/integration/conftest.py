@@ -172,6 +172,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "JITWATCH_AUDIT_KEY_PREFIX": f"jitwatch:it-{run}:audit",
         "JITWATCH_DATA_DIR": str(data),
         "JITWATCH_LOG_LEVEL": "info",
+        # Several workers, sinks and notaries at once, and other runs on the machine: each
+        # serves its metrics and probes on a free port of its own (issue K).
+        "JITWATCH_WEB_PORT": "0",
+        "JITWATCH_AUDIT_WEB_PORT": "0",
+        "JITWATCH_NOTARY_WEB_PORT": "0",
         "JITWATCH_AUDIT_SIGNING_KEY_FILE": str(signing_key),
         "JITWATCH_AUDIT_VERIFY_KEY_FILE": str(verify_key),
     }

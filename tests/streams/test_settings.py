@@ -15,12 +15,14 @@ from streams.settings import (
     PolicySettings,
     Settings,
     TopicSettings,
+    WebSettings,
     WorkerSettings,
     load_settings,
 )
 from tests.paths import REPO
 
-SECTIONS = (KafkaSettings, TopicSettings, WorkerSettings, PolicySettings, AuditSettings)
+SECTIONS = (KafkaSettings, TopicSettings, WorkerSettings, PolicySettings, AuditSettings,
+            WebSettings)
 
 
 def test_every_variable_belongs_to_one_section_and_keeps_its_name() -> None:
@@ -39,6 +41,7 @@ def test_sections_carry_the_values_read_from_the_environment(
     monkeypatch.setenv("JITWATCH_BATCH_MAX", "7")
     monkeypatch.setenv("JITWATCH_POLICY_POLL_S", "1.5")
     monkeypatch.setenv("JITWATCH_AUDIT_GROUP", "audit-test")
+    monkeypatch.setenv("JITWATCH_NOTARY_WEB_PORT", "26068")
     settings = load_settings()
     assert settings.kafka.kafka_bootstrap == "kafka:19092"
     assert (settings.topics.app_id, settings.topics.topic_commands) == ("jw-test",
@@ -46,6 +49,8 @@ def test_sections_carry_the_values_read_from_the_environment(
     assert settings.worker.batch_max == 7
     assert settings.policy.policy_poll_s == 1.5
     assert settings.audit.audit_group == "audit-test"
+    assert (settings.web.web_host, settings.web.web_port, settings.web.audit_web_port,
+            settings.web.notary_web_port) == ("127.0.0.1", 6066, 6067, 26068)
     assert settings.topics is settings.topics, "built once"
     with pytest.raises(pydantic.ValidationError):
         settings.worker.batch_max = 8  # type: ignore[misc]  # frozen, as the whole
