@@ -27,8 +27,9 @@ __all__ = ["expire", "forgotten", "holds", "next_deadline"]
 
 def next_deadline(state: SubjectState) -> datetime | None:
     """When something of this subject next runs out or is noticed (grant, its next expiry
-    notice, pending review, lock, a remembered id: marks are kept in expiry order, so the first of each is the earliest),
-    or, with nothing live left, when it is forgotten (``SubjectState.forget_at``)."""
+    notice, pending review, lock, a remembered id: marks are kept in expiry order, so the
+    first of each is the earliest), or, with nothing live left, when it is forgotten
+    (``SubjectState.forget_at``)."""
     # A grant's next notice (issue J) always comes before its expiry.
     moments = [grant.expires_at if grant.notice_at is None else grant.notice_at
                for grant in state.grants]

@@ -19,7 +19,6 @@ from policy.rules.clock import CLOCK_SKEW_CLASS, skew, trusted_now
 from schemas._base import format_time, trusted_model
 from schemas.decisions import Cause, Decision, DecisionSubject
 from schemas.errors import InputError
-from schemas.notices import Notice
 from schemas.events import (
     ClockTick,
     ExtensionRequested,
@@ -28,6 +27,7 @@ from schemas.events import (
     RequestReviewed,
     Subject,
 )
+from schemas.notices import Notice
 from schemas.policy import LoadedPolicy
 from schemas.state import STORED_STATE_VERSION, StoredSubject, SubjectState
 
