@@ -36,8 +36,8 @@ import pytest
 
 from schemas._base import format_time
 from schemas.decisions import Decision
-from schemas.policy import LoadedPolicy, parse_policy
 from schemas.notices import Notice
+from schemas.policy import LoadedPolicy, parse_policy
 from streams.engine.codec import encode_decision, encode_notice
 from streams.engine.replay import BadLine, Replay, replay_lines
 

@@ -204,7 +204,8 @@ def test_notices_go_to_the_notices_topic_from_the_tick_and_never_to_decisions() 
         "jit.notice/v1", "expiry-soon", "r-1")
     assert notice["at"] == deadline.isoformat().replace("+00:00", "Z")
     assert notice["cause"]["topic"] == "jitwatch-commands"
-    assert plan.notices == 1 and plan.decisions == 0
+    assert plan.notices == 1
+    assert plan.decisions == 0
     again = ticked(store)
     assert orjson.loads(again.outbound[0].value)["notice_id"] == notice["notice_id"]  # type: ignore[arg-type]
     after = {write.key: write.value for write in plan.writes.values() if write.value}
