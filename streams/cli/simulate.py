@@ -45,7 +45,7 @@ def register(commands: Commands) -> None:
     simulate.add_argument("--notices", action="store_true",
                           help="also write the notices the stream sends to jit.notices "
                           "(records of schema jit.notice/v1, after the decisions of the "
-                          "same event)")
+                          "same event); with --diff, list changed notices too")
     simulate.add_argument("--strict", action="store_true",
                           help="exit 1 when a line was skipped, an expiry could not be "
                           "decided, or the file held no events")
@@ -161,7 +161,7 @@ def _simulate_diff(settings: Settings, args: argparse.Namespace, events: Path,
 
     def replayed(policy: LoadedPolicy) -> dict[str, list[str]]:
         return outcomes(item for _, item in _replay(events, policy, settings, progress=True,
-                                                    until=args.until))
+                                                    until=args.until, notices=args.notices))
 
     def named(policy: LoadedPolicy) -> str:
         # Versions alone may match (an edited copy); the digest tells them apart.

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from policy import Step, next_deadline, step
+from schemas._base import format_time
 from schemas.decisions import Cause, Decision
 from schemas.errors import InputError
 from schemas.events import InputEvent
@@ -205,7 +206,8 @@ def _moment(line: tuple[int, InputEvent, datetime | None]) -> datetime:
 
 
 def outcomes(items: Iterable[Item]) -> dict[str, list[str]]:
-    """Per event id, one line per decision it caused: action, request, targets, rule."""
+    """Per event id, one line per decision it caused: action, request, targets, rule; and
+    per notice among ``items`` (issue J): ``notice``, its kind, request and due time."""
     found: dict[str, list[str]] = {}
     for item in items:
         if isinstance(item, Decision):
@@ -213,6 +215,9 @@ def outcomes(items: Iterable[Item]) -> dict[str, list[str]]:
                 f"{item.action} {item.request_id or '-'} {','.join(item.targets)} "
                 f"[{item.rule.id}]"
             )
+        elif isinstance(item, Notice):
+            found.setdefault(item.cause.event_id, []).append(
+                f"notice {item.request_id} due {format_time(item.due_at)} [{item.kind}]")
     return found
 
 
