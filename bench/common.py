@@ -53,6 +53,7 @@ class BenchRun:
                     "JITWATCH_TOPIC_SESSIONS": f"bench-{run}.sessions",
                     "JITWATCH_TOPIC_DECISIONS": f"bench-{run}.decisions",
                     "JITWATCH_TOPIC_DEADLETTER": f"bench-{run}.deadletter",
+                    "JITWATCH_TOPIC_NOTICES": f"bench-{run}.notices",
                     "JITWATCH_TOPIC_PARTITIONS": str(self.partitions),
                     "JITWATCH_DATA_DIR": tempfile.mkdtemp(prefix="jitwatch-bench-"),
                     "JITWATCH_LOG_LEVEL": os.environ.get("JITWATCH_BENCH_LOG_LEVEL", "warning"),

@@ -52,6 +52,7 @@ def main() -> None:
            "JITWATCH_TOPIC_SESSIONS": f"bench-{run}.sessions",
            "JITWATCH_TOPIC_DECISIONS": f"bench-{run}.decisions",
            "JITWATCH_TOPIC_DEADLETTER": f"bench-{run}.deadletter",
+           "JITWATCH_TOPIC_NOTICES": f"bench-{run}.notices",
            "JITWATCH_DATA_DIR": data, "JITWATCH_LOG_LEVEL": "warning"}
     cli = [sys.executable, "-m", "streams.cli"]
     subprocess.run([*cli, "topics", "create"], env=env, cwd=REPO, check=True,

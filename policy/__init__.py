@@ -12,6 +12,7 @@ using only those above it::
     signed       signed events' canonical bytes and the one signature check; reviews and
                  releases define what each signs
     verdicts     Verdict, summarize: what the core returns
+    notices      NoticeDraft: what is coming (issue J), beside verdicts, for jit.notices
     ledger       state changes, each recorded as a verdict
     deadlines    next_deadline, and what ends when time runs out
     handlers/    one module per kind of event
@@ -21,10 +22,11 @@ using only those above it::
 """
 
 from policy.deadlines import next_deadline
-from policy.decide import APPLIED_EVENT_MEMORY, decide
+from policy.decide import APPLIED_EVENT_MEMORY, Decided, decide, decide_all
 from policy.decisions import decision_id, to_decisions
 from policy.identities import canonical_id, same_identity
 from policy.ledger import ENDED_GRANT_MEMORY, ended_mark
+from policy.notices import NoticeDraft, notice_id, to_notices
 from policy.releases import release_message, release_problem, sign_release
 from policy.reviews import request_digest, review_message, review_signature_problem, sign_review
 from policy.rules import RULES, Finding, Rule, combine
@@ -35,16 +37,20 @@ __all__ = [
     "APPLIED_EVENT_MEMORY",
     "ENDED_GRANT_MEMORY",
     "RULES",
+    "Decided",
     "Finding",
+    "NoticeDraft",
     "Rule",
     "Step",
     "Verdict",
     "canonical_id",
     "combine",
     "decide",
+    "decide_all",
     "decision_id",
     "ended_mark",
     "next_deadline",
+    "notice_id",
     "refuse",
     "release_message",
     "release_problem",
@@ -58,5 +64,6 @@ __all__ = [
     "summarize",
     "tick",
     "to_decisions",
+    "to_notices",
     "vacant",
 ]

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from policy.ledger import Ledger, resource_ids
+from policy.notices import next_notice_at
 from policy.rules.break_glass import POST_REVIEW_OVERDUE
 from policy.rules.lifetime import TTL_EXPIRED
 from policy.rules.locks import LOCK_EXPIRED
@@ -25,10 +26,13 @@ __all__ = ["expire", "forgotten", "holds", "next_deadline"]
 
 
 def next_deadline(state: SubjectState) -> datetime | None:
-    """When something of this subject next runs out (grant, pending review, lock, a
-    remembered id: marks are kept in expiry order, so the first of each is the earliest),
-    or, with nothing live left, when it is forgotten (``SubjectState.forget_at``)."""
-    moments = [grant.expires_at for grant in state.grants]
+    """When something of this subject next runs out or is noticed (grant, its next expiry
+    notice, pending review, lock, a remembered id: marks are kept in expiry order, so the
+    first of each is the earliest), or, with nothing live left, when it is forgotten
+    (``SubjectState.forget_at``)."""
+    # A grant's next notice (issue J) always comes before its expiry.
+    moments = [grant.expires_at if grant.notice_at is None else grant.notice_at
+               for grant in state.grants]
     moments += [marks[0].until for marks in (state.requested, state.signed) if marks]
     moments += [item.pending_until for item in state.pending]
     moments += [lock.until for lock in state.request_locks]
@@ -74,8 +78,13 @@ def expire(ledger: Ledger, now: datetime) -> None:
             del marks[0]
     due: list[tuple[datetime, int, int, Callable[[], None]]] = []
     for number, grant in enumerate(ledger.grants):
+        if grant.notice_at is not None and grant.notice_at <= now:
+            for moment in _notice_moments(ledger, grant, grant.notice_at, now):
+                due.append((moment, 6, number, partial(_expiry_notice, ledger,
+                                                       grant.request_id, moment)))
         if grant.expires_at <= now:
-            due.append((grant.expires_at, 0, number, partial(_grant_ran_out, ledger, grant)))
+            due.append((grant.expires_at, 0, number,
+                        partial(_grant_ran_out, ledger, grant.request_id)))
     for number, item in enumerate(ledger.pending):
         if item.pending_until <= now:
             due.append((item.pending_until, 1, number, partial(_review_ran_out, ledger, item)))
@@ -97,7 +106,32 @@ def expire(ledger: Ledger, now: datetime) -> None:
         end()
 
 
-def _grant_ran_out(ledger: Ledger, grant: Grant) -> None:
+def _notice_moments(ledger: Ledger, grant: Grant, first: datetime, now: datetime
+                    ) -> list[datetime]:
+    """The expiry notices of ``grant`` due by ``now``: ``first`` (its ``notice_at``) and
+    the policy's later moments before its expiry, each one notice whichever tick or event
+    finds it due (``first`` counts even if the policy changed since it was set)."""
+    later = [grant.expires_at - timedelta(seconds=before) for before in ledger.notice_before]
+    return sorted({first, *[moment for moment in later
+                            if first < moment <= now and moment < grant.expires_at]})
+
+
+def _expiry_notice(ledger: Ledger, request_id: str, moment: datetime) -> None:
+    """Issue J: the grant expires soon; its next notice moves to the next moment."""
+    grant = ledger.live(request_id)
+    if grant is None or grant.notice_at is None or grant.notice_at > moment:
+        return  # ended meanwhile, or this one was already sent
+    ledger.notice("expiry-soon", moment, request_id, resource_ids(grant.resources),
+                  grant.expires_at, f"grant {request_id} expires at "
+                  f"{format_time(grant.expires_at)}; ask for an extension to keep it")
+    ledger.grants[ledger.grants.index(grant)] = replace(
+        grant, notice_at=next_notice_at(grant.expires_at, ledger.notice_before, moment))
+
+
+def _grant_ran_out(ledger: Ledger, request_id: str) -> None:
+    grant = ledger.live(request_id)
+    if grant is None:  # ended meanwhile (a lock earlier in the same pass)
+        return
     ledger.revoke(grant, TTL_EXPIRED,
                   f"grant {grant.request_id} reached its expiry at "
                   f"{format_time(grant.expires_at)}",
@@ -108,12 +142,15 @@ def _grant_ran_out(ledger: Ledger, grant: Grant) -> None:
 def _review_overdue(ledger: Ledger, item: Obligation) -> None:
     """Issue J: a break-glass post-review not done in time escalates, and stays open."""
     ledger.obligations[ledger.obligations.index(item)] = replace(item, deadline=None)
-    ledger.emit("escalate", POST_REVIEW_OVERDUE,
-                f"the post-review of break-glass {item.request_id} was due at "
-                f"{format_time(item.due)} and is not done; the subject may not break glass "
-                "until it is", at=item.due, request_id=item.request_id,
-                resources=resource_ids(item.resources), post_review=True,
+    reason = (f"the post-review of break-glass {item.request_id} was due at "
+              f"{format_time(item.due)} and is not done; the subject may not break glass "
+              "until it is")
+    ids = resource_ids(item.resources)
+    ledger.emit("escalate", POST_REVIEW_OVERDUE, reason, at=item.due,
+                request_id=item.request_id, resources=ids, post_review=True,
                 key=f"overdue:{item.request_id}:{format_time(item.due)}")
+    # Issue J: and a notice, so whoever reviews hears of it without reading verdicts.
+    ledger.notice("post-review-overdue", item.due, item.request_id, ids, item.due, reason)
 
 
 def _review_ran_out(ledger: Ledger, item: Pending) -> None:

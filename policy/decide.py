@@ -11,7 +11,7 @@ expiries that come first, the dispatch to a handler (policy.handlers) and failin
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from policy.deadlines import expire, forgotten
@@ -26,6 +26,7 @@ from policy.handlers.sessions import (
     settle_sessions,
 )
 from policy.ledger import Ledger, id_mark
+from policy.notices import NoticeDraft
 from policy.rules.base import Rule
 from policy.rules.bounds import STATE_LIMIT, tenants_reason
 from policy.rules.clock import CLOCK_SKEW, skew, trusted_now
@@ -47,7 +48,7 @@ from schemas.events import (
 from schemas.policy import Policy, TenantPolicy
 from schemas.state import SubjectState
 
-__all__ = ["APPLIED_EVENT_MEMORY", "applied_mark", "decide"]
+__all__ = ["APPLIED_EVENT_MEMORY", "Decided", "applied_mark", "decide", "decide_all"]
 
 APPLIED_EVENT_MEMORY = 64
 """How many recent events (:func:`applied_mark`) a subject remembers to drop redeliveries.
@@ -121,22 +122,40 @@ def _apply(ledger: Ledger, event: InputEvent, tenant: TenantPolicy) -> dict[str,
     return {}
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What :func:`decide_all` returns: the new state, its verdicts, and its notices
+    (issue J: for ``jit.notices``, never the decisions topic)."""
+
+    state: SubjectState
+    verdicts: tuple[Verdict, ...]
+    notices: tuple[NoticeDraft, ...] = ()
+
+
 def _refused(state: SubjectState, event: InputEvent, applied: tuple[str, ...], now: datetime,
-             clock: datetime | None, rule: Rule, reason: str,
-             ) -> tuple[SubjectState, tuple[Verdict, ...]]:
+             clock: datetime | None, rule: Rule, reason: str) -> Decided:
     """Deny an event before any handler, at decision time ``now``: only its id (and the
     subject's ``clock``) is remembered, so a tenant left otherwise empty is not stored at
     all (policy.steps)."""
     refused = Ledger(state, event, now)
     refused.deny(getattr(event, "request_id", None), (), rule, reason)
-    return replace(state, applied=applied, kind=refused.kind, owner=refused.owner,
-                   clock=clock), tuple(refused.verdicts)
+    return Decided(replace(state, applied=applied, kind=refused.kind, owner=refused.owner,
+                           clock=clock), tuple(refused.verdicts))
 
 
 def decide(
     state: SubjectState, event: InputEvent | ClockTick, now: datetime, policy: Policy,
     *, received: datetime | None = None, others: int = 0,
 ) -> tuple[SubjectState, tuple[Verdict, ...]]:
+    """:func:`decide_all` without its notices: the new state and the verdicts."""
+    decided = decide_all(state, event, now, policy, received=received, others=others)
+    return decided.state, decided.verdicts
+
+
+def decide_all(
+    state: SubjectState, event: InputEvent | ClockTick, now: datetime, policy: Policy,
+    *, received: datetime | None = None, others: int = 0,
+) -> Decided:
     """Apply one event to one subject's state in one tenant.
 
     ``received`` is the broker's time for the event (issue H, trusted time): the event is
@@ -154,12 +173,16 @@ def decide(
     still kept in ``state.signed``) returns the state unchanged and no verdict. A
     :class:`ClockTick` only ends what ran out; it is not remembered as applied, since
     running it again finds nothing left to end.
+
+    Notices (issue J) due by the decision time come with it: an expiry notice
+    (``notices.before_expiry_s``) moves the grant's ``notice_at`` on, so each is given once.
     """
     if isinstance(event, ClockTick):
         ledger = Ledger(state, event)
         tenant = policy.for_tenant(event.tenant)
         if tenant is not None:
             ledger.lock_s = tenant.locks.default_s
+            ledger.notice_before = tenant.notices.before_expiry_s
         expire(ledger, now)
         sessions = tuple(ledger.sessions)
         if (not ledger.verdicts and sessions == state.sessions
@@ -167,17 +190,18 @@ def decide(
                 and len(ledger.signed) == len(state.signed)
                 and ledger.obligations == list(state.obligations)
                 and ledger.grants == list(state.grants)) and not forgotten(state, now):
-            return state, ()
+            return Decided(state, ())
         ended = replace(state, grants=tuple(ledger.grants), pending=tuple(ledger.pending),
                         request_locks=tuple(ledger.request_locks),
                         locked_until=ledger.locked_until, sessions=sessions,
                         ended=tuple(ledger.ended), requested=tuple(ledger.requested),
                         signed=tuple(ledger.signed), obligations=tuple(ledger.obligations))
         # Quiet past forget_at with nothing left: an empty state (policy.steps drops it).
-        return (SubjectState() if forgotten(ended, now) else ended), tuple(ledger.verdicts)
+        return Decided(SubjectState() if forgotten(ended, now) else ended,
+                       tuple(ledger.verdicts), tuple(ledger.notices))
     mark = applied_mark(event, received)
     if _redelivered(state, event, mark):
-        return state, ()
+        return Decided(state, ())
     applied = (*state.applied, mark)[-APPLIED_EVENT_MEMORY:]
     if received is not None:
         now = trusted_now(state.clock, event.at, received)
@@ -191,6 +215,7 @@ def decide(
         return _refused(state, event, applied, now, clock, STATE_LIMIT, crowded)
     ledger = Ledger(state, event, now, event_time=received)
     ledger.lock_s = tenant.locks.default_s
+    ledger.notice_before = tenant.notices.before_expiry_s
     try:
         expire(ledger, now)
         untrusted = skew(event.at, received, tenant)
@@ -211,9 +236,8 @@ def decide(
         failed.deny(getattr(event, "request_id", None), (), EVALUATION_ERROR,
                     f"policy evaluation failed ({type(exc).__name__}: {exc}); denied to "
                     "fail closed")
-        return replace(state, applied=applied, kind=failed.kind, owner=failed.owner,
-                       clock=clock), \
-            tuple(failed.verdicts)
+        return Decided(replace(state, applied=applied, kind=failed.kind, owner=failed.owner,
+                               clock=clock), tuple(failed.verdicts))
     # One construction per event (dataclasses.replace costs more than a decision here).
     new_state = SubjectState(
         grants=tuple(ledger.grants),
@@ -235,7 +259,7 @@ def decide(
         forget_at=_forget_at(state, ledger.now, tenant),
         obligations=tuple(ledger.obligations),
     )
-    return new_state, tuple(ledger.verdicts)
+    return Decided(new_state, tuple(ledger.verdicts), tuple(ledger.notices))
 
 
 def _forget_at(state: SubjectState, now: datetime, tenant: TenantPolicy) -> datetime:

@@ -12,12 +12,14 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from policy.notices import NoticeDraft
 from policy.rules.base import Rule
 from policy.rules.bounds import STATE_LIMIT
 from policy.verdicts import Verdict, summarize
 from schemas._base import format_time
 from schemas.decisions import Action, StateSummary
 from schemas.events import ClockTick, InputEvent, RequestCreated, Resource
+from schemas.notices import NoticeKind
 from schemas.state import Grant, Mark, Obligation, Pending, RequestLock, SubjectState
 
 __all__ = ["ENDED_GRANT_MEMORY", "SIGNED_MEMORY", "Ledger", "ended_mark", "id_mark", "resource_ids"]
@@ -86,6 +88,10 @@ class Ledger:
         # A request states who asks; other events (reviews, sessions) may name the subject
         # by id only, so they do not overwrite what the request said.
         self.lock_s = 3600  # set from the tenant's policy before any rule runs
+        self.notice_before: tuple[int, ...] = ()
+        """The tenant's ``notices.before_expiry_s`` (set with ``lock_s``): which expiry
+        notice follows one just sent."""
+        self.notices: list[NoticeDraft] = []
         # Once a request fixed the kind (SubjectState.kind_fixed), no claim changes it.
         claims = isinstance(event, RequestCreated)
         self.kind = event.subject.kind if claims and not state.kind_fixed else state.kind
@@ -132,6 +138,14 @@ class Ledger:
             expires_at=expires_at, before=after if before is None else before,
             after=after, key=key, post_review=post_review,
         ))
+
+    def notice(self, kind: NoticeKind, at: datetime, request_id: str,
+               resources: tuple[str, ...], due_at: datetime, reason: str) -> None:
+        """Record a notice (issue J); its key names what it is about, its kind and time,
+        never the event that found it due, so every shell gives it the same id."""
+        self.notices.append(NoticeDraft(
+            kind, at, request_id, resources, due_at, reason,
+            f"notice:{kind}:{request_id}:{format_time(due_at)}:{format_time(at)}"))
 
     # ------------------------------------------------------------ reading
 

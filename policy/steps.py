@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from policy.deadlines import holds
-from policy.decide import decide
+from policy.decide import decide_all
 from policy.decisions import to_decisions
 from policy.ledger import Ledger, resource_ids
+from policy.notices import to_notices
 from policy.rules.bounds import STATE_LIMIT
 from policy.rules.clock import CLOCK_SKEW_CLASS, skew, trusted_now
 from schemas._base import format_time, trusted_model
@@ -26,6 +27,7 @@ from schemas.events import (
     RequestReviewed,
     Subject,
 )
+from schemas.notices import Notice
 from schemas.policy import LoadedPolicy
 from schemas.state import STORED_STATE_VERSION, StoredSubject, SubjectState
 
@@ -36,11 +38,13 @@ _SUBJECT_SET = frozenset(DecisionSubject.model_fields)
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """What one event did: the subject's new stored value and the decisions to publish."""
+    """What one event did: the subject's new stored value, the decisions to publish, and
+    the notices (issue J) to publish on ``jit.notices``."""
 
     stored: StoredSubject
     decisions: tuple[Decision, ...]
     changed: bool
+    notices: tuple[Notice, ...] = ()
 
 
 def step(
@@ -69,8 +73,9 @@ def step(
     held = stored.tenants.get(event.tenant)
     state = held if held is not None else SubjectState()
     others = len(stored.tenants) if held is None else 0
-    new_state, verdicts = decide(state, event, event.at, policy.policy, received=received,
-                                 others=others)
+    decided = decide_all(state, event, event.at, policy.policy, received=received,
+                         others=others)
+    new_state, verdicts = decided.state, decided.verdicts
     if new_state is state:
         return Step(stored=stored, decisions=(), changed=False)
     # A new mapping, never a mutation: the table gets a fresh value to assign back. An
@@ -92,12 +97,14 @@ def step(
         tenants = {name: kept for name, kept in stored.tenants.items() if name != event.tenant}
     else:
         tenants = {**stored.tenants, event.tenant: new_state}
+    subject = _subject(event, new_state)
     return Step(
         stored=trusted_model(StoredSubject, {"v": STORED_STATE_VERSION, "tenants": tenants},
                              {"tenants"}),
-        decisions=to_decisions(verdicts, event, policy.ref, cause, emitted_at,
-                               _subject(event, new_state)),
+        decisions=to_decisions(verdicts, event, policy.ref, cause, emitted_at, subject),
         changed=True,
+        notices=to_notices(decided.notices, event.tenant, subject, policy.ref, cause,
+                           emitted_at) if decided.notices else (),
     )
 
 

@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 
 from schemas.decisions import Decision
 from schemas.events import INPUT_EVENT
+from schemas.notices import Notice
 from schemas.policy import Policy
 from schemas.state import StoredSubject
 
@@ -31,6 +32,7 @@ def render_schemas() -> dict[str, str]:
     documents = {
         "input-event.schema.json": _schema(INPUT_EVENT, "jitwatch input event", "validation"),
         "decision.schema.json": _schema(TypeAdapter(Decision), "jit.decision/v1", "serialization"),
+        "notice.schema.json": _schema(TypeAdapter(Notice), "jit.notice/v1", "serialization"),
         "stored-subject.schema.json": _schema(
             TypeAdapter(StoredSubject), "jitwatch stored subject state", "validation"
         ),

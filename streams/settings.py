@@ -112,6 +112,9 @@ class TopicSettings(_Section):
     """Output topic of every verdict (and of the worker's policy-load records)."""
     topic_deadletter: TopicName = "jit.deadletter"
     """Where inputs that cannot be decided go, with headers saying why."""
+    topic_notices: TopicName = "jit.notices"
+    """Output topic of notices (issue J: expiry soon, post-review due or overdue); never
+    verdicts, so revocation workers need not read it."""
     topic_audit_checkpoints: TopicName = "jit.audit.checkpoints"
     """The notary's checkpoints, anchored outside Redis (issue I): kept without a time
     limit, written only by the notary's principal."""
@@ -339,7 +342,7 @@ ENVIRONMENT_GROUPS: dict[str, tuple[str, ...]] = {
     "decisions": ("topic_decisions",),
     "siem": ("app_id", "topic_decisions", "topic_decisions_ocsf"),
     "topics": ("app_id", "topic_requests", "topic_sessions", "topic_decisions",
-               "topic_deadletter", "topic_partitions", "topic_replication"),
+               "topic_deadletter", "topic_notices", "topic_partitions", "topic_replication"),
     "worker": ("policy_file", "policy_signers_file", "policy_poll_s", "data_dir", "store",
                "standby_replicas", "batch_max", "producer_linger_ms", "max_event_bytes",
                "max_stored_bytes", "expiry_check_s", "expiry_grace_s", "session_timeout_s",

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from policy.ledger import Ledger, resource_ids
+from policy.notices import next_notice_at
 from policy.reviews import request_digest
 from policy.rules import RequestContext, Rule, combine, evaluate, gates
 from policy.rules.base import top_sensitivity
@@ -87,6 +88,9 @@ def on_request_created(ledger: Ledger, event: RequestCreated,
         due = granted.granted_at + timedelta(seconds=glass.review_within_s)
         ledger.oblige(Obligation(request_id, event.resources, granted.granted_at, due,
                                  request_digest(sent), due))
+        ledger.notice("post-review-due", now, request_id, resource_ids(event.resources), due,
+                      f"break-glass {request_id} was granted; its post-review by an allowed "
+                      f"reviewer other than the subject is due by {format_time(due)}")
         return extra
 
     ttl = min(requested, max_s)
@@ -173,6 +177,4 @@ def approve(ledger: Ledger, request_id: str, resources: tuple[Resource, ...],
 def next_notice(expires_at: datetime, tenant: TenantPolicy, after: datetime) -> datetime | None:
     """When the next expiry notice of a grant expiring at ``expires_at`` is due: the
     earliest ``notices.before_expiry_s`` moment after ``after`` (issue J), if any."""
-    moments = [expires_at - timedelta(seconds=before)
-               for before in tenant.notices.before_expiry_s]
-    return min([moment for moment in moments if moment > after], default=None)
+    return next_notice_at(expires_at, tenant.notices.before_expiry_s, after)

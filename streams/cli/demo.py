@@ -28,10 +28,11 @@ def register(commands: Commands) -> None:
 
 @dataclass(frozen=True)
 class DemoPhase:
-    """Events to publish together, and how many decisions they yield."""
+    """Events to publish together, and how many decisions (and notices) they yield."""
 
     events: list[dict[str, Any]]
     decisions: int
+    notices: int = 0
 
 
 def demo_phases(now: datetime | None = None, run: str | None = None) -> list[DemoPhase]:
@@ -92,10 +93,22 @@ def demo_phases(now: datetime | None = None, run: str | None = None) -> list[Dem
                            "at": next(clock), "tenant": "acme", "subject": deployer,
                            "request_id": f"r-{run}-7", "reviewer": {"id": "carol@acme.example"},
                            "outcome": "approved"})
+    # Issue J: more time on alice's live research grant, decided like a request for it.
+    extension = {"type": "request.extension_requested", "event_id": f"e-{run}-11",
+                 "at": next(clock), "tenant": "acme", "subject": alice,
+                 "request_id": f"r-{run}-4", "ttl_s": 900, "reason": "model still training",
+                 "ticket": "ML-42"}
     done = {"type": "task.completed", "event_id": f"e-{run}-10", "at": next(clock),
             "tenant": "acme", "subject": deployer, "request_id": f"r-{run}-7"}
-    return [DemoPhase(requests, decisions=11), DemoPhase([review], decisions=1),
-            DemoPhase([done], decisions=1)]
+    # Issue J: the break-glass is reviewed after the fact, closing its obligation.
+    post_review = _demo_signed(requests[7], {
+        "type": "request.reviewed", "event_id": f"e-{run}-12", "at": next(clock),
+        "tenant": "acme", "subject": oncall, "request_id": f"r-{run}-8",
+        "reviewer": {"id": "carol@acme.example"}, "outcome": "approved"})
+    # The break-glass's post-review-due notice goes to jit.notices, not the decisions.
+    return [DemoPhase(requests, decisions=11, notices=1),
+            DemoPhase([review, extension], decisions=2),
+            DemoPhase([done, post_review], decisions=2)]
 
 
 DEMO_REVIEWER_KEY_ID = "carol-demo"
@@ -129,8 +142,8 @@ def _caused_by(event_ids: set[str], decision: dict[str, Any]) -> bool:
 
 
 def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.cli.printer import format_decision
-    from streams.kafka.decisions import collect_decisions
+    from streams.cli.printer import format_decision, format_notice
+    from streams.kafka.decisions import collect_decisions, collect_notices
     from streams.kafka.inputs import publish_events
 
     colour = sys.stdout.isatty()
@@ -146,8 +159,15 @@ def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         )
         for decision in decisions:
             print(format_decision(decision, colour=colour))
-        if len(decisions) < phase.decisions:
-            print(f"only {len(decisions)} of {phase.decisions} decisions arrived within "
+        notices = asyncio.run(
+            collect_notices(settings.kafka, settings.topics, partial(_caused_by, tagged),
+                            expect=phase.notices, timeout_s=args.timeout)
+        ) if phase.notices else []
+        for notice in notices:
+            print(format_notice(notice))
+        if len(decisions) < phase.decisions or len(notices) < phase.notices:
+            print(f"only {len(decisions)} of {phase.decisions} decisions and {len(notices)} of "
+                  f"{phase.notices} notices arrived within "
                   f"{args.timeout:.0f} s; is the worker running (see its log)?", file=sys.stderr)
             return 1
     print(f"{expected} decisions")

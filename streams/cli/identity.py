@@ -165,6 +165,7 @@ def inventory(settings: Settings, policy_file: Path | None) -> dict[str, Any]:
         "topics": {"reads": [settings.topic_requests, settings.topic_sessions,
                              settings.topic_commands],
                    "writes": [settings.topic_decisions, settings.topic_deadletter,
+                              settings.topic_notices,
                               settings.topic_commands, f"{settings.app_id}-grants-changelog"]},
         "acls": {"source": source, "bindings": acls},
         "policy": policy,

@@ -1,4 +1,4 @@
-"""One readable line per decision, for ``jitwatch demo``, ``tail`` and ``simulate``.
+"""One readable line per decision (or notice), for ``jitwatch demo``, ``tail`` and ``simulate``.
 
 Every field of a decision is a producer's claim (``tail`` prints whatever the decisions
 topic holds), so each goes through :func:`streams.printable.printable`: a newline in an id
@@ -11,7 +11,7 @@ from typing import Any
 
 from streams.printable import printable
 
-__all__ = ["SUBJECT_WIDTH", "format_decision"]
+__all__ = ["SUBJECT_WIDTH", "format_decision", "format_notice"]
 
 SUBJECT_WIDTH = 40
 """The subject column; a longer subject id is shortened in the middle."""
@@ -31,3 +31,12 @@ def format_decision(decision: dict[str, Any], colour: bool = False) -> str:
     subject = printable(decision["subject"]["id"], width=SUBJECT_WIDTH)
     return (f"{at}  {action} {subject:<{SUBJECT_WIDTH}} {targets:<14} "
             f"[{printable(decision['rule']['id'])}] {printable(decision['reason'])}")
+
+
+def format_notice(notice: dict[str, Any]) -> str:
+    """A notice (issue J) in the same columns: ``NOTICE``, its kind in place of the rule."""
+    at = printable(str(notice["at"])[11:19])
+    subject = printable(notice["subject"]["id"], width=SUBJECT_WIDTH)
+    request = printable(notice.get("request_id") or "-")
+    return (f"{at}  {'NOTICE':<8} {subject:<{SUBJECT_WIDTH}} {request:<14} "
+            f"[{printable(notice['kind'])}] {printable(notice['reason'])}")

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from schemas.decisions import Decision
 from schemas.errors import JitwatchError
+from schemas.notices import Notice
 from schemas.policy import LoadedPolicy
 from streams.cli.support import Commands, utc_time
 from streams.control.policy import load_policy
-from streams.engine.replay import BadLine, Replay, UndecidedTick
+from streams.engine.replay import BadLine, Item, Replay, UndecidedTick
 from streams.printable import printable
 from streams.settings import Settings
 
@@ -42,6 +42,10 @@ def register(commands: Commands) -> None:
     simulate.add_argument("--diff", type=Path, metavar="OTHER_POLICY",
                           help="list the decisions that change under OTHER_POLICY; exit 1 "
                           "when any does (as diff)")
+    simulate.add_argument("--notices", action="store_true",
+                          help="also write the notices the stream sends to jit.notices "
+                          "(records of schema jit.notice/v1, after the decisions of the "
+                          "same event); with --diff, list changed notices too")
     simulate.add_argument("--strict", action="store_true",
                           help="exit 1 when a line was skipped, an expiry could not be "
                           "decided, or the file held no events")
@@ -49,8 +53,8 @@ def register(commands: Commands) -> None:
 
 
 def _replay(path: Path, policy: LoadedPolicy, settings: Settings, progress: bool,
-            until: datetime | None = None
-            ) -> Iterator[tuple[Replay, Decision | BadLine | UndecidedTick]]:
+            until: datetime | None = None, notices: bool = False
+            ) -> Iterator[tuple[Replay, Item]]:
     from tqdm import tqdm
 
     from streams.engine.replay import replay_lines
@@ -68,7 +72,8 @@ def _replay(path: Path, policy: LoadedPolicy, settings: Settings, progress: bool
                 yield line
 
         for item in replay_lines(lines(), policy, replay, settings.worker.max_event_bytes,
-                                 until, settings.worker.max_stored_bytes):
+                                 until, settings.worker.max_stored_bytes,
+                                 notices=notices):
             yield replay, item
 
 
@@ -100,15 +105,15 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 def _simulate(settings: Settings, args: argparse.Namespace, events: Path, name: str,
               policy: LoadedPolicy) -> int:
     """Replay ``events`` (reported as ``name``) and print or write its decisions."""
-    from streams.cli.printer import format_decision
-    from streams.engine.codec import encode_decision
+    from streams.cli.printer import format_decision, format_notice
+    from streams.engine.codec import encode_decision, encode_notice
 
     out = args.out.open("wb") if args.out else None
     as_jsonl = args.format == "jsonl"
     replay: Replay | None = None
     try:
         for seen, item in _replay(events, policy, settings, progress=True,
-                                  until=args.until):
+                                  until=args.until, notices=args.notices):
             replay = seen
             if isinstance(item, BadLine):
                 print(f"{name}:{item.number}: skipped ({item.error_class}): "
@@ -118,13 +123,15 @@ def _simulate(settings: Settings, args: argparse.Namespace, events: Path, name: 
                 print(f"{name}: expiry not decided ({item.error_class}): "
                       f"{printable(item.message)}", file=sys.stderr)
                 continue
-            encoded = encode_decision(item)
+            notice = isinstance(item, Notice)
+            encoded = encode_notice(item) if isinstance(item, Notice) else encode_decision(item)
             if out is not None:
                 out.write(encoded + b"\n")
             elif as_jsonl:
                 sys.stdout.buffer.write(encoded + b"\n")
             else:
-                print(format_decision(item.model_dump(mode="json", by_alias=True)))
+                dumped = item.model_dump(mode="json", by_alias=True)
+                print(format_notice(dumped) if notice else format_decision(dumped))
     finally:
         if out is not None:
             out.close()
@@ -135,7 +142,8 @@ def _simulate(settings: Settings, args: argparse.Namespace, events: Path, name: 
         print(f"--until {args.until.isoformat()} is before the last event "
               f"({replay.last_at.isoformat()}): it let no time run on", file=sys.stderr)
     summary = (f"{replay.events} events, {sum(replay.actions.values())} decisions, "
-               f"{len(replay.bad_lines)} bad lines skipped")
+               + (f"{replay.notices} notices, " if args.notices else "")
+               + f"{len(replay.bad_lines)} bad lines skipped")
     if replay.undecided_ticks:
         count = len(replay.undecided_ticks)
         summary += f", {count} {'expiry' if count == 1 else 'expiries'} not decided"
@@ -153,7 +161,7 @@ def _simulate_diff(settings: Settings, args: argparse.Namespace, events: Path,
 
     def replayed(policy: LoadedPolicy) -> dict[str, list[str]]:
         return outcomes(item for _, item in _replay(events, policy, settings, progress=True,
-                                                    until=args.until))
+                                                    until=args.until, notices=args.notices))
 
     def named(policy: LoadedPolicy) -> str:
         # Versions alone may match (an edited copy); the digest tells them apart.

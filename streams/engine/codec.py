@@ -21,6 +21,7 @@ from schemas.canonical import canonical_id
 from schemas.decisions import Decision
 from schemas.errors import InputError
 from schemas.events import INPUT_EVENT, ClockTick, InputEvent
+from schemas.notices import Notice
 from schemas.state import STORED_STATE_VERSION, StoredSubject
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "decode_event",
     "decode_stored",
     "encode_decision",
+    "encode_notice",
     "encode_stored",
     "encode_tick",
     "parse_event",
@@ -311,6 +313,11 @@ def decode_command(key: bytes | None, value: bytes | None) -> ClockTick:
     if key != tick.subject.id.encode("utf-8"):
         raise InputError("invalid-command", "command key is not its subject id")
     return tick
+
+
+def encode_notice(notice: Notice) -> bytes:
+    """The notice's wire bytes (field order fixed by the model, so replays match)."""
+    return notice.model_dump_json(by_alias=True).encode("utf-8")
 
 
 def encode_decision(decision: Decision) -> bytes:

@@ -27,6 +27,7 @@ from streams.engine.codec import (
     decode_event,
     decode_stored,
     encode_decision,
+    encode_notice,
     encode_stored,
     subject_key,
 )
@@ -69,6 +70,7 @@ class BatchPlan:
     """(topic, partition, offset, at) of every input decided or dead-lettered (``at`` None
     when unreadable), for the expiry gate."""
     decisions: int = 0
+    notices: int = 0
     dead_letters: int = 0
     forwarded: int = 0
     """Records forwarded to their subject's partition (:mod:`streams.engine.repartition`)."""
@@ -108,6 +110,7 @@ def plan_batch(
     require_broker_time: bool = False,
     max_stored_bytes: int = MAX_STORED_BYTES,
     repartition: Repartition | None = None,
+    notices_topic: str | None = None,
 ) -> BatchPlan:
     """Decide every record of a batch, in trusted-time order (issue H).
 
@@ -137,6 +140,8 @@ def plan_batch(
     of the repartition topic is decided as the original it stands for: its topic binding,
     broker time and ``cause`` coordinates are the original's
     (:mod:`streams.engine.repartition`).
+    Notices (issue J) go to ``notices_topic`` after the decisions of the same record, keyed
+    by subject like them (none is sent without one: tests and tools that do not ask).
     """
     plan = BatchPlan()
     pending: dict[bytes, StoredSubject] = {}
@@ -242,6 +247,11 @@ def plan_batch(
                 Outbound(decisions_topic, key, encode_decision(decision), source=index)
             )
         plan.decisions += len(result.decisions)
+        if notices_topic is not None:
+            for notice in result.notices:
+                plan.outbound.append(
+                    Outbound(notices_topic, key, encode_notice(notice), source=index))
+            plan.notices += len(result.notices)
         if fitted is not None and fitted.oversized is not None:
             log.warning("state of %r too large to store: %s", key[:80], fitted.oversized)
             _dead_letter(plan, index, record, deadletter_topic, "state-oversized",

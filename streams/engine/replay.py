@@ -14,16 +14,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from policy import Step, next_deadline, step
+from schemas._base import format_time
 from schemas.decisions import Cause, Decision
 from schemas.errors import InputError
 from schemas.events import InputEvent
+from schemas.notices import Notice
 from schemas.policy import LoadedPolicy
 from schemas.state import MAX_STORED_BYTES, StoredSubject
 from streams.engine.bounds import fit
 from streams.engine.codec import parse_line, subject_key
 from streams.engine.deadlines import DeadlineIndex, decide_tick
 
-__all__ = ["BadLine", "Replay", "UndecidedTick", "changed_events", "outcomes", "replay_lines"]
+__all__ = ["BadLine", "Item", "Replay", "UndecidedTick", "changed_events", "outcomes",
+           "replay_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,8 @@ class Replay:
     """Each subject's state by its canonical key (:func:`streams.engine.codec.subject_key`)."""
     last_at: datetime | None = None
     """The latest event time seen."""
+    notices: int = 0
+    """Notices given (counted only when asked for)."""
 
     def record(self, decision: Decision) -> None:
         """Count one decision for the summary."""
@@ -91,8 +96,25 @@ def _keep(replay: Replay, key: bytes, result: Step, event: InputEvent | None,
     return fitted.step
 
 
+Item = Decision | Notice | BadLine | UndecidedTick
+"""What a replay yields, in the order the stream would publish it (notices only when
+asked for)."""
+
+
+def _published(replay: Replay, result: Step, notices: bool) -> Iterator[Decision | Notice]:
+    """A step's decisions, counted, then its notices when asked for (issue J), as the
+    stream sends them (streams.engine.plan)."""
+    for decision in result.decisions:
+        replay.record(decision)
+        yield decision
+    if notices:
+        replay.notices += len(result.notices)
+        yield from result.notices
+
+
 def _ticks(deadlines: DeadlineIndex, until: datetime, policy: LoadedPolicy,
-           replay: Replay, max_stored_bytes: int) -> Iterator[Decision | UndecidedTick]:
+           replay: Replay, max_stored_bytes: int, notices: bool = False
+           ) -> Iterator[Decision | Notice | UndecidedTick]:
     """Fire every deadline up to ``until`` in time order, as the stream's timer would; one
     at a time, since a tick may set its subject a new deadline before the others."""
     while (entry := deadlines.pop_due(until)) is not None:
@@ -108,15 +130,14 @@ def _ticks(deadlines: DeadlineIndex, until: datetime, policy: LoadedPolicy,
             continue
         result = _keep(replay, key, result, None, policy, None, max_stored_bytes)
         _watch(deadlines, replay, key, tenant)
-        for decision in result.decisions:
-            replay.record(decision)
-            yield decision
+        yield from _published(replay, result, notices)
 
 
 def replay_lines(
     lines: Iterable[bytes], policy: LoadedPolicy, replay: Replay, max_event_bytes: int,
     until: datetime | None = None, max_stored_bytes: int = MAX_STORED_BYTES,
-) -> Iterator[Decision | BadLine | UndecidedTick]:
+    *, notices: bool = False,
+) -> Iterator[Item]:
     """Decide every line in order; blank lines are skipped, bad ones reported by number.
 
     Lines are decided in the stream's order: by the broker's time a line carries, else by
@@ -134,7 +155,8 @@ def replay_lines(
     A file has no topics, so every event type is accepted from it (the stream binds each
     type to its input topic: :mod:`streams.engine.topics`). A new state over
     ``max_stored_bytes`` is refused as the stream refuses it (``state-limit``; the stream
-    also dead-letters the record): keep it equal to the worker's setting.
+    also dead-letters the record): keep it equal to the worker's setting. With
+    ``notices`` each step's notices (issue J, ``jit.notices``) follow its decisions.
     """
     deadlines = DeadlineIndex()
     accepted: list[tuple[int, InputEvent, datetime | None]] = []
@@ -156,7 +178,7 @@ def replay_lines(
     for number, event, received in accepted:
         moment = _moment((number, event, received))
         replay.last_at = moment if replay.last_at is None else max(replay.last_at, moment)
-        yield from _ticks(deadlines, moment, policy, replay, max_stored_bytes)
+        yield from _ticks(deadlines, moment, policy, replay, max_stored_bytes, notices)
         key = subject_key(event.subject.id)  # as the stream keys state: one per subject
         cause = Cause(event_id=event.event_id, type=event.type)
         try:
@@ -172,11 +194,9 @@ def replay_lines(
             result = _keep(replay, key, result, event, policy, cause, max_stored_bytes,
                            received)
             _watch(deadlines, replay, key, event.tenant)
-        for decision in result.decisions:
-            replay.record(decision)
-            yield decision
+        yield from _published(replay, result, notices)
     if until is not None:
-        yield from _ticks(deadlines, until, policy, replay, max_stored_bytes)
+        yield from _ticks(deadlines, until, policy, replay, max_stored_bytes, notices)
 
 
 def _moment(line: tuple[int, InputEvent, datetime | None]) -> datetime:
@@ -185,8 +205,9 @@ def _moment(line: tuple[int, InputEvent, datetime | None]) -> datetime:
     return event.at if received is None else received
 
 
-def outcomes(items: Iterable[Decision | BadLine | UndecidedTick]) -> dict[str, list[str]]:
-    """Per event id, one line per decision it caused: action, request, targets, rule."""
+def outcomes(items: Iterable[Item]) -> dict[str, list[str]]:
+    """Per event id, one line per decision it caused: action, request, targets, rule; and
+    per notice among ``items`` (issue J): ``notice``, its kind, request and due time."""
     found: dict[str, list[str]] = {}
     for item in items:
         if isinstance(item, Decision):
@@ -194,6 +215,9 @@ def outcomes(items: Iterable[Decision | BadLine | UndecidedTick]) -> dict[str, l
                 f"{item.action} {item.request_id or '-'} {','.join(item.targets)} "
                 f"[{item.rule.id}]"
             )
+        elif isinstance(item, Notice):
+            found.setdefault(item.cause.event_id, []).append(
+                f"notice {item.request_id} due {format_time(item.due_at)} [{item.kind}]")
     return found
 
 

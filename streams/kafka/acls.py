@@ -138,6 +138,7 @@ def _names(topics: TopicSettings, audit_group: str) -> dict[str, str]:
         "sessions": topics.topic_sessions,
         "decisions": topics.topic_decisions,
         "deadletter": topics.topic_deadletter,
+        "notices": topics.topic_notices,
         "audit_checkpoints": topics.topic_audit_checkpoints,
         "decisions_ocsf": topics.topic_decisions_ocsf,
         "siem_group": topics.siem_group,

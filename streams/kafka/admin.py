@@ -102,6 +102,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> dict[str
         topics.topic_sessions,
         topics.topic_decisions,
         topics.topic_deadletter,
+        topics.topic_notices,
         topics.topic_commands,
         topics.topic_repartition,
         topics.topic_policy,

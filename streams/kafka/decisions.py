@@ -1,4 +1,5 @@
-"""Read the decisions topic from outside the worker (``jitwatch demo`` and ``tail``)."""
+"""Read the decisions topic (and the notices topic, issue J) from outside the worker
+(``jitwatch demo`` and ``tail``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from typing import Any
 import orjson
 
 from schemas.decisions import DECISION_SCHEMA
+from schemas.notices import NOTICE_SCHEMA
 from streams.kafka.clients import assigned, follow
 from streams.settings import KafkaSettings, TopicSettings
 
-__all__ = ["collect_decisions", "follow_decisions", "read_to_end"]
+__all__ = ["collect_decisions", "collect_notices", "follow_decisions", "read_to_end"]
 
 
 def _is_verdict(record: dict[str, Any]) -> bool:
@@ -33,8 +35,30 @@ async def collect_decisions(
     Returns what arrived by ``timeout_s`` (fewer when the worker is behind), deduplicated by
     ``decision_id`` and ordered by event time. Policy-load records are not decisions.
     """
+    return await _collect(kafka, topics.topic_decisions, "decision_id",
+                          lambda record: _is_verdict(record) and wanted(record),
+                          expect, timeout_s)
+
+
+async def collect_notices(
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    wanted: Callable[[dict[str, Any]], bool],
+    *,
+    expect: int,
+    timeout_s: float,
+) -> list[dict[str, Any]]:
+    """:func:`collect_decisions` for the notices topic (issue J), by ``notice_id``."""
+    return await _collect(kafka, topics.topic_notices, "notice_id",
+                          lambda record: record.get("schema") == NOTICE_SCHEMA
+                          and wanted(record), expect, timeout_s)
+
+
+async def _collect(kafka: KafkaSettings, topic: str, id_field: str,
+                   wanted: Callable[[dict[str, Any]], bool], expect: int, timeout_s: float,
+                   ) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
-    async with assigned(kafka, [topics.topic_decisions]) as (client, tps):
+    async with assigned(kafka, [topic]) as (client, tps):
         await client.seek_to_beginning(*tps)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -42,9 +66,9 @@ async def collect_decisions(
             batches = await client.getmany(timeout_ms=200)
             for messages in batches.values():
                 for message in messages:
-                    decision = orjson.loads(message.value)
-                    if _is_verdict(decision) and wanted(decision):
-                        found.setdefault(decision["decision_id"], decision)
+                    record = orjson.loads(message.value)
+                    if wanted(record):
+                        found.setdefault(record[id_field], record)
     return sorted(found.values(), key=lambda d: (d["at"], d["cause"]["offset"] or 0))
 
 

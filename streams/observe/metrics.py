@@ -194,5 +194,6 @@ def event_type_label(event_type: object) -> str:
 
 
 def notice_sent(count: int = 1) -> None:
-    """Count notices sent: the hook of the notices sender (jit.notices) when it lands."""
+    """Count notices sent to ``jit.notices`` (issue J): the worker counts each batch's
+    once Kafka acknowledged them (streams.worker.observe.record_batch)."""
     NOTICES_SENT.inc(count)

@@ -288,6 +288,7 @@ async def _handle_batch(
         require_broker_time=True,
         max_stored_bytes=max_stored_bytes,
         repartition=Repartition(topics.topic_repartition, topics.topic_partitions),
+        notices_topic=topics.topic_notices,
     )
     sent = await send(plan)
     record_batch(records, plan, time.time(), policy, topics, max_event_bytes)  # acknowledged

@@ -39,6 +39,7 @@ from streams.observe.metrics import (
     WORKER_READY,
     action_label,
     event_type_label,
+    notice_sent,
     rule_label,
     tenant_label,
 )
@@ -78,6 +79,8 @@ def record_batch(records: Sequence[Record], plan: BatchPlan, acked_at: float,
         elif out.topic == topics.topic_deadletter:
             error_class = dict(out.headers or []).get("error.class", b"unknown")
             dead[error_class.decode("utf-8", "replace")] += 1
+    if plan.notices:  # issue J: sent to jit.notices, never counted as decisions
+        notice_sent(plan.notices)
     for (topic, kind), count in events.items():
         EVENTS_IN.labels(topic, kind).inc(count)
     for labels, count in decisions.items():

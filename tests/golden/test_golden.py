@@ -10,6 +10,9 @@ optionally ``policy.toml`` (else the packaged ``policy/default.toml``), ``expect
   until the file is removed.
 - ``bad_lines.txt``: the line numbers that must be rejected; without it every non-blank
   line must be a valid event (so a typo in a fixture cannot silently skip a line).
+- ``notices.jsonl`` (issue J): the exact bytes of the notices (``jit.notice/v1`` records)
+  ``jitwatch simulate --notices --format jsonl`` writes for the case, in order; the replay
+  must give them again, and the decisions must not change for asking for them.
 
 Expected lines compare ``action``, ``rule`` (the rule id), ``request_id`` and ``targets``,
 and when present ``at``/``expires_at`` (RFC 3339 Z), ``post_review``, ``tenant`` and
@@ -33,8 +36,9 @@ import pytest
 
 from schemas._base import format_time
 from schemas.decisions import Decision
+from schemas.notices import Notice
 from schemas.policy import LoadedPolicy, parse_policy
-from streams.engine.codec import encode_decision
+from streams.engine.codec import encode_decision, encode_notice
 from streams.engine.replay import BadLine, Replay, replay_lines
 
 HERE = Path(__file__).parent
@@ -69,14 +73,18 @@ def _policy(case: Path) -> LoadedPolicy:
     return parse_policy(text, "packaged default policy")
 
 
-def _replay(lines: list[bytes], policy: LoadedPolicy) -> tuple[list[Decision], list[BadLine]]:
+def _replay(lines: list[bytes], policy: LoadedPolicy, notices: list[Notice] | None = None,
+            ) -> tuple[list[Decision], list[BadLine]]:
     decisions: list[Decision] = []
     bad: list[BadLine] = []
-    for item in replay_lines(lines, policy, Replay(), MAX_EVENT_BYTES):
+    for item in replay_lines(lines, policy, Replay(), MAX_EVENT_BYTES,
+                             notices=notices is not None):
         if isinstance(item, BadLine):
             bad.append(item)
         elif isinstance(item, Decision):
             decisions.append(item)
+        elif isinstance(item, Notice) and notices is not None:
+            notices.append(item)
         else:
             raise AssertionError(f"golden case has an undecidable expiry: {item.message}")
     return decisions, bad
@@ -162,9 +170,16 @@ def test_golden_case(case: Path) -> None:
     # Replays are byte-identical, decision ids included, to the bytes kept for the case.
     encoded = [encode_decision(decision) for decision in decisions]
     _assert_same_bytes(case, encoded)
-    again, _ = _replay(lines, policy)
+    notices: list[Notice] = []
+    again, _ = _replay(lines, policy, notices)
     assert [encode_decision(decision) for decision in again] == encoded, (
-        f"{case.name}: a second replay gave different decision bytes")
+        f"{case.name}: a second replay (with notices) gave different decision bytes")
+    kept_notices = case / "notices.jsonl"
+    if kept_notices.is_file():
+        assert [encode_notice(notice) for notice in notices] == \
+            kept_notices.read_bytes().splitlines(), (
+            f"{case.name}: notices differ from notices.jsonl:\n  "
+            + "\n  ".join(encode_notice(notice).decode() for notice in notices))
 
     # A bad line yields no decision and changes nothing: dropping the bad lines gives the
     # same bytes, and no decision cites the event id of a rejected line alone.

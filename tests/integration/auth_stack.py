@@ -31,7 +31,7 @@ from tests.integration.conftest import (
 
 AUTH_BOOTSTRAP = os.environ.get("JITWATCH_AUTH_KAFKA_BOOTSTRAP", "")
 SECRETS = Path(os.environ.get("JITWATCH_AUTH_STACK_SECRETS", REPO / ".stack-auth" / "secrets"))
-PRINCIPALS = ("watcher", "audit", "upstream", "siem", "ocsf")
+PRINCIPALS = ("watcher", "audit", "upstream", "siem", "ocsf", "notifier")
 
 
 def require_auth_stack() -> None:
@@ -115,6 +115,7 @@ def auth_stack_session(tmp: Path) -> Iterator[AuthStack]:
         "JITWATCH_TOPIC_DECISIONS": f"auth-{run}.decisions",
         "JITWATCH_TOPIC_DEADLETTER": f"auth-{run}.deadletter",
         "JITWATCH_TOPIC_DECISIONS_OCSF": f"auth-{run}.decisions-ocsf",
+        "JITWATCH_TOPIC_NOTICES": f"auth-{run}.notices",
         "JITWATCH_TOPIC_PARTITIONS": "2",
         "JITWATCH_AUDIT_GROUP": f"jw-auth-audit-{run}",
         "JITWATCH_AUDIT_KEY_PREFIX": f"jitwatch:auth-{run}:audit",

@@ -102,6 +102,10 @@ class Stack:
         return self.env["JITWATCH_TOPIC_DEADLETTER"]
 
     @property
+    def notices(self) -> str:
+        return self.env["JITWATCH_TOPIC_NOTICES"]
+
+    @property
     def audit_prefix(self) -> str:
         return self.env["JITWATCH_AUDIT_KEY_PREFIX"]
 
@@ -165,6 +169,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "JITWATCH_TOPIC_SESSIONS": f"it-{run}.sessions",
         "JITWATCH_TOPIC_DECISIONS": f"it-{run}.decisions",
         "JITWATCH_TOPIC_DEADLETTER": f"it-{run}.deadletter",
+        "JITWATCH_TOPIC_NOTICES": f"it-{run}.notices",
         "JITWATCH_TOPIC_AUDIT_CHECKPOINTS": f"it-{run}.audit-checkpoints",
         "JITWATCH_TOPIC_DECISIONS_OCSF": f"it-{run}.decisions-ocsf",
         "JITWATCH_TOPIC_PARTITIONS": "4",

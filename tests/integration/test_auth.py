@@ -41,7 +41,8 @@ def _bindings(auth: AuthStack) -> list[AclBinding]:
     settings = load_settings(
         app_id=auth.app_id, topic_requests=auth.name("topic_requests"),
         topic_sessions=auth.name("topic_sessions"), topic_decisions=auth.name("topic_decisions"),
-        topic_deadletter=auth.name("topic_deadletter"), audit_group=auth.name("audit_group"))
+        topic_deadletter=auth.name("topic_deadletter"), topic_notices=auth.name("topic_notices"),
+        audit_group=auth.name("audit_group"))
     return acl_bindings(load_principals(REPO / "ops" / "principals.toml"), settings.topics,
                         settings.audit.audit_group)
 
@@ -58,7 +59,7 @@ async def test_acl_matrix_every_principal_can_do_its_job_and_nothing_more(
         auth: AuthStack) -> None:
     bindings = _bindings(auth)
     topics = [auth.name(f"topic_{key}") for key in
-              ("requests", "sessions", "decisions", "deadletter")]
+              ("requests", "sessions", "decisions", "deadletter", "notices")]
     topics += [f"{auth.app_id}-commands", f"{auth.app_id}-grants-changelog"]
     await create_as_admin(topics[-1], partitions=2)  # the table's changelog, as faust makes it
     for topic in topics:  # one record on partition 0 of each, for the read probes

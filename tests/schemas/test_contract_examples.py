@@ -172,3 +172,12 @@ def test_times_are_normalised_to_utc(text: str, utc: datetime) -> None:
         parsed = INPUT_EVENT.validate_python(minimal(kind, at=text))
         assert parsed.at == utc
         assert parsed.at.tzinfo is UTC
+
+
+def test_the_contracts_notice_example_is_a_notice() -> None:
+    """Issue J: the ``jit.notice/v1`` example of the contract validates as a Notice."""
+    from schemas.notices import Notice
+
+    [example] = [item for item in EXAMPLES if "notice_id" in item]
+    notice = Notice.model_validate(example)
+    assert (notice.kind, notice.subject.owner) == ("expiry-soon", "team-payments")

@@ -92,7 +92,8 @@ class TestRequestIds:
         tick = ClockTick(event_id="tick", at=at(20), tenant="default",
                          subject=Subject(id="alice"))
         assert decide(late, tick, at(20), packaged) == (late, ())
-        assert next_deadline(late) == late.grants[0].expires_at
+        # The grant's next expiry notice (issue J) comes before its expiry.
+        assert next_deadline(late) == late.grants[0].notice_at
 
     def test_a_denied_request_leaves_its_id_free(self) -> None:
         active = policy('[defaults.ttl]\nover_max = "deny"\n')

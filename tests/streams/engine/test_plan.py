@@ -176,3 +176,37 @@ def test_a_batch_is_decided_in_event_time_across_topics() -> None:
     decisions = [orjson.loads(out.value) for out in plan.outbound]  # type: ignore[arg-type]
     assert [(d["action"], d["rule"]["id"]) for d in decisions] == [
         ("approve", "auto-approve"), ("revoke", "task-completed")]
+
+
+def test_notices_go_to_the_notices_topic_from_the_tick_and_never_to_decisions() -> None:
+    """Issue J: a tick at a grant's notice time sends its expiry-soon notice to the notices
+    topic, keyed by subject; the same tick again (a redelivery) sends the same notice id,
+    and a tick after it was stored sends none."""
+    from streams.engine.codec import encode_tick
+
+    granted = _plan([_record(0, raw_request("r-1", [("db", "prod")], ttl_s=3600))])
+    store = {write.key: write.value for write in granted.writes.values() if write.value}
+    deadline = granted.deadlines[(b"alice", "default")]
+    assert deadline is not None  # the notice time, 900 s before expiry by default
+    tick = Record("jitwatch-commands", 0, 1, b"alice", encode_tick(deadline, b"alice",
+                                                                   "default"))
+
+    def ticked(values: dict[bytes, bytes]):  # type: ignore[no-untyped-def]
+        return plan_batch([tick], _stored([tick], values), POLICY, input_topics=INPUT_TOPICS,
+                          decisions_topic="jit.decisions", deadletter_topic="jit.deadletter",
+                          max_event_bytes=64 * 1024, now=lambda: NOW,
+                          commands_topic="jitwatch-commands", notices_topic="jit.notices")
+
+    plan = ticked(store)
+    assert [(out.topic, out.key) for out in plan.outbound] == [("jit.notices", b"alice")]
+    notice = orjson.loads(plan.outbound[0].value)  # type: ignore[arg-type]
+    assert (notice["schema"], notice["kind"], notice["request_id"]) == (
+        "jit.notice/v1", "expiry-soon", "r-1")
+    assert notice["at"] == deadline.isoformat().replace("+00:00", "Z")
+    assert notice["cause"]["topic"] == "jitwatch-commands"
+    assert plan.notices == 1
+    assert plan.decisions == 0
+    again = ticked(store)
+    assert orjson.loads(again.outbound[0].value)["notice_id"] == notice["notice_id"]  # type: ignore[arg-type]
+    after = {write.key: write.value for write in plan.writes.values() if write.value}
+    assert all(out.topic != "jit.notices" for out in ticked(after).outbound)

@@ -97,3 +97,26 @@ def test_policy_state_shows_the_version_in_force_and_a_refusal_until_undone() ->
                                f"signer); version {POLICY.ref.version} stays in force")
     state.loaded(POLICY)
     assert (state.problem(), _value("jitwatch_policy_refused")) == (None, 0)
+
+
+def test_notices_sent_are_counted_and_never_as_decisions() -> None:
+    """Issue J: a tick at a grant's notice time sends one notice (jitwatch_notices_sent)
+    and no decision."""
+    request = _record(TOPICS.topic_requests, 0, b"nia", orjson.dumps(raw_request(
+        "r-4", [("db", "prod")], subject="nia", ttl_s=3600)), at(0).timestamp())
+    stored = _plan([request], {(0, b"nia"): None}).writes[b"nia"].value
+    moment = at(2700)  # before_expiry_s = [900] in the packaged policy
+    tick = _record(TOPICS.topic_commands, 0, b"nia", encode_tick(moment, b"nia", "default"),
+                   moment.timestamp() + 0.5)
+    plan = plan_batch([tick], {(0, b"nia"): stored}, POLICY,
+                      input_topics=InputTopics(TOPICS.topic_requests, TOPICS.topic_sessions),
+                      decisions_topic=TOPICS.topic_decisions,
+                      deadletter_topic=TOPICS.topic_deadletter, max_event_bytes=64 * 1024,
+                      now=lambda: moment, commands_topic=TOPICS.topic_commands,
+                      notices_topic=TOPICS.topic_notices)
+    assert [out.topic for out in plan.outbound] == [TOPICS.topic_notices]
+    sent = _value("jitwatch_notices_sent_total")
+    count = _value("jitwatch_expiry_lateness_seconds_count")
+    record_batch([tick], plan, moment.timestamp() + 0.8, POLICY, TOPICS, 64 * 1024)
+    assert _value("jitwatch_notices_sent_total") == sent + 1
+    assert _value("jitwatch_expiry_lateness_seconds_count") == count, "no decision, no revoke"
