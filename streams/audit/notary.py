@@ -37,7 +37,7 @@ from streams.audit.chain import (
     checkpoint_digest,
     entry_id,
 )
-from streams.audit.keyring import another_kind_of_key, load_public_key
+from streams.audit.keyring import Keyring, another_kind_of_key, load_public_key, parse_time
 from streams.audit.keys import checkpoint_key, read_stream, redis_for, stream_key
 from streams.audit.retry import until_redis_answers
 from streams.audit.topics import AnchorWriter, TopicReader, content_digest, kafka_options
@@ -129,9 +129,14 @@ class Notary:
         self._unsigned_since: dict[int, float] = {}
         """Partition -> monotonic time of its last checkpoint, while entries wait for the
         next (the notary's last tick found them; signing ends the wait)."""
+        self._last_at: dict[int, str] = {}
+        """Partition -> the ``at`` of its newest checkpoint (the next is never earlier)."""
+        self._own = Keyring.of(key.public_key())
 
     async def load(self, partitions: range | list[int] | None = None) -> bool:
-        """Read each partition's newest checkpoint from Redis (where signing continues)."""
+        """Read each partition's newest checkpoint from Redis (where signing continues);
+        raises :class:`AuditTamperError` for one this notary did not sign (see
+        :meth:`_trusted`)."""
         partitions = self._partitions if partitions is None else partitions
         async with self._client.pipeline(transaction=False) as pipe:
             for partition in partitions:
@@ -140,12 +145,40 @@ class Notary:
         for partition, reply in zip(partitions, replies, strict=True):
             signed_at = self._last.get(partition, (None, GENESIS, 0.0))[2]
             if reply:
-                payload = reply[0][1][b"payload"]
-                checkpoint = Checkpoint.from_payload(payload)
+                fields = reply[0][1]
+                payload = fields.get(b"payload", b"")
+                checkpoint = await self._trusted(partition, payload, fields.get(b"sig", b""))
                 self._last[partition] = (checkpoint.head, checkpoint_digest(payload), signed_at)
+                self._last_at[partition] = checkpoint.at
             else:
                 self._last[partition] = (None, GENESIS, signed_at)
         return True
+
+    def _signed_by_me(self, payload: bytes, signature: bytes) -> Checkpoint | None:
+        try:
+            checkpoint = Checkpoint.from_payload(payload)
+        except ValueError:
+            return None
+        good = self._own.check(checkpoint.key_id, checkpoint.at, payload, signature) is None
+        return checkpoint if good else None
+
+    async def _trusted(self, partition: int, payload: bytes, signature: bytes) -> Checkpoint:
+        """The newest checkpoint in Redis, where signing goes on (its head is not compared
+        with Kafka again, and the next checkpoint links to it), only when this notary's key
+        signed it or the anchor holds it (signed by the key before a rotation). The
+        notary's Redis user can append to the checkpoint stream (an ACL cannot refuse its
+        XADD): a checkpoint claiming a head far ahead would otherwise silence the notary,
+        and one claiming the head would spare forged entries the comparison."""
+        checkpoint = self._signed_by_me(payload, signature)
+        if checkpoint is None and self._anchor is not None and \
+                (payload, signature) in await self._anchor.anchored(partition):
+            checkpoint = Checkpoint.from_payload(payload)
+        if checkpoint is None:
+            raise AuditTamperError(
+                f"the newest checkpoint of partition {partition} in Redis is not signed by "
+                f"this notary's key {self._key_id} nor anchored in Kafka: forged or replaced "
+                "(run `jitwatch audit verify`); the notary signs nothing after it")
+        return checkpoint
 
     async def tick(self, force: bool = False) -> int:
         """Sign every chain that grew by ``every`` entries, or grew at all and was last
@@ -209,15 +242,20 @@ class Notary:
         if head is None:
             return
         await self._compare_with_topic(partition, fresh)
-        checkpoint = Checkpoint(partition, head, last_digest,
-                                datetime.now(UTC).isoformat(timespec="milliseconds"),
-                                self._key_id)
+        # Never earlier than the checkpoint it links to, even if the wall clock stepped
+        # back: verify refuses a checkpoint older than its predecessor (a backdated one).
+        at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        last_at = self._last_at.get(partition)
+        if last_at is not None and _later(last_at, at):
+            at = last_at
+        checkpoint = Checkpoint(partition, head, last_digest, at, self._key_id)
         payload = checkpoint.payload()
         signature = signatures.sign(self._key, payload).hex()
         await self._client.fcall(CHECKPOINT_FUNCTION, 1,
                                  checkpoint_key(self._prefix, partition), payload, signature)
         self._last[partition] = (head, checkpoint_digest(payload), now)
         NOTARY_CHECKPOINTS.labels(str(partition)).inc()
+        self._last_at[partition] = at
         log.info("checkpoint: partition %d seq %d offset %d", partition, head.seq, head.offset)
         if self._anchor is not None:
             await self._anchor.publish(checkpoint, payload, signature.encode())
@@ -256,9 +294,25 @@ class Notary:
                     f"{len(anchored)} the anchor topic {self._anchor.topic} holds (one was "
                     "dropped or replaced; run `jitwatch audit verify`)")
             for payload, signature in stored[len(anchored):]:
-                await self._anchor.publish(Checkpoint.from_payload(payload), payload, signature)
+                # Only what this notary signed (it stopped before anchoring it): a checkpoint
+                # appended to Redis by anyone else is never given the anchor's standing.
+                checkpoint = self._signed_by_me(payload, signature)
+                if checkpoint is None:
+                    raise AuditTamperError(
+                        f"a checkpoint of partition {partition} in Redis that the anchor "
+                        f"lacks is not signed by this notary's key {self._key_id}: forged "
+                        "(run `jitwatch audit verify`); not anchored")
+                await self._anchor.publish(checkpoint, payload, signature)
                 log.info("anchored a checkpoint of partition %d the anchor lacked", partition)
         return True
+
+
+def _later(first: str, second: str) -> bool:
+    """Whether checkpoint time ``first`` is after ``second`` (an unreadable one is not)."""
+    try:
+        return parse_time(first) > parse_time(second)
+    except ValueError:
+        return False
 
 
 async def run_notary(audit: AuditSettings, kafka: KafkaSettings, topics: TopicSettings,
