@@ -1,0 +1,225 @@
+"""An attacker's review of the audit trail (issue I): attacks beyond the tamper matrix of
+``test_audit_attacks.py``, on the same signed chain of 8 decisions (signed at seq 4 and 7,
+both checkpoints anchored), each as an attacker with one role's Redis rights or a Kafka
+principal other than the notary's. Each test shows the attack refused or caught loudly:
+a tamper stop of the sink or notary, ``verify`` or ``query`` refusing, never silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from streams.audit import AuditRecord, AuditTamperError, RedisAuditSink
+from streams.audit.chain import ChainEntry, Checkpoint, Head, checkpoint_digest
+from streams.audit.keys import index_key, redis_for, stream_key
+from streams.audit.notary import Notary, load_private_key
+from streams.audit.query import Filters, query
+from streams.audit.sink import run_audit_sink
+from streams.audit.topics import AnchorWriter, TopicReader, read_anchor
+from streams.settings import load_settings
+from tests.integration import test_audit_attacks as matrix
+from tests.integration.conftest import BOOTSTRAP, REDIS_ADMIN_USER, Stack
+from tests.integration.test_audit_attacks import KAFKA, RECORDS, Scene, _decision, _topic
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not REDIS_ADMIN_USER, reason="needs the stack's ACL users")]
+
+# The tamper matrix's signed chain and what it is made of, shared.
+settings, decisions, scene = matrix.settings, matrix.decisions, matrix.scene
+
+
+def _notary(scene: Scene, key: Ed25519PrivateKey | None = None) -> Notary:
+    return Notary(redis_for(scene.settings.audit, "notary"), scene.prefix, 1,
+                  key or load_private_key(scene.settings.audit_signing_key_file), every=1,
+                  interval_s=3600, topic=TopicReader(KAFKA, scene.topic),
+                  anchor=AnchorWriter(KAFKA, scene.anchor, scene.prefix))
+
+
+async def _close(notary: Notary) -> None:
+    await notary._anchor.close()  # type: ignore[union-attr]
+    await notary._client.aclose()
+
+
+async def _fake_checkpoint(scene: Scene, head: Head) -> bytes:
+    """A checkpoint linked to the newest one, naming the notary's key, but not signed by it."""
+    [(_, newest)] = await scene.admin.xrevrange(scene.checkpoints, count=1)
+    key_id = Checkpoint.from_payload(newest[b"payload"]).key_id
+    payload = Checkpoint(0, head, checkpoint_digest(newest[b"payload"]),
+                         datetime.now(UTC).isoformat(timespec="milliseconds"), key_id).payload()
+    await scene.attacker.xadd(scene.checkpoints, {"payload": payload, "sig": "00" * 64})
+    return payload
+
+
+# ---------------------------------------------------------------- the notary's Redis user
+
+@pytest.mark.parametrize("rights", ["notary"])
+async def test_a_checkpoint_claiming_a_head_far_ahead_does_not_silence_the_notary(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: with the notary's Redis user, XADD (which its ACL must keep) a checkpoint
+    claiming seq 10^9. The notary took Redis' newest checkpoint as where signing goes on
+    without checking its signature, found the chain "not grown" and signed nothing again,
+    healthy and silent. It must refuse a checkpoint it did not sign: a tamper stop."""
+    await _fake_checkpoint(scene, Head(10**9, 10**9, "f" * 64))
+    notary = _notary(scene)
+    try:
+        with pytest.raises(AuditTamperError, match="not signed by this notary"):  # noqa: PT012
+            await notary.load()  # refused here, or the notary stays silent in tick
+            await notary.tick(force=True)
+    finally:
+        await _close(notary)
+
+
+@pytest.mark.parametrize("rights", ["notary"])
+async def test_a_restarted_notary_never_anchors_a_checkpoint_it_did_not_sign(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: a forged checkpoint in Redis only. On start the notary publishes what the
+    anchor lacks; it published the forgery too, so the anchor, the one record outside
+    Redis, held it for good. It must check each against its key before anchoring it."""
+    await _fake_checkpoint(scene, await scene.head())
+    notary = _notary(scene)
+    try:
+        with pytest.raises(AuditTamperError, match="not signed by this notary"):
+            await notary.catch_up()
+    finally:
+        await _close(notary)
+    assert len(await read_anchor(KAFKA, scene.anchor, 0, scene.prefix)) == 2
+
+
+@pytest.mark.parametrize("rights", ["admin"])
+async def test_a_notary_rotated_to_a_new_key_goes_on_from_the_old_keys_anchored_checkpoint(
+    scene: Scene, rights: str
+) -> None:
+    """The check above does not break a key rotation: the newest checkpoint, signed by
+    the retired key, is in the anchor, so the new notary goes on from it."""
+    notary = _notary(scene, Ed25519PrivateKey.generate())
+    try:
+        assert await notary.catch_up()
+        assert await notary.load()
+    finally:
+        await _close(notary)
+
+
+# ---------------------------------------------------------------- the sink's Redis user
+
+@pytest.mark.parametrize("rights", ["sink"])
+async def test_a_forged_head_behind_the_sinks_is_not_taken_for_lost_writes(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: with the sink's user, append after the head a well-formed *first* entry
+    (seq 0, prev genesis, at its own stream id). The sink took a head that moved back for
+    Redis losing acknowledged writes, warned, and went on appending after the forgery. A
+    head behind is lost writes only when it is an earlier entry of the same chain (its
+    offset and seq as far behind, at its place): otherwise a tamper stop."""
+    forged = ChainEntry.after(None, 0, RECORDS, b"mallory", _decision(RECORDS))
+    sink = RedisAuditSink(redis_for(scene.settings.audit, "sink"), scene.prefix)
+    try:
+        await sink.read_heads([0])
+        await scene.attacker.xadd(scene.chain, forged.to_fields(), id=forged.stream_id)
+        with pytest.raises(AuditTamperError, match="not an earlier entry"):
+            await sink.check_heads()
+        assert not sink.resume_from
+    finally:
+        await sink._client.aclose()
+
+
+@pytest.mark.parametrize("rights", ["sink"])
+async def test_a_copy_of_the_head_far_ahead_is_a_tamper_stop_not_an_error(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: XADD a copy of the head's fields at stream id 0-1000000. The append function
+    saw its head as expected and its XADD failed (an id below the stream's top): an error
+    on every restart, never named tampering. A head not at its own offset's id is one."""
+    [(_, fields)] = await scene.admin.xrevrange(scene.chain, count=1)
+    await scene.attacker.xadd(scene.chain, fields, id="0-1000000")
+    sink = RedisAuditSink(redis_for(scene.settings.audit, "sink"), scene.prefix)
+    try:
+        sink.add(AuditRecord(0, RECORDS, b"alice", _decision(RECORDS)))
+        with pytest.raises(AuditTamperError, match="stream id 0-1000000"):
+            await sink.flush()
+    finally:
+        await sink._client.aclose()
+
+
+@pytest.mark.parametrize("rights", ["sink"])
+async def test_an_index_member_moved_out_of_order_cannot_hide_a_decision_from_query(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: ZADD (the sink's ACL must keep it) an existing index member again with score
+    1. ZRANGEBYLEX assumes one score for all, so the member falls out of every lexical
+    range and `audit query --subject alice` silently missed that decision, while verify
+    (which does not read the index) said intact. Query must refuse an altered index."""
+    key = index_key(scene.prefix, "subject")
+    members = await scene.admin.zrange(key, 0, -1)
+    assert len(members) == RECORDS
+    await scene.attacker.zadd(key, {members[3]: 1})
+    client = redis_for(scene.settings.audit, "verifier")
+    try:
+        with pytest.raises(AuditTamperError, match="index"):
+            await query(client, scene.prefix, 1, Filters(subject="alice"))
+    finally:
+        await client.aclose()
+
+
+# ---------------------------------------------------------------- another Kafka principal
+
+async def _drain(stack: Stack, prefix: str, topic: str, count: int) -> int:
+    """Run the real sink loop until its chain holds ``count`` entries (or 30 s); returns
+    the chain's length."""
+    own = load_settings(**{**{name[len("JITWATCH_"):].lower(): value
+                              for name, value in stack.env.items()
+                              if name.startswith("JITWATCH_")},
+                           "audit_key_prefix": prefix, "audit_group": f"{prefix}-group",
+                           "topic_decisions": topic, "topic_partitions": "1"})
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_audit_sink(own.audit, own.kafka, own.topics, stop))
+    admin = redis_for(own.audit, "verifier")
+    try:
+        for _ in range(300):
+            if task.done() or await admin.xlen(stream_key(prefix, 0)) >= count:
+                break
+            await asyncio.sleep(0.1)
+        return int(await admin.xlen(stream_key(prefix, 0)))
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(task, 10)
+        await admin.aclose()
+
+
+@pytest.mark.parametrize("rights", ["verifier"])
+async def test_a_tombstone_on_the_decisions_topic_does_not_break_the_chain_for_good(
+    scene: Scene, rights: str, stack: Stack
+) -> None:
+    """Attack: the worker's Kafka principal (it may write jit.decisions) publishes a record
+    without a value. The sink skipped it, so the chain skipped its offset: every verify
+    after said TAMPERED and the notary stopped for good, from one record. A tombstone is
+    chained like any record (an empty decision); the offsets stay contiguous."""
+    topic = f"it-audit-redteam-{uuid.uuid4().hex[:8]}"
+    await _topic(topic)
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
+    await producer.start()
+    try:
+        for n in range(3):
+            value = None if n == 1 else orjson.dumps({"decision_id": f"d-{n:032x}"})
+            await producer.send_and_wait(topic, value, key=b"k", partition=0)
+    finally:
+        await producer.stop()
+    prefix = f"jitwatch:it-{uuid.uuid4().hex[:8]}:audit"
+    assert await _drain(stack, prefix, topic, 3) == 3
+    found = Scene(scene.settings, prefix, topic, scene.anchor, scene.admin, scene.attacker)
+    report = await found.verify()
+    [part] = report.partitions
+    assert part.problem is None or part.problem.verdict != "tampered", part.line()
+    assert part.compared_with_kafka == 3, part.line()
+
+
