@@ -117,6 +117,17 @@ class RedisAuditSink:
         known_seq = -1 if known is None else known.seq
         actual_seq = -1 if actual is None else actual.seq
         if actual_seq < known_seq:
+            # Lost writes leave an earlier entry of the same chain as its head: offsets and
+            # seqs go back together. Anything else was appended by another writer (the
+            # sink's user can XADD), and refilling after it would chain onto a forgery.
+            if known is not None and actual is not None and \
+                    known.offset - actual.offset != known.seq - actual.seq:
+                raise AuditTamperError(
+                    f"audit chain of partition {partition}: its head went from seq "
+                    f"{known.seq} (offset {known.offset}) to seq {actual.seq} (offset "
+                    f"{actual.offset}), not an earlier entry of the chain: someone else "
+                    "appended it, Redis did not lose writes (run `jitwatch audit verify`); "
+                    "stopping")
             resume = 0 if actual is None else actual.offset + 1
             log.warning("audit chain of partition %d lost entries after seq %d (Redis lost "
                         "acknowledged writes); refilling from offset %d", partition,
