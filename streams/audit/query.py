@@ -19,7 +19,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from schemas.policy_load import is_policy_load
-from streams.audit.chain import ChainEntry, entry_id
+from streams.audit.chain import AuditTamperError, ChainEntry, entry_id
 from streams.audit.keys import (
     StreamEntry,
     checkpoint_key,
@@ -110,6 +110,19 @@ def _found(partition: int, stream_id: bytes, fields: dict[bytes, bytes],
     return Found(entry, decision) if filters.matches(decision) else None
 
 
+def _index_intact(ranges: list[tuple[str, bytes, bytes]], counts: list[int]) -> None:
+    """The sink writes every index member at score 0, and ``ZRANGEBYLEX`` finds members
+    only among those of one score: a member given another score (the sink's user keeps
+    ZADD) falls out of every range, and its decisions out of every answer."""
+    for number, (key, _, _) in enumerate(ranges):
+        moved = counts[3 * number + 1] + counts[3 * number + 2]
+        if moved:
+            raise AuditTamperError(
+                f"the index {key} was altered: {moved} members are not at score 0, where "
+                "the sink puts every one, so a query would miss their decisions (run "
+                "`jitwatch audit verify`; a query by --since/--until alone reads the chains)")
+
+
 async def query(client: aioredis.Redis, prefix: str, partitions: int,
                 filters: Filters) -> list[Found]:
     """Matching entries ordered by decision time, then partition and offset."""
@@ -122,7 +135,11 @@ async def query(client: aioredis.Redis, prefix: str, partitions: int,
         async with client.pipeline(transaction=False) as pipe:
             for key, low, high in ranges:
                 pipe.zlexcount(key, low, high)
-            sizes = await pipe.execute()
+                pipe.zcount(key, "-inf", "(0")
+                pipe.zcount(key, "(0", "+inf")
+            counts = await pipe.execute()
+        _index_intact(ranges, counts)
+        sizes = counts[::3]
         key, low, high = ranges[min(range(len(ranges)), key=lambda i: sizes[i])]
         members = cast(list[bytes], await client.zrangebylex(key, low, high))
         places = sorted({(partition, offset) for partition, offsets in map(index_places, members)
