@@ -28,6 +28,7 @@ from streams.settings import load_settings
 from tests.integration import test_audit_attacks as matrix
 from tests.integration.conftest import BOOTSTRAP, REDIS_ADMIN_USER, Stack
 from tests.integration.test_audit_attacks import KAFKA, RECORDS, Scene, _decision, _topic
+from tests.paths import REPO
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not REDIS_ADMIN_USER, reason="needs the stack's ACL users")]
@@ -223,3 +224,33 @@ async def test_a_tombstone_on_the_decisions_topic_does_not_break_the_chain_for_g
     assert part.compared_with_kafka == 3, part.line()
 
 
+
+
+# ---------------------------------------------------------------- Redis' admin
+
+FAKE_LIBRARY = """#!lua name=jitwatch_audit
+redis.register_function('jitwatch_audit_append', function(keys, args) return tonumber(args[3]) end)
+redis.register_function('jitwatch_audit_checkpoint', function(keys, args) return '0-1' end)
+"""
+
+
+@pytest.mark.parametrize("rights", ["admin"])
+async def test_an_append_function_that_acknowledges_without_appending_stops_the_sink(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: Redis' admin loads a `jitwatch_audit` library whose append answers as if
+    it appended, and appends nothing. The sink went on committing offsets; at its idle
+    check it took the head behind for Redis losing writes, refilled, lost them again,
+    every 5 s, a warning each time, and verify said only "sink behind". With no outage
+    in between, an append acknowledged and not kept is tampering: the sink checks its
+    heads after each flush and stops."""
+    real = (REPO / "ops" / "audit-functions.lua").read_text()
+    sink = RedisAuditSink(redis_for(scene.settings.audit, "sink"), scene.prefix)
+    try:
+        await scene.admin.function_load(FAKE_LIBRARY, replace=True)
+        sink.add(AuditRecord(0, RECORDS, b"alice", _decision(RECORDS)))
+        with pytest.raises(AuditTamperError, match="acknowledged"):
+            await sink.flush()
+    finally:
+        await scene.admin.function_load(real, replace=True)
+        await sink._client.aclose()
