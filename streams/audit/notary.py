@@ -20,6 +20,7 @@ import stat
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -38,7 +39,8 @@ from streams.audit.chain import (
     entry_id,
 )
 from streams.audit.keyring import Keyring, another_kind_of_key, load_public_key, parse_time
-from streams.audit.keys import checkpoint_key, read_stream, redis_for, stream_key
+from streams.audit.keys import StreamEntry, checkpoint_key, read_stream, redis_for, stream_key
+from streams.audit.replies import head_of
 from streams.audit.retry import until_redis_answers
 from streams.audit.topics import AnchorWriter, TopicReader, content_digest, kafka_options
 from streams.observe import Health, Progress, WebServer, serving
@@ -191,9 +193,10 @@ class Notary:
         signed = 0
         for partition, reply in zip(self._partitions, replies, strict=True):
             self._unsigned_since.pop(partition, None)
-            if not reply:
+            head = head_of(reply)  # a head that is no entry, or out of place: tampering
+            if head is None:
                 continue
-            head_seq = int(reply[0][1][b"seq"])
+            head_seq = head.seq
             last_head, _, last_time = self._last[partition]
             grown = head_seq - (-1 if last_head is None else last_head.seq)
             if grown <= 0:
@@ -251,8 +254,16 @@ class Notary:
         checkpoint = Checkpoint(partition, head, last_digest, at, self._key_id)
         payload = checkpoint.payload()
         signature = signatures.sign(self._key, payload).hex()
-        await self._client.fcall(CHECKPOINT_FUNCTION, 1,
-                                 checkpoint_key(self._prefix, partition), payload, signature)
+        key = checkpoint_key(self._prefix, partition)
+        await self._client.fcall(CHECKPOINT_FUNCTION, 1, key, payload, signature)
+        # Read it back before anchoring it: a function that answers without appending (one
+        # Redis' admin replaced) would otherwise have the anchor hold what Redis does not.
+        stored = cast(list[StreamEntry], await self._client.xrevrange(key, count=1))
+        if not stored or stored[0][1].get(b"payload") != payload:
+            raise AuditTamperError(
+                f"partition {partition}: Redis acknowledged the checkpoint of seq {head.seq} "
+                "but does not hold it as its newest: the checkpoint function does not append "
+                "(replaced? check FUNCTION LIST as admin); not anchored")
         self._last[partition] = (head, checkpoint_digest(payload), now)
         NOTARY_CHECKPOINTS.labels(str(partition)).inc()
         self._last_at[partition] = at

@@ -254,3 +254,46 @@ async def test_an_append_function_that_acknowledges_without_appending_stops_the_
     finally:
         await scene.admin.function_load(real, replace=True)
         await sink._client.aclose()
+
+
+@pytest.mark.parametrize("rights", ["admin"])
+async def test_a_checkpoint_function_that_acknowledges_without_appending_stops_the_notary(
+    scene: Scene, rights: str
+) -> None:
+    """The same for the notary: a checkpoint acknowledged and not in Redis was anchored
+    anyway, and the next one linked to the one before it, as if Redis had lost it; verify
+    caught it, the notary went on. It reads back what it appended before anchoring it."""
+    real = (REPO / "ops" / "audit-functions.lua").read_text()
+    sink = RedisAuditSink(redis_for(scene.settings.audit, "sink"), scene.prefix)
+    notary = Notary(redis_for(scene.settings.audit, "notary"), scene.prefix, 1,
+                    load_private_key(scene.settings.audit_signing_key_file), every=1,
+                    interval_s=3600, anchor=AnchorWriter(KAFKA, scene.anchor, scene.prefix))
+    try:
+        sink.add(AuditRecord(0, RECORDS, b"alice", _decision(RECORDS)))
+        await sink.flush()
+        await notary.load()
+        await scene.admin.function_load(FAKE_LIBRARY, replace=True)
+        with pytest.raises(AuditTamperError, match="acknowledged"):
+            await notary.tick(force=True)
+    finally:
+        await scene.admin.function_load(real, replace=True)
+        await sink._client.aclose()
+        await _close(notary)
+    assert len(await read_anchor(KAFKA, scene.anchor, 0, scene.prefix)) == 2
+
+
+@pytest.mark.parametrize("rights", ["sink"])
+async def test_a_chain_head_that_is_no_entry_is_a_tamper_stop_of_the_notary(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: with the sink's user, XADD an entry without a seq after the head. The
+    notary's tick read the head's seq as an int and crashed with a ValueError on every
+    start: an error, never named tampering."""
+    await scene.attacker.xadd(scene.chain, {"seq": "x"}, id=f"0-{RECORDS + 1}")
+    notary = _notary(scene)
+    try:
+        await notary.load()
+        with pytest.raises(AuditTamperError, match="is not an entry"):
+            await notary.tick(force=True)
+    finally:
+        await _close(notary)
