@@ -141,12 +141,25 @@ async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
             part.problem, part.compared_with_kafka, note = await against_topic(
                 kafka, topic, partition, keep, verifier.signed)
             part.notes += [note] if note else []
-        if part.problem is None and anchored is not None and anchor_topic:
-            part.problem = against_anchor(anchor_topic, partition, anchored, checkpoints)
+        if _not_tampered(part.problem) and anchored is not None and anchor_topic:
+            # Also when the chain only looks behind the topic: a tail cut back to a
+            # checkpoint, the checkpoints after it dropped, is tampering, not a sink behind.
+            part.problem = _worse(part.problem, against_anchor(anchor_topic, partition,
+                                                               anchored, checkpoints))
         if part.problem is None and unsigned is not None:
             part.problem = unsigned_problem(partition, part.entries, verifier.signed, unsigned)
         report.partitions.append(part)
     return report
+
+
+def _not_tampered(problem: Problem | None) -> bool:
+    return problem is None or problem.verdict != "tampered"
+
+
+def _worse(first: Problem | None, then: Problem | None) -> Problem | None:
+    """The problem to report: tampering over the rest, else the first found."""
+    return then if then is not None and (first is None or then.verdict == "tampered") \
+        else first
 
 
 def kafka_consumer_options(kafka: KafkaSettings) -> dict[str, Any]:

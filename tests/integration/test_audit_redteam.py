@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from redis.exceptions import ResponseError
 
 from streams.audit import AuditRecord, AuditTamperError, RedisAuditSink
 from streams.audit.chain import ChainEntry, Checkpoint, Head, checkpoint_digest
@@ -297,3 +299,48 @@ async def test_a_chain_head_that_is_no_entry_is_a_tamper_stop_of_the_notary(
             await notary.tick(force=True)
     finally:
         await _close(notary)
+
+
+@pytest.mark.parametrize("rights", ["sink", "notary", "verifier"])
+async def test_no_user_writes_anothers_stream_through_a_function(
+    scene: Scene, rights: str
+) -> None:
+    """The functions take their keys from the caller: the sink may not append a checkpoint
+    (nor chain entries into the checkpoint stream), the notary may not append entries, the
+    verifier neither; Redis checks the keys and the commands the function runs against the
+    caller's rights. Refused, and nothing changes."""
+    payload = Checkpoint(0, await scene.head(), "0" * 64, "2026-11-23T10:00:00Z",
+                         "0" * 16).payload()
+    cp_call = ("jitwatch_audit_checkpoint", 1, scene.checkpoints, payload, "00")
+
+    def append_to(key: str) -> tuple[Any, ...]:
+        return ("jitwatch_audit_append", 5, key, *[scene.chain] * 4, 7, "x", 0, 0, 0, 0, 0)
+
+    calls = {"sink": [cp_call, append_to(scene.checkpoints)],
+             "notary": [append_to(scene.chain)],
+             "verifier": [cp_call, append_to(scene.chain)]}[rights]
+    for call in calls:
+        with pytest.raises(ResponseError, match=r"(?i)noperm|no permissions"):
+            await scene.attacker.fcall(*call)
+    assert (await scene.verify()).exit_code == 0
+
+
+@pytest.mark.parametrize("rights", ["admin"])
+async def test_a_chain_cut_exactly_at_a_checkpoint_with_the_later_one_hidden_is_caught(
+    scene: Scene, rights: str
+) -> None:
+    """The tail cut back to checkpoint #0 (seq 4), checkpoint #1 removed and Redis' own
+    counts reset (XSETID ENTRIESADDED), so the chain and its checkpoints agree and Redis
+    shows no removal: the anchor still holds checkpoint #1. The topic holds the entries
+    cut too, so the chain also looks like a sink behind: that is no excuse, the dropped
+    checkpoint is tampering (1), not "incomplete" (2)."""
+    for key, keep in ((scene.chain, 5), (scene.checkpoints, 1)):
+        entries = await scene.admin.xrange(key)
+        await scene.admin.delete(key)
+        for stream_id, fields in entries[:keep]:
+            await scene.admin.xadd(key, fields, id=stream_id)
+        await scene.admin.execute_command("XSETID", key, entries[keep - 1][0],
+                                          "ENTRIESADDED", keep)
+    report = await scene.verify()
+    assert report.exit_code == 1, [part.line() for part in report.partitions]
+    assert "checkpoint #1 was dropped from Redis" in report.problems[0].what
