@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,16 +40,30 @@ pytestmark = [pytest.mark.integration,
 settings, decisions, scene = matrix.settings, matrix.decisions, matrix.scene
 
 
-def _notary(scene: Scene, key: Ed25519PrivateKey | None = None) -> Notary:
-    return Notary(redis_for(scene.settings.audit, "notary"), scene.prefix, 1,
-                  key or load_private_key(scene.settings.audit_signing_key_file), every=1,
-                  interval_s=3600, topic=TopicReader(KAFKA, scene.topic),
-                  anchor=AnchorWriter(KAFKA, scene.anchor, scene.prefix))
+@contextlib.asynccontextmanager
+async def _notary(scene: Scene, key: Ed25519PrivateKey | None = None,
+                  compare: bool = True) -> AsyncIterator[Notary]:
+    """A notary of the scene's chain (comparing with its topic unless not ``compare``)."""
+    client = redis_for(scene.settings.audit, "notary")
+    anchor = AnchorWriter(KAFKA, scene.anchor, scene.prefix)
+    try:
+        yield Notary(client, scene.prefix, 1,
+                     key or load_private_key(scene.settings.audit_signing_key_file), every=1,
+                     interval_s=3600, topic=TopicReader(KAFKA, scene.topic) if compare else None,
+                     anchor=anchor)
+    finally:
+        await anchor.close()
+        await client.aclose()
 
 
-async def _close(notary: Notary) -> None:
-    await notary._anchor.close()  # type: ignore[union-attr]
-    await notary._client.aclose()
+@contextlib.asynccontextmanager
+async def _sink(scene: Scene) -> AsyncIterator[RedisAuditSink]:
+    """An appender of the scene's chain, as the sink's user."""
+    client = redis_for(scene.settings.audit, "sink")
+    try:
+        yield RedisAuditSink(client, scene.prefix)
+    finally:
+        await client.aclose()
 
 
 async def _fake_checkpoint(scene: Scene, head: Head) -> bytes:
@@ -72,13 +87,10 @@ async def test_a_checkpoint_claiming_a_head_far_ahead_does_not_silence_the_notar
     without checking its signature, found the chain "not grown" and signed nothing again,
     healthy and silent. It must refuse a checkpoint it did not sign: a tamper stop."""
     await _fake_checkpoint(scene, Head(10**9, 10**9, "f" * 64))
-    notary = _notary(scene)
-    try:
+    async with _notary(scene) as notary:
         with pytest.raises(AuditTamperError, match="not signed by this notary"):  # noqa: PT012
             await notary.load()  # refused here, or the notary stays silent in tick
             await notary.tick(force=True)
-    finally:
-        await _close(notary)
 
 
 @pytest.mark.parametrize("rights", ["notary"])
@@ -89,12 +101,9 @@ async def test_a_restarted_notary_never_anchors_a_checkpoint_it_did_not_sign(
     anchor lacks; it published the forgery too, so the anchor, the one record outside
     Redis, held it for good. It must check each against its key before anchoring it."""
     await _fake_checkpoint(scene, await scene.head())
-    notary = _notary(scene)
-    try:
+    async with _notary(scene) as notary:
         with pytest.raises(AuditTamperError, match="not signed by this notary"):
             await notary.catch_up()
-    finally:
-        await _close(notary)
     assert len(await read_anchor(KAFKA, scene.anchor, 0, scene.prefix)) == 2
 
 
@@ -104,12 +113,9 @@ async def test_a_notary_rotated_to_a_new_key_goes_on_from_the_old_keys_anchored_
 ) -> None:
     """The check above does not break a key rotation: the newest checkpoint, signed by
     the retired key, is in the anchor, so the new notary goes on from it."""
-    notary = _notary(scene, Ed25519PrivateKey.generate())
-    try:
+    async with _notary(scene, Ed25519PrivateKey.generate()) as notary:
         assert await notary.catch_up()
         assert await notary.load()
-    finally:
-        await _close(notary)
 
 
 # ---------------------------------------------------------------- the sink's Redis user
@@ -124,15 +130,12 @@ async def test_a_forged_head_behind_the_sinks_is_not_taken_for_lost_writes(
     head behind is lost writes only when it is an earlier entry of the same chain (its
     offset and seq as far behind, at its place): otherwise a tamper stop."""
     forged = ChainEntry.after(None, 0, RECORDS, b"mallory", _decision(RECORDS))
-    sink = RedisAuditSink(redis_for(scene.settings.audit, "sink"), scene.prefix)
-    try:
+    async with _sink(scene) as sink:
         await sink.read_heads([0])
         await scene.attacker.xadd(scene.chain, forged.to_fields(), id=forged.stream_id)
         with pytest.raises(AuditTamperError, match="not an earlier entry"):
             await sink.check_heads()
         assert not sink.resume_from
-    finally:
-        await sink._client.aclose()
 
 
 @pytest.mark.parametrize("rights", ["sink"])
@@ -144,13 +147,10 @@ async def test_a_copy_of_the_head_far_ahead_is_a_tamper_stop_not_an_error(
     on every restart, never named tampering. A head not at its own offset's id is one."""
     [(_, fields)] = await scene.admin.xrevrange(scene.chain, count=1)
     await scene.attacker.xadd(scene.chain, fields, id="0-1000000")
-    sink = RedisAuditSink(redis_for(scene.settings.audit, "sink"), scene.prefix)
-    try:
+    async with _sink(scene) as sink:
         sink.add(AuditRecord(0, RECORDS, b"alice", _decision(RECORDS)))
         with pytest.raises(AuditTamperError, match="stream id 0-1000000"):
             await sink.flush()
-    finally:
-        await sink._client.aclose()
 
 
 @pytest.mark.parametrize("rights", ["sink"])
@@ -247,15 +247,14 @@ async def test_an_append_function_that_acknowledges_without_appending_stops_the_
     in between, an append acknowledged and not kept is tampering: the sink checks its
     heads after each flush and stops."""
     real = (REPO / "ops" / "audit-functions.lua").read_text()
-    sink = RedisAuditSink(redis_for(scene.settings.audit, "sink"), scene.prefix)
-    try:
-        await scene.admin.function_load(FAKE_LIBRARY, replace=True)
-        sink.add(AuditRecord(0, RECORDS, b"alice", _decision(RECORDS)))
-        with pytest.raises(AuditTamperError, match="acknowledged"):
-            await sink.flush()
-    finally:
-        await scene.admin.function_load(real, replace=True)
-        await sink._client.aclose()
+    async with _sink(scene) as sink:
+        try:
+            await scene.admin.function_load(FAKE_LIBRARY, replace=True)
+            sink.add(AuditRecord(0, RECORDS, b"alice", _decision(RECORDS)))
+            with pytest.raises(AuditTamperError, match="acknowledged"):
+                await sink.flush()
+        finally:
+            await scene.admin.function_load(real, replace=True)
 
 
 @pytest.mark.parametrize("rights", ["admin"])
@@ -266,21 +265,17 @@ async def test_a_checkpoint_function_that_acknowledges_without_appending_stops_t
     anyway, and the next one linked to the one before it, as if Redis had lost it; verify
     caught it, the notary went on. It reads back what it appended before anchoring it."""
     real = (REPO / "ops" / "audit-functions.lua").read_text()
-    sink = RedisAuditSink(redis_for(scene.settings.audit, "sink"), scene.prefix)
-    notary = Notary(redis_for(scene.settings.audit, "notary"), scene.prefix, 1,
-                    load_private_key(scene.settings.audit_signing_key_file), every=1,
-                    interval_s=3600, anchor=AnchorWriter(KAFKA, scene.anchor, scene.prefix))
-    try:
-        sink.add(AuditRecord(0, RECORDS, b"alice", _decision(RECORDS)))
-        await sink.flush()
-        await notary.load()
-        await scene.admin.function_load(FAKE_LIBRARY, replace=True)
-        with pytest.raises(AuditTamperError, match="acknowledged"):
-            await notary.tick(force=True)
-    finally:
-        await scene.admin.function_load(real, replace=True)
-        await sink._client.aclose()
-        await _close(notary)
+    async with _sink(scene) as sink:
+        try:
+            sink.add(AuditRecord(0, RECORDS, b"alice", _decision(RECORDS)))
+            await sink.flush()
+            async with _notary(scene, compare=False) as notary:  # no record at offset 8
+                await notary.load()
+                await scene.admin.function_load(FAKE_LIBRARY, replace=True)
+                with pytest.raises(AuditTamperError, match="acknowledged"):
+                    await notary.tick(force=True)
+        finally:
+            await scene.admin.function_load(real, replace=True)
     assert len(await read_anchor(KAFKA, scene.anchor, 0, scene.prefix)) == 2
 
 
@@ -292,13 +287,10 @@ async def test_a_chain_head_that_is_no_entry_is_a_tamper_stop_of_the_notary(
     notary's tick read the head's seq as an int and crashed with a ValueError on every
     start: an error, never named tampering."""
     await scene.attacker.xadd(scene.chain, {"seq": "x"}, id=f"0-{RECORDS + 1}")
-    notary = _notary(scene)
-    try:
+    async with _notary(scene) as notary:
         await notary.load()
         with pytest.raises(AuditTamperError, match="is not an entry"):
             await notary.tick(force=True)
-    finally:
-        await _close(notary)
 
 
 @pytest.mark.parametrize("rights", ["sink", "notary", "verifier"])
