@@ -27,6 +27,7 @@ __all__ = [
     "INDEXED_FIELDS",
     "INDEX_BUCKET_MS",
     "Role",
+    "checkpoint_fields",
     "checkpoint_key",
     "index_bucket",
     "index_key",
@@ -55,6 +56,12 @@ def stream_key(prefix: str, partition: int) -> str:
 def checkpoint_key(prefix: str, partition: int) -> str:
     """The Redis Stream of signed checkpoints of one partition's chain."""
     return f"{prefix}:cp:p{partition}"
+
+
+def checkpoint_fields(fields: dict[bytes, bytes]) -> tuple[bytes, bytes]:
+    """A checkpoint stream entry's (payload, sig); empty when missing (an entry appended by
+    someone else: the checks that follow name it instead of failing on a missing key)."""
+    return fields.get(b"payload", b""), fields.get(b"sig", b"")
 
 
 def index_key(prefix: str, field: str) -> str:

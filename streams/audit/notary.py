@@ -39,7 +39,14 @@ from streams.audit.chain import (
     entry_id,
 )
 from streams.audit.keyring import Keyring, another_kind_of_key, load_public_key, parse_time
-from streams.audit.keys import StreamEntry, checkpoint_key, read_stream, redis_for, stream_key
+from streams.audit.keys import (
+    StreamEntry,
+    checkpoint_fields,
+    checkpoint_key,
+    read_stream,
+    redis_for,
+    stream_key,
+)
 from streams.audit.replies import head_of
 from streams.audit.retry import until_redis_answers
 from streams.audit.topics import AnchorWriter, TopicReader, content_digest, kafka_options
@@ -296,7 +303,7 @@ class Notary:
         if self._anchor is None:
             return True
         for partition in self._partitions:
-            stored = [(fields[b"payload"], fields[b"sig"]) async for page in read_stream(
+            stored = [checkpoint_fields(fields) async for page in read_stream(
                 self._client, checkpoint_key(self._prefix, partition)) for _, fields in page]
             anchored = await self._anchor.anchored(partition)
             if stored[:len(anchored)] != anchored:

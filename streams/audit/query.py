@@ -22,6 +22,7 @@ from schemas.policy_load import is_policy_load
 from streams.audit.chain import AuditTamperError, ChainEntry, entry_id
 from streams.audit.keys import (
     StreamEntry,
+    checkpoint_fields,
     checkpoint_key,
     index_key,
     index_places,
@@ -224,9 +225,10 @@ class ExportWriter:
     def checkpoint(self, partition: int, fields: dict[bytes, bytes]) -> bytes:
         """One signed checkpoint (all of a partition's come before its entries)."""
         self._written[partition].checkpoints += 1
+        payload, sig = checkpoint_fields(fields)
         return orjson.dumps({"kind": "checkpoint", "partition": partition,
-                             "payload": fields[b"payload"].decode(),
-                             "sig": fields[b"sig"].decode()})
+                             "payload": payload.decode(errors="replace"),
+                             "sig": sig.decode(errors="replace")})
 
     def entries(self, partition: int, page: list[StreamEntry]) -> Iterator[bytes]:
         """One line per chain entry, exact bytes kept."""

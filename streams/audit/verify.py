@@ -33,7 +33,13 @@ from streams.audit.against import (
 )
 from streams.audit.chain import ChainEntry, ChainVerifier, Problem, Verdict
 from streams.audit.keyring import Keyring, parse_time
-from streams.audit.keys import StreamEntry, checkpoint_key, read_stream, stream_key
+from streams.audit.keys import (
+    StreamEntry,
+    checkpoint_fields,
+    checkpoint_key,
+    read_stream,
+    stream_key,
+)
 from streams.audit.query import EXPORT_FORMAT
 from streams.audit.topics import content_digest, kafka_options, read_anchor
 from streams.settings import KafkaSettings
@@ -125,7 +131,7 @@ async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
         # Redis and not yet read from the anchor, never the other way round.
         anchored = await read_anchor(kafka, anchor_topic, partition, prefix) \
             if kafka and anchor_topic else None
-        checkpoints = [(fields[b"payload"], fields[b"sig"])
+        checkpoints = [checkpoint_fields(fields)
                        async for page in read_stream(client, checkpoint_key(prefix, partition))
                        for _, fields in page]
         part = PartitionReport(partition, checkpoints=len(checkpoints))

@@ -336,3 +336,19 @@ async def test_a_chain_cut_exactly_at_a_checkpoint_with_the_later_one_hidden_is_
     report = await scene.verify()
     assert report.exit_code == 1, [part.line() for part in report.partitions]
     assert "checkpoint #1 was dropped from Redis" in report.problems[0].what
+
+
+@pytest.mark.parametrize("rights", ["notary"])
+async def test_a_checkpoint_without_its_fields_is_named_not_a_crash(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: XADD to the checkpoint stream an entry with neither payload nor sig. Verify
+    (and the notary, and export) read ``fields[b"sig"]`` and died with a KeyError: a
+    traceback where the auditor needs the checkpoint named."""
+    await scene.attacker.xadd(scene.checkpoints, {"x": "1"})
+    report = await scene.verify()
+    assert report.exit_code == 1
+    assert "checkpoint #2" in report.problems[0].what
+    async with _notary(scene) as notary:
+        with pytest.raises(AuditTamperError):
+            await notary.catch_up()
