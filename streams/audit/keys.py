@@ -15,6 +15,7 @@ The stack's ACLs (ops/stack) grant the sink ``P:p*`` and ``P:ix:*``, the notary 
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterable
 from typing import Literal, cast
 
@@ -27,6 +28,7 @@ __all__ = [
     "INDEXED_FIELDS",
     "INDEX_BUCKET_MS",
     "Role",
+    "chains_outside",
     "checkpoint_fields",
     "checkpoint_key",
     "index_bucket",
@@ -56,6 +58,20 @@ def stream_key(prefix: str, partition: int) -> str:
 def checkpoint_key(prefix: str, partition: int) -> str:
     """The Redis Stream of signed checkpoints of one partition's chain."""
     return f"{prefix}:cp:p{partition}"
+
+
+async def chains_outside(client: aioredis.Redis, prefix: str, partitions: int) -> list[str]:
+    """Keys named like a chain (``P:p<digits>``) other than those of partitions 0 to
+    ``partitions - 1``: nothing of jitwatch's writes them, nothing verifies them, and the
+    sink's user may create them (its ACL pattern covers them)."""
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + ":p[0-9]*"
+    ours = {stream_key(prefix, partition) for partition in range(partitions)}
+    found = []
+    async for key in client.scan_iter(match=pattern):
+        name = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+        if name not in ours and name[len(prefix) + 2:].isdigit():
+            found.append(name)
+    return sorted(found)
 
 
 def checkpoint_fields(fields: dict[bytes, bytes]) -> tuple[bytes, bytes]:

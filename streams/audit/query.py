@@ -145,6 +145,12 @@ async def query(client: aioredis.Redis, prefix: str, partitions: int,
         members = cast(list[bytes], await client.zrangebylex(key, low, high))
         places = sorted({(partition, offset) for partition, offsets in map(index_places, members)
                          for offset in offsets})  # a replayed batch may list one twice
+        outside = [partition for partition, _ in places if not 0 <= partition < partitions]
+        if outside:  # verify checks partitions 0 to N-1 only: a forgery could sit outside
+            raise AuditTamperError(
+                f"the index {key} points at partition {outside[0]}, which the decisions "
+                f"topic does not have (0 to {partitions - 1}): it was altered (run "
+                "`jitwatch audit verify`)")
         async with client.pipeline(transaction=False) as pipe:
             for partition, offset in places:
                 pipe.xrange(stream_key(prefix, partition), min=entry_id(offset),

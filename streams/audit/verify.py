@@ -35,6 +35,7 @@ from streams.audit.chain import ChainEntry, ChainVerifier, Problem, Verdict
 from streams.audit.keyring import Keyring, parse_time
 from streams.audit.keys import (
     StreamEntry,
+    chains_outside,
     checkpoint_fields,
     checkpoint_key,
     read_stream,
@@ -155,6 +156,12 @@ async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
         if part.problem is None and unsigned is not None:
             part.problem = unsigned_problem(partition, part.entries, verifier.signed, unsigned)
         report.partitions.append(part)
+    for key in await chains_outside(client, prefix, partitions):
+        number = int(key[len(prefix) + 2:])
+        report.partitions.append(PartitionReport(number, problem=Problem(
+            "tampered", number, f"{key} is a chain of a partition the decisions topic does "
+            f"not have (0 to {partitions - 1}): written by someone else, e.g. with the "
+            "sink's Redis user (or JITWATCH_TOPIC_PARTITIONS is below the topic's)")))
     return report
 
 

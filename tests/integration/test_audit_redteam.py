@@ -352,3 +352,30 @@ async def test_a_checkpoint_without_its_fields_is_named_not_a_crash(
     async with _notary(scene) as notary:
         with pytest.raises(AuditTamperError):
             await notary.catch_up()
+
+
+@pytest.mark.parametrize("rights", ["sink"])
+async def test_a_chain_of_a_partition_the_topic_lacks_shows_in_neither_query_nor_verify(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: with the sink's user, write a well-formed chain at `<prefix>:p99` (the key
+    pattern allows it) holding a forged approval for alice, and an index member pointing
+    at it. Verify checks partitions 0..N-1 only and said INTACT, while `audit query
+    --subject alice` showed the forgery among her decisions. Query refuses an index that
+    points outside the topic's partitions; verify reports the chain."""
+    forged = ChainEntry.after(None, 99, 0, b"alice", orjson.dumps({
+        "decision_id": "d-forged", "action": "approve", "at": "2026-11-23T10:00:00Z",
+        "subject": {"id": "alice"}}))
+    await scene.attacker.xadd(stream_key(scene.prefix, 99), forged.to_fields(),
+                              id=forged.stream_id)
+    await scene.attacker.zadd(index_key(scene.prefix, "subject"),
+                              {b"alice\x00%013d\x0099:0" % 1795428000000: 0})
+    report = await scene.verify()
+    assert report.exit_code == 1, [part.line() for part in report.partitions]
+    assert "partition 99" in str(report.problems[0])
+    client = redis_for(scene.settings.audit, "verifier")
+    try:
+        with pytest.raises(AuditTamperError, match="partition 99"):
+            await query(client, scene.prefix, 1, Filters(subject="alice"))
+    finally:
+        await client.aclose()
