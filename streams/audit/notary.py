@@ -149,14 +149,21 @@ class Notary:
         partitions = self._partitions if partitions is None else partitions
         async with self._client.pipeline(transaction=False) as pipe:
             for partition in partitions:
-                pipe.xrevrange(checkpoint_key(self._prefix, partition), count=1)
+                pipe.xrevrange(checkpoint_key(self._prefix, partition), count=2)
             replies = await pipe.execute()
         for partition, reply in zip(partitions, replies, strict=True):
             signed_at = self._last.get(partition, (None, GENESIS, 0.0))[2]
             if reply:
-                fields = reply[0][1]
-                payload = fields.get(b"payload", b"")
-                checkpoint = await self._trusted(partition, payload, fields.get(b"sig", b""))
+                payload, signature = checkpoint_fields(reply[0][1])
+                checkpoint = await self._trusted(partition, payload, signature)
+                before = checkpoint_digest(checkpoint_fields(reply[1][1])[0]) \
+                    if len(reply) > 1 else GENESIS
+                if checkpoint.prev != before:  # e.g. an older one of its own, appended again
+                    raise AuditTamperError(
+                        f"the newest checkpoint of partition {partition} in Redis (seq "
+                        f"{checkpoint.head.seq}) does not link to the one before it: replayed "
+                        "or inserted (run `jitwatch audit verify`); the notary signs nothing "
+                        "after it")
                 self._last[partition] = (checkpoint.head, checkpoint_digest(payload), signed_at)
                 self._last_at[partition] = checkpoint.at
             else:

@@ -379,3 +379,17 @@ async def test_a_chain_of_a_partition_the_topic_lacks_shows_in_neither_query_nor
             await query(client, scene.prefix, 1, Filters(subject="alice"))
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("rights", ["notary"])
+async def test_an_old_checkpoint_appended_again_is_not_where_the_notary_goes_on(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: append checkpoint #0 again (its own signature, so it passes the key check).
+    The notary would link its next checkpoint to the copy, extending a checkpoint chain
+    verify already calls broken. The newest must link to the one before it."""
+    [(_, first), _] = await scene.admin.xrange(scene.checkpoints)
+    await scene.attacker.xadd(scene.checkpoints, first)
+    async with _notary(scene) as notary:
+        with pytest.raises(AuditTamperError, match="does not link to the one before"):
+            await notary.load()
