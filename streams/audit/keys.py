@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterable
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
 from pydantic import SecretStr
@@ -27,6 +27,7 @@ from streams.settings import AuditSettings
 __all__ = [
     "INDEXED_FIELDS",
     "INDEX_BUCKET_MS",
+    "WRITER_SOCKET_TIMEOUT_S",
     "Role",
     "chains_outside",
     "checkpoint_fields",
@@ -48,6 +49,11 @@ INDEX_BUCKET_MS = 1000
 """Time resolution of the index: a query reads at most one bucket's worth of candidates
 beyond each end of its time range."""
 StreamEntry = tuple[bytes, dict[bytes, bytes]]
+WRITER_SOCKET_TIMEOUT_S = 30.0
+"""How long the sink and the notary wait for a Redis reply before taking it for an outage
+(retried with a warning): without it a Redis that stops answering (``CLIENT PAUSE … WRITE``
+by its admin, a hung host) kept them waiting forever, without a word. Their commands
+take milliseconds; a 10,000-entry page, well under a second."""
 
 
 def stream_key(prefix: str, partition: int) -> str:
@@ -133,12 +139,14 @@ def redis_for(audit: AuditSettings, role: Role) -> aioredis.Redis:
         user, password = audit.notary_redis_user, audit.notary_redis_password
     else:
         user, password = audit.verifier_redis_user, audit.verifier_redis_password
-    credentials: dict[str, str] = {}
+    options: dict[str, Any] = {}
     if user is not None:
-        credentials["username"] = user
+        options["username"] = user
     if password is not None:
-        credentials["password"] = password.get_secret_value()
-    return aioredis.Redis.from_url(audit.redis_url, **credentials)  # type: ignore[arg-type]
+        options["password"] = password.get_secret_value()
+    if role != "verifier":
+        options["socket_timeout"] = WRITER_SOCKET_TIMEOUT_S
+    return aioredis.Redis.from_url(audit.redis_url, **options)
 
 
 async def read_stream(client: aioredis.Redis, key: str, after: str | None = None,

@@ -393,3 +393,27 @@ async def test_an_old_checkpoint_appended_again_is_not_where_the_notary_goes_on(
     async with _notary(scene) as notary:
         with pytest.raises(AuditTamperError, match="does not link to the one before"):
             await notary.load()
+
+
+@pytest.mark.parametrize("rights", ["admin"])
+async def test_a_paused_redis_is_an_outage_the_sink_says_not_a_silent_hang(
+    scene: Scene, rights: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: Redis' admin runs CLIENT PAUSE … WRITE. The sink's append waited on its
+    socket without a timeout: forever, without a line in its log, while verify said only
+    "sink behind". The sink's and notary's clients time out, so it is an outage: retried
+    with a warning each time, as when Redis is down."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from streams.audit import keys
+
+    monkeypatch.setattr(keys, "WRITER_SOCKET_TIMEOUT_S", 1.0)
+    async with _sink(scene) as sink:
+        await sink.read_heads([0])
+        sink.add(AuditRecord(0, RECORDS, b"alice", _decision(RECORDS)))
+        await scene.admin.execute_command("CLIENT", "PAUSE", 4000, "WRITE")
+        try:
+            with pytest.raises(RedisTimeoutError):
+                await asyncio.wait_for(sink.flush(), 3)
+        finally:
+            await scene.admin.execute_command("CLIENT", "UNPAUSE")
