@@ -194,6 +194,11 @@ class Notary:
                 f"the newest checkpoint of partition {partition} in Redis is not signed by "
                 f"this notary's key {self._key_id} nor anchored in Kafka: forged or replaced "
                 "(run `jitwatch audit verify`); the notary signs nothing after it")
+        if checkpoint.partition != partition:
+            raise AuditTamperError(
+                f"the newest checkpoint of partition {partition} in Redis is one of "
+                f"partition {checkpoint.partition}, copied (run `jitwatch audit verify`); "
+                "the notary signs nothing after it")
         return checkpoint
 
     async def tick(self, force: bool = False) -> int:

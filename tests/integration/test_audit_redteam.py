@@ -417,3 +417,22 @@ async def test_a_paused_redis_is_an_outage_the_sink_says_not_a_silent_hang(
                 await asyncio.wait_for(sink.flush(), 3)
         finally:
             await scene.admin.execute_command("CLIENT", "UNPAUSE")
+
+
+@pytest.mark.parametrize("rights", ["notary"])
+async def test_a_checkpoint_of_another_partition_is_not_where_the_notary_goes_on(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: copy partition 0's first checkpoint (its own signature, prev genesis) into
+    the empty checkpoint stream of partition 1. It passed the key and link checks, so the
+    notary would go on in partition 1 from partition 0's head."""
+    [(_, first), _] = await scene.admin.xrange(scene.checkpoints)
+    await scene.attacker.xadd(f"{scene.prefix}:cp:p1", first)
+    notary = Notary(redis_for(scene.settings.audit, "notary"), scene.prefix, 2,
+                    load_private_key(scene.settings.audit_signing_key_file), every=1,
+                    interval_s=3600)
+    try:
+        with pytest.raises(AuditTamperError, match="partition 0"):
+            await notary.load()
+    finally:
+        await notary._client.aclose()
