@@ -156,14 +156,8 @@ class Notary:
             if reply:
                 payload, signature = checkpoint_fields(reply[0][1])
                 checkpoint = await self._trusted(partition, payload, signature)
-                before = checkpoint_digest(checkpoint_fields(reply[1][1])[0]) \
-                    if len(reply) > 1 else GENESIS
-                if checkpoint.prev != before:  # e.g. an older one of its own, appended again
-                    raise AuditTamperError(
-                        f"the newest checkpoint of partition {partition} in Redis (seq "
-                        f"{checkpoint.head.seq}) does not link to the one before it: replayed "
-                        "or inserted (run `jitwatch audit verify`); the notary signs nothing "
-                        "after it")
+                _follows(partition, checkpoint,
+                         checkpoint_fields(reply[1][1])[0] if len(reply) > 1 else None)
                 self._last[partition] = (checkpoint.head, checkpoint_digest(payload), signed_at)
                 self._last_at[partition] = checkpoint.at
             else:
@@ -194,11 +188,6 @@ class Notary:
                 f"the newest checkpoint of partition {partition} in Redis is not signed by "
                 f"this notary's key {self._key_id} nor anchored in Kafka: forged or replaced "
                 "(run `jitwatch audit verify`); the notary signs nothing after it")
-        if checkpoint.partition != partition:
-            raise AuditTamperError(
-                f"the newest checkpoint of partition {partition} in Redis is one of "
-                f"partition {checkpoint.partition}, copied (run `jitwatch audit verify`); "
-                "the notary signs nothing after it")
         return checkpoint
 
     async def tick(self, force: bool = False) -> int:
@@ -323,18 +312,32 @@ class Notary:
                     f"the checkpoints of partition {partition} in Redis are not the "
                     f"{len(anchored)} the anchor topic {self._anchor.topic} holds (one was "
                     "dropped or replaced; run `jitwatch audit verify`)")
-            for payload, signature in stored[len(anchored):]:
-                # Only what this notary signed (it stopped before anchoring it): a checkpoint
-                # appended to Redis by anyone else is never given the anchor's standing.
+            for number in range(len(anchored), len(stored)):
+                # Only what this notary signed (it stopped before anchoring it), in its place:
+                # a checkpoint appended to Redis by anyone else never gets the anchor's standing.
+                payload, signature = stored[number]
                 checkpoint = self._signed_by_me(payload, signature)
                 if checkpoint is None:
                     raise AuditTamperError(
                         f"a checkpoint of partition {partition} in Redis that the anchor "
                         f"lacks is not signed by this notary's key {self._key_id}: forged "
                         "(run `jitwatch audit verify`); not anchored")
+                _follows(partition, checkpoint, stored[number - 1][0] if number else None)
                 await self._anchor.publish(checkpoint, payload, signature)
                 log.info("anchored a checkpoint of partition %d the anchor lacked", partition)
         return True
+
+
+def _follows(partition: int, checkpoint: Checkpoint, before: bytes | None) -> None:
+    """A checkpoint stored in ``partition``'s stream after the one with payload ``before``
+    (None: the first) must be that partition's and link to it: one of the notary's own,
+    appended again or copied from another partition, passes the key check but not this."""
+    if checkpoint.partition != partition or \
+            checkpoint.prev != (GENESIS if before is None else checkpoint_digest(before)):
+        raise AuditTamperError(
+            f"a checkpoint of partition {partition} in Redis (seq {checkpoint.head.seq}) is "
+            "another partition's or does not link to the one before it: copied, replayed or "
+            "inserted (run `jitwatch audit verify`); the notary signs nothing after it")
 
 
 def _later(first: str, second: str) -> bool:
