@@ -1,22 +1,20 @@
 """An attacker's review of the audit trail (issue I): attacks beyond the tamper matrix of
 ``test_audit_attacks.py``, on the same signed chain of 8 decisions (signed at seq 4 and 7,
-both checkpoints anchored), each as an attacker with one role's Redis rights or a Kafka
-principal other than the notary's. Each test shows the attack refused or caught loudly:
-a tamper stop of the sink or notary, ``verify`` or ``query`` refusing, never silence.
+both checkpoints anchored), each as an attacker with the sink's or the notary's Redis user
+(Redis' admin and other Kafka principals: ``test_audit_redteam_admin.py``). Each test shows
+the attack refused or caught loudly: a tamper stop of the sink or notary, ``verify`` or
+``query`` refusing, never silence.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.exceptions import ResponseError
 
@@ -25,13 +23,10 @@ from streams.audit.chain import ChainEntry, Checkpoint, Head, checkpoint_digest
 from streams.audit.keys import index_key, redis_for, stream_key
 from streams.audit.notary import Notary, load_private_key
 from streams.audit.query import Filters, query
-from streams.audit.sink import run_audit_sink
 from streams.audit.topics import AnchorWriter, TopicReader, read_anchor
-from streams.settings import load_settings
 from tests.integration import test_audit_attacks as matrix
-from tests.integration.conftest import BOOTSTRAP, REDIS_ADMIN_USER, Stack
-from tests.integration.test_audit_attacks import KAFKA, RECORDS, Scene, _decision, _topic
-from tests.paths import REPO
+from tests.integration.conftest import REDIS_ADMIN_USER
+from tests.integration.test_audit_attacks import KAFKA, RECORDS, Scene, _decision
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not REDIS_ADMIN_USER, reason="needs the stack's ACL users")]
@@ -117,6 +112,57 @@ async def test_a_restarted_notary_never_anchors_a_checkpoint_it_did_not_sign(
     assert len(await read_anchor(KAFKA, scene.anchor, 0, scene.prefix)) == 2
 
 
+@pytest.mark.parametrize("rights", ["notary"])
+async def test_an_old_checkpoint_appended_again_is_not_where_the_notary_goes_on(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: append checkpoint #0 again (its own signature, so it passes the key check).
+    The notary would link its next checkpoint to the copy, extending a checkpoint chain
+    verify already calls broken. The newest must link to the one before it."""
+    [(_, first), _] = await scene.admin.xrange(scene.checkpoints)
+    await scene.attacker.xadd(scene.checkpoints, first)
+    async with _notary(scene) as notary:
+        with pytest.raises(AuditTamperError, match="does not link to the one before"):
+            await notary.load()
+        with pytest.raises(AuditTamperError, match="does not link to the one before"):
+            await notary.catch_up()  # nor anchored on start
+
+
+@pytest.mark.parametrize("rights", ["notary"])
+async def test_a_checkpoint_of_another_partition_is_not_where_the_notary_goes_on(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: copy partition 0's first checkpoint (its own signature, prev genesis) into
+    the empty checkpoint stream of partition 1. It passed the key and link checks, so the
+    notary would go on in partition 1 from partition 0's head."""
+    [(_, first), _] = await scene.admin.xrange(scene.checkpoints)
+    await scene.attacker.xadd(f"{scene.prefix}:cp:p1", first)
+    notary = Notary(redis_for(scene.settings.audit, "notary"), scene.prefix, 2,
+                    load_private_key(scene.settings.audit_signing_key_file), every=1,
+                    interval_s=3600)
+    try:
+        with pytest.raises(AuditTamperError, match="another partition's"):
+            await notary.load()
+    finally:
+        await notary._client.aclose()
+
+
+@pytest.mark.parametrize("rights", ["notary"])
+async def test_a_checkpoint_without_its_fields_is_named_not_a_crash(
+    scene: Scene, rights: str
+) -> None:
+    """Attack: XADD to the checkpoint stream an entry with neither payload nor sig. Verify
+    (and the notary, and export) read ``fields[b"sig"]`` and died with a KeyError: a
+    traceback where the auditor needs the checkpoint named."""
+    await scene.attacker.xadd(scene.checkpoints, {"x": "1"})
+    report = await scene.verify()
+    assert report.exit_code == 1
+    assert "checkpoint #2" in report.problems[0].what
+    async with _notary(scene) as notary:
+        with pytest.raises(AuditTamperError):
+            await notary.catch_up()
+
+
 @pytest.mark.parametrize("rights", ["admin"])
 async def test_a_notary_rotated_to_a_new_key_goes_on_from_the_old_keys_anchored_checkpoint(
     scene: Scene, rights: str
@@ -164,127 +210,6 @@ async def test_a_copy_of_the_head_far_ahead_is_a_tamper_stop_not_an_error(
 
 
 @pytest.mark.parametrize("rights", ["sink"])
-async def test_an_index_member_moved_out_of_order_cannot_hide_a_decision_from_query(
-    scene: Scene, rights: str
-) -> None:
-    """Attack: ZADD (the sink's ACL must keep it) an existing index member again with score
-    1. ZRANGEBYLEX assumes one score for all, so the member falls out of every lexical
-    range and `audit query --subject alice` silently missed that decision, while verify
-    (which does not read the index) said intact. Query must refuse an altered index."""
-    key = index_key(scene.prefix, "subject")
-    members = await scene.admin.zrange(key, 0, -1)
-    assert len(members) == RECORDS
-    await scene.attacker.zadd(key, {members[3]: 1})
-    await _query_refused(scene, "index")
-
-
-# ---------------------------------------------------------------- another Kafka principal
-
-async def _drain(stack: Stack, prefix: str, topic: str, count: int) -> int:
-    """Run the real sink loop until its chain holds ``count`` entries (or 30 s); returns
-    the chain's length."""
-    own = load_settings(**{**{name[len("JITWATCH_"):].lower(): value
-                              for name, value in stack.env.items()
-                              if name.startswith("JITWATCH_")},
-                           "audit_key_prefix": prefix, "audit_group": f"{prefix}-group",
-                           "topic_decisions": topic, "topic_partitions": "1"})
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_audit_sink(own.audit, own.kafka, own.topics, stop))
-    admin = redis_for(own.audit, "verifier")
-    try:
-        for _ in range(300):
-            if task.done() or await admin.xlen(stream_key(prefix, 0)) >= count:
-                break
-            await asyncio.sleep(0.1)
-        return int(await admin.xlen(stream_key(prefix, 0)))
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(task, 10)
-        await admin.aclose()
-
-
-@pytest.mark.parametrize("rights", ["verifier"])
-async def test_a_tombstone_on_the_decisions_topic_does_not_break_the_chain_for_good(
-    scene: Scene, rights: str, stack: Stack
-) -> None:
-    """Attack: the worker's Kafka principal (it may write jit.decisions) publishes a record
-    without a value. The sink skipped it, so the chain skipped its offset: every verify
-    after said TAMPERED and the notary stopped for good, from one record. A tombstone is
-    chained like any record (an empty decision); the offsets stay contiguous."""
-    topic = f"it-audit-redteam-{uuid.uuid4().hex[:8]}"
-    await _topic(topic)
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
-    await producer.start()
-    try:
-        for n in range(3):
-            value = None if n == 1 else orjson.dumps({"decision_id": f"d-{n:032x}"})
-            await producer.send_and_wait(topic, value, key=b"k", partition=0)
-    finally:
-        await producer.stop()
-    prefix = f"jitwatch:it-{uuid.uuid4().hex[:8]}:audit"
-    assert await _drain(stack, prefix, topic, 3) == 3
-    found = Scene(scene.settings, prefix, topic, scene.anchor, scene.admin, scene.attacker)
-    report = await found.verify()
-    [part] = report.partitions
-    assert part.problem is None or part.problem.verdict != "tampered", part.line()
-    assert part.compared_with_kafka == 3, part.line()
-
-
-
-
-# ---------------------------------------------------------------- Redis' admin
-
-FAKE_LIBRARY = """#!lua name=jitwatch_audit
-redis.register_function('jitwatch_audit_append', function(keys, args) return tonumber(args[3]) end)
-redis.register_function('jitwatch_audit_checkpoint', function(keys, args) return '0-1' end)
-"""
-
-
-@pytest.mark.parametrize("rights", ["admin"])
-async def test_an_append_function_that_acknowledges_without_appending_stops_the_sink(
-    scene: Scene, rights: str
-) -> None:
-    """Attack: Redis' admin loads a `jitwatch_audit` library whose append answers as if
-    it appended, and appends nothing. The sink went on committing offsets; at its idle
-    check it took the head behind for Redis losing writes, refilled, lost them again,
-    every 5 s, a warning each time, and verify said only "sink behind". With no outage
-    in between, an append acknowledged and not kept is tampering: the sink checks its
-    heads after each flush and stops."""
-    real = (REPO / "ops" / "audit-functions.lua").read_text()
-    async with _sink(scene) as sink:
-        try:
-            await scene.admin.function_load(FAKE_LIBRARY, replace=True)
-            sink.add(AuditRecord(0, RECORDS, b"alice", _decision(RECORDS)))
-            with pytest.raises(AuditTamperError, match="acknowledged"):
-                await sink.flush()
-        finally:
-            await scene.admin.function_load(real, replace=True)
-
-
-@pytest.mark.parametrize("rights", ["admin"])
-async def test_a_checkpoint_function_that_acknowledges_without_appending_stops_the_notary(
-    scene: Scene, rights: str
-) -> None:
-    """The same for the notary: a checkpoint acknowledged and not in Redis was anchored
-    anyway, and the next one linked to the one before it, as if Redis had lost it; verify
-    caught it, the notary went on. It reads back what it appended before anchoring it."""
-    real = (REPO / "ops" / "audit-functions.lua").read_text()
-    async with _sink(scene) as sink:
-        try:
-            sink.add(AuditRecord(0, RECORDS, b"alice", _decision(RECORDS)))
-            await sink.flush()
-            async with _notary(scene, compare=False) as notary:  # no record at offset 8
-                await notary.load()
-                await scene.admin.function_load(FAKE_LIBRARY, replace=True)
-                with pytest.raises(AuditTamperError, match="acknowledged"):
-                    await notary.tick(force=True)
-        finally:
-            await scene.admin.function_load(real, replace=True)
-    assert len(await read_anchor(KAFKA, scene.anchor, 0, scene.prefix)) == 2
-
-
-@pytest.mark.parametrize("rights", ["sink"])
 async def test_a_chain_head_that_is_no_entry_is_a_tamper_stop_of_the_notary(
     scene: Scene, rights: str
 ) -> None:
@@ -298,65 +223,19 @@ async def test_a_chain_head_that_is_no_entry_is_a_tamper_stop_of_the_notary(
             await notary.tick(force=True)
 
 
-@pytest.mark.parametrize("rights", ["sink", "notary", "verifier"])
-async def test_no_user_writes_anothers_stream_through_a_function(
+@pytest.mark.parametrize("rights", ["sink"])
+async def test_an_index_member_moved_out_of_order_cannot_hide_a_decision_from_query(
     scene: Scene, rights: str
 ) -> None:
-    """The functions take their keys from the caller: the sink may not append a checkpoint
-    (nor chain entries into the checkpoint stream), the notary may not append entries, the
-    verifier neither; Redis checks the keys and the commands the function runs against the
-    caller's rights. Refused, and nothing changes."""
-    payload = Checkpoint(0, await scene.head(), "0" * 64, "2026-11-23T10:00:00Z",
-                         "0" * 16).payload()
-    cp_call = ("jitwatch_audit_checkpoint", 1, scene.checkpoints, payload, "00")
-
-    def append_to(key: str) -> tuple[Any, ...]:
-        return ("jitwatch_audit_append", 5, key, *[scene.chain] * 4, 7, "x", 0, 0, 0, 0, 0)
-
-    calls = {"sink": [cp_call, append_to(scene.checkpoints)],
-             "notary": [append_to(scene.chain)],
-             "verifier": [cp_call, append_to(scene.chain)]}[rights]
-    for call in calls:
-        with pytest.raises(ResponseError, match=r"(?i)noperm|no permissions"):
-            await scene.attacker.fcall(*call)
-    assert (await scene.verify()).exit_code == 0
-
-
-@pytest.mark.parametrize("rights", ["admin"])
-async def test_a_chain_cut_exactly_at_a_checkpoint_with_the_later_one_hidden_is_caught(
-    scene: Scene, rights: str
-) -> None:
-    """The tail cut back to checkpoint #0 (seq 4), checkpoint #1 removed and Redis' own
-    counts reset (XSETID ENTRIESADDED), so the chain and its checkpoints agree and Redis
-    shows no removal: the anchor still holds checkpoint #1. The topic holds the entries
-    cut too, so the chain also looks like a sink behind: that is no excuse, the dropped
-    checkpoint is tampering (1), not "incomplete" (2)."""
-    for key, keep in ((scene.chain, 5), (scene.checkpoints, 1)):
-        entries = await scene.admin.xrange(key)
-        await scene.admin.delete(key)
-        for stream_id, fields in entries[:keep]:
-            await scene.admin.xadd(key, fields, id=stream_id)
-        await scene.admin.execute_command("XSETID", key, entries[keep - 1][0],
-                                          "ENTRIESADDED", keep)
-    report = await scene.verify()
-    assert report.exit_code == 1, [part.line() for part in report.partitions]
-    assert "checkpoint #1 was dropped from Redis" in report.problems[0].what
-
-
-@pytest.mark.parametrize("rights", ["notary"])
-async def test_a_checkpoint_without_its_fields_is_named_not_a_crash(
-    scene: Scene, rights: str
-) -> None:
-    """Attack: XADD to the checkpoint stream an entry with neither payload nor sig. Verify
-    (and the notary, and export) read ``fields[b"sig"]`` and died with a KeyError: a
-    traceback where the auditor needs the checkpoint named."""
-    await scene.attacker.xadd(scene.checkpoints, {"x": "1"})
-    report = await scene.verify()
-    assert report.exit_code == 1
-    assert "checkpoint #2" in report.problems[0].what
-    async with _notary(scene) as notary:
-        with pytest.raises(AuditTamperError):
-            await notary.catch_up()
+    """Attack: ZADD (the sink's ACL must keep it) an existing index member again with score
+    1. ZRANGEBYLEX assumes one score for all, so the member falls out of every lexical
+    range and `audit query --subject alice` silently missed that decision, while verify
+    (which does not read the index) said intact. Query must refuse an altered index."""
+    key = index_key(scene.prefix, "subject")
+    members = await scene.admin.zrange(key, 0, -1)
+    assert len(members) == RECORDS
+    await scene.attacker.zadd(key, {members[3]: 1})
+    await _query_refused(scene, "index")
 
 
 @pytest.mark.parametrize("rights", ["sink"])
@@ -381,60 +260,27 @@ async def test_a_chain_of_a_partition_the_topic_lacks_shows_in_neither_query_nor
     await _query_refused(scene, "partition 99")
 
 
-@pytest.mark.parametrize("rights", ["notary"])
-async def test_an_old_checkpoint_appended_again_is_not_where_the_notary_goes_on(
+# ---------------------------------------------------------------- every user
+
+@pytest.mark.parametrize("rights", ["sink", "notary", "verifier"])
+async def test_no_user_writes_anothers_stream_through_a_function(
     scene: Scene, rights: str
 ) -> None:
-    """Attack: append checkpoint #0 again (its own signature, so it passes the key check).
-    The notary would link its next checkpoint to the copy, extending a checkpoint chain
-    verify already calls broken. The newest must link to the one before it."""
-    [(_, first), _] = await scene.admin.xrange(scene.checkpoints)
-    await scene.attacker.xadd(scene.checkpoints, first)
-    async with _notary(scene) as notary:
-        with pytest.raises(AuditTamperError, match="does not link to the one before"):
-            await notary.load()
-        with pytest.raises(AuditTamperError, match="does not link to the one before"):
-            await notary.catch_up()  # nor anchored on start
+    """The functions take their keys from the caller: the sink may not append a checkpoint
+    (nor chain entries into the checkpoint stream), the notary may not append entries, the
+    verifier neither; Redis checks the keys and the commands the function runs against the
+    caller's rights. Refused, and nothing changes."""
+    payload = Checkpoint(0, await scene.head(), "0" * 64, "2026-11-23T10:00:00Z",
+                         "0" * 16).payload()
+    cp_call = ("jitwatch_audit_checkpoint", 1, scene.checkpoints, payload, "00")
 
+    def append_to(key: str) -> tuple[Any, ...]:
+        return ("jitwatch_audit_append", 5, key, *[scene.chain] * 4, 7, "x", 0, 0, 0, 0, 0)
 
-@pytest.mark.parametrize("rights", ["admin"])
-async def test_a_paused_redis_is_an_outage_the_sink_says_not_a_silent_hang(
-    scene: Scene, rights: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Attack: Redis' admin runs CLIENT PAUSE … WRITE. The sink's append waited on its
-    socket without a timeout: forever, without a line in its log, while verify said only
-    "sink behind". The sink's and notary's clients time out, so it is an outage: retried
-    with a warning each time, as when Redis is down."""
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
-    from streams.audit import keys
-
-    monkeypatch.setattr(keys, "WRITER_SOCKET_TIMEOUT_S", 1.0)
-    async with _sink(scene) as sink:
-        await sink.read_heads([0])
-        sink.add(AuditRecord(0, RECORDS, b"alice", _decision(RECORDS)))
-        await scene.admin.execute_command("CLIENT", "PAUSE", 4000, "WRITE")
-        try:
-            with pytest.raises(RedisTimeoutError):
-                await asyncio.wait_for(sink.flush(), 3)
-        finally:
-            await scene.admin.execute_command("CLIENT", "UNPAUSE")
-
-
-@pytest.mark.parametrize("rights", ["notary"])
-async def test_a_checkpoint_of_another_partition_is_not_where_the_notary_goes_on(
-    scene: Scene, rights: str
-) -> None:
-    """Attack: copy partition 0's first checkpoint (its own signature, prev genesis) into
-    the empty checkpoint stream of partition 1. It passed the key and link checks, so the
-    notary would go on in partition 1 from partition 0's head."""
-    [(_, first), _] = await scene.admin.xrange(scene.checkpoints)
-    await scene.attacker.xadd(f"{scene.prefix}:cp:p1", first)
-    notary = Notary(redis_for(scene.settings.audit, "notary"), scene.prefix, 2,
-                    load_private_key(scene.settings.audit_signing_key_file), every=1,
-                    interval_s=3600)
-    try:
-        with pytest.raises(AuditTamperError, match="another partition's"):
-            await notary.load()
-    finally:
-        await notary._client.aclose()
+    calls = {"sink": [cp_call, append_to(scene.checkpoints)],
+             "notary": [append_to(scene.chain)],
+             "verifier": [cp_call, append_to(scene.chain)]}[rights]
+    for call in calls:
+        with pytest.raises(ResponseError, match=r"(?i)noperm|no permissions"):
+            await scene.attacker.fcall(*call)
+    assert (await scene.verify()).exit_code == 0
