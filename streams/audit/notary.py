@@ -38,7 +38,7 @@ from streams.audit.chain import (
     checkpoint_digest,
     entry_id,
 )
-from streams.audit.keyring import Keyring, another_kind_of_key, load_public_key, parse_time
+from streams.audit.keyring import Keyring, another_kind_of_key, is_later, load_public_key
 from streams.audit.keys import (
     StreamEntry,
     checkpoint_fields,
@@ -257,7 +257,7 @@ class Notary:
         # back: verify refuses a checkpoint older than its predecessor (a backdated one).
         at = datetime.now(UTC).isoformat(timespec="milliseconds")
         last_at = self._last_at.get(partition)
-        if last_at is not None and _later(last_at, at):
+        if last_at is not None and is_later(last_at, at):
             at = last_at
         checkpoint = Checkpoint(partition, head, last_digest, at, self._key_id)
         payload = checkpoint.payload()
@@ -338,14 +338,6 @@ def _follows(partition: int, checkpoint: Checkpoint, before: bytes | None) -> No
             f"a checkpoint of partition {partition} in Redis (seq {checkpoint.head.seq}) is "
             "another partition's or does not link to the one before it: copied, replayed or "
             "inserted (run `jitwatch audit verify`); the notary signs nothing after it")
-
-
-def _later(first: str, second: str) -> bool:
-    """Whether checkpoint time ``first`` is after ``second`` (an unreadable one is not)."""
-    try:
-        return parse_time(first) > parse_time(second)
-    except ValueError:
-        return False
 
 
 async def run_notary(audit: AuditSettings, kafka: KafkaSettings, topics: TopicSettings,
