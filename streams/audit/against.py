@@ -20,7 +20,7 @@ from redis.exceptions import ResponseError
 
 from streams.audit.chain import Checkpoint, Problem
 from streams.audit.keyring import parse_time
-from streams.audit.topics import content_digest, topic_records
+from streams.audit.topics import content_digest, topic_end, topic_records
 
 __all__ = ["UnsignedLimits", "against_anchor", "against_topic", "removed_entries",
            "unsigned_problem"]
@@ -115,6 +115,11 @@ async def against_topic(kafka: dict[str, Any], topic: str, partition: int,
         return Problem("incomplete", partition, f"the chain ends before the topic: {behind} "
                        f"records from offset {missing_from} on are not in it yet (sink "
                        "behind)", None, missing_from), compared, None
+    if first is None and chain:
+        # The topic holds no record (a quiet partition all past retention, or never
+        # written): the chain's entries below its end are before retention, not inserted.
+        first = await topic_end(kafka, topic, partition)
+        position = sum(1 for offset, _ in chain if offset < first)
     if position < len(chain):
         return Problem("tampered", partition, "the chain holds entries beyond the topic's end "
                        "(inserted)", position, chain[position][0]), compared, None

@@ -117,6 +117,17 @@ class RedisAuditSink:
         known_seq = -1 if known is None else known.seq
         actual_seq = -1 if actual is None else actual.seq
         if actual_seq < known_seq:
+            # Lost writes leave an earlier entry of the same chain as its head: offsets and
+            # seqs go back together. Anything else was appended by another writer (the
+            # sink's user can XADD), and refilling after it would chain onto a forgery.
+            if known is not None and actual is not None and \
+                    known.offset - actual.offset != known.seq - actual.seq:
+                raise AuditTamperError(
+                    f"audit chain of partition {partition}: its head went from seq "
+                    f"{known.seq} (offset {known.offset}) to seq {actual.seq} (offset "
+                    f"{actual.offset}), not an earlier entry of the chain: someone else "
+                    "appended it, Redis did not lose writes (run `jitwatch audit verify`); "
+                    "stopping")
             resume = 0 if actual is None else actual.offset + 1
             log.warning("audit chain of partition %d lost entries after seq %d (Redis lost "
                         "acknowledged writes); refilling from offset %d", partition,
@@ -134,6 +145,7 @@ class RedisAuditSink:
         (the buffer is kept for a retry) and :class:`AuditTamperError` when Redis holds a
         different entry where a replayed record belongs."""
         appended = 0
+        moved: set[int] = set()
         while self._buffer:
             unknown = [p for p in self._buffer if p not in self._heads]
             if unknown:
@@ -144,12 +156,32 @@ class RedisAuditSink:
             failure: BaseException | None = None
             for outcome in done:
                 appended += await self._settle(outcome)
+                moved.update([outcome.partition] if outcome.heads else [])
                 failure = failure or outcome.error
             if failure is not None:
                 # Whether a transaction whose reply was lost was applied shows on the retry:
                 # the head differs and the records become replays.
                 raise failure
+        if moved:
+            await self._confirm(sorted(moved))
         return appended
+
+    async def _confirm(self, partitions: list[int]) -> None:
+        """After a flush without an outage Redis holds the heads its appends acknowledged
+        (Redis loses acknowledged writes only in a crash, which the sink sees as one): a
+        head behind them means the append function answered without appending, e.g. one
+        Redis' admin replaced, and refilling would only feed it again."""
+        known = {partition: self._heads.get(partition) for partition in partitions}
+        for partition, actual in (await self.read_heads(partitions)).items():
+            head = known[partition]
+            if head is not None and (actual is None or actual.seq < head.seq):
+                raise AuditTamperError(
+                    f"audit chain of partition {partition}: Redis acknowledged appends "
+                    f"through seq {head.seq} but its head is "
+                    f"{'gone' if actual is None else f'seq {actual.seq}'}, with no outage "
+                    "between: the append function does not append (replaced? check "
+                    "FUNCTION LIST as admin; run `jitwatch audit verify`); stopping")
+            self._compare(partition, head, actual)
 
     async def _append(self, partition: int, records: list[AuditRecord]) -> _Appended:
         """Hash a partition's records and append them as calls of at most

@@ -18,13 +18,14 @@ import hashlib
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from schemas.errors import JitwatchError
-from streams.audit.keyring import Keyring
+from streams.audit.keyring import Keyring, parse_time
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -266,6 +267,7 @@ class ChainVerifier:
     def _check_checkpoints(self) -> Problem | None:
         prev = GENESIS
         last_seq = -1
+        last_at: tuple[datetime, str] | None = None
         for number, (payload, signature) in enumerate(self.checkpoints):
             where = f"checkpoint #{number}"
             try:
@@ -287,6 +289,15 @@ class ChainVerifier:
                 return self._tampered(f"{where} signs seq {checkpoint.head.seq}, behind the "
                                       f"previous checkpoint's seq {last_seq}",
                                       checkpoint.head.seq)
+            # A checkpoint's time never goes back behind the one it links to (the notary
+            # signs no earlier than its last): else a retired key, in its period only by a
+            # backdated `at`, could sign on after a rotation.
+            when = _time_or_none(checkpoint.at)
+            if when is not None and last_at is not None and when < last_at[0]:
+                return self._tampered(f"{where} (seq {checkpoint.head.seq}) was signed at "
+                                      f"{checkpoint.at}, before checkpoint #{number - 1} it "
+                                      f"links to ({last_at[1]}): backdated", checkpoint.head.seq)
+            last_at = last_at if when is None else (when, checkpoint.at)
             prev, last_seq = checkpoint_digest(payload), checkpoint.head.seq
             self._signed[checkpoint.head.seq] = checkpoint
             self.signed.append(checkpoint)
@@ -365,6 +376,13 @@ class ChainVerifier:
         if self.expected_seq == 0:
             return None
         return Head(self.expected_seq - 1, self.prev_offset, self.prev_hash)
+
+
+def _time_or_none(at: str) -> datetime | None:
+    try:
+        return parse_time(at)
+    except ValueError:  # the keyring reports it when it checks signatures
+        return None
 
 
 def _decision_id_of(decision: bytes) -> bytes | None:

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from policy import signatures
 from schemas.errors import ConfigError
 
-__all__ = ["Keyring", "NotaryKey", "another_kind_of_key", "load_public_key", "parse_time"]
+__all__ = ["Keyring", "NotaryKey", "another_kind_of_key", "is_later", "load_public_key",
+           "parse_time"]
 
 
 def load_public_key(path: Path | None) -> Ed25519PublicKey:
@@ -56,6 +57,14 @@ def parse_time(text: str) -> datetime:
     """An ISO 8601 time; one without a zone is UTC. Raises :class:`ValueError`."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def is_later(first: str, second: str) -> bool:
+    """Whether checkpoint time ``first`` is after ``second`` (an unreadable one is not)."""
+    try:
+        return parse_time(first) > parse_time(second)
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,9 @@ The stack's ACLs (ops/stack) grant the sink ``P:p*`` and ``P:ix:*``, the notary 
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterable
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
 from pydantic import SecretStr
@@ -26,7 +27,10 @@ from streams.settings import AuditSettings
 __all__ = [
     "INDEXED_FIELDS",
     "INDEX_BUCKET_MS",
+    "WRITER_SOCKET_TIMEOUT_S",
     "Role",
+    "chains_outside",
+    "checkpoint_fields",
     "checkpoint_key",
     "index_bucket",
     "index_key",
@@ -45,6 +49,11 @@ INDEX_BUCKET_MS = 1000
 """Time resolution of the index: a query reads at most one bucket's worth of candidates
 beyond each end of its time range."""
 StreamEntry = tuple[bytes, dict[bytes, bytes]]
+WRITER_SOCKET_TIMEOUT_S = 30.0
+"""How long the sink and the notary wait for a Redis reply before taking it for an outage
+(retried with a warning): without it a Redis that stops answering (``CLIENT PAUSE … WRITE``
+by its admin, a hung host) kept them waiting forever, without a word. Their commands
+take milliseconds; a 10,000-entry page, well under a second."""
 
 
 def stream_key(prefix: str, partition: int) -> str:
@@ -55,6 +64,26 @@ def stream_key(prefix: str, partition: int) -> str:
 def checkpoint_key(prefix: str, partition: int) -> str:
     """The Redis Stream of signed checkpoints of one partition's chain."""
     return f"{prefix}:cp:p{partition}"
+
+
+async def chains_outside(client: aioredis.Redis, prefix: str, partitions: int) -> list[str]:
+    """Keys named like a chain (``P:p<digits>``) other than those of partitions 0 to
+    ``partitions - 1``: nothing of jitwatch's writes them, nothing verifies them, and the
+    sink's user may create them (its ACL pattern covers them)."""
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + ":p[0-9]*"
+    ours = {stream_key(prefix, partition) for partition in range(partitions)}
+    found = []
+    async for key in client.scan_iter(match=pattern):
+        name = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+        if name not in ours and name[len(prefix) + 2:].isdigit():
+            found.append(name)
+    return sorted(found)
+
+
+def checkpoint_fields(fields: dict[bytes, bytes]) -> tuple[bytes, bytes]:
+    """A checkpoint stream entry's (payload, sig); empty when missing (an entry appended by
+    someone else: the checks that follow name it instead of failing on a missing key)."""
+    return fields.get(b"payload", b""), fields.get(b"sig", b"")
 
 
 def index_key(prefix: str, field: str) -> str:
@@ -110,12 +139,14 @@ def redis_for(audit: AuditSettings, role: Role) -> aioredis.Redis:
         user, password = audit.notary_redis_user, audit.notary_redis_password
     else:
         user, password = audit.verifier_redis_user, audit.verifier_redis_password
-    credentials: dict[str, str] = {}
+    options: dict[str, Any] = {}
     if user is not None:
-        credentials["username"] = user
+        options["username"] = user
     if password is not None:
-        credentials["password"] = password.get_secret_value()
-    return aioredis.Redis.from_url(audit.redis_url, **credentials)  # type: ignore[arg-type]
+        options["password"] = password.get_secret_value()
+    if role != "verifier":
+        options["socket_timeout"] = WRITER_SOCKET_TIMEOUT_S
+    return aioredis.Redis.from_url(audit.redis_url, **options)
 
 
 async def read_stream(client: aioredis.Redis, key: str, after: str | None = None,

@@ -20,6 +20,7 @@ import stat
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -37,8 +38,16 @@ from streams.audit.chain import (
     checkpoint_digest,
     entry_id,
 )
-from streams.audit.keyring import another_kind_of_key, load_public_key
-from streams.audit.keys import checkpoint_key, read_stream, redis_for, stream_key
+from streams.audit.keyring import Keyring, another_kind_of_key, is_later, load_public_key
+from streams.audit.keys import (
+    StreamEntry,
+    checkpoint_fields,
+    checkpoint_key,
+    read_stream,
+    redis_for,
+    stream_key,
+)
+from streams.audit.replies import head_of
 from streams.audit.retry import until_redis_answers
 from streams.audit.topics import AnchorWriter, TopicReader, content_digest, kafka_options
 from streams.observe import Health, Progress, WebServer, serving
@@ -129,23 +138,57 @@ class Notary:
         self._unsigned_since: dict[int, float] = {}
         """Partition -> monotonic time of its last checkpoint, while entries wait for the
         next (the notary's last tick found them; signing ends the wait)."""
+        self._last_at: dict[int, str] = {}
+        """Partition -> the ``at`` of its newest checkpoint (the next is never earlier)."""
+        self._own = Keyring.of(key.public_key())
 
     async def load(self, partitions: range | list[int] | None = None) -> bool:
-        """Read each partition's newest checkpoint from Redis (where signing continues)."""
+        """Read each partition's newest checkpoint from Redis (where signing continues);
+        raises :class:`AuditTamperError` for one this notary did not sign (see
+        :meth:`_trusted`)."""
         partitions = self._partitions if partitions is None else partitions
         async with self._client.pipeline(transaction=False) as pipe:
             for partition in partitions:
-                pipe.xrevrange(checkpoint_key(self._prefix, partition), count=1)
+                pipe.xrevrange(checkpoint_key(self._prefix, partition), count=2)
             replies = await pipe.execute()
         for partition, reply in zip(partitions, replies, strict=True):
             signed_at = self._last.get(partition, (None, GENESIS, 0.0))[2]
             if reply:
-                payload = reply[0][1][b"payload"]
-                checkpoint = Checkpoint.from_payload(payload)
+                payload, signature = checkpoint_fields(reply[0][1])
+                checkpoint = await self._trusted(partition, payload, signature)
+                _follows(partition, checkpoint,
+                         checkpoint_fields(reply[1][1])[0] if len(reply) > 1 else None)
                 self._last[partition] = (checkpoint.head, checkpoint_digest(payload), signed_at)
+                self._last_at[partition] = checkpoint.at
             else:
                 self._last[partition] = (None, GENESIS, signed_at)
         return True
+
+    def _signed_by_me(self, payload: bytes, signature: bytes) -> Checkpoint | None:
+        try:
+            checkpoint = Checkpoint.from_payload(payload)
+        except ValueError:
+            return None
+        good = self._own.check(checkpoint.key_id, checkpoint.at, payload, signature) is None
+        return checkpoint if good else None
+
+    async def _trusted(self, partition: int, payload: bytes, signature: bytes) -> Checkpoint:
+        """The newest checkpoint in Redis, where signing goes on (its head is not compared
+        with Kafka again, and the next checkpoint links to it), only when this notary's key
+        signed it or the anchor holds it (signed by the key before a rotation). The
+        notary's Redis user can append to the checkpoint stream (an ACL cannot refuse its
+        XADD): a checkpoint claiming a head far ahead would otherwise silence the notary,
+        and one claiming the head would spare forged entries the comparison."""
+        checkpoint = self._signed_by_me(payload, signature)
+        if checkpoint is None and self._anchor is not None and \
+                (payload, signature) in await self._anchor.anchored(partition):
+            checkpoint = Checkpoint.from_payload(payload)
+        if checkpoint is None:
+            raise AuditTamperError(
+                f"the newest checkpoint of partition {partition} in Redis is not signed by "
+                f"this notary's key {self._key_id} nor anchored in Kafka: forged or replaced "
+                "(run `jitwatch audit verify`); the notary signs nothing after it")
+        return checkpoint
 
     async def tick(self, force: bool = False) -> int:
         """Sign every chain that grew by ``every`` entries, or grew at all and was last
@@ -158,9 +201,10 @@ class Notary:
         signed = 0
         for partition, reply in zip(self._partitions, replies, strict=True):
             self._unsigned_since.pop(partition, None)
-            if not reply:
+            head = head_of(reply)  # a head that is no entry, or out of place: tampering
+            if head is None:
                 continue
-            head_seq = int(reply[0][1][b"seq"])
+            head_seq = head.seq
             last_head, _, last_time = self._last[partition]
             grown = head_seq - (-1 if last_head is None else last_head.seq)
             if grown <= 0:
@@ -209,15 +253,28 @@ class Notary:
         if head is None:
             return
         await self._compare_with_topic(partition, fresh)
-        checkpoint = Checkpoint(partition, head, last_digest,
-                                datetime.now(UTC).isoformat(timespec="milliseconds"),
-                                self._key_id)
+        # Never earlier than the checkpoint it links to, even if the wall clock stepped
+        # back: verify refuses a checkpoint older than its predecessor (a backdated one).
+        at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        last_at = self._last_at.get(partition)
+        if last_at is not None and is_later(last_at, at):
+            at = last_at
+        checkpoint = Checkpoint(partition, head, last_digest, at, self._key_id)
         payload = checkpoint.payload()
         signature = signatures.sign(self._key, payload).hex()
-        await self._client.fcall(CHECKPOINT_FUNCTION, 1,
-                                 checkpoint_key(self._prefix, partition), payload, signature)
+        key = checkpoint_key(self._prefix, partition)
+        await self._client.fcall(CHECKPOINT_FUNCTION, 1, key, payload, signature)
+        # Read it back before anchoring it: a function that answers without appending (one
+        # Redis' admin replaced) would otherwise have the anchor hold what Redis does not.
+        stored = cast(list[StreamEntry], await self._client.xrevrange(key, count=1))
+        if not stored or stored[0][1].get(b"payload") != payload:
+            raise AuditTamperError(
+                f"partition {partition}: Redis acknowledged the checkpoint of seq {head.seq} "
+                "but does not hold it as its newest: the checkpoint function does not append "
+                "(replaced? check FUNCTION LIST as admin); not anchored")
         self._last[partition] = (head, checkpoint_digest(payload), now)
         NOTARY_CHECKPOINTS.labels(str(partition)).inc()
+        self._last_at[partition] = at
         log.info("checkpoint: partition %d seq %d offset %d", partition, head.seq, head.offset)
         if self._anchor is not None:
             await self._anchor.publish(checkpoint, payload, signature.encode())
@@ -247,7 +304,7 @@ class Notary:
         if self._anchor is None:
             return True
         for partition in self._partitions:
-            stored = [(fields[b"payload"], fields[b"sig"]) async for page in read_stream(
+            stored = [checkpoint_fields(fields) async for page in read_stream(
                 self._client, checkpoint_key(self._prefix, partition)) for _, fields in page]
             anchored = await self._anchor.anchored(partition)
             if stored[:len(anchored)] != anchored:
@@ -255,10 +312,32 @@ class Notary:
                     f"the checkpoints of partition {partition} in Redis are not the "
                     f"{len(anchored)} the anchor topic {self._anchor.topic} holds (one was "
                     "dropped or replaced; run `jitwatch audit verify`)")
-            for payload, signature in stored[len(anchored):]:
-                await self._anchor.publish(Checkpoint.from_payload(payload), payload, signature)
+            for number in range(len(anchored), len(stored)):
+                # Only what this notary signed (it stopped before anchoring it), in its place:
+                # a checkpoint appended to Redis by anyone else never gets the anchor's standing.
+                payload, signature = stored[number]
+                checkpoint = self._signed_by_me(payload, signature)
+                if checkpoint is None:
+                    raise AuditTamperError(
+                        f"a checkpoint of partition {partition} in Redis that the anchor "
+                        f"lacks is not signed by this notary's key {self._key_id}: forged "
+                        "(run `jitwatch audit verify`); not anchored")
+                _follows(partition, checkpoint, stored[number - 1][0] if number else None)
+                await self._anchor.publish(checkpoint, payload, signature)
                 log.info("anchored a checkpoint of partition %d the anchor lacked", partition)
         return True
+
+
+def _follows(partition: int, checkpoint: Checkpoint, before: bytes | None) -> None:
+    """A checkpoint stored in ``partition``'s stream after the one with payload ``before``
+    (None: the first) must be that partition's and link to it: one of the notary's own,
+    appended again or copied from another partition, passes the key check but not this."""
+    if checkpoint.partition != partition or \
+            checkpoint.prev != (GENESIS if before is None else checkpoint_digest(before)):
+        raise AuditTamperError(
+            f"a checkpoint of partition {partition} in Redis (seq {checkpoint.head.seq}) is "
+            "another partition's or does not link to the one before it: copied, replayed or "
+            "inserted (run `jitwatch audit verify`); the notary signs nothing after it")
 
 
 async def run_notary(audit: AuditSettings, kafka: KafkaSettings, topics: TopicSettings,

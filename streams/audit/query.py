@@ -19,9 +19,10 @@ import orjson
 import redis.asyncio as aioredis
 
 from schemas.policy_load import is_policy_load
-from streams.audit.chain import ChainEntry, entry_id
+from streams.audit.chain import AuditTamperError, ChainEntry, entry_id
 from streams.audit.keys import (
     StreamEntry,
+    checkpoint_fields,
     checkpoint_key,
     index_key,
     index_places,
@@ -110,6 +111,19 @@ def _found(partition: int, stream_id: bytes, fields: dict[bytes, bytes],
     return Found(entry, decision) if filters.matches(decision) else None
 
 
+def _index_intact(ranges: list[tuple[str, bytes, bytes]], counts: list[int]) -> None:
+    """The sink writes every index member at score 0, and ``ZRANGEBYLEX`` finds members
+    only among those of one score: a member given another score (the sink's user keeps
+    ZADD) falls out of every range, and its decisions out of every answer."""
+    for number, (key, _, _) in enumerate(ranges):
+        moved = counts[3 * number + 1] + counts[3 * number + 2]
+        if moved:
+            raise AuditTamperError(
+                f"the index {key} was altered: {moved} members are not at score 0, where "
+                "the sink puts every one, so a query would miss their decisions (run "
+                "`jitwatch audit verify`; a query by --since/--until alone reads the chains)")
+
+
 async def query(client: aioredis.Redis, prefix: str, partitions: int,
                 filters: Filters) -> list[Found]:
     """Matching entries ordered by decision time, then partition and offset."""
@@ -122,11 +136,21 @@ async def query(client: aioredis.Redis, prefix: str, partitions: int,
         async with client.pipeline(transaction=False) as pipe:
             for key, low, high in ranges:
                 pipe.zlexcount(key, low, high)
-            sizes = await pipe.execute()
+                pipe.zcount(key, "-inf", "(0")
+                pipe.zcount(key, "(0", "+inf")
+            counts = await pipe.execute()
+        _index_intact(ranges, counts)
+        sizes = counts[::3]
         key, low, high = ranges[min(range(len(ranges)), key=lambda i: sizes[i])]
         members = cast(list[bytes], await client.zrangebylex(key, low, high))
         places = sorted({(partition, offset) for partition, offsets in map(index_places, members)
                          for offset in offsets})  # a replayed batch may list one twice
+        outside = [partition for partition, _ in places if not 0 <= partition < partitions]
+        if outside:  # verify checks partitions 0 to N-1 only: a forgery could sit outside
+            raise AuditTamperError(
+                f"the index {key} points at partition {outside[0]}, which the decisions "
+                f"topic does not have (0 to {partitions - 1}): it was altered (run "
+                "`jitwatch audit verify`)")
         async with client.pipeline(transaction=False) as pipe:
             for partition, offset in places:
                 pipe.xrange(stream_key(prefix, partition), min=entry_id(offset),
@@ -207,9 +231,10 @@ class ExportWriter:
     def checkpoint(self, partition: int, fields: dict[bytes, bytes]) -> bytes:
         """One signed checkpoint (all of a partition's come before its entries)."""
         self._written[partition].checkpoints += 1
+        payload, sig = checkpoint_fields(fields)
         return orjson.dumps({"kind": "checkpoint", "partition": partition,
-                             "payload": fields[b"payload"].decode(),
-                             "sig": fields[b"sig"].decode()})
+                             "payload": payload.decode(errors="replace"),
+                             "sig": sig.decode(errors="replace")})
 
     def entries(self, partition: int, page: list[StreamEntry]) -> Iterator[bytes]:
         """One line per chain entry, exact bytes kept."""

@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streams.audit.chain import Head
+from streams.audit.chain import AuditTamperError, Head, entry_id
 from streams.audit.transactions import Transaction
 
 __all__ = ["Replies", "head_of"]
@@ -112,8 +112,20 @@ class Replies:
 
 
 def head_of(reply: list[tuple[bytes, dict[bytes, bytes]]]) -> Head | None:
-    """The chain head in an ``XREVRANGE <chain> + - COUNT 1`` reply, None for an empty chain."""
+    """The chain head in an ``XREVRANGE <chain> + - COUNT 1`` reply, None for an empty chain.
+    Raises :class:`AuditTamperError` for a head that is not a well-formed entry at its own
+    offset's id (one appended past the function, e.g. a copy of the head far ahead, which
+    would make every append fail as an error instead of a tamper stop)."""
     if not reply:
         return None
-    fields = reply[0][1]
-    return Head(int(fields[b"seq"]), int(fields[b"offset"]), fields[b"hash"].decode())
+    stream_id, fields = reply[0]
+    try:
+        head = Head(int(fields[b"seq"]), int(fields[b"offset"]), fields[b"hash"].decode())
+    except (KeyError, ValueError) as exc:
+        raise AuditTamperError(f"the chain's head (stream id {stream_id.decode()}) is not an "
+                               f"entry ({exc!r}): appended by someone else") from exc
+    if stream_id.decode() != entry_id(head.offset):
+        raise AuditTamperError(f"the chain's head at stream id {stream_id.decode()} says "
+                               f"offset {head.offset}, whose id is {entry_id(head.offset)}: "
+                               "appended by someone else")
+    return head

@@ -24,7 +24,7 @@ from streams.kafka.security import kafka_client_options
 from streams.settings import KafkaSettings
 
 __all__ = ["AnchorWriter", "TopicReader", "anchor_record", "content_digest",
-           "kafka_options", "read_anchor", "topic_records"]
+           "kafka_options", "read_anchor", "topic_end", "topic_records"]
 
 def kafka_options(kafka: KafkaSettings) -> dict[str, Any]:
     """The bootstrap servers and the same SASL/TLS options as every other jitwatch client
@@ -66,7 +66,8 @@ async def topic_records(kafka: dict[str, Any], topic: str, partition: int,
                         start: int | None = None, end: int | None = None
                         ) -> AsyncIterator[tuple[int, bytes | None, bytes]]:
     """The committed records (offset, key, value) of one topic partition from ``start``
-    (None: its beginning) up to ``end`` (None: its current end), skipping empty values."""
+    (None: its beginning) up to ``end`` (None: its current end). A record without a value
+    (a tombstone) comes with an empty one, as the sink chains it."""
     consumer = _consumer(kafka, "reader")
     await _start(consumer, kafka, topic)
     try:
@@ -83,8 +84,19 @@ async def topic_records(kafka: dict[str, Any], topic: str, partition: int,
             for message in batches.get(tp, []):
                 if message.offset >= end:
                     return
-                if message.value is not None:
-                    yield message.offset, message.key, message.value
+                yield message.offset, message.key, message.value or b""
+    finally:
+        await consumer.stop()
+
+
+async def topic_end(kafka: dict[str, Any], topic: str, partition: int) -> int:
+    """The offset after one topic partition's last record."""
+    consumer = _consumer(kafka, "reader")
+    await _start(consumer, kafka, topic)
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        return int((await consumer.end_offsets([tp]))[tp])
     finally:
         await consumer.stop()
 

@@ -14,8 +14,9 @@ incomplete (the sink is behind the topic, entries left its retention unsigned) o
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -31,8 +32,15 @@ from streams.audit.against import (
     unsigned_problem,
 )
 from streams.audit.chain import ChainEntry, ChainVerifier, Problem, Verdict
-from streams.audit.keyring import Keyring
-from streams.audit.keys import StreamEntry, checkpoint_key, read_stream, stream_key
+from streams.audit.keyring import Keyring, parse_time
+from streams.audit.keys import (
+    StreamEntry,
+    chains_outside,
+    checkpoint_fields,
+    checkpoint_key,
+    read_stream,
+    stream_key,
+)
 from streams.audit.query import EXPORT_FORMAT
 from streams.audit.topics import content_digest, kafka_options, read_anchor
 from streams.settings import KafkaSettings
@@ -124,7 +132,7 @@ async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
         # Redis and not yet read from the anchor, never the other way round.
         anchored = await read_anchor(kafka, anchor_topic, partition, prefix) \
             if kafka and anchor_topic else None
-        checkpoints = [(fields[b"payload"], fields[b"sig"])
+        checkpoints = [checkpoint_fields(fields)
                        async for page in read_stream(client, checkpoint_key(prefix, partition))
                        for _, fields in page]
         part = PartitionReport(partition, checkpoints=len(checkpoints))
@@ -140,12 +148,31 @@ async def verify_redis(client: aioredis.Redis, prefix: str, partitions: int,
             part.problem, part.compared_with_kafka, note = await against_topic(
                 kafka, topic, partition, keep, verifier.signed)
             part.notes += [note] if note else []
-        if part.problem is None and anchored is not None and anchor_topic:
-            part.problem = against_anchor(anchor_topic, partition, anchored, checkpoints)
+        if _not_tampered(part.problem) and anchored is not None and anchor_topic:
+            # Also when the chain only looks behind the topic: a tail cut back to a
+            # checkpoint, the checkpoints after it dropped, is tampering, not a sink behind.
+            part.problem = _worse(part.problem, against_anchor(anchor_topic, partition,
+                                                               anchored, checkpoints))
         if part.problem is None and unsigned is not None:
             part.problem = unsigned_problem(partition, part.entries, verifier.signed, unsigned)
         report.partitions.append(part)
+    for key in await chains_outside(client, prefix, partitions):
+        number = int(key[len(prefix) + 2:])
+        report.partitions.append(PartitionReport(number, problem=Problem(
+            "tampered", number, f"{key} is a chain of a partition the decisions topic does "
+            f"not have (0 to {partitions - 1}): written by someone else, e.g. with the "
+            "sink's Redis user (or JITWATCH_TOPIC_PARTITIONS is below the topic's)")))
     return report
+
+
+def _not_tampered(problem: Problem | None) -> bool:
+    return problem is None or problem.verdict != "tampered"
+
+
+def _worse(first: Problem | None, then: Problem | None) -> Problem | None:
+    """The problem to report: tampering over the rest, else the first found."""
+    return then if then is not None and (first is None or then.verdict == "tampered") \
+        else first
 
 
 def kafka_consumer_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -183,9 +210,9 @@ def _bytes_field(record: dict[str, Any], name: str) -> bytes:
     return str(record[name]).encode()
 
 
-def _export_header(pages: Iterator[tuple[int, str, Any]]) -> list[int]:
-    """The partitions the export's first record lists; :class:`ExportError` when the first
-    record is not an export header of this version."""
+def _export_header(pages: Iterator[tuple[int, str, Any]]) -> tuple[list[int], str]:
+    """The partitions the export's first record lists and when it was exported;
+    :class:`ExportError` when the first record is not an export header of this version."""
     try:
         first = next(pages, None)
     except ExportError as exc:
@@ -201,7 +228,8 @@ def _export_header(pages: Iterator[tuple[int, str, Any]]) -> list[int]:
         raise ExportError("incomplete", f"export format {header.get('format')!r} is not "
                           f"{EXPORT_FORMAT!r}: export again with this version")
     try:
-        return [int(partition) for partition in header["partitions"]]
+        return ([int(partition) for partition in header["partitions"]],
+                str(header.get("exported_at")))
     except (KeyError, TypeError, ValueError) as exc:
         raise ExportError("tampered", f"line {number}: the header's partitions are "
                           f"unreadable ({exc})") from exc
@@ -227,16 +255,22 @@ def _against_end(part: PartitionReport, head: str, end: dict[str, Any]) -> Probl
     return None
 
 
-def verify_export(lines: Iterable[bytes],
-                  public_key: Keyring | Ed25519PublicKey) -> VerifyReport:
+def verify_export(lines: Iterable[bytes], public_key: Keyring | Ed25519PublicKey,
+                  unsigned: UnsignedLimits | None = None) -> VerifyReport:
     """Verify an export file offline (see :func:`streams.audit.query.export`): every
-    partition its header lists, each against its checkpoints and the export's end record.
-    Raises :class:`ExportError` for a file that is not a whole export of this version."""
+    partition its header lists, each against its checkpoints, the export's end record and
+    ``unsigned`` (None: any), whose age limit counts to the export's time. Raises
+    :class:`ExportError` for a file that is not a whole export of this version."""
     report = VerifyReport()
     verifiers: dict[int, tuple[ChainVerifier, PartitionReport]] = {}
     checkpoints: dict[int, list[tuple[bytes, bytes]]] = {}
     pages = _export_pages(lines)
-    listed = _export_header(pages)
+    listed, exported_at = _export_header(pages)
+    if unsigned is not None:
+        # An export carries no anchor: what a rewrite of the chain that dropped its
+        # checkpoints leaves is a chain unsigned, as Redis' verify would call it.
+        with contextlib.suppress(ValueError):  # a header without its time: as of now
+            unsigned = replace(unsigned, now=parse_time(exported_at))
     places = {partition: place for place, partition in enumerate(listed)}
     end: dict[str, Any] | None = None
     last_seen = -1  # the header's index of the last partition with records
@@ -279,6 +313,9 @@ def verify_export(lines: Iterable[bytes],
         part.signed_through = verifier.signed_through
         if part.problem is None and end is not None:
             part.problem = _against_end(part, verifier.prev_hash, end)
+            if part.problem is None and unsigned is not None:
+                part.problem = unsigned_problem(partition, part.entries, verifier.signed,
+                                                unsigned)
         elif part.problem is None and place >= last_seen:
             # Partitions are written in the header's order: the file was cut in the last
             # one it reaches, and those after it are missing.

@@ -143,7 +143,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     if args.export is not None:
         try:
             with args.export.open("rb") as handle:
-                report = verify_export(handle, keyring)
+                report = verify_export(handle, keyring, _unsigned_limits(settings, args))
         except OSError as exc:
             raise JitwatchError(f"cannot read the export {args.export}: {exc.strerror}") from exc
         except ExportError as exc:

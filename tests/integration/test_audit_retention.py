@@ -124,6 +124,40 @@ async def test_entries_before_retention_no_checkpoint_covers_are_incomplete(
     assert "before the topic's retention and not covered by a checkpoint" in problem.what
 
 
+async def test_a_topic_partition_retention_emptied_is_not_taken_for_inserted_entries(
+    trail: Trail
+) -> None:
+    """A quiet partition whose every record left retention: the topic is empty. Verify
+    took each entry for one "beyond the topic's end (inserted)", TAMPERED, and would say
+    so for every quiet partition, every day. Entries below the topic's start are before
+    retention; those two unsigned, incomplete."""
+    await trail.delete_before(6)
+    report = await trail.verify()
+    assert report.exit_code == 2, [part.line() for part in report.partitions]
+    [problem] = report.problems
+    assert (problem.verdict, problem.seq) == ("incomplete", 5)
+    assert "before the topic's retention and not covered by a checkpoint" in problem.what
+
+
+async def test_a_retention_emptied_partition_signed_to_its_end_passes(
+    trail: Trail, settings: Settings
+) -> None:
+    client = redis_for(settings.audit, "notary")
+    try:
+        notary = Notary(client, trail.prefix, 1,
+                        load_private_key(settings.audit_signing_key_file), every=1,
+                        interval_s=3600, topic=TopicReader(KAFKA, trail.topic))
+        await notary.load()
+        assert await notary.tick(force=True) == 1
+    finally:
+        await client.aclose()
+    await trail.delete_before(6)
+    report = await trail.verify()
+    assert report.exit_code == 0, [part.line() for part in report.partitions]
+    [part] = report.partitions
+    assert "6 entries before retention, covered by checkpoint #1 (seq 5)" in part.line()
+
+
 async def test_a_sink_behind_is_told_apart_from_retention(trail: Trail) -> None:
     await trail.delete_before(3)
     await trail.produce(2)

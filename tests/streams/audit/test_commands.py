@@ -56,3 +56,38 @@ def test_the_verify_command_names_the_problem_without_a_traceback(
     events.write_bytes(orjson.dumps({"event_id": "e-1"}) + b"\n")
     assert main([*verify, str(events)]) == 2  # a first line without "kind"
     assert "not an export file" in capsys.readouterr().err
+
+
+def _export_file(path: Path, signed_at: list[int], entries: int = 4) -> Path:
+    """An export of one partition of ``entries`` entries, signed at ``signed_at`` (by the
+    test key), exported when the checkpoints were signed."""
+    writer = ExportWriter("jitwatch:audit", [0])
+    chained = chain(entries)
+    lines = [writer.header(datetime(2026, 11, 23, 10, tzinfo=UTC))]
+    for payload, sig in sign(chained, signed_at):
+        lines.append(writer.checkpoint(0, {b"payload": payload, b"sig": sig}))
+    lines += [*writer.entries(0, [(e.stream_id.encode(), e.to_fields()) for e in chained]),
+              writer.end()]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_an_export_without_checkpoints_is_unsigned_offline_too(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Attack (Redis' admin): rewrite a chain and delete its checkpoints (the anchor would
+    show it, but an export carries no anchor), then let it be exported. Offline verify
+    said INTACT ("nothing signed yet"), while Redis' verify says UNSIGNED (exit 2). The
+    unsigned limits hold offline as well, as of the export's time."""
+    from policy.signatures import public_key_pem
+    from tests.streams.audit.test_chain import KEY
+
+    public = tmp_path / "notary.pub"
+    public.write_bytes(public_key_pem(KEY.public_key()))
+    verify = ["audit", "verify", "--public-key", str(public), "--export"]
+    unsigned = str(_export_file(tmp_path / "unsigned.jsonl", []))
+    assert main([*verify, unsigned]) == 2
+    assert "UNSIGNED: partition 0" in capsys.readouterr().out
+    assert main([*verify, unsigned, "--allow-unsigned"]) == 0
+    capsys.readouterr()
+    signed = str(_export_file(tmp_path / "signed.jsonl", [3]))
+    assert main([*verify, signed]) == 0

@@ -83,6 +83,24 @@ def test_a_retired_key_signing_after_its_period_is_tampering(tmp_path: Path) -> 
     assert "outside that key's validity period" in problem.what
 
 
+def test_a_retired_key_backdating_a_checkpoint_after_the_rotation_is_tampering(
+    tmp_path: Path
+) -> None:
+    """Attack (a retired key, leaked after the rotation, and Redis' admin): sign the next
+    checkpoint with the old key and an `at` inside its period. Each checkpoint alone is
+    good; but a checkpoint's time never goes back behind the one it links to, so the
+    backdated one shows (and is refused before any notary anchors it)."""
+    entries = _chain(6)
+    checkpoints = _signed(entries, [(2, OLD, "2026-12-01T00:00:00Z"),
+                                    (4, NEW, "2027-02-01T00:00:00Z"),
+                                    (5, OLD, "2026-12-31T23:59:59Z")])
+    problem = _verify(Keyring.from_file(_keys_file(tmp_path)), checkpoints, entries).problem
+    assert problem is not None
+    assert (problem.verdict, problem.seq) == ("tampered", 5)
+    assert "checkpoint #2 (seq 5) was signed at 2026-12-31T23:59:59Z, before checkpoint " \
+        "#1 it links to (2027-02-01T00:00:00Z)" in problem.what
+
+
 def test_a_keys_file_that_is_not_one_is_a_config_error(tmp_path: Path) -> None:
     bad = tmp_path / "keys.toml"
     bad.write_text("[[keys]]\nvalid_from = 3\n")
