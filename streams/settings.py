@@ -42,7 +42,7 @@ __all__ = [
 
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER"]
 
 
 class _Section(BaseModel):
@@ -59,13 +59,29 @@ class KafkaSettings(_Section):
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
     """``PLAINTEXT`` (default, local stack), ``SASL_PLAINTEXT``, ``SSL`` or ``SASL_SSL``."""
     kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
-    """With SASL: ``SCRAM-SHA-512``, ``SCRAM-SHA-256`` or ``PLAIN``."""
+    """With SASL: ``SCRAM-SHA-512``, ``SCRAM-SHA-256``, ``PLAIN`` or ``OAUTHBEARER``."""
     kafka_sasl_username: str | None = None
     """The principal the client authenticates as (``User:<name>`` in ACLs)."""
     kafka_sasl_password: SecretStr | None = None
     """Prefer ``kafka_sasl_password_file``: environment variables leak into process dumps."""
     kafka_sasl_password_file: Path | None = None
     """A file holding the password (trailing newline ignored), e.g. a mounted secret."""
+    # Issue 23: OAUTHBEARER takes a short-lived JWT instead of a password
+    # (streams.kafka.oauth), from a token endpoint or from a file an agent refreshes.
+    kafka_oauth_token_endpoint: Annotated[str, StringConstraints(pattern=r"^https?://")] | None \
+        = None
+    """OAUTHBEARER: the OIDC token endpoint (client-credentials grant)."""
+    kafka_oauth_client_id: str | None = None
+    """OAUTHBEARER: the client id at the token endpoint (the token's ``sub``: the principal)."""
+    kafka_oauth_client_secret_file: Path | None = None
+    """OAUTHBEARER: a file holding the client secret, read at every token request."""
+    kafka_oauth_scope: str | None = None
+    """OAUTHBEARER: the ``scope`` asked of the token endpoint (the IdP's; often unset)."""
+    kafka_oauth_audience: str | None = None
+    """OAUTHBEARER: the ``audience`` asked of the token endpoint (unset: the IdP's default)."""
+    kafka_oauth_token_file: Path | None = None
+    """OAUTHBEARER: a JWT file a workload agent keeps fresh (SPIRE JWT-SVID), instead of
+    the token endpoint."""
     kafka_ssl_cafile: Path | None = None
     """CA bundle that signed the brokers' certificates (system CAs when unset)."""
     kafka_ssl_certfile: Path | None = None
@@ -77,7 +93,10 @@ class KafkaSettings(_Section):
 
     @model_validator(mode="after")
     def _consistent_security(self) -> KafkaSettings:
-        if self.kafka_security_protocol.startswith("SASL_"):
+        if self.kafka_security_protocol.startswith("SASL_") and \
+                self.kafka_sasl_mechanism == "OAUTHBEARER":
+            _check_oauth(self)
+        elif self.kafka_security_protocol.startswith("SASL_"):
             if not self.kafka_sasl_username:
                 raise ValueError(
                     f"kafka_sasl_username is required with kafka_security_protocol "
@@ -93,10 +112,26 @@ class KafkaSettings(_Section):
 
     @property
     def kafka_principal(self) -> str:
-        """The principal as Kafka's authorizer names it."""
+        """The principal as Kafka's authorizer names it (with OAUTHBEARER the token's
+        ``sub``: the client id, or ``?`` until a token from the file was read)."""
+        if self.kafka_security_protocol.startswith("SASL_") and \
+                self.kafka_sasl_mechanism == "OAUTHBEARER":
+            return f"User:{self.kafka_oauth_client_id or '?'}"
         if self.kafka_security_protocol.startswith("SASL_") and self.kafka_sasl_username:
             return f"User:{self.kafka_sasl_username}"
         return "User:ANONYMOUS"
+
+
+def _check_oauth(kafka: KafkaSettings) -> None:
+    """OAUTHBEARER needs exactly one token source, complete."""
+    endpoint = kafka.kafka_oauth_token_endpoint is not None
+    if endpoint == (kafka.kafka_oauth_token_file is not None):
+        raise ValueError("with kafka_sasl_mechanism OAUTHBEARER set exactly one of "
+                         "JITWATCH_KAFKA_OAUTH_TOKEN_ENDPOINT (client credentials) or "
+                         "JITWATCH_KAFKA_OAUTH_TOKEN_FILE (a workload agent's JWT)")
+    if endpoint and not (kafka.kafka_oauth_client_id and kafka.kafka_oauth_client_secret_file):
+        raise ValueError("JITWATCH_KAFKA_OAUTH_TOKEN_ENDPOINT needs "
+                         "JITWATCH_KAFKA_OAUTH_CLIENT_ID and JITWATCH_KAFKA_OAUTH_CLIENT_SECRET_FILE")
 
 
 class TopicSettings(_Section):
@@ -336,7 +371,9 @@ def load_settings(**overrides: object) -> Settings:
 
 ENVIRONMENT_GROUPS: dict[str, tuple[str, ...]] = {
     "kafka": ("kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_mechanism",
-              "kafka_sasl_username", "kafka_sasl_password_file", "kafka_ssl_cafile",
+              "kafka_sasl_username", "kafka_sasl_password_file", "kafka_oauth_token_endpoint",
+              "kafka_oauth_client_id", "kafka_oauth_client_secret_file", "kafka_oauth_scope",
+              "kafka_oauth_audience", "kafka_oauth_token_file", "kafka_ssl_cafile",
               "kafka_ssl_certfile", "kafka_ssl_keyfile"),
     "inputs": ("topic_requests", "topic_sessions"),
     "decisions": ("topic_decisions",),
