@@ -19,6 +19,15 @@ an error; :meth:`TokenProvider.describe` tells ``whoami`` its principal, issuer 
 
 The provider reads the token's claims only to schedule the refresh and to say who it is: it
 verifies no signature (the broker does, against the issuer's JWKS).
+
+Fail closed, and say so: aiokafka (0.14) takes the broker's OAUTHBEARER error challenge
+(RFC 7628 3.2.2, ``{"status": "invalid_token"}``) for success and goes on with a connection
+the broker never authenticated, so a refused token showed up as "unknown topic" errors.
+:func:`install_refusal_check` makes such a challenge an ``AuthenticationFailedError`` that
+names the token's principal, issuer and audience and the broker's settings to compare. A
+refused token is dropped (the next connection asks for a new one, e.g. after a key
+rotation); after :data:`MAX_REFUSALS` refusals in a row :meth:`TokenProvider.token` raises
+:class:`ConfigError` with the broker's reason instead of retrying forever.
 """
 
 from __future__ import annotations
@@ -40,13 +49,16 @@ from aiokafka.abc import AbstractTokenProvider
 from schemas.errors import ConfigError
 from streams.settings import KafkaSettings
 
-__all__ = ["REFRESH_AT", "TokenInfo", "TokenProvider", "describe_token", "token_provider"]
+__all__ = ["MAX_REFUSALS", "REFRESH_AT", "TokenInfo", "TokenProvider", "describe_token",
+           "install_refusal_check", "token_provider"]
 
 log = logging.getLogger(__name__)
 
 REFRESH_AT = 0.8
 """Share of a token's life after which it is replaced (the rest covers clock skew and a
 slow issuer)."""
+MAX_REFUSALS = 3
+"""Tokens in a row the broker may refuse before the provider gives up with an error."""
 _MIN_LEFT_S = 2.0
 """A token with less life left than this is never handed out (the broker would cut the
 session before it did any work)."""
@@ -111,6 +123,9 @@ class TokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka is
         self._token: str | None = None
         self._info: TokenInfo | None = None
         self._locks: dict[int, asyncio.Lock] = {}
+        self.refused: str | None = None
+        """Why the broker refused the last token (None once one was accepted)."""
+        self._refusals = 0
 
     def __repr__(self) -> str:
         return f"<TokenProvider {self.source} principal={self._info and self._info.principal}>"
@@ -126,8 +141,31 @@ class TokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka is
         """The current token's principal, issuer and times; None before the first token."""
         return self._info
 
+    def refuse(self, status: str) -> str:
+        """The broker refused the token handed out last: forget it, say why (never the
+        token), and count the refusal; :meth:`token` gives up after :data:`MAX_REFUSALS`."""
+        info = self._info
+        self._token, self._info = None, None
+        self._refusals += 1
+        about = "no token" if info is None else (
+            f"the token of {info.principal!r} (iss {info.issuer!r}, aud {info.audience!r}, "
+            f"expires {_utc(info.expires_at)})")
+        self.refused = (
+            f"the Kafka broker refused {about} from {self.source}: {status}. The broker "
+            "accepts only tokens signed by a key in its JWKS (sasl.oauthbearer.jwks.endpoint."
+            "url), not expired, with its sasl.oauthbearer.expected.issuer and .audience; "
+            "compare them with the issuer's (JITWATCH_KAFKA_OAUTH_AUDIENCE asks for another)")
+        return self.refused
+
+    def accepted(self) -> None:
+        """The broker took the token: the refusal count starts again."""
+        self._refusals, self.refused = 0, None
+
     async def token(self) -> str:
         """A token with life left: the cached one before its refresh time, else a new one."""
+        if self._refusals >= MAX_REFUSALS and self.refused is not None:
+            raise ConfigError(f"{self.refused} ({self._refusals} tokens refused in a row; "
+                              "giving up)")
         now = self._clock()
         if self._token is not None and self._info is not None and now < self._info.refresh_at:
             return self._token
@@ -211,4 +249,41 @@ def _utc(at: float) -> str:
 @functools.cache
 def token_provider(kafka: KafkaSettings) -> TokenProvider:
     """The process's one provider for these settings: every client shares its token."""
+    install_refusal_check()
     return TokenProvider(kafka)
+
+
+def _challenge_status(payload: bytes) -> str:
+    try:
+        challenge = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return "refused (an error challenge that is not JSON)"
+    if isinstance(challenge, dict):
+        return str(challenge.get("status") or "refused")
+    return "refused"
+
+
+@functools.cache
+def install_refusal_check() -> None:
+    """Make aiokafka's OAUTHBEARER step fail on the broker's error challenge (see the module
+    docstring), telling the provider; installed once, by the first :func:`token_provider`."""
+    from aiokafka import conn
+    from aiokafka.errors import AuthenticationFailedError
+
+    original = conn.OAuthAuthenticator.step
+
+    async def step(self: Any, payload: bytes | None) -> Any:
+        provider = self._sasl_oauth_token_provider
+        if not self._token_sent:
+            return await original(self, payload)
+        if payload:  # an error challenge: the broker did not take the token
+            reason = _challenge_status(payload)
+            if isinstance(provider, TokenProvider):
+                reason = provider.refuse(reason)
+            log.error("%s", reason)
+            raise AuthenticationFailedError(reason)
+        if isinstance(provider, TokenProvider):
+            provider.accepted()
+        return None
+
+    conn.OAuthAuthenticator.step = step
