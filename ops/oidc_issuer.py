@@ -118,7 +118,7 @@ def _client_ok(state: Path, client_id: str, secret: str) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     server: _Issuer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:
         # One line per request, never a secret or a token (neither is in the request line).
         sys.stderr.write(f"oidc-issuer: {self.address_string()} {format % args}\n")
 
@@ -131,7 +131,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         issuer = self.server.issuer
         if self.path == "/.well-known/openid-configuration":
             self._reply(200, {"issuer": issuer, "jwks_uri": f"{issuer}/jwks",
@@ -145,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._reply(404, {"error": "not_found"})
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         if self.path != "/token":
             self._reply(404, {"error": "not_found"})
             return

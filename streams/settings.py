@@ -130,8 +130,8 @@ def _check_oauth(kafka: KafkaSettings) -> None:
                          "JITWATCH_KAFKA_OAUTH_TOKEN_ENDPOINT (client credentials) or "
                          "JITWATCH_KAFKA_OAUTH_TOKEN_FILE (a workload agent's JWT)")
     if endpoint and not (kafka.kafka_oauth_client_id and kafka.kafka_oauth_client_secret_file):
-        raise ValueError("JITWATCH_KAFKA_OAUTH_TOKEN_ENDPOINT needs "
-                         "JITWATCH_KAFKA_OAUTH_CLIENT_ID and JITWATCH_KAFKA_OAUTH_CLIENT_SECRET_FILE")
+        raise ValueError("JITWATCH_KAFKA_OAUTH_TOKEN_ENDPOINT needs JITWATCH_KAFKA_OAUTH_CLIENT_ID "
+                         "and JITWATCH_KAFKA_OAUTH_CLIENT_SECRET_FILE")
 
 
 class TopicSettings(_Section):

@@ -50,7 +50,7 @@ from schemas.errors import ConfigError
 from streams.settings import KafkaSettings
 
 __all__ = ["MAX_REFUSALS", "REFRESH_AT", "TokenInfo", "TokenProvider", "describe_token",
-           "install_refusal_check", "token_provider"]
+           "install_refusal_check", "token_identity", "token_provider"]
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,9 @@ class TokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka is
         kafka = self._kafka
         url = kafka.kafka_oauth_token_endpoint
         secret_file = kafka.kafka_oauth_client_secret_file
-        assert url is not None and secret_file is not None and kafka.kafka_oauth_client_id
+        assert url is not None
+        assert secret_file is not None
+        assert kafka.kafka_oauth_client_id
         try:
             secret = secret_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
@@ -240,6 +242,22 @@ class TokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka is
                 f"at {self.source}; check JITWATCH_KAFKA_OAUTH_CLIENT_ID and "
                 "JITWATCH_KAFKA_OAUTH_CLIENT_SECRET_FILE (revoked at the issuer?)")
         return str(answer["access_token"])
+
+
+async def token_identity(kafka: KafkaSettings) -> dict[str, Any]:
+    """What ``whoami`` shows of the process's token: principal, issuer, audience, expiry and
+    next refresh (UTC), its source, and the broker's refusal if any; never the token."""
+    provider = token_provider(kafka)
+    try:
+        await provider.token()
+    except ConfigError as exc:
+        return {"source": provider.source, "error": str(exc)}
+    info = provider.describe()
+    assert info is not None
+    return {"principal": f"User:{info.principal}", "issuer": info.issuer,
+            "audience": info.audience, "expires": _utc(info.expires_at),
+            "refresh_at": _utc(info.refresh_at), "source": provider.source,
+            "refused": provider.refused}
 
 
 def _utc(at: float) -> str:
