@@ -1,0 +1,276 @@
+"""The enforcer on short-lived credentials (issue 23), on the broker of ``ops/stack up --auth
+oidc``: SASL/OAUTHBEARER checked against the local issuer's JWKS, tokens of
+``JITWATCH_OIDC_TOKEN_TTL`` s (20 in ops/test), one client per principal.
+
+- the broker refuses expired, wrong-audience, wrong-issuer and forged tokens, and jitwatch
+  says which and why;
+- the ACL matrix of test_auth holds with every principal on tokens;
+- the worker decides across at least three token lifetimes and an issuer key rotation, the
+  broker cutting its connections as their tokens expire, with decisions equal to the oracle's
+  (nothing lost, nothing duplicated);
+- a client revoked at the issuer is cut off within one token lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.abc import AbstractTokenProvider
+
+from streams.kafka.oauth import install_refusal_check, token_provider
+from streams.settings import load_settings
+from tests.integration import auth_stack
+from tests.integration import test_auth as scram_tests
+from tests.integration.auth_stack import AuthStack, auth_stack_session, read_all
+from tests.integration.conftest import REPO, Producer, _reachable
+from tests.integration.test_equivalence import POLICY, publish_paced, scenario
+from tests.oracle import compare, simulated
+
+pytestmark = pytest.mark.integration
+
+BOOTSTRAP = os.environ.get("JITWATCH_OIDC_KAFKA_BOOTSTRAP", "")
+STACK = Path(os.environ.get("JITWATCH_OIDC_STACK_DIR", REPO / ".stack-oidc"))
+ISSUER = os.environ.get("JITWATCH_OIDC_ISSUER", "")
+TTL = float(os.environ.get("JITWATCH_OIDC_TOKEN_TTL", "20"))
+SECRETS = STACK / "secrets"
+
+
+def _require() -> None:
+    if BOOTSTRAP and ISSUER and _reachable(BOOTSTRAP) and (SECRETS / "admin.password").is_file():
+        return
+    message = ("no OIDC broker: set JITWATCH_OIDC_KAFKA_BOOTSTRAP, JITWATCH_OIDC_ISSUER and "
+               "JITWATCH_OIDC_STACK_DIR (ops/test starts one with `ops/stack up --auth oidc`)")
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set and {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def oidc_env(user: str) -> dict[str, str]:
+    """JITWATCH_* settings that make a jitwatch process get tokens as ``user`` (admin keeps
+    its SCRAM password: the broker's own login)."""
+    if user == "admin":
+        return {"JITWATCH_KAFKA_BOOTSTRAP": BOOTSTRAP,
+                "JITWATCH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "JITWATCH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                "JITWATCH_KAFKA_SASL_USERNAME": "admin",
+                "JITWATCH_KAFKA_SASL_PASSWORD_FILE": str(SECRETS / "admin.password")}
+    return {"JITWATCH_KAFKA_BOOTSTRAP": BOOTSTRAP,
+            "JITWATCH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "JITWATCH_KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+            "JITWATCH_KAFKA_OAUTH_TOKEN_ENDPOINT": f"{ISSUER}/token",
+            "JITWATCH_KAFKA_OAUTH_CLIENT_ID": user,
+            "JITWATCH_KAFKA_OAUTH_CLIENT_SECRET_FILE": str(SECRETS / f"{user}.client-secret")}
+
+
+def _kafka_of(env: dict[str, str]) -> Any:
+    names = {key.removeprefix("JITWATCH_").lower(): value for key, value in env.items()}
+    return load_settings(**names).kafka
+
+
+def oidc_options(user: str | None, secret: str | None = None) -> dict[str, Any]:
+    """aiokafka options for ``user`` on the OIDC broker (the probes of auth_stack use them)."""
+    if user is None:
+        return {"bootstrap_servers": BOOTSTRAP}
+    if user == "admin" or secret is not None:
+        return {"bootstrap_servers": BOOTSTRAP, "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": user,
+                "sasl_plain_password": secret or (SECRETS / "admin.password").read_text().strip()}
+    return {"bootstrap_servers": BOOTSTRAP, "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "OAUTHBEARER",
+            "sasl_oauth_token_provider": token_provider(_kafka_of(oidc_env(user)))}
+
+
+@pytest.fixture(scope="module")
+def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
+    """test_auth's session helpers and probes, pointed at the OIDC broker."""
+    _require()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth_stack, "AUTH_BOOTSTRAP", BOOTSTRAP)
+        patch.setattr(auth_stack, "SECRETS", SECRETS)
+        patch.setattr(auth_stack, "client_options", oidc_options)
+        patch.setattr(auth_stack, "principal_env", oidc_env)
+        yield from auth_stack_session(tmp_path_factory.mktemp("oidc"))
+
+
+def issuer(*args: str) -> str:
+    """Run ops/oidc_issuer.py on the stack's issuer state (mint, rotate, revoke, client)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPO / "ops" / "oidc_issuer.py"), args[0],
+                           "--dir", str(STACK / "oidc"), *args[1:]],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.strip()
+
+
+class Fixed(AbstractTokenProvider):  # type: ignore[misc]
+    """Hands out one given token: what a careless or hostile client would send."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def token(self) -> str:
+        return self._token
+
+
+async def _accepted(token: str) -> bool:
+    install_refusal_check()
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, security_protocol="SASL_PLAINTEXT",
+                                sasl_mechanism="OAUTHBEARER",
+                                sasl_oauth_token_provider=Fixed(token), request_timeout_ms=5000)
+    try:
+        await producer.start()
+    except Exception:  # noqa: BLE001 - refused at bootstrap: that is the point
+        return False
+    finally:
+        await producer.stop()
+    return True
+
+
+def _jitwatch(oidc: AuthStack, env: dict[str, str], *args: str) -> Any:
+    """Run a jitwatch command with exactly these Kafka settings (no token endpoint added)."""
+    import subprocess
+    import sys
+
+    kafka_free = {k: v for k, v in oidc.env.items() if not k.startswith("JITWATCH_KAFKA_")}
+    return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=REPO,
+                          env={**kafka_free, **env}, capture_output=True, text=True,
+                          timeout=90, check=False)
+
+
+async def test_broker_refuses_expired_wrong_audience_wrong_issuer_and_forged_tokens(
+        oidc: AuthStack, tmp_path: Path) -> None:
+    good = issuer("mint", "--sub", "upstream", "--iss", ISSUER, "--aud", "kafka")
+    assert await _accepted(good)
+    bad = {
+        "expired": issuer("mint", "--sub", "upstream", "--iss", ISSUER, "--ttl", "-60"),
+        "wrong audience": issuer("mint", "--sub", "upstream", "--iss", ISSUER, "--aud", "other"),
+        "wrong issuer": issuer("mint", "--sub", "upstream", "--iss", "http://evil.example"),
+        "forged": good.rsplit(".", 1)[0] + ".c2lnbmF0dXJl",
+    }
+    let_in = [name for name, token in bad.items() if await _accepted(token)]
+    assert not let_in, f"the broker took tokens it must refuse: {let_in}"
+
+    # jitwatch says why, names the claims and the settings, and stops (no endless retry).
+    token_file = tmp_path / "svid.jwt"
+    token_file.write_text(bad["wrong audience"])
+    env = {**oidc_env("upstream"), "JITWATCH_KAFKA_OAUTH_TOKEN_FILE": str(token_file)}
+    del env["JITWATCH_KAFKA_OAUTH_TOKEN_ENDPOINT"]
+    started = time.monotonic()
+    done = _jitwatch(oidc, env, "tail", "--to-end")
+    assert done.returncode != 0
+    assert "refused the token of 'upstream'" in done.stderr, done.stderr[-2000:]
+    assert "aud 'other'" in done.stderr
+    assert "sasl.oauthbearer.expected" in done.stderr
+    assert bad["wrong audience"] not in done.stderr + done.stdout
+    assert time.monotonic() - started < 80
+    token_file.write_text(bad["expired"])
+    done = _jitwatch(oidc, env, "tail", "--to-end")
+    assert done.returncode != 0
+    assert "expired" in done.stderr and "JITWATCH_KAFKA_OAUTH_TOKEN_FILE" in done.stderr
+
+
+async def test_acl_matrix_holds_with_every_principal_on_tokens(oidc: AuthStack) -> None:
+    await scram_tests.test_acl_matrix_every_principal_can_do_its_job_and_nothing_more(oidc)
+
+
+async def test_worker_decides_across_three_token_lifetimes_and_a_key_rotation(
+        oidc: AuthStack, tmp_path: Path) -> None:
+    """Tokens of TTL s: the broker closes each connection when its token expires; the worker
+    reconnects with a fresh token each time. Events keep coming over more than 3 TTLs, the
+    issuer's key rotates half way; the stream's decisions equal simulate's."""
+    tag = uuid.uuid4().hex[:6]
+    worker_log = tmp_path / "worker.log"
+    oidc.start("worker", worker_log, "watcher")
+    decisions = oidc.name("topic_decisions")
+    await read_all("siem", decisions, lambda found: any(
+        r.get("schema") == "jit.policy-load/v1" for r in found), timeout_s=120)
+
+    rounds = int(3 * TTL // 12) + 2  # each scenario spans 12 s
+    start = datetime.now(UTC) + timedelta(seconds=1)
+    events: list[dict[str, Any]] = []
+    for number in range(rounds):
+        events += scenario(start + timedelta(seconds=13 * number), f"{tag}-{number}",
+                           seed=number, sessions=False)
+    rotate_at = start + timedelta(seconds=13 * rounds / 2)
+
+    async def rotate() -> None:
+        await asyncio.sleep(max(0.0, (rotate_at - datetime.now(UTC)).total_seconds()))
+        issuer("rotate")
+
+    install_refusal_check()
+    client = AIOKafkaProducer(**oidc_options("upstream"), acks="all")
+    await client.start()
+    try:
+        producer = Producer(client, oidc.name("topic_requests"))
+        stack = type("S", (), {"env": {"JITWATCH_TOPIC_SESSIONS": oidc.name("topic_sessions")}})
+        rotation = asyncio.create_task(rotate())
+        received = await publish_paced(producer, stack, events)  # type: ignore[arg-type]
+        await rotation
+    finally:
+        await client.stop()
+    ran_s = (datetime.now(UTC) - start).total_seconds()
+    assert ran_s > 3 * TTL, f"the run lasted {ran_s:.0f} s, under 3 token lifetimes"
+
+    from tests.integration.test_equivalence import at_broker_times
+
+    until = start + timedelta(seconds=13 * rounds + 5)
+    await asyncio.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds() + 2))
+    expected = simulated(at_broker_times(events, received), POLICY, until=until)
+    ours = f"eq-{tag}-"
+    stream = [r for r in await read_all(
+        "siem", decisions, lambda found: sum(str(r.get("subject", {}).get("id", "")).startswith(
+            ours) for r in found) >= len(expected), timeout_s=120)
+        if str(r.get("subject", {}).get("id", "")).startswith(ours)]
+    report = compare(stream, expected)
+    print(report)
+    assert report.equal, str(report)
+    log = worker_log.read_text(errors="replace")
+    tokens = log.count("Kafka token for watcher")
+    assert tokens >= 3, f"the worker fetched {tokens} tokens in {ran_s:.0f} s"
+    assert "refused" not in log
+
+
+async def test_a_client_revoked_at_the_issuer_is_cut_off_within_one_token_lifetime(
+        oidc: AuthStack) -> None:
+    name = f"revokee-{oidc.run}"
+    secret = Path(issuer("client", name))
+    own = SECRETS / f"{name}.client-secret"
+    own.write_text(secret.read_text())
+    env = {**oidc_env("upstream"), "JITWATCH_KAFKA_OAUTH_CLIENT_ID": name,
+           "JITWATCH_KAFKA_OAUTH_CLIENT_SECRET_FILE": str(own)}
+    provider = token_provider(_kafka_of(env))
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, security_protocol="SASL_PLAINTEXT",
+                                sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=provider,
+                                request_timeout_ms=5000, metadata_max_age_ms=1000)
+    await producer.start()
+    try:
+        # No ACL for this client: describing the cluster is all it can do, which needs a
+        # live session. Poll until the broker stops answering it.
+        await producer.client.force_metadata_update()
+        issuer("revoke", name)
+        revoked = time.monotonic()
+        cut = None
+        while time.monotonic() - revoked < 2 * TTL + 10:
+            try:
+                await asyncio.wait_for(producer.client.fetch_all_metadata(), 3)
+            except Exception:  # noqa: BLE001 - the refusal, whichever way it shows
+                cut = time.monotonic() - revoked
+                break
+            await asyncio.sleep(0.5)
+        assert cut is not None, "still served 2 token lifetimes after the revocation"
+        assert cut <= TTL + 3, f"cut off {cut:.1f} s after revocation; tokens live {TTL:g} s"
+        print(f"revoked client cut off after {cut:.1f} s (token life {TTL:g} s)")
+    finally:
+        await producer.stop()
+        own.unlink(missing_ok=True)
