@@ -200,7 +200,7 @@ def cmd_whoami(settings: Settings, args: argparse.Namespace) -> int:
     # add a line or drive the terminal (our own text has nothing to escape).
     _show(f"principal      {found['principal']} ({found['security_protocol']} to "
           f"{found['bootstrap']})")
-    token = found["token"]
+    token = found.get("token")
     if token is not None:  # issue 23: who the token says we are and how long; never itself
         if "error" in token:
             _show(f"token          NONE: {token['error']}")

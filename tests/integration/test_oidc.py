@@ -137,6 +137,28 @@ async def _accepted(token: str) -> bool:
     return True
 
 
+def _new_client(name: str) -> Path:
+    """A new client at the issuer, and its own copy of the secret (as a workload holds it)."""
+    secret = Path(issuer("client", name))
+    own = SECRETS / f"{name}.client-secret"
+    own.write_text(secret.read_text())
+    return own
+
+
+def _rotate_redis_secrets(port: str, secret: Path) -> tuple[str, str, str]:
+    """(old password, new password, what the command printed) of ops/stack rotate-secrets
+    with a 3 s overlap on the OIDC stack's Redis."""
+    import subprocess
+
+    old = secret.read_text().strip()
+    rotated = subprocess.run(
+        [str(REPO / "ops" / "stack"), "rotate-secrets", "--overlap", "3"], cwd=REPO,
+        env={**os.environ, "JITWATCH_STACK_DIR": str(STACK), "REDIS_PORT": port},
+        capture_output=True, text=True, timeout=120, check=False)
+    assert rotated.returncode == 0, rotated.stderr
+    return old, secret.read_text().strip(), rotated.stdout + rotated.stderr
+
+
 def _jitwatch(oidc: AuthStack, env: dict[str, str], *args: str) -> Any:
     """Run a jitwatch command with exactly these Kafka settings (no token endpoint added)."""
     import subprocess
@@ -177,7 +199,8 @@ async def test_broker_refuses_expired_wrong_audience_wrong_issuer_and_forged_tok
     token_file.write_text(bad["expired"])
     done = _jitwatch(oidc, env, "tail", "--to-end")
     assert done.returncode != 0
-    assert "expired" in done.stderr and "JITWATCH_KAFKA_OAUTH_TOKEN_FILE" in done.stderr
+    assert "expired" in done.stderr
+    assert "JITWATCH_KAFKA_OAUTH_TOKEN_FILE" in done.stderr
 
 
 async def test_acl_matrix_holds_with_every_principal_on_tokens(oidc: AuthStack) -> None:
@@ -238,15 +261,18 @@ async def test_worker_decides_across_three_token_lifetimes_and_a_key_rotation(
     log = worker_log.read_text(errors="replace")
     tokens = log.count("Kafka token for watcher")
     assert tokens >= 3, f"the worker fetched {tokens} tokens in {ran_s:.0f} s"
+    # The broker closed the worker's connections as their tokens expired (aiokafka cannot
+    # re-authenticate, KIP-368): decisions above show it lost and doubled nothing.
+    cut = log.count(f"Connection at {BOOTSTRAP} closed")
+    assert cut >= 2, f"the broker closed {cut} connections in {ran_s:.0f} s"
     assert "refused" not in log
+    assert len(list((STACK / "oidc" / "keys").glob("*.pem"))) == 2  # old and new key
 
 
 async def test_a_client_revoked_at_the_issuer_is_cut_off_within_one_token_lifetime(
         oidc: AuthStack) -> None:
     name = f"revokee-{oidc.run}"
-    secret = Path(issuer("client", name))
-    own = SECRETS / f"{name}.client-secret"
-    own.write_text(secret.read_text())
+    own = _new_client(name)
     env = {**oidc_env("upstream"), "JITWATCH_KAFKA_OAUTH_CLIENT_ID": name,
            "JITWATCH_KAFKA_OAUTH_CLIENT_SECRET_FILE": str(own)}
     provider = token_provider(_kafka_of(env))
@@ -274,3 +300,81 @@ async def test_a_client_revoked_at_the_issuer_is_cut_off_within_one_token_lifeti
     finally:
         await producer.stop()
         own.unlink(missing_ok=True)
+
+
+async def test_redis_passwords_rotate_with_an_overlap_and_the_sink_follows_without_restart(
+        oidc: AuthStack, tmp_path: Path) -> None:
+    """``ops/stack rotate-secrets``: each Redis ACL user gets a new password next to the old,
+    the files are rewritten, the old one goes after the overlap. The sink, cut off from
+    Redis afterwards, logs in again with the new password from its file: no restart."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import AuthenticationError
+
+    from streams.audit import stream_key
+
+    port = os.environ.get("JITWATCH_OIDC_REDIS_PORT", "6381")
+    url = f"redis://127.0.0.1:{port}/0"
+    secret = SECRETS / "redis-sink.password"
+    env = {"JITWATCH_REDIS_URL": url, "JITWATCH_REDIS_USER": "jitwatch-sink",
+           "JITWATCH_REDIS_PASSWORD_FILE": str(secret)}
+    oidc.start("worker", tmp_path / "worker.log", "watcher")
+    sink = oidc.start("audit-sink", tmp_path / "sink.log", "audit", **env)
+
+    def admin() -> aioredis.Redis:
+        return aioredis.Redis.from_url(url, username="jitwatch-admin", password=(
+            SECRETS / "redis-admin.password").read_text().strip())
+
+    async def entries() -> int:
+        client = admin()
+        try:
+            return sum([await client.xlen(stream_key(oidc.name("audit_key_prefix"), p))
+                        for p in range(2)])
+        finally:
+            await client.aclose()
+
+    async def grows_past(count: int, timeout_s: float = 90) -> int:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            now = await entries()
+            if now > count:
+                return now
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"the audit chain stayed at {count} entries; sink log:\n"
+                             + (tmp_path / "sink.log").read_text(errors="replace")[-3000:])
+
+    async def publish(number: int) -> None:
+        producer = AIOKafkaProducer(**oidc_options("upstream"), acks="all")
+        await producer.start()
+        try:
+            event = {"type": "request.created", "event_id": f"rot-{oidc.run}-{number}",
+                     "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                     "tenant": "default", "subject": {"id": f"rot-{oidc.run}"},
+                     "request_id": f"r-rot-{number}", "reason": "rotation", "ttl_s": 60,
+                     "resources": [{"id": "res-1", "env": "research", "sensitivity": "low"}]}
+            await producer.send_and_wait(oidc.name("topic_requests"), orjson.dumps(event),
+                                         key=event["subject"]["id"].encode())  # type: ignore[index]
+        finally:
+            await producer.stop()
+
+    before = await grows_past(0)  # the worker's policy-load record, at least
+    old, new, said = _rotate_redis_secrets(port, secret)
+    assert new != old
+    assert old not in said
+    assert new not in said
+    stale = aioredis.Redis.from_url(url, username="jitwatch-sink", password=old)
+    try:
+        with pytest.raises(AuthenticationError):  # the old one is gone after the overlap
+            await stale.ping()
+    finally:
+        await stale.aclose()
+    client = admin()  # cut the sink's connections: it must log in again
+    try:
+        assert await client.client_kill_filter(user="jitwatch-sink") >= 1
+    finally:
+        await client.aclose()
+    await publish(1)
+    await grows_past(before)
+    assert sink.poll() is None, "the sink stopped"
+    log = (tmp_path / "sink.log").read_text(errors="replace")
+    assert old not in log
+    assert new not in log

@@ -23,7 +23,8 @@ from tests.paths import REPO
 
 def _issuer_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("oidc_issuer", REPO / "ops" / "oidc_issuer.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -111,9 +112,10 @@ async def test_revoked_client_gets_no_new_token_and_the_error_names_the_settings
 async def test_unreachable_issuer_is_a_config_error_naming_the_endpoint() -> None:
     provider = TokenProvider(load_settings(
         kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="OAUTHBEARER",
-        kafka_oauth_token_endpoint="http://127.0.0.1:1/token", kafka_oauth_client_id="x",
+        kafka_oauth_token_endpoint="http://127.0.0.1:1/token",  # noqa: S106 - a URL
+        kafka_oauth_client_id="x",
         kafka_oauth_client_secret_file=Path(__file__)).kafka)
-    with pytest.raises(ConfigError, match="JITWATCH_KAFKA_OAUTH_TOKEN_ENDPOINT .* did not answer"):
+    with pytest.raises(ConfigError, match=r"JITWATCH_KAFKA_OAUTH_TOKEN_ENDPOINT .* did not answer"):
         await provider.token()
 
 
@@ -132,7 +134,7 @@ async def test_token_file_is_read_again_when_due_and_an_expired_one_is_refused(
     assert second != first
     path.write_text(mint(issuer.state, "watcher", issuer=issuer.url, audience="kafka", ttl=-5))
     clock.now += 40
-    with pytest.raises(ConfigError, match="JITWATCH_KAFKA_OAUTH_TOKEN_FILE .* expired"):
+    with pytest.raises(ConfigError, match=r"JITWATCH_KAFKA_OAUTH_TOKEN_FILE .* expired"):
         await provider.token()
 
 
@@ -161,7 +163,7 @@ def test_settings_need_exactly_one_token_source(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="exactly one of"):
         _settings()
     with pytest.raises(ConfigError, match="needs JITWATCH_KAFKA_OAUTH_CLIENT_ID"):
-        _settings(kafka_oauth_token_endpoint="http://127.0.0.1:1/token")
+        _settings(kafka_oauth_token_endpoint="http://127.0.0.1:1/token")  # noqa: S106 - a URL
     settings = _settings(kafka_oauth_token_file=tmp_path / "t")
     options = kafka_client_options(settings)
     assert options["sasl_mechanism"] == "OAUTHBEARER"
