@@ -90,8 +90,7 @@ def oidc_options(user: str | None, secret: str | None = None) -> dict[str, Any]:
             "sasl_oauth_token_provider": token_provider(_kafka_of(oidc_env(user)))}
 
 
-@pytest.fixture(scope="module")
-def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
+def _session(tmp: Path) -> Iterator[AuthStack]:
     """test_auth's session helpers and probes, pointed at the OIDC broker."""
     _require()
     with pytest.MonkeyPatch.context() as patch:
@@ -99,7 +98,19 @@ def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
         patch.setattr(auth_stack, "SECRETS", SECRETS)
         patch.setattr(auth_stack, "client_options", oidc_options)
         patch.setattr(auth_stack, "principal_env", oidc_env)
-        yield from auth_stack_session(tmp_path_factory.mktemp("oidc"))
+        yield from auth_stack_session(tmp)
+
+
+@pytest.fixture(scope="module")
+def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
+    """One session's names for the probes (the matrix leaves probe records in them)."""
+    yield from _session(tmp_path_factory.mktemp("oidc"))
+
+
+@pytest.fixture
+def clean_oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
+    """Names of its own, for a test that runs a worker."""
+    yield from _session(tmp_path_factory.mktemp("oidc-clean"))
 
 
 def issuer(*args: str) -> str:
@@ -208,14 +219,14 @@ async def test_acl_matrix_holds_with_every_principal_on_tokens(oidc: AuthStack) 
 
 
 async def test_worker_decides_across_three_token_lifetimes_and_a_key_rotation(
-        oidc: AuthStack, tmp_path: Path) -> None:
+        clean_oidc: AuthStack, tmp_path: Path) -> None:
     """Tokens of TTL s: the broker closes each connection when its token expires; the worker
     reconnects with a fresh token each time. Events keep coming over more than 3 TTLs, the
     issuer's key rotates half way; the stream's decisions equal simulate's."""
     tag = uuid.uuid4().hex[:6]
     worker_log = tmp_path / "worker.log"
-    oidc.start("worker", worker_log, "watcher")
-    decisions = oidc.name("topic_decisions")
+    clean_oidc.start("worker", worker_log, "watcher")
+    decisions = clean_oidc.name("topic_decisions")
     await read_all("siem", decisions, lambda found: any(
         r.get("schema") == "jit.policy-load/v1" for r in found), timeout_s=120)
 
@@ -235,8 +246,9 @@ async def test_worker_decides_across_three_token_lifetimes_and_a_key_rotation(
     client = AIOKafkaProducer(**oidc_options("upstream"), acks="all")
     await client.start()
     try:
-        producer = Producer(client, oidc.name("topic_requests"))
-        stack = type("S", (), {"env": {"JITWATCH_TOPIC_SESSIONS": oidc.name("topic_sessions")}})
+        producer = Producer(client, clean_oidc.name("topic_requests"))
+        sessions = clean_oidc.name("topic_sessions")
+        stack = type("S", (), {"env": {"JITWATCH_TOPIC_SESSIONS": sessions}})
         rotation = asyncio.create_task(rotate())
         received = await publish_paced(producer, stack, events)  # type: ignore[arg-type]
         await rotation
@@ -303,7 +315,7 @@ async def test_a_client_revoked_at_the_issuer_is_cut_off_within_one_token_lifeti
 
 
 async def test_redis_passwords_rotate_with_an_overlap_and_the_sink_follows_without_restart(
-        oidc: AuthStack, tmp_path: Path) -> None:
+        clean_oidc: AuthStack, tmp_path: Path) -> None:
     """``ops/stack rotate-secrets``: each Redis ACL user gets a new password next to the old,
     the files are rewritten, the old one goes after the overlap. The sink, cut off from
     Redis afterwards, logs in again with the new password from its file: no restart."""
@@ -317,8 +329,8 @@ async def test_redis_passwords_rotate_with_an_overlap_and_the_sink_follows_witho
     secret = SECRETS / "redis-sink.password"
     env = {"JITWATCH_REDIS_URL": url, "JITWATCH_REDIS_USER": "jitwatch-sink",
            "JITWATCH_REDIS_PASSWORD_FILE": str(secret)}
-    oidc.start("worker", tmp_path / "worker.log", "watcher")
-    sink = oidc.start("audit-sink", tmp_path / "sink.log", "audit", **env)
+    clean_oidc.start("worker", tmp_path / "worker.log", "watcher")
+    sink = clean_oidc.start("audit-sink", tmp_path / "sink.log", "audit", **env)
 
     def admin() -> aioredis.Redis:
         return aioredis.Redis.from_url(url, username="jitwatch-admin", password=(
@@ -327,7 +339,7 @@ async def test_redis_passwords_rotate_with_an_overlap_and_the_sink_follows_witho
     async def entries() -> int:
         client = admin()
         try:
-            return sum([await client.xlen(stream_key(oidc.name("audit_key_prefix"), p))
+            return sum([await client.xlen(stream_key(clean_oidc.name("audit_key_prefix"), p))
                         for p in range(2)])
         finally:
             await client.aclose()
@@ -346,13 +358,13 @@ async def test_redis_passwords_rotate_with_an_overlap_and_the_sink_follows_witho
         producer = AIOKafkaProducer(**oidc_options("upstream"), acks="all")
         await producer.start()
         try:
-            event = {"type": "request.created", "event_id": f"rot-{oidc.run}-{number}",
+            event = {"type": "request.created", "event_id": f"rot-{clean_oidc.run}-{number}",
                      "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                     "tenant": "default", "subject": {"id": f"rot-{oidc.run}"},
+                     "tenant": "default", "subject": {"id": f"rot-{clean_oidc.run}"},
                      "request_id": f"r-rot-{number}", "reason": "rotation", "ttl_s": 60,
                      "resources": [{"id": "res-1", "env": "research", "sensitivity": "low"}]}
-            await producer.send_and_wait(oidc.name("topic_requests"), orjson.dumps(event),
-                                         key=event["subject"]["id"].encode())  # type: ignore[index]
+            await producer.send_and_wait(clean_oidc.name("topic_requests"),
+                                         orjson.dumps(event), key=f"rot-{clean_oidc.run}".encode())
         finally:
             await producer.stop()
 
