@@ -14,6 +14,7 @@ oidc``: SASL/OAUTHBEARER checked against the local issuer's JWKS, tokens of
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import time
 import uuid
@@ -27,7 +28,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.abc import AbstractTokenProvider
 
-from streams.kafka.oauth import install_refusal_check, token_provider
+from streams.kafka.oauth import TokenProvider, install_refusal_check, token_provider
 from streams.settings import load_settings
 from tests.integration import auth_stack
 from tests.integration import test_auth as scram_tests
@@ -218,6 +219,23 @@ async def test_acl_matrix_holds_with_every_principal_on_tokens(oidc: AuthStack) 
     await scram_tests.test_acl_matrix_every_principal_can_do_its_job_and_nothing_more(oidc)
 
 
+def test_whoami_shows_the_token_s_principal_issuer_and_times_never_the_token(
+        oidc: AuthStack) -> None:
+    done = oidc.jitwatch("whoami", "--json", user="watcher")
+    assert done.returncode == 0, done.stderr
+    found = orjson.loads(done.stdout)
+    token = found["token"]
+    assert found["principal"] == token["principal"] == "User:watcher"
+    assert (token["issuer"], token["audience"]) == (ISSUER, "kafka")
+    expires = datetime.fromisoformat(token["expires"].replace("Z", "+00:00"))
+    refresh = datetime.fromisoformat(token["refresh_at"].replace("Z", "+00:00"))
+    assert refresh < expires <= datetime.now(UTC) + timedelta(seconds=TTL + 2)
+    assert "eyJ" not in done.stdout + done.stderr  # no JWT anywhere
+    text = oidc.jitwatch("whoami", user="watcher")
+    assert "next refresh" in text.stdout
+    assert "eyJ" not in text.stdout + text.stderr
+
+
 async def test_worker_decides_across_three_token_lifetimes_and_a_key_rotation(
         clean_oidc: AuthStack, tmp_path: Path) -> None:
     """Tokens of TTL s: the broker closes each connection when its token expires; the worker
@@ -278,7 +296,13 @@ async def test_worker_decides_across_three_token_lifetimes_and_a_key_rotation(
     cut = log.count(f"Connection at {BOOTSTRAP} closed")
     assert cut >= 2, f"the broker closed {cut} connections in {ran_s:.0f} s"
     assert "refused" not in log
-    assert len(list((STACK / "oidc" / "keys").glob("*.pem"))) == 2  # old and new key
+    assert "eyJ" not in log  # no JWT (their header starts so) in the worker's log
+    # Tokens are now signed with the new key: the rotation happened under the run.
+    keys = sorted((STACK / "oidc" / "keys").glob("*.pem"))
+    assert len(keys) == 2  # old and new: both in the JWKS
+    fresh = await TokenProvider(_kafka_of(oidc_env("siem"))).token()
+    header = orjson.loads(base64.urlsafe_b64decode(fresh.split(".")[0] + "=="))
+    assert header["kid"] == keys[-1].stem.split("-", 1)[1]
 
 
 async def test_a_client_revoked_at_the_issuer_is_cut_off_within_one_token_lifetime(
