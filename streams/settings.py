@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
 from schemas.state import MAX_STORED_BYTES
+from streams.oauth_settings import OAuthFields
 
 __all__ = [
     "ENVIRONMENT_GROUPS",
@@ -50,9 +51,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
 
-class KafkaSettings(_Section):
+class KafkaSettings(_Section, OAuthFields):
     """Section ``kafka``: where the brokers are and how every client authenticates
-    (``JITWATCH_KAFKA_*``; :mod:`streams.kafka.security` turns it into client options)."""
+    (``JITWATCH_KAFKA_*``; :mod:`streams.kafka.security` turns it into client options; the
+    OAUTHBEARER token source, issue 23, is :class:`streams.oauth_settings.OAuthFields`)."""
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     """Kafka bootstrap servers, ``host:port[,host:port]``."""
@@ -66,22 +68,6 @@ class KafkaSettings(_Section):
     """Prefer ``kafka_sasl_password_file``: environment variables leak into process dumps."""
     kafka_sasl_password_file: Path | None = None
     """A file holding the password (trailing newline ignored), e.g. a mounted secret."""
-    # Issue 23: OAUTHBEARER takes a short-lived JWT instead of a password
-    # (streams.kafka.oauth), from a token endpoint or from a file an agent refreshes.
-    kafka_oauth_token_endpoint: Annotated[str, StringConstraints(pattern=r"^https?://")] | None \
-        = None
-    """OAUTHBEARER: the OIDC token endpoint (client-credentials grant)."""
-    kafka_oauth_client_id: str | None = None
-    """OAUTHBEARER: the client id at the token endpoint (the token's ``sub``: the principal)."""
-    kafka_oauth_client_secret_file: Path | None = None
-    """OAUTHBEARER: a file holding the client secret, read at every token request."""
-    kafka_oauth_scope: str | None = None
-    """OAUTHBEARER: the ``scope`` asked of the token endpoint (the IdP's; often unset)."""
-    kafka_oauth_audience: str | None = None
-    """OAUTHBEARER: the ``audience`` asked of the token endpoint (unset: the IdP's default)."""
-    kafka_oauth_token_file: Path | None = None
-    """OAUTHBEARER: a JWT file a workload agent keeps fresh (SPIRE JWT-SVID), instead of
-    the token endpoint."""
     kafka_ssl_cafile: Path | None = None
     """CA bundle that signed the brokers' certificates (system CAs when unset)."""
     kafka_ssl_certfile: Path | None = None
@@ -95,7 +81,7 @@ class KafkaSettings(_Section):
     def _consistent_security(self) -> KafkaSettings:
         if self.kafka_security_protocol.startswith("SASL_") and \
                 self.kafka_sasl_mechanism == "OAUTHBEARER":
-            _check_oauth(self)
+            self.check_oauth()
         elif self.kafka_security_protocol.startswith("SASL_"):
             if not self.kafka_sasl_username:
                 raise ValueError(
@@ -120,18 +106,6 @@ class KafkaSettings(_Section):
         if self.kafka_security_protocol.startswith("SASL_") and self.kafka_sasl_username:
             return f"User:{self.kafka_sasl_username}"
         return "User:ANONYMOUS"
-
-
-def _check_oauth(kafka: KafkaSettings) -> None:
-    """OAUTHBEARER needs exactly one token source, complete."""
-    endpoint = kafka.kafka_oauth_token_endpoint is not None
-    if endpoint == (kafka.kafka_oauth_token_file is not None):
-        raise ValueError("with kafka_sasl_mechanism OAUTHBEARER set exactly one of "
-                         "JITWATCH_KAFKA_OAUTH_TOKEN_ENDPOINT (client credentials) or "
-                         "JITWATCH_KAFKA_OAUTH_TOKEN_FILE (a workload agent's JWT)")
-    if endpoint and not (kafka.kafka_oauth_client_id and kafka.kafka_oauth_client_secret_file):
-        raise ValueError("JITWATCH_KAFKA_OAUTH_TOKEN_ENDPOINT needs JITWATCH_KAFKA_OAUTH_CLIENT_ID "
-                         "and JITWATCH_KAFKA_OAUTH_CLIENT_SECRET_FILE")
 
 
 class TopicSettings(_Section):
