@@ -8,7 +8,11 @@ oidc``: SASL/OAUTHBEARER checked against the local issuer's JWKS, tokens of
 - the worker decides across at least three token lifetimes and an issuer key rotation, the
   broker cutting its connections as their tokens expire, with decisions equal to the oracle's
   (nothing lost, nothing duplicated);
-- a client revoked at the issuer is cut off within one token lifetime.
+- a client revoked at the issuer is cut off within one token lifetime;
+- Redis passwords rotate with an overlap and the sink follows without a restart.
+
+The module is over 400 lines: the scenarios share the OIDC stack's fixtures, logins and
+issuer helpers, which would otherwise be a second module imported by this one alone.
 """
 
 from __future__ import annotations
