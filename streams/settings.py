@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
 from schemas.state import MAX_STORED_BYTES
+from streams.oauth_settings import OAuthFields
 
 __all__ = [
     "ENVIRONMENT_GROUPS",
@@ -42,7 +43,7 @@ __all__ = [
 
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER"]
 
 
 class _Section(BaseModel):
@@ -50,16 +51,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
 
-class KafkaSettings(_Section):
+class KafkaSettings(_Section, OAuthFields):
     """Section ``kafka``: where the brokers are and how every client authenticates
-    (``JITWATCH_KAFKA_*``; :mod:`streams.kafka.security` turns it into client options)."""
+    (``JITWATCH_KAFKA_*``; :mod:`streams.kafka.security` turns it into client options; the
+    OAUTHBEARER token source, issue 23, is :class:`streams.oauth_settings.OAuthFields`)."""
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     """Kafka bootstrap servers, ``host:port[,host:port]``."""
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
     """``PLAINTEXT`` (default, local stack), ``SASL_PLAINTEXT``, ``SSL`` or ``SASL_SSL``."""
     kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
-    """With SASL: ``SCRAM-SHA-512``, ``SCRAM-SHA-256`` or ``PLAIN``."""
+    """With SASL: ``SCRAM-SHA-512``, ``SCRAM-SHA-256``, ``PLAIN`` or ``OAUTHBEARER``."""
     kafka_sasl_username: str | None = None
     """The principal the client authenticates as (``User:<name>`` in ACLs)."""
     kafka_sasl_password: SecretStr | None = None
@@ -77,7 +79,10 @@ class KafkaSettings(_Section):
 
     @model_validator(mode="after")
     def _consistent_security(self) -> KafkaSettings:
-        if self.kafka_security_protocol.startswith("SASL_"):
+        if self.kafka_security_protocol.startswith("SASL_") and \
+                self.kafka_sasl_mechanism == "OAUTHBEARER":
+            self.check_oauth()
+        elif self.kafka_security_protocol.startswith("SASL_"):
             if not self.kafka_sasl_username:
                 raise ValueError(
                     f"kafka_sasl_username is required with kafka_security_protocol "
@@ -93,7 +98,11 @@ class KafkaSettings(_Section):
 
     @property
     def kafka_principal(self) -> str:
-        """The principal as Kafka's authorizer names it."""
+        """The principal as Kafka's authorizer names it (with OAUTHBEARER the token's
+        ``sub``: the client id, or ``?`` until a token from the file was read)."""
+        if self.kafka_security_protocol.startswith("SASL_") and \
+                self.kafka_sasl_mechanism == "OAUTHBEARER":
+            return f"User:{self.kafka_oauth_client_id or '?'}"
         if self.kafka_security_protocol.startswith("SASL_") and self.kafka_sasl_username:
             return f"User:{self.kafka_sasl_username}"
         return "User:ANONYMOUS"
@@ -336,7 +345,9 @@ def load_settings(**overrides: object) -> Settings:
 
 ENVIRONMENT_GROUPS: dict[str, tuple[str, ...]] = {
     "kafka": ("kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_mechanism",
-              "kafka_sasl_username", "kafka_sasl_password_file", "kafka_ssl_cafile",
+              "kafka_sasl_username", "kafka_sasl_password_file", "kafka_oauth_token_endpoint",
+              "kafka_oauth_client_id", "kafka_oauth_client_secret_file", "kafka_oauth_scope",
+              "kafka_oauth_audience", "kafka_oauth_token_file", "kafka_ssl_cafile",
               "kafka_ssl_certfile", "kafka_ssl_keyfile"),
     "inputs": ("topic_requests", "topic_sessions"),
     "decisions": ("topic_decisions",),

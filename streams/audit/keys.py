@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
 from pydantic import SecretStr
+from redis.credentials import CredentialProvider
 
 from streams.settings import AuditSettings
 
@@ -28,6 +30,7 @@ __all__ = [
     "INDEXED_FIELDS",
     "INDEX_BUCKET_MS",
     "WRITER_SOCKET_TIMEOUT_S",
+    "PasswordFile",
     "Role",
     "chains_outside",
     "checkpoint_fields",
@@ -129,21 +132,56 @@ def index_range(value: bytes, since_ms: int | None,
     return low, b"(%s\x00%013d" % (value, max(until_ms + 1, 0))
 
 
+class PasswordFile(CredentialProvider):
+    """A role's login with the password read from its file at every new connection, so a
+    password rotated with an overlap (``ops/stack rotate-secrets``, issue 23) is picked up
+    on the next reconnect without a restart. The password is never kept in a repr."""
+
+    def __init__(self, user: str | None, path: Path, first: SecretStr | None) -> None:
+        self._user = user
+        self._path = path
+        self._last = first  # what the settings read: used while the file is being replaced
+
+    def __repr__(self) -> str:
+        return f"<PasswordFile {self._user} {self._path}>"
+
+    def get_credentials(self) -> tuple[str] | tuple[str, str]:
+        """(user, password) or (password,), the password as the file holds it now."""
+        try:
+            password = self._path.read_text(encoding="utf-8").strip()
+            if password:
+                self._last = SecretStr(password)
+        except OSError:
+            pass  # a rename in progress or a moment without the file: the last one read
+        secret = "" if self._last is None else self._last.get_secret_value()
+        return (self._user, secret) if self._user is not None else (secret,)
+
+    async def get_credentials_async(self) -> tuple[str] | tuple[str, str]:
+        """The same, for redis.asyncio's connections (a small local file: no thread)."""
+        return self.get_credentials()
+
+
 def redis_for(audit: AuditSettings, role: Role) -> aioredis.Redis:
-    """A client on the audit Redis as the role's ACL user (settings ``*_REDIS_USER``)."""
+    """A client on the audit Redis as the role's ACL user (settings ``*_REDIS_USER``); with
+    a ``*_PASSWORD_FILE`` the file is read again at every connect (:class:`PasswordFile`)."""
     user: str | None
     password: SecretStr | None
     if role == "sink":
-        user, password = audit.redis_user, audit.redis_password
+        user, password, path = audit.redis_user, audit.redis_password, audit.redis_password_file
     elif role == "notary":
-        user, password = audit.notary_redis_user, audit.notary_redis_password
+        user, password, path = (audit.notary_redis_user, audit.notary_redis_password,
+                                audit.notary_redis_password_file)
     else:
-        user, password = audit.verifier_redis_user, audit.verifier_redis_password
+        user, password, path = (audit.verifier_redis_user, audit.verifier_redis_password,
+                                audit.verifier_redis_password_file)
     options: dict[str, Any] = {}
-    if user is not None:
-        options["username"] = user
-    if password is not None:
-        options["password"] = password.get_secret_value()
+    if path is not None:  # read again at every connect: a rotated password needs no restart
+        options["credential_provider"] = PasswordFile(user, path, password)
+    else:
+        if user is not None:
+            options["username"] = user
+        if password is not None:
+            options["password"] = password.get_secret_value()
     if role != "verifier":
         options["socket_timeout"] = WRITER_SOCKET_TIMEOUT_S
     return aioredis.Redis.from_url(audit.redis_url, **options)

@@ -1,7 +1,8 @@
 """Waiting out Redis outages: the one retry loop the sink and the notary share.
 
 Both keep what they hold (the sink its batch, the notary its last checkpoint) and try again
-with backoff, never skipping; wrong credentials are a configuration error, not an outage.
+with backoff, never skipping; wrong credentials are a configuration error, not an outage
+(after one more login, which reads a rotated password file again).
 """
 
 from __future__ import annotations
@@ -34,12 +35,21 @@ async def until_redis_answers(action: Callable[[], Awaitable[T]], stop: asyncio.
     """Run ``action`` until Redis answers, backing off from 0.1 s to 5 s; None once ``stop``
     is set. Wrong credentials are not an outage: they raise :class:`ConfigError`."""
     delay = 0.1
+    refused = False
     while True:
         try:
             return await action()
         except AuthenticationError as exc:
-            raise ConfigError(f"Redis refused the credentials for {what}: {exc}; check "
-                              "JITWATCH_*REDIS_USER and *_PASSWORD_FILE") from exc
+            if refused:  # twice: the password file holds no password Redis takes
+                raise ConfigError(f"Redis refused the credentials for {what}: {exc}; check "
+                                  "JITWATCH_*REDIS_USER and *_PASSWORD_FILE") from exc
+            # Once: a rotation (ops/stack rotate-secrets) may have replaced the file just
+            # now; the next connection reads it again (streams.audit.keys.PasswordFile).
+            refused = True
+            log.warning("Redis refused the credentials for %s; logging in again with the "
+                        "password file as it is now", what)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
         except REDIS_DOWN as exc:
             if stop.is_set():
                 return None

@@ -145,10 +145,16 @@ def inventory(settings: Settings, policy_file: Path | None) -> dict[str, Any]:
     from streams.control.policy import PolicyControl
 
     async def gather() -> tuple[tuple[str, list[str]], tuple[dict[str, Any],
-                                                              list[dict[str, Any]]]]:
-        return await _granted(settings), await _audit_view(settings)
+                                                              list[dict[str, Any]]],
+                                dict[str, Any] | None]:
+        token = None
+        if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+            from streams.kafka.oauth import token_identity
 
-    (source, acls), (heads, loads) = asyncio.run(gather())
+            token = await token_identity(settings.kafka)
+        return await _granted(settings), await _audit_view(settings), token
+
+    (source, acls), (heads, loads), token = asyncio.run(gather())
     try:
         policy: dict[str, Any] = PolicyControl(
             policy_file or settings.policy_file, settings.policy_signers_file).current.summary()
@@ -157,7 +163,8 @@ def inventory(settings: Settings, policy_file: Path | None) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - whoami reports, it does not stop at a bad policy
         policy = {"error": f"{type(exc).__name__}: {exc}"}
     return {
-        "principal": settings.kafka_principal,
+        "principal": (token or {}).get("principal") or settings.kafka_principal,
+        "token": token,
         "security_protocol": settings.kafka_security_protocol,
         "bootstrap": settings.kafka_bootstrap,
         "app_id": settings.app_id,
@@ -193,6 +200,14 @@ def cmd_whoami(settings: Settings, args: argparse.Namespace) -> int:
     # add a line or drive the terminal (our own text has nothing to escape).
     _show(f"principal      {found['principal']} ({found['security_protocol']} to "
           f"{found['bootstrap']})")
+    token = found.get("token")
+    if token is not None:  # issue 23: who the token says we are and how long; never itself
+        if "error" in token:
+            _show(f"token          NONE: {token['error']}")
+        else:
+            _show(f"token          issuer {token['issuer']}, audience {token['audience']}")
+            _show(f"  expires      {token['expires']}; next refresh {token['refresh_at']}")
+        _show(f"  from         {token['source']}")
     _show(f"worker group   {found['consumer_group']} (changelogs and commands: "
           f"{found['app_id']}-*)")
     _show(f"reads          {', '.join(found['topics']['reads'])}")

@@ -35,6 +35,13 @@ def no_broker(kafka: KafkaSettings, exc: BaseException, within_s: float | None =
               ) -> ConfigError:
     """The error for a Kafka that did not answer: the address and the settings to change."""
     within = "" if within_s is None else f" within {within_s:.0f} s"
+    if kafka.kafka_security_protocol.startswith("SASL_") and \
+            kafka.kafka_sasl_mechanism == "OAUTHBEARER":
+        from streams.kafka.oauth import token_provider
+
+        refused = token_provider(kafka).refused
+        if refused is not None:  # it answered, and said no: that is what to fix
+            return ConfigError(refused)
     return ConfigError(
         f"no Kafka broker answered at {kafka.kafka_bootstrap}{within} ({exc}); start one "
         "with `ops/stack up` or set JITWATCH_KAFKA_BOOTSTRAP (and "

@@ -1,11 +1,13 @@
-"""How jitwatch's Kafka clients authenticate: SASL (SCRAM, PLAIN) and TLS options.
+"""How jitwatch's Kafka clients authenticate: SASL (SCRAM, PLAIN, OAUTHBEARER) and TLS.
 
 The settings are the ``kafka`` section (:class:`streams.settings.KafkaSettings`,
 ``JITWATCH_KAFKA_*``). The password is a :class:`~pydantic.SecretStr` from
 ``JITWATCH_KAFKA_SASL_PASSWORD`` or read from ``JITWATCH_KAFKA_SASL_PASSWORD_FILE`` when a
 client is built, so it never appears in a repr, a log line or an error message. Every
 aiokafka client gets :func:`kafka_client_options`, the faust app
-:func:`streams.worker.credentials.faust_credentials`.
+:func:`streams.worker.credentials.faust_credentials`. With ``OAUTHBEARER`` both take the
+process's one token provider (:func:`streams.kafka.oauth.token_provider`): short-lived
+tokens instead of a password (issue 23).
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ def kafka_client_options(security: KafkaSettings) -> dict[str, Any]:
         options["ssl_context"] = context
     if security.kafka_security_protocol.startswith("SASL_"):
         options["sasl_mechanism"] = security.kafka_sasl_mechanism
+        if security.kafka_sasl_mechanism == "OAUTHBEARER":
+            from streams.kafka.oauth import token_provider
+
+            options["sasl_oauth_token_provider"] = token_provider(security)
+            return options
         options["sasl_plain_username"] = security.kafka_sasl_username
         options["sasl_plain_password"] = sasl_password(security)
     return options

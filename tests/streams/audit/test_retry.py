@@ -78,3 +78,16 @@ async def test_wrong_credentials_are_a_config_error_not_an_outage() -> None:
 
     with pytest.raises(ConfigError, match="refused the credentials for signing: invalid"):
         await until_redis_answers(action, asyncio.Event(), "signing")
+
+
+async def test_credentials_refused_once_are_tried_again_with_the_file_as_it_is_now() -> None:
+    refusals = 1  # ops/stack rotate-secrets replaced the password file just then
+
+    async def action() -> str:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise AuthenticationError("invalid username-password pair")
+        return "ok"
+
+    assert await until_redis_answers(action, asyncio.Event(), "signing") == "ok"
