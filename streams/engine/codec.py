@@ -23,7 +23,7 @@ from schemas.errors import InputError
 from schemas.events import INPUT_EVENT, ClockTick, InputEvent
 from schemas.notices import Notice
 from schemas.state import STORED_STATE_VERSION, StoredSubject
-from streams.engine.stored import read_stored
+from streams.engine.stored import read_stored, recall, remember
 
 __all__ = [
     "BROKER_TIME",
@@ -199,7 +199,9 @@ def decode_stored(value: bytes | None) -> StoredSubject | None:
     """
     if value is None:
         return None
-    fast = read_stored(value)  # the shape encode_stored writes, without pydantic
+    fast = recall(value)  # bytes this process encoded: that very value
+    if fast is None:
+        fast = read_stored(value)  # the shape encode_stored writes, without pydantic
     if fast is not None:
         return fast
     try:
@@ -276,8 +278,11 @@ def _utc(text: str) -> datetime:
 
 
 def encode_stored(stored: StoredSubject) -> bytes:
-    """Encode a table value compactly (defaults left out keep state small)."""
-    return stored.model_dump_json(exclude_defaults=True).encode("utf-8")
+    """Encode a table value compactly (defaults left out keep state small); the value is
+    remembered against its bytes for :func:`decode_stored`."""
+    value = stored.model_dump_json(exclude_defaults=True).encode("utf-8")
+    remember(value, stored)
+    return value
 
 
 def dead_letter_headers(

@@ -36,7 +36,7 @@ from schemas.state import (
     SubjectState,
 )
 
-__all__ = ["read_stored"]
+__all__ = ["WRITTEN_MEMORY", "read_stored", "recall", "remember"]
 
 
 class _UnexpectedError(Exception):
@@ -224,3 +224,27 @@ def read_stored(value: bytes) -> StoredSubject | None:
         return None
     return trusted_model(StoredSubject, {"v": STORED_STATE_VERSION, "tenants": tenants},
                          set(data))
+
+
+WRITTEN_MEMORY = 2048
+"""How many values :func:`remember` keeps: the ones encoded last (the bytes and the
+immutable value they came from), about 10 kB each for a typical subject."""
+
+_WRITTEN: dict[bytes, StoredSubject] = {}
+
+
+def remember(value: bytes, stored: StoredSubject) -> None:
+    """Note that ``stored`` encodes to ``value`` (:func:`streams.engine.codec.encode_stored`
+    just made it), so reading those bytes back needs no decoding (:func:`recall`)."""
+    if value not in _WRITTEN and len(_WRITTEN) >= WRITTEN_MEMORY:
+        del _WRITTEN[next(iter(_WRITTEN))]  # the oldest noted: insertion order
+    _WRITTEN[value] = stored
+
+
+def recall(value: bytes) -> StoredSubject | None:
+    """The value that encoded to exactly these bytes, if it is among the last
+    :data:`WRITTEN_MEMORY` encoded; the worker mostly reads back what it wrote a batch or
+    two before. Safe to share: stored values are immutable, and decoding bytes that
+    :func:`streams.engine.codec.encode_stored` wrote gives an equal value
+    (tests/streams/engine/test_stored.py)."""
+    return _WRITTEN.get(value)

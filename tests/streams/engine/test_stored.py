@@ -23,7 +23,7 @@ from schemas.state import (
     SubjectState,
 )
 from streams.engine.codec import decode_stored, encode_stored
-from streams.engine.stored import _STATE, read_stored
+from streams.engine.stored import _STATE, WRITTEN_MEMORY, read_stored, recall
 from tests.factories import T0
 
 moment = st.integers(-(10**12), 10**12).map(lambda us: T0 + timedelta(microseconds=us))
@@ -72,14 +72,15 @@ def test_every_state_field_has_a_reader() -> None:
 
 @given(st.dictionaries(st.text(max_size=6), states, max_size=3))
 def test_fast_reader_agrees_with_validation(tenants: dict[str, SubjectState]) -> None:
-    value = encode_stored(StoredSubject(tenants=tenants))
+    value = StoredSubject(tenants=tenants).model_dump_json(exclude_defaults=True).encode()
     validated = StoredSubject.model_validate_json(value)
     fast = read_stored(value)
     assert fast is not None, value
     assert fast == validated
     assert fast.model_fields_set == validated.model_fields_set
+    assert decode_stored(value) == validated  # not remembered: read
     assert encode_stored(fast) == value
-    assert decode_stored(value) == validated
+    assert decode_stored(value) is fast  # remembered
 
 
 GRANT = {"request_id": "r-1", "resources": [{"id": "db", "env": "prod"}],
@@ -127,3 +128,21 @@ def test_garbage_is_unreadable(raw: bytes) -> None:
     with pytest.raises(InputError) as caught:
         decode_stored(raw)
     assert caught.value.error_class == "state-unreadable"
+
+
+def test_bytes_just_encoded_read_back_as_that_value() -> None:
+    stored = StoredSubject(tenants={"acme": SubjectState(applied=("e-1",))})
+    value = encode_stored(stored)
+    assert recall(value) is stored
+    assert decode_stored(value) is stored
+    assert recall(value + b" ") is None  # other bytes: decoded, never guessed
+
+
+def test_written_memory_is_bounded() -> None:
+    for number in range(WRITTEN_MEMORY + 10):
+        encode_stored(StoredSubject(tenants={"acme": SubjectState(applied=(f"e-{number}",))}))
+    first = orjson.dumps({"tenants": {"acme": {"applied": ["e-0"]}}})
+    last = orjson.dumps({"tenants": {"acme": {"applied": [f"e-{WRITTEN_MEMORY + 9}"]}}})
+    assert recall(first) is None
+    assert recall(last) is not None
+    assert decode_stored(first) == StoredSubject(tenants={"acme": SubjectState(applied=("e-0",))})
