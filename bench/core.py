@@ -3,8 +3,11 @@
 Run: .venv/bin/python bench/core.py [--events N] [--subjects N]
 Prints one line per figure: name, value, unit. Events are generated and validated before
 timing starts, so the figure is the core alone (decide + decision building), as the stream
-and simulate run it. Each rate comes twice: by the wall clock and by this process's CPU
-time (``*_cpu``), which stays comparable when other work shares the machine.
+and simulate run it. ``core.plan`` is the worker's planning of the same events as records
+(``plan_batch`` in batches of 500: decode event and stored state, step, encode state and
+decisions), and ``state.read_*`` the two readers of the final stored values. Each rate
+comes twice: by the wall clock and by this process's CPU time (``*_cpu``), which stays
+comparable when other work shares the machine.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from importlib import resources
 from policy import decide, step
 from schemas.decisions import Cause
 from schemas.events import INPUT_EVENT, InputEvent
-from schemas.policy import parse_policy
+from schemas.policy import LoadedPolicy, parse_policy
 from schemas.state import StoredSubject, SubjectState
 from streams.cli.gc_tuning import tune_gc
-from streams.engine.codec import encode_stored
+from streams.engine.codec import decode_stored, encode_stored
+from streams.engine.plan import Record, plan_batch
+from streams.engine.stored import read_stored
+from streams.engine.topics import InputTopics
 
 ENVS = ("prod", "research", "staging")
 T0 = datetime(2026, 11, 23, tzinfo=UTC)
@@ -101,8 +107,40 @@ def main() -> None:
     print(f"core.step.decisions_per_s {decisions / elapsed:,.0f} decisions/s")
     print(f"core.step.events_per_s_cpu {len(events) / cpu:,.0f} events/s")
     print(f"core.step.decisions_per_s_cpu {decisions / cpu:,.0f} decisions/s")
+    plan(events, policy)
+    values = [encode_stored(stored) for stored in states.values()]
+    for name, read in (("read_validated", StoredSubject.model_validate_json),
+                       ("read_fast", read_stored), ("decode_stored", decode_stored)):
+        cpu = time.process_time()
+        for value in values:
+            read(value)
+        cpu = time.process_time() - cpu
+        print(f"state.{name}_cpu {cpu / len(values) * 1e6:,.1f} µs/value")
     print(f"state.bytes_per_active_grant {state_bytes / max(grants, 1):,.0f} B "
           f"({grants} live grants, {len(states)} subjects, incl. applied-event ids)")
+
+
+def plan(events: list[InputEvent], policy: LoadedPolicy, batch: int = 500) -> None:
+    """The worker's planning of ``events`` as input records (no broker time: decided at
+    their ``at``, as in the step figure), stored values kept as the table would."""
+    records = [Record("requests", 0, offset, event.subject.id.encode(),
+                      event.__pydantic_serializer__.to_json(event))
+               for offset, event in enumerate(events)]
+    table: dict[tuple[int, bytes], bytes | Exception | None] = {}
+    topics = InputTopics(requests="requests", sessions="requests")
+    decisions = 0
+    started, cpu = time.perf_counter(), time.process_time()
+    for first in range(0, len(records), batch):
+        done = plan_batch(records[first:first + batch], table, policy, input_topics=topics,
+                          decisions_topic="decisions", deadletter_topic="dead",
+                          max_event_bytes=65_536, now=lambda: T0)
+        for write in done.writes.values():
+            table[(0, write.key)] = write.value
+        decisions += done.decisions
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"core.plan.events_per_s {len(events) / elapsed:,.0f} events/s")
+    print(f"core.plan.events_per_s_cpu {len(events) / cpu:,.0f} events/s")
+    print(f"core.plan.us_per_event_cpu {cpu / len(events) * 1e6:,.1f} µs/event")
 
 
 if __name__ == "__main__":

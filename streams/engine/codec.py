@@ -23,6 +23,7 @@ from schemas.errors import InputError
 from schemas.events import INPUT_EVENT, ClockTick, InputEvent
 from schemas.notices import Notice
 from schemas.state import STORED_STATE_VERSION, StoredSubject
+from streams.engine.stored import read_stored, recall, remember
 
 __all__ = [
     "BROKER_TIME",
@@ -190,11 +191,19 @@ def _validate(data: Any) -> InputEvent:
 def decode_stored(value: bytes | None) -> StoredSubject | None:
     """Read a table value; an unreadable one is an error, never an empty state.
 
+    The shape :func:`encode_stored` writes is read by the trusted fast reader
+    (:mod:`streams.engine.stored`); anything else is validated in full.
+
     Raises:
         InputError: ``state-unreadable`` so the event goes to the dead letter topic.
     """
     if value is None:
         return None
+    fast = recall(value)  # bytes this process encoded: that very value
+    if fast is None:
+        fast = read_stored(value)  # the shape encode_stored writes, without pydantic
+    if fast is not None:
+        return fast
     try:
         return StoredSubject.model_validate_json(value)
     except ValidationError as exc:
@@ -269,8 +278,11 @@ def _utc(text: str) -> datetime:
 
 
 def encode_stored(stored: StoredSubject) -> bytes:
-    """Encode a table value compactly (defaults left out keep state small)."""
-    return stored.model_dump_json(exclude_defaults=True).encode("utf-8")
+    """Encode a table value compactly (defaults left out keep state small); the value is
+    remembered against its bytes for :func:`decode_stored`."""
+    value = stored.model_dump_json(exclude_defaults=True).encode("utf-8")
+    remember(value, stored)
+    return value
 
 
 def dead_letter_headers(
