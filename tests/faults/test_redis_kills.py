@@ -57,7 +57,9 @@ async def audit_trail_problems(stack: Stack, signed: bool = False) -> list[str]:
         if not waiting:
             break
         await asyncio.sleep(2)
-    if result.returncode == 0 and not (signed and _unsigned(result.stdout)):
+    checkpointed = any(SIGNED.match(line) for line in result.stdout.splitlines())
+    if result.returncode == 0 and not (signed and (_unsigned(result.stdout)
+                                                   or not checkpointed)):
         return []
     return [f"audit verify exit {result.returncode}: {line}"
             for line in (result.stdout + result.stderr).splitlines()
