@@ -15,6 +15,7 @@ through :func:`decide_tick`.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,8 +26,8 @@ from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from schemas.state import StoredSubject
 
-__all__ = ["TICK_UNDECIDABLE", "DeadlineIndex", "Moments", "Offsets", "PartitionClock",
-           "decide_tick"]
+__all__ = ["TICK_UNDECIDABLE", "DeadlineIndex", "GroupProgress", "Moments", "Offsets",
+           "PartitionClock", "decide_tick"]
 
 TICK_UNDECIDABLE = "tick-undecidable"
 """The error class of a tick whose expiries could not be decided (a dead letter)."""
@@ -203,14 +204,93 @@ class PartitionClock:
 
     def may_expire_owned(self, inputs: Iterable[str], repartition: str, partition: int,
                          owned: Iterable[int], deadline: datetime, end_offsets: Offsets,
-                         committed: Offsets, reported_at: Moments) -> bool:
+                         committed: Offsets, reported_at: Moments,
+                         forwarded_at: datetime | None = None) -> bool:
         """The tick gate with forwarding (issue H): a record of a subject owned by
         ``partition`` may still wait on any input partition (a producer with another
         partitioner put it there) until it is forwarded, so every ``owned`` partition of the
         ``inputs`` must be past the deadline, and ``partition`` of the ``repartition`` topic
         too (forwards not decided yet). Partitions another worker owns are not seen here:
-        their misplaced records may still come after a tick (README, "Still open")."""
-        return self.may_expire((repartition,), partition, deadline, end_offsets,
+        their misplaced records need :meth:`may_expire_group`.
+
+        ``forwarded_at``: when the forwards from elsewhere were known to be in the
+        repartition topic (:meth:`GroupProgress.forwarded_by`); the repartition partition
+        must be decided to an end offset reported at or after it as well."""
+        since = deadline if forwarded_at is None else max(deadline, forwarded_at)
+        return self.may_expire((repartition,), partition, since, end_offsets,
                                committed, reported_at) and all(
             self.may_expire(inputs, other, deadline, end_offsets, committed, reported_at)
             for other in {partition, *owned})
+
+    def may_expire_group(self, inputs: Iterable[str], repartition: str, partition: int,
+                         owned: Iterable[int], partitions: int, deadline: datetime,
+                         end_offsets: Offsets, committed: Offsets, reported_at: Moments,
+                         progress: GroupProgress) -> bool:
+        """The tick gate across workers (issue I): :meth:`may_expire_owned`, and first, for
+        every input partition of the ``partitions`` this worker does not own, the group's
+        committed offset at an end offset reported at or after the deadline
+        (:meth:`GroupProgress.forwarded_by`): a worker forwards a misplaced record, and has
+        the forward acknowledged, before it commits past it. The repartition partition is
+        then waited for from the moment that commit was seen."""
+        owned = set(owned)
+        inputs = tuple(inputs)
+        elsewhere = frozenset((topic, number) for topic in inputs
+                              for number in range(partitions) if number not in owned)
+        forwarded_at = progress.forwarded_by(deadline, elsewhere)
+        return forwarded_at is not None and self.may_expire_owned(
+            inputs, repartition, partition, owned, deadline, end_offsets, committed,
+            reported_at, forwarded_at)
+
+
+@dataclass
+class GroupProgress:
+    """What the whole consumer group committed on input partitions, as the worker read it
+    from the broker on its timer passes (end offsets, then committed offsets), kept for the
+    expiry gate across workers (:meth:`PartitionClock.may_expire_group`).
+
+    A deadline needs an end offset reported at or after it, and a committed offset seen
+    later that reaches it; a pass under load rarely sees both, so the last ``keep`` passes
+    are kept. Dropping older ones only makes the gate wait for a later pair.
+    """
+
+    keep: int = 64
+    _ends: deque[tuple[datetime, dict[tuple[str, int], int]]] = field(default_factory=deque)
+    _commits: deque[tuple[datetime, Offsets]] = field(default_factory=deque)
+    _memo: dict[tuple[int, frozenset[tuple[str, int]]], datetime | None] = field(
+        default_factory=dict)
+
+    def observe(self, ends_at: datetime, ends: Mapping[tuple[str, int], int],
+                committed_at: datetime, committed: Offsets) -> None:
+        """One pass's reading: ``ends`` as asked of the broker at ``ends_at`` (so they
+        hold every record appended before it), and the group's ``committed`` offsets as
+        answered by ``committed_at`` (None: nothing committed)."""
+        self._ends.append((ends_at, dict(ends)))
+        self._commits.append((committed_at, dict(committed)))
+        while len(self._ends) > self.keep:
+            self._ends.popleft()
+            self._commits.popleft()
+        self._memo.clear()  # answers are cached per pass, not per deadline
+
+    def forwarded_by(self, deadline: datetime,
+                     where: frozenset[tuple[str, int]]) -> datetime | None:
+        """When the group was seen to have committed, on every partition of ``where``,
+        every record appended before ``deadline`` (so forwarded any of them that was
+        misplaced); ``deadline`` itself when ``where`` is empty; None: not seen yet."""
+        if not where:
+            return deadline
+        first = next((number for number, (at, _) in enumerate(self._ends) if at >= deadline),
+                     None)
+        if first is None:
+            return None
+        if (first, where) not in self._memo:
+            ends = self._ends[first][1]
+            self._memo[(first, where)] = next(
+                (at for at, committed in self._commits
+                 if all(_reached(committed.get(spot), ends.get(spot)) for spot in where)),
+                None)
+        return self._memo[(first, where)]
+
+
+def _reached(committed: int | None, end: int | None) -> bool:
+    # An end offset not read says nothing; an empty partition needs no commit.
+    return end is not None and (end == 0 or (committed is not None and committed >= end))

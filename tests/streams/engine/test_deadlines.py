@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from streams.engine.deadlines import DeadlineIndex, PartitionClock
+from streams.engine.deadlines import DeadlineIndex, GroupProgress, PartitionClock
 
 T = datetime(2026, 11, 23, 10, 0, 0, 714523, tzinfo=UTC)
 
@@ -161,3 +161,44 @@ def test_the_gate_trusts_no_end_offset_reported_before_the_deadline() -> None:
     clock.decided("jit.requests", 0, 2917, T)  # an event stamped at the deadline
     assert clock.may_expire(INPUTS, 0, T, ends, _offsets(None, None), before), \
         "past the deadline needs no end offset"
+
+
+def test_a_misplaced_record_another_worker_has_not_committed_holds_the_tick() -> None:
+    """Issue I: a record of a subject owned here may wait on an input partition another
+    worker owns until that worker forwards it. Its forward is acknowledged before its offset
+    is committed, so the tick waits until the group's committed offset of every partition
+    this worker does not own reaches an end offset reported at or after the deadline, and
+    then for the repartition topic decided to an end offset reported after that commit
+    was seen."""
+    inputs, repartition = ("req", "ses"), "rep"
+    ends = {(topic, number): 0 for topic in (*inputs, repartition) for number in (0, 1)}
+    now = dict.fromkeys(ends, T)  # this worker's fetches, reported at the deadline
+    clock, progress = PartitionClock(), GroupProgress()
+
+    def may_expire(reported: dict[tuple[str, int], datetime | None]) -> bool:
+        return clock.may_expire_group(inputs, repartition, 0, {0}, 2, T, ends, {}, reported,
+                                      progress)
+
+    assert not may_expire(now), "nothing known of partition 1, owned by another worker"
+    # Partition 1 of requests, owned elsewhere, holds record 0: misplaced, for a subject of
+    # partition 0, stamped before the deadline and not yet forwarded (nor committed).
+    elsewhere_ends = {("req", 1): 1, ("ses", 1): 0}
+    progress.observe(T + timedelta(milliseconds=10), elsewhere_ends,
+                     T + timedelta(milliseconds=20), {("req", 1): 0, ("ses", 1): None})
+    assert not may_expire(now), "the other worker has not committed past the record"
+    progress.observe(T - timedelta(seconds=1), {("req", 1): 0, ("ses", 1): 0},
+                     T + timedelta(milliseconds=30), {("req", 1): 0, ("ses", 1): None})
+    assert not may_expire(now), "an end offset reported before the deadline proves nothing"
+    # The other worker forwarded it (to repartition partition 0, offset 0) and committed.
+    seen = T + timedelta(seconds=1)
+    progress.observe(T + timedelta(seconds=1), elsewhere_ends, seen,
+                     {("req", 1): 1, ("ses", 1): None})
+    ends[(repartition, 0)] = 1
+    assert not may_expire(now), "the repartition topic reported before the commit was seen"
+    after = {**now, (repartition, 0): seen}
+    assert not may_expire(after), "the forward is not decided yet"
+    clock.decided(repartition, 0, 0, T - timedelta(milliseconds=5))
+    assert may_expire(after)
+    assert clock.may_expire_group(inputs, repartition, 0, {0, 1}, 2, T, ends, {}, now,
+                                  GroupProgress()), \
+        "a worker that owns every partition needs nothing from the group"
