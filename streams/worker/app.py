@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -104,6 +105,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
     clock = PartitionClock()
     input_topics = (topics.topic_requests, topics.topic_sessions)
     progress = GroupProgress()
+    assignment = _Assignment()
     group = GroupView(kafka, topics.app_id, input_topics, topics.topic_partitions)
 
     def consumer_view(owned: set[int]) -> tuple[dict[tuple[str, int], Any],
@@ -146,6 +148,8 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
         owned = {tp.partition for tp in app.consumer.assignment()
                  if tp.topic == topics.topic_requests}
         held: set[int] = set()  # partitions whose earlier input is still undecided
+        if owned != assignment.owned:  # their earlier owners' forwards came before now
+            assignment.owned, assignment.since = owned, datetime.now(UTC)
         due = deadlines.due(cutoff)
         if due and len(owned) < topics.topic_partitions and not await read_group(due):
             return
@@ -156,7 +160,8 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
                 continue  # moved to another worker, which indexed it when it recovered
             if partition in held or not clock.may_expire_group(
                     input_topics, topics.topic_repartition, partition, owned,
-                    topics.topic_partitions, deadline, ends, commits, reported, progress):
+                    topics.topic_partitions, deadline, ends, commits, reported, progress,
+                    assignment.since):
                 held.add(partition)  # deadlines come in order: later ones wait as well
                 # restore, not set: batches decided while this loop awaited sends may have
                 # given the subject a newer deadline.
@@ -201,6 +206,14 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
     app.timer(interval=worker.expiry_check_s, name="expiry-ticks")(send_ticks)
     table.on_recover(index_recovered)
     return app
+
+
+@dataclass
+class _Assignment:
+    """The input partitions the expiry timer last saw this worker own, and since when."""
+
+    owned: set[int] = field(default_factory=set)
+    since: datetime | None = None
 
 
 def _end_reported_at(consumer: Any, tp: TP) -> datetime | None:
@@ -320,7 +333,9 @@ async def _handle_batch(
     record_batch(records, plan, time.time(), policy, topics, max_event_bytes)  # acknowledged
     for out, metadata in zip(plan.outbound, sent, strict=True):
         if out.topic == topics.topic_repartition:  # the gate waits for it to be decided
-            clock.expect(out.topic, metadata.partition, metadata.offset + 1)
+            stamp = events[out.source].message.timestamp  # the original's broker time
+            clock.expect(out.topic, metadata.partition, metadata.offset,
+                         None if stamp is None else datetime.fromtimestamp(stamp, UTC))
     await access.put_all([(events[write.source], write.key, write.value)
                           for write in plan.writes.values()])
     for (key, tenant), deadline in plan.deadlines.items():

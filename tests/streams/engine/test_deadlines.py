@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import UTC, datetime, timedelta
 
 from streams.engine.deadlines import DeadlineIndex, GroupProgress, PartitionClock
@@ -134,10 +135,40 @@ def test_a_tick_waits_for_every_owned_partition_and_the_forwards() -> None:
     for offset in range(3):  # decided (or forwarded) past the deadline
         clock.decided("req", 1, offset, T)
     assert clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {}, now)
-    clock.expect(repartition, 0, 1)  # one was forwarded to partition 0: not decided yet
+    # One was forwarded to partition 0 (offset 0): not decided yet.
+    clock.expect(repartition, 0, 0, T - timedelta(seconds=1))
     assert not clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {}, now)
     clock.decided(repartition, 0, 0, T)
     assert clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {}, now)
+
+
+def test_a_later_forward_decided_first_does_not_pass_an_earlier_one() -> None:
+    """Forwards from two partitions interleave on the repartition topic: one of a record
+    stamped after the deadline may be decided while this worker's forward of a record
+    stamped before it (from a partition fetched later) is still on its way. The 100,000
+    event fault runs met this: the repartition topic counted as past the deadline by the
+    original's time of what it had decided."""
+    inputs, repartition = ("req", "ses"), "rep"
+    ends = {(topic, number): 0 for topic in (*inputs, repartition) for number in (0, 1, 2)}
+    now = dict.fromkeys(ends, T)
+    clock = PartitionClock()
+    clock.decided("req", 2, 0, T + timedelta(seconds=1))  # forwarded first: offset 0
+    clock.expect(repartition, 0, 0, T + timedelta(seconds=1))
+    clock.decided("req", 1, 0, T - timedelta(seconds=1))  # forwarded next: offset 1
+    clock.expect(repartition, 0, 1, T - timedelta(seconds=1))
+    ends[(repartition, 0)] = 2
+    # The first forward is decided; its own broker time (appended after T) is the mark.
+    clock.decided(repartition, 0, 0, T + timedelta(seconds=2))
+    assert clock.passed(repartition, 0, T)
+    assert not clock.may_expire_owned(inputs, repartition, 0, {0, 1, 2}, T, ends, {}, now), \
+        "the forward of the record stamped before the deadline is not decided"
+    clock.decided(repartition, 0, 1, T + timedelta(seconds=2))
+    assert clock.may_expire_owned(inputs, repartition, 0, {0, 1, 2}, T, ends, {}, now)
+    assert clock.forwards[(repartition, 0)] == deque(), "decided forwards are let go"
+    later = T + timedelta(seconds=5)
+    assert not clock.may_expire_owned(inputs, repartition, 0, {0, 1, 2}, T, ends, {}, now,
+                                      others_since=later), \
+        "other forwards known only from later on: the partition must be past that moment"
 
 
 def test_the_gate_trusts_no_end_offset_reported_before_the_deadline() -> None:
