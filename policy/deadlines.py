@@ -71,11 +71,22 @@ def expire(ledger: Ledger, now: datetime) -> None:
 
     Keys name the thing that ended, not the event that noticed: the stream's timer and a
     file replay notice an expiry through different events but must agree on its id.
+
+    One at a time, looking again after each: an end may end or add others (a held session
+    that runs out locks the subject, which ends its grants; that lock may itself have run
+    out by ``now``), as ticks at every deadline would have it (issue I: the stream decides
+    an event after several deadlines when their ticks are still held).
     """
     for marks in (ledger.requested, ledger.signed):
         # Forgotten without a verdict: a remembered id only refuses, it holds nothing.
         while marks and marks[0].until <= now:
             del marks[0]
+    while (end := _first_due(ledger, now)) is not None:
+        end()
+
+
+def _first_due(ledger: Ledger, now: datetime) -> Callable[[], None] | None:
+    """The end of what ran out first by ``now`` (earliest, then by kind and position)."""
     due: list[tuple[datetime, int, int, Callable[[], None]]] = []
     for number, grant in enumerate(ledger.grants):
         if grant.notice_at is not None and grant.notice_at <= now:
@@ -101,9 +112,8 @@ def expire(ledger: Ledger, now: datetime) -> None:
         if owed.deadline is not None and owed.deadline <= now:
             due.append((owed.deadline, 5, number, partial(_review_overdue, ledger, owed)))
     if not due:
-        return  # the usual case: nothing ran out
-    for *_, end in sorted(due, key=lambda item: item[:3]):
-        end()
+        return None  # the usual case: nothing ran out
+    return min(due, key=lambda item: item[:3])[3]
 
 
 def _notice_moments(ledger: Ledger, grant: Grant, first: datetime, now: datetime
