@@ -71,39 +71,61 @@ def expire(ledger: Ledger, now: datetime) -> None:
 
     Keys name the thing that ended, not the event that noticed: the stream's timer and a
     file replay notice an expiry through different events but must agree on its id.
+
+    One at a time, looking again after each: an end may end or add others (a held session
+    that runs out locks the subject, which ends its grants; that lock may itself have run
+    out by ``now``), as ticks at every deadline would have it (issue I: the stream decides
+    an event after several deadlines when their ticks are still held).
     """
     for marks in (ledger.requested, ledger.signed):
         # Forgotten without a verdict: a remembered id only refuses, it holds nothing.
         while marks and marks[0].until <= now:
             del marks[0]
-    due: list[tuple[datetime, int, int, Callable[[], None]]] = []
+    done: set[tuple[datetime, int, str]] = set()
+    while (first := _first_due(ledger, now)) is not None:
+        moment, kind, _, name, end = first
+        if (moment, kind, name) in done:
+            return  # an end that changed nothing: never loop on it (the next call retries)
+        done.add((moment, kind, name))
+        end()
+
+
+_Due = tuple[datetime, int, int, str, Callable[[], None]]
+"""(when, kind, position, what, its end): ordered by the first three."""
+
+
+def _first_due(ledger: Ledger, now: datetime) -> _Due | None:
+    """What ran out first by ``now`` (earliest, then by kind and position)."""
+    due: list[_Due] = []
     for number, grant in enumerate(ledger.grants):
         if grant.notice_at is not None and grant.notice_at <= now:
             for moment in _notice_moments(ledger, grant, grant.notice_at, now):
-                due.append((moment, 6, number, partial(_expiry_notice, ledger,
-                                                       grant.request_id, moment)))
+                due.append((moment, 6, number, grant.request_id,
+                            partial(_expiry_notice, ledger, grant.request_id, moment)))
         if grant.expires_at <= now:
-            due.append((grant.expires_at, 0, number,
+            due.append((grant.expires_at, 0, number, grant.request_id,
                         partial(_grant_ran_out, ledger, grant.request_id)))
     for number, item in enumerate(ledger.pending):
         if item.pending_until <= now:
-            due.append((item.pending_until, 1, number, partial(_review_ran_out, ledger, item)))
+            due.append((item.pending_until, 1, number, item.request_id,
+                        partial(_review_ran_out, ledger, item)))
     if ledger.locked_until is not None and ledger.locked_until <= now:
-        due.append((ledger.locked_until, 2, 0, partial(_subject_lock_ran_out, ledger)))
+        due.append((ledger.locked_until, 2, 0, "", partial(_subject_lock_ran_out, ledger)))
     for number, lock in enumerate(ledger.request_locks):
         if lock.until <= now:
-            due.append((lock.until, 3, number, partial(_request_lock_ran_out, ledger, lock)))
+            due.append((lock.until, 3, number, lock.request_id,
+                        partial(_request_lock_ran_out, ledger, lock)))
     for number, session in enumerate(ledger.sessions):
         if session.held_until is not None and session.held_until <= now:
-            due.append((session.held_until, 4, number,
+            due.append((session.held_until, 4, number, session.session_id,
                         partial(_session_hold_ran_out, ledger, session)))
     for number, owed in enumerate(ledger.obligations):
         if owed.deadline is not None and owed.deadline <= now:
-            due.append((owed.deadline, 5, number, partial(_review_overdue, ledger, owed)))
+            due.append((owed.deadline, 5, number, owed.request_id,
+                        partial(_review_overdue, ledger, owed)))
     if not due:
-        return  # the usual case: nothing ran out
-    for *_, end in sorted(due, key=lambda item: item[:3]):
-        end()
+        return None  # the usual case: nothing ran out
+    return min(due, key=lambda item: item[:3])
 
 
 def _notice_moments(ledger: Ledger, grant: Grant, first: datetime, now: datetime

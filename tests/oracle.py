@@ -2,9 +2,11 @@
 
 Stream decisions are deduplicated by ``decision_id`` (delivery is at least once) and compared
 with a replay of the same events through the same core: no id may be missing or extra, and
-no id may carry two different contents. Kafka coordinates, ``cause`` and ``emitted_at`` are
-left out of the comparison: they say where and when, not what, and an expiry may be noticed
-by a tick in one and by the subject's next event in the other.
+no id may carry two different contents, on either side (ids are content hashes,
+``policy/decisions.py``: a second content under one id is a bug, never an update to keep).
+The content is every field but ``cause`` and ``emitted_at``: they say where and when, not
+what, and an expiry may be noticed by a tick in one and by the subject's next event in the
+other (the cause's event id of an input is part of the id itself).
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ from streams.engine.replay import BadLine, Replay, UndecidedTick, replay_lines
 
 __all__ = ["Comparison", "compare", "simulated"]
 
-_WHAT = ("action", "at", "tenant", "request_id", "targets", "resources", "expires_at",
-         "reason", "post_review")
+_NOT_CONTENT = frozenset({"cause", "emitted_at"})
 
 
-def _content(decision: dict[str, Any]) -> tuple[Any, ...]:
-    return (*(str(decision.get(name)) for name in _WHAT), decision["rule"]["id"],
-            decision["subject"]["id"], decision["policy"]["sha256"])
+def _content(decision: dict[str, Any]) -> bytes:
+    return orjson.dumps({name: value for name, value in decision.items()
+                         if name not in _NOT_CONTENT}, option=orjson.OPT_SORT_KEYS)
+
+
+def _differing(one: dict[str, Any], other: dict[str, Any]) -> str:
+    """The content fields two decisions of one id disagree on."""
+    return ", ".join(sorted(name for name in set(one) | set(other)
+                            if name not in _NOT_CONTENT and one.get(name) != other.get(name)))
 
 
 @dataclass
@@ -56,7 +63,8 @@ class Comparison:
                  f"{len(self.conflicting)} conflicting"]
         parts += [f"  missing from the stream: {line(d)}" for d in self.missing[:10]]
         parts += [f"  extra in the stream:     {line(d)}" for d in self.extra[:10]]
-        parts += [f"  conflict: {line(a)}  VS  {line(b)}" for a, b in self.conflicting[:10]]
+        parts += [f"  conflict in {_differing(a, b)}: {line(a)}  VS  {line(b)}"
+                  for a, b in self.conflicting[:10]]
         return "\n".join(parts)
 
 
@@ -76,23 +84,31 @@ def simulated(events: Iterable[dict[str, Any]], policy: LoadedPolicy,
     return out
 
 
+def _by_id(decisions: Iterable[dict[str, Any]], result: Comparison,
+           ) -> tuple[dict[str, dict[str, Any]], int]:
+    """The first decision of each id, and how many repeated one; a repeat with other
+    contents goes to ``result.conflicting`` (kept first, not overwritten)."""
+    first: dict[str, dict[str, Any]] = {}
+    repeats = 0
+    for decision in decisions:
+        earlier = first.get(decision["decision_id"])
+        if earlier is None:
+            first[decision["decision_id"]] = decision
+            continue
+        repeats += 1
+        if _content(earlier) != _content(decision):
+            result.conflicting.append((earlier, decision))
+    return first, repeats
+
+
 def compare(stream: Iterable[dict[str, Any]],
             replay: Iterable[dict[str, Any] | Decision]) -> Comparison:
-    """Compare decision sets by id and content."""
+    """Compare decision sets by id and content; an id with two contents on either side is
+    a conflict."""
     result = Comparison()
-    seen: dict[str, dict[str, Any]] = {}
-    for decision in stream:
-        if decision["decision_id"] in seen:
-            result.duplicates += 1
-            if _content(seen[decision["decision_id"]]) != _content(decision):
-                result.conflicting.append((seen[decision["decision_id"]], decision))
-            continue
-        seen[decision["decision_id"]] = decision
-    expected = {}
-    for item in replay:
-        decision = (orjson.loads(encode_decision(item)) if isinstance(item, Decision)
-                    else item)
-        expected[decision["decision_id"]] = decision
+    seen, result.duplicates = _by_id(stream, result)
+    expected, _ = _by_id((orjson.loads(encode_decision(item)) if isinstance(item, Decision)
+                          else item for item in replay), result)
     for decision_id, decision in expected.items():
         got = seen.get(decision_id)
         if got is None:

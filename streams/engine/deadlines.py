@@ -15,6 +15,7 @@ through :func:`decide_tick`.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,8 +26,8 @@ from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from schemas.state import StoredSubject
 
-__all__ = ["TICK_UNDECIDABLE", "DeadlineIndex", "Moments", "Offsets", "PartitionClock",
-           "decide_tick"]
+__all__ = ["TICK_UNDECIDABLE", "DeadlineIndex", "GroupProgress", "Moments", "Offsets",
+           "PartitionClock", "decide_tick"]
 
 TICK_UNDECIDABLE = "tick-undecidable"
 """The error class of a tick whose expiries could not be decided (a dead letter)."""
@@ -142,14 +143,26 @@ class PartitionClock:
     watermark: dict[tuple[str, int], datetime] = field(default_factory=dict)
     decided_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     """Next offset to decide per (input topic, partition)."""
-    expected: dict[tuple[str, int], int] = field(default_factory=dict)
-    """End offsets known from this worker's own sends (its forwards to the repartition
-    topic), which a fetch may not have reported yet: caught up means past them too."""
+    forwards: dict[tuple[str, int], deque[tuple[int, datetime | None]]] = field(
+        default_factory=dict)
+    """This worker's own forwards to the repartition topic not decided yet, as (offset, the
+    original's broker time), in offset order: a fetch may not have reported them yet."""
 
-    def expect(self, topic: str, partition: int, end: int) -> None:
-        """A record this worker sent to ``topic``/``partition`` ends before ``end``."""
-        where = (topic, partition)
-        self.expected[where] = max(end, self.expected.get(where, 0))
+    def expect(self, topic: str, partition: int, offset: int, at: datetime | None) -> None:
+        """This worker forwarded a record stamped ``at`` (None: unknown) to
+        ``topic``/``partition``, where it got ``offset``."""
+        self.forwards.setdefault((topic, partition), deque()).append((offset, at))
+
+    def forwarding(self, topic: str, partition: int, deadline: datetime) -> bool:
+        """Whether a forward this worker made of a record stamped before ``deadline`` (or
+        at an unknown time) is not decided yet on ``topic``/``partition``."""
+        queue = self.forwards.get((topic, partition))
+        if not queue:
+            return False
+        done = self.decided_offsets.get((topic, partition), 0)
+        while queue and queue[0][0] < done:
+            queue.popleft()
+        return any(at is None or at < deadline for _, at in queue)
 
     def decided(self, topic: str, partition: int, offset: int, at: datetime | None) -> None:
         """The event at ``offset`` of ``topic``/``partition``, stamped ``at``, was decided;
@@ -172,8 +185,6 @@ class PartitionClock:
         yet (just assigned) count from the group's committed offset."""
         where = (topic, partition)
         end = end_offsets.get(where)
-        if where in self.expected:  # a forward sent since the last fetch: wait for it too
-            end = max(end or 0, self.expected[where])
         if end is None:
             return False  # no fetch answered for it yet
         reported = reported_at.get(where)
@@ -203,14 +214,99 @@ class PartitionClock:
 
     def may_expire_owned(self, inputs: Iterable[str], repartition: str, partition: int,
                          owned: Iterable[int], deadline: datetime, end_offsets: Offsets,
-                         committed: Offsets, reported_at: Moments) -> bool:
+                         committed: Offsets, reported_at: Moments,
+                         others_since: datetime | None = None) -> bool:
         """The tick gate with forwarding (issue H): a record of a subject owned by
         ``partition`` may still wait on any input partition (a producer with another
         partitioner put it there) until it is forwarded, so every ``owned`` partition of the
         ``inputs`` must be past the deadline, and ``partition`` of the ``repartition`` topic
-        too (forwards not decided yet). Partitions another worker owns are not seen here:
-        their misplaced records may still come after a tick (README, "Still open")."""
-        return self.may_expire((repartition,), partition, deadline, end_offsets,
-                               committed, reported_at) and all(
-            self.may_expire(inputs, other, deadline, end_offsets, committed, reported_at)
-            for other in {partition, *owned})
+        too: every forward this worker made of a record stamped before the deadline decided
+        (:meth:`forwarding`), and every other forward (another worker's, or one made before
+        this worker took its partitions), known to be in the topic by ``others_since``,
+        decided: the partition past that moment (a forward's own broker time rises with its
+        offsets, its original's does not) or decided to an end offset reported at or after
+        it. Partitions another worker owns are not seen here: :meth:`may_expire_group`."""
+        since = deadline if others_since is None else max(deadline, others_since)
+        return (not self.forwarding(repartition, partition, deadline)
+                and self.may_expire((repartition,), partition, since, end_offsets,
+                                    committed, reported_at)
+                and all(self.may_expire(inputs, other, deadline, end_offsets, committed,
+                                        reported_at)
+                        for other in {partition, *owned}))
+
+    def may_expire_group(self, inputs: Iterable[str], repartition: str, partition: int,
+                         owned: Iterable[int], partitions: int, deadline: datetime,
+                         end_offsets: Offsets, committed: Offsets, reported_at: Moments,
+                         progress: GroupProgress, assigned_at: datetime | None = None
+                         ) -> bool:
+        """The tick gate across workers (issue I): :meth:`may_expire_owned`, and first, for
+        every input partition of the ``partitions`` this worker does not own, the group's
+        committed offset at an end offset reported at or after the deadline
+        (:meth:`GroupProgress.forwarded_by`): a worker forwards a misplaced record, and has
+        the forward acknowledged, before it commits past it. Forwards of others are then
+        waited for from the moment that commit was seen, or from ``assigned_at`` (when this
+        worker took its partitions: their earlier owners forwarded before), if later."""
+        owned = set(owned)
+        inputs = tuple(inputs)
+        elsewhere = frozenset((topic, number) for topic in inputs
+                              for number in range(partitions) if number not in owned)
+        forwarded_at = progress.forwarded_by(deadline, elsewhere)
+        if forwarded_at is None:
+            return False
+        others_since = forwarded_at if assigned_at is None else max(forwarded_at, assigned_at)
+        return self.may_expire_owned(inputs, repartition, partition, owned, deadline,
+                                     end_offsets, committed, reported_at, others_since)
+
+
+@dataclass
+class GroupProgress:
+    """What the whole consumer group committed on input partitions, as the worker read it
+    from the broker on its timer passes (end offsets, then committed offsets), kept for the
+    expiry gate across workers (:meth:`PartitionClock.may_expire_group`).
+
+    A deadline needs an end offset reported at or after it, and a committed offset seen
+    later that reaches it; a pass under load rarely sees both, so the last ``keep`` passes
+    are kept. Dropping older ones only makes the gate wait for a later pair.
+    """
+
+    keep: int = 64
+    _ends: deque[tuple[datetime, dict[tuple[str, int], int]]] = field(default_factory=deque)
+    _commits: deque[tuple[datetime, Offsets]] = field(default_factory=deque)
+    _memo: dict[tuple[int, frozenset[tuple[str, int]]], datetime | None] = field(
+        default_factory=dict)
+
+    def observe(self, ends_at: datetime, ends: Mapping[tuple[str, int], int],
+                committed_at: datetime, committed: Offsets) -> None:
+        """One pass's reading: ``ends`` as asked of the broker at ``ends_at`` (so they
+        hold every record appended before it), and the group's ``committed`` offsets as
+        answered by ``committed_at`` (None: nothing committed)."""
+        self._ends.append((ends_at, dict(ends)))
+        self._commits.append((committed_at, dict(committed)))
+        while len(self._ends) > self.keep:
+            self._ends.popleft()
+            self._commits.popleft()
+        self._memo.clear()  # answers are cached per pass, not per deadline
+
+    def forwarded_by(self, deadline: datetime,
+                     where: frozenset[tuple[str, int]]) -> datetime | None:
+        """When the group was seen to have committed, on every partition of ``where``,
+        every record appended before ``deadline`` (so forwarded any of them that was
+        misplaced); ``deadline`` itself when ``where`` is empty; None: not seen yet."""
+        if not where:
+            return deadline
+        first = next((number for number, (at, _) in enumerate(self._ends) if at >= deadline),
+                     None)
+        if first is None:
+            return None
+        if (first, where) not in self._memo:
+            ends = self._ends[first][1]
+            self._memo[(first, where)] = next(
+                (at for at, committed in self._commits
+                 if all(_reached(committed.get(spot), ends.get(spot)) for spot in where)),
+                None)
+        return self._memo[(first, where)]
+
+
+def _reached(committed: int | None, end: int | None) -> bool:
+    # An end offset not read says nothing; an empty partition needs no commit.
+    return end is not None and (end == 0 or (committed is not None and committed >= end))

@@ -184,7 +184,7 @@ def plan_batch(
             key = (event.subject.id.encode("utf-8") if isinstance(event, ClockTick)
                    else subject_key(event.subject.id))
             plan.decided.append((record.topic, record.partition, record.offset,
-                                 event.at if received is None else received))
+                                 _progress_time(record, origin, event.at, received)))
             if key in pending:
                 stored: StoredSubject | None = pending[key]
             else:
@@ -257,6 +257,20 @@ def plan_batch(
             _dead_letter(plan, index, record, deadletter_topic, "state-oversized",
                          fitted.oversized, decided=False, origin=origin)
     return plan
+
+
+def _progress_time(record: Record, origin: Record, at: datetime,
+                   received: datetime | None) -> datetime | None:
+    """How far ``record``'s partition is decided in time, for the tick gate
+    (:meth:`streams.engine.deadlines.PartitionClock.decided`): the time it is decided at,
+    except for a forwarded record, whose original's time does not rise with the
+    repartition topic's offsets (forwards from several partitions and workers interleave):
+    there the time the broker appended the forward itself (None when it has none)."""
+    if origin is record:
+        return at if received is None else received
+    if record.timestamp_type == LOG_APPEND_TIME and record.timestamp is not None:
+        return datetime.fromtimestamp(record.timestamp, UTC)
+    return None
 
 
 def _broker_time(record: Record, required: bool) -> datetime | None:

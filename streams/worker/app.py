@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,13 +19,14 @@ from faust.types import TP, EventT
 from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from streams.engine.codec import encode_tick, stored_deadlines
-from streams.engine.deadlines import DeadlineIndex, PartitionClock
+from streams.engine.deadlines import DeadlineIndex, GroupProgress, PartitionClock
 from streams.engine.partitioner import partition_of
 from streams.engine.plan import BatchPlan, Record, Repartition, plan_batch, stored_keys
 from streams.engine.topics import InputTopics
 from streams.settings import KafkaSettings, TopicSettings, WorkerSettings
 from streams.worker.batching import in_batches
 from streams.worker.credentials import faust_credentials
+from streams.worker.group_view import GroupView
 from streams.worker.observe import record_batch
 from streams.worker.patches.flow import install_flow_fix
 from streams.worker.patches.seek import install_seek_fix
@@ -102,8 +104,13 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
     deadlines = DeadlineIndex()
     clock = PartitionClock()
     input_topics = (topics.topic_requests, topics.topic_sessions)
+    progress = GroupProgress()
+    assignment = _Assignment()
+    group = GroupView(kafka, topics.app_id, input_topics, topics.topic_partitions)
 
-    def consumer_view(owned: set[int]) -> tuple[dict[tuple[str, int], Any], ...]:
+    def consumer_view(owned: set[int]) -> tuple[dict[tuple[str, int], Any],
+                                                dict[tuple[str, int], Any],
+                                                dict[tuple[str, int], Any]]:
         # The consumer's view of the inputs the gate reads, once per timer pass: end
         # offsets as the last fetch reported them and when it did (no broker call: a call
         # through faust's consumer thread waits out its current fetch, up to 1.5 s, which
@@ -141,15 +148,20 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
         owned = {tp.partition for tp in app.consumer.assignment()
                  if tp.topic == topics.topic_requests}
         held: set[int] = set()  # partitions whose earlier input is still undecided
+        if owned != assignment.owned:  # their earlier owners' forwards came before now
+            assignment.owned, assignment.since = owned, datetime.now(UTC)
         due = deadlines.due(cutoff)
-        view = consumer_view(owned) if due else ()
+        if due and len(owned) < topics.topic_partitions and not await read_group(due):
+            return
+        ends, commits, reported = consumer_view(owned) if due else ({}, {}, {})
         for deadline, key, tenant in due:
             partition = partition_of(key, topics.topic_partitions)
             if partition not in owned:
                 continue  # moved to another worker, which indexed it when it recovered
-            if partition in held or not clock.may_expire_owned(
-                    input_topics, topics.topic_repartition, partition, owned, deadline,
-                    *view):
+            if partition in held or not clock.may_expire_group(
+                    input_topics, topics.topic_repartition, partition, owned,
+                    topics.topic_partitions, deadline, ends, commits, reported, progress,
+                    assignment.since):
                 held.add(partition)  # deadlines come in order: later ones wait as well
                 # restore, not set: batches decided while this loop awaited sends may have
                 # given the subject a newer deadline.
@@ -163,6 +175,25 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
                 deadlines.restore(key, tenant, deadline)  # try again on the next tick
                 raise
 
+    async def read_group(due: list[tuple[datetime, bytes, str]]) -> bool:
+        # Partitions another worker owns may hold misplaced records of subjects owned here
+        # (issue I): one reading of the group's progress per pass, and only when some
+        # partition is owned elsewhere. A broker that does not answer holds every tick.
+        try:
+            await group.observe(progress)
+        except Exception:  # a broker restarting: try again next pass
+            log.warning("expiry gate: the group's offsets could not be read; ticks wait",
+                        exc_info=True)
+            for deadline, key, tenant in due:
+                deadlines.restore(key, tenant, deadline)
+            return False
+        return True
+
+    @app.on_before_shutdown.connect
+    async def close_group_view(sender: Any, /, *args: Any, signal: Any, **kwargs: Any
+                               ) -> None:
+        await group.close()
+
     async def index_recovered() -> None:
         # After recovery (start-up, rebalance) the deadlines of recovered subjects are
         # known only to the table: grants that expired while no worker ran fire now.
@@ -175,6 +206,14 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
     app.timer(interval=worker.expiry_check_s, name="expiry-ticks")(send_ticks)
     table.on_recover(index_recovered)
     return app
+
+
+@dataclass
+class _Assignment:
+    """The input partitions the expiry timer last saw this worker own, and since when."""
+
+    owned: set[int] = field(default_factory=set)
+    since: datetime | None = None
 
 
 def _end_reported_at(consumer: Any, tp: TP) -> datetime | None:
@@ -294,7 +333,9 @@ async def _handle_batch(
     record_batch(records, plan, time.time(), policy, topics, max_event_bytes)  # acknowledged
     for out, metadata in zip(plan.outbound, sent, strict=True):
         if out.topic == topics.topic_repartition:  # the gate waits for it to be decided
-            clock.expect(out.topic, metadata.partition, metadata.offset + 1)
+            stamp = events[out.source].message.timestamp  # the original's broker time
+            clock.expect(out.topic, metadata.partition, metadata.offset,
+                         None if stamp is None else datetime.fromtimestamp(stamp, UTC))
     await access.put_all([(events[write.source], write.key, write.value)
                           for write in plan.writes.values()])
     for (key, tenant), deadline in plan.deadlines.items():

@@ -4,11 +4,12 @@ contract events, publishing, waiting for the group to drain, and the check again
 
 Since issue H the stream decides on the broker's clock (LogAppendTime), so events claim
 times close to the wall clock (within ``time.max_skew_s`` of when they are published), and
-the replay is fed each event's broker time, read back from the input topic, in broker-time
+the replay is fed each event's broker time, read back from the input topics, in broker-time
 order: the order and the time the stream decided them in. Deadlines then lie in the future
 of the run; :func:`check` compares at a moment no deadline is close to, so a tick racing
-the comparison cannot make either side look short. The load keeps to the requests topic:
-Kafka orders each topic on its own (README, "Ordering").
+the comparison cannot make either side look short. :func:`load` keeps to the requests topic
+(the poison scenario's); the fault scenarios drive :mod:`tests.faults.mixed`'s load of both.
+Every scenario's worker enforces :data:`tests.faults.mixed.POLICY`.
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ import random
 import subprocess
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +32,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from policy import next_deadline
-from schemas.policy import parse_policy
 from streams.engine.codec import BROKER_TIME, decode_stored, encode_stored
 from streams.engine.replay import Replay
+from tests.faults.mixed import POLICY, POLICY_TEXT, Mixed
 from tests.faults.report import summary
 from tests.integration.conftest import BOOTSTRAP, REPO, Stack
-from tests.keys import signed, signed_release
 from tests.oracle import compare, simulated
 
 __all__ = ["POLICY", "Outcome", "broker_times", "check", "drained", "env_int",
-           "event_records", "expected", "finish", "load", "publish", "read_all", "scenario_stack",
-           "wait_decisions", "workers_drained"]
+           "event_records", "expected", "finish", "in_flight", "in_flight_now", "input_topics",
+           "load", "publish", "read_all", "scenario_stack", "workers_drained"]
 
 STALL_S = float(os.environ.get("JITWATCH_FAULTS_STALL_S") or 180)
 """How long a scenario waits without any progress before it fails as stalled."""
-
-POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text())
-
 
 def env_int(name: str, local: int) -> int:
     """A size from ``JITWATCH_FAULTS_*`` (``ops/faults`` and CI set the issue's numbers),
@@ -57,67 +52,12 @@ def env_int(name: str, local: int) -> int:
     return int(os.environ.get(name) or local)
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def load(count: int, tag: str, seed: int = 7) -> list[dict[str, Any]]:
-    """``count`` request-topic events in event-time order over the next minute (claims
-within the policy's clock skew of the broker time they will get when published at once).
-
-    About 20 events per subject: requests (low to high sensitivity, some break-glass, some
-    workloads), withdrawals, reviews and lock releases, so grants are approved, escalated,
-    capped, revoked, locked and expire during the run.
-    """
-    rng = random.Random(seed)
-    subjects = max(8, count // 20)
-    start = datetime.now(UTC).replace(microsecond=0)
-    step = timedelta(minutes=1) / max(count, 1)
-    requested: dict[str, list[str]] = defaultdict(list)
-    asked: dict[str, dict[str, Any]] = {}
-    events: list[dict[str, Any]] = []
-    for number in range(count):
-        index = rng.randrange(subjects)
-        subject_id = f"f-{tag}-{index}"
-        subject: dict[str, Any] = {"id": subject_id}
-        if index % 5 == 0:
-            subject.update(kind="workload", issuer="spiffe://acme.example", attested=True,
-                           owner="team-payments")
-        base = {"event_id": f"e-{tag}-{number}", "at": _stamp(start + step * number),
-                "tenant": "default", "subject": subject}
-        earlier = requested[subject_id]
-        roll = rng.random()
-        if roll < 0.78 or not earlier:
-            request_id = f"r-{tag}-{number}"
-            earlier.append(request_id)
-            sensitivity = rng.choice(["low", "medium", "medium", "high"])
-            resources_ = [{"id": f"res-{rng.randrange(8)}",
-                           "env": rng.choice(["prod", "prod", "research", "staging"]),
-                           "sensitivity": sensitivity} for _ in range(rng.randint(1, 2))]
-            event = {**base, "type": "request.created", "request_id": request_id,
-                     "resources": resources_, "reason": "fault injection",
-                     "ticket": "OPS-1", "break_glass": rng.random() < 0.01}
-            ttl = rng.choice([60, 600, 1800, None])
-            if ttl is not None:
-                event["ttl_s"] = ttl
-            asked[request_id] = event
-            events.append(event)
-        elif roll < 0.9:
-            events.append({**base, "type": "request.withdrawn",
-                           "request_id": rng.choice(earlier)})
-        elif roll < 0.98:
-            # Signed as reviews are (jit.review-signature/v2, over the request picked) with
-            # a test key the packaged policy does not list: refused, on both sides alike.
-            request_id = rng.choice(earlier)
-            events.append(signed({**base, "type": "request.reviewed", "request_id": request_id,
-                                  "reviewer": {"id": "carol"},
-                                  "outcome": rng.choice(["approved", "denied"])},
-                                 request=asked[request_id]))
-        else:
-            # Signed by a test operator the packaged policy does not list: refused alike.
-            events.append(signed_release({**base, "type": "lock.released",
-                                          "target": {"subject": subject_id}, "by": "ops"}))
-    return events
+    """``count`` request-topic events of :class:`tests.faults.mixed.Mixed` stamped from now
+    on, a millisecond apart (within the policy's clock skew of the broker time they get
+    when published at once): requests, withdrawals, reviews and releases."""
+    mixed = Mixed(tag, max(8, count // 20), random.Random(seed), partitions=1)
+    return mixed.requests(count, datetime.now(UTC))
 
 
 @contextmanager
@@ -129,6 +69,8 @@ def scenario_stack(stack: Stack, name: str, data: Path, logs: Path,
     run = f"{name}-{uuid.uuid4().hex[:6]}"
     log_dir = logs / run
     log_dir.mkdir()
+    policy = log_dir / "policy.toml"
+    policy.write_text(POLICY_TEXT, encoding="utf-8")
     scenario = Stack(run=run, env={
         **stack.env,
         "JITWATCH_APP_ID": f"jitwatch-{run}",
@@ -149,6 +91,7 @@ def scenario_stack(stack: Stack, name: str, data: Path, logs: Path,
         "JITWATCH_WEB_PORT": "0",
         "JITWATCH_AUDIT_WEB_PORT": "0",
         "JITWATCH_NOTARY_WEB_PORT": "0",
+        "JITWATCH_POLICY_FILE": str(policy),
         **env,
     })
     created = subprocess.run(
@@ -203,14 +146,14 @@ async def _end_offsets(topics: list[str]) -> dict[TopicPartition, int]:
 async def read_all(topic: str) -> list[Any]:
     """Every record of ``topic`` up to its current end, in partition then offset order."""
     ends = await _end_offsets([topic])
+    found: list[Any] = []
+    tps = [tp for tp, end in ends.items() if end > 0]
+    if not tps:  # (an aiokafka consumer stopped before it assigned anything may raise)
+        return found
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
-    found: list[Any] = []
     try:
-        tps = [tp for tp, end in ends.items() if end > 0]
-        if not tps:
-            return found
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         remaining = set(tps)
@@ -225,7 +168,9 @@ async def read_all(topic: str) -> list[Any]:
     return sorted(found, key=lambda m: (m.partition, m.offset))
 
 
-async def _behind(group: str, topics: list[str]) -> int:
+async def in_flight(group: str, topics: list[str]) -> int:
+    """Records of ``topics`` that ``group`` has not committed: fetched and being decided,
+    or still to fetch (what a fault striking now can lose or decide twice)."""
     ends = await _end_offsets(topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     await admin.start()
@@ -240,6 +185,22 @@ async def _behind(group: str, topics: list[str]) -> int:
     return behind
 
 
+async def in_flight_now(group: str, topics: list[str], wait_s: float = 10.0,
+                        also: tuple[str, list[str]] | None = None) -> int:
+    """What :func:`in_flight` counts (plus, with ``also``, another group's), once it is
+    more than none (a fault is timed to hit work, not an idle group); 0 when the groups
+    stayed caught up for ``wait_s``."""
+    give_up = time.monotonic() + wait_s
+    while True:
+        try:
+            count = await in_flight(group, topics) + (await in_flight(*also) if also else 0)
+        except Exception:  # noqa: BLE001 - the broker may be restarting: ask again
+            count = 0
+        if count > 0 or time.monotonic() > give_up:
+            return count
+        await asyncio.sleep(0.05)
+
+
 async def drained(group: str, topics: list[str], *, quiet_s: float = 8.0,
                   stall_s: float = STALL_S) -> float:
     """Wait until ``group`` has committed every topic to its end and stayed there for
@@ -250,7 +211,7 @@ async def drained(group: str, topics: list[str], *, quiet_s: float = 8.0,
     behind, changed = -1, started
     while time.monotonic() - changed < stall_s:
         try:
-            now_behind = await _behind(group, topics)
+            now_behind = await in_flight(group, topics)
         except Exception:  # noqa: BLE001 - the broker may be restarting: ask again
             now_behind = -1
         now = time.monotonic()
@@ -267,29 +228,17 @@ async def drained(group: str, topics: list[str], *, quiet_s: float = 8.0,
                          f"no progress for {stall_s:.0f} s")
 
 
-async def wait_decisions(stack: Stack, count: int, stall_s: float = STALL_S) -> None:
-    """Wait until the decisions topic holds ``count`` records (redeliveries included);
-    fail when none was added for ``stall_s``."""
-    seen, since = -1, time.monotonic()
-    while time.monotonic() - since < stall_s:
-        try:
-            now_seen = sum((await _end_offsets([stack.decisions])).values())
-        except Exception:  # noqa: BLE001 - the broker may be restarting: ask again
-            now_seen = seen
-        if now_seen >= count:
-            return
-        if now_seen != seen:
-            seen, since = now_seen, time.monotonic()
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"the stream stalled: {seen} of {count} decisions on "
-                         f"{stack.decisions}, none added for {stall_s:.0f} s")
+def input_topics(stack: Stack) -> list[str]:
+    """What the worker group decides from: both inputs and its repartition topic."""
+    return [stack.requests, stack.env["JITWATCH_TOPIC_SESSIONS"],
+            f"{stack.env['JITWATCH_APP_ID']}-repartition"]
 
 
-async def workers_drained(stack: Stack) -> float:
-    """Wait until the worker group has decided both inputs and its own commands topic."""
+async def workers_drained(stack: Stack, quiet_s: float = 8.0) -> float:
+    """Wait until the worker group has decided its inputs and its own commands topic."""
     return await drained(stack.env["JITWATCH_APP_ID"],
-                         [stack.requests, stack.env["JITWATCH_TOPIC_SESSIONS"],
-                          f"{stack.env['JITWATCH_APP_ID']}-commands"])
+                         [*input_topics(stack), f"{stack.env['JITWATCH_APP_ID']}-commands"],
+                         quiet_s=quiet_s)
 
 
 @dataclass
@@ -305,6 +254,8 @@ class Outcome:
     """After dedupe by ``decision_id``: ids the replay does not have, or with two contents."""
     tables_differ: int = 0
     problems: list[str] = field(default_factory=list)
+    reached: dict[str, int] = field(default_factory=dict)
+    """How many of the replay's decisions each rule of :data:`REACHED` made."""
 
     @property
     def passed(self) -> bool:
@@ -332,20 +283,24 @@ def expected(events: list[dict[str, Any]], until: datetime | None = None,
     return simulated(events, POLICY, until=until or datetime.now(UTC), replay=replay), replay
 
 
-async def broker_times(topic: str, events: list[dict[str, Any]]
+async def broker_times(topics: list[str], events: list[dict[str, Any]]
                        ) -> dict[str, tuple[datetime, int, int]]:
     """Each event's broker time (LogAppendTime), partition and offset, read back from
-    ``topic``: the records whose value is exactly the event as :func:`event_records` sent
-    it (a poisoned copy with the same id is not the event)."""
+    ``topics``: the records whose value is exactly the event as it was sent (a poisoned
+    copy with the same id is not the event)."""
     sent = {orjson.dumps(event): event["event_id"] for event in events}
     found: dict[str, tuple[datetime, int, int]] = {}
-    for record in await read_all(topic):
+    for record in [record for topic in topics for record in await read_all(topic)]:
         event_id = sent.get(bytes(record.value)) if record.value is not None else None
         if event_id is not None and event_id not in found:
             found[event_id] = (datetime.fromtimestamp(record.timestamp / 1000, UTC),
                                record.partition, record.offset)
     return found
 
+
+REACHED = ("review-approved", "ttl-expired", "pending-expired", "lock-expired",
+           "lock-released", "task-completed", "session-without-grant", "session-out-of-scope")
+"""The rules whose paths a mixed load must reach (printed in the summary line)."""
 
 CLEAR_S = 3.0
 """How far from any deadline the comparison's moment must be: more than a tick's grace
@@ -363,7 +318,7 @@ async def check(stack: Stack, events: list[dict[str, Any]],
     that moment and the end of the reading (its tick may or may not be in what was read).
     """
     del expectation
-    times = await broker_times(stack.requests, events)
+    times = await broker_times(input_topics(stack)[:2], events)
     while True:
         read_from = datetime.now(UTC)
         records = await read_all(stack.decisions)
@@ -383,7 +338,9 @@ async def check(stack: Stack, events: list[dict[str, Any]],
     comparison = compare(stream, wanted)
     outcome = Outcome(decisions=len(stream), redelivered=comparison.duplicates,
                       lost=len(comparison.missing),
-                      duplicates=len(comparison.extra) + len(comparison.conflicting))
+                      duplicates=len(comparison.extra) + len(comparison.conflicting),
+                      reached={rule: sum(d["rule"]["id"] == rule for d in wanted)
+                               for rule in REACHED})
     if not comparison.equal:
         outcome.problems.append(str(comparison))
     answered = {decision["cause"]["event_id"] for decision in stream}
@@ -413,8 +370,15 @@ def _compare_tables(changelog: list[Any], replay: Replay) -> tuple[int, list[str
 
 
 def finish(scenario: str, outcome: Outcome, *, events: int, faults: int, started: float,
-           detail: str) -> None:
-    """Print the scenario's summary line, then fail with the differences if any."""
+           detail: str, hits: list[int] | None = None) -> None:
+    """Print the scenario's summary line, then fail with the differences if any. ``hits``:
+    what each fault found in flight; a fault that found nothing hit no work and fails."""
+    if hits is not None:
+        detail += (f"; in flight at each fault: {' '.join(map(str, hits))}; reached: "
+                   + ", ".join(f"{rule} {n}" for rule, n in outcome.reached.items()))
+        idle = [number for number, hit in enumerate(hits, 1) if hit <= 0]
+        if idle:
+            outcome.problems.append(f"faults {idle} struck an idle group (nothing in flight)")
     summary(scenario, events=events, faults=faults, lost=outcome.lost,
             duplicates=outcome.duplicates, seconds=time.monotonic() - started,
             passed=outcome.passed,

@@ -1,6 +1,8 @@
-"""kill -9 a worker at random points during a load decided by two workers (issue E).
+"""kill -9 a worker at random points during a load decided by two workers (issue E), the
+load of :mod:`tests.faults.mixed` (both input topics, approving reviews, live deadlines).
 
-Each kill is followed, after up to two seconds, by a restart on the same data directory
+Each kill strikes while the group has inputs not yet committed (the count is printed per
+kill) and is followed, after up to two seconds, by a restart on the same data directory
 (RocksDB as the killed process left it). Afterwards, with the group drained: no input
 without its verdicts, no duplicate or conflicting verdict after dedupe by ``decision_id``,
 and the grant table equal to simulate's. Sizes: ``JITWATCH_FAULTS_EVENTS`` and
@@ -12,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.faults import harness
+from tests.faults import harness, mixed
 from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration
@@ -29,29 +32,31 @@ async def test_kill_9_workers_at_random_points(stack: Stack, logs: Path,
     count = harness.env_int("JITWATCH_FAULTS_EVENTS", 4000)
     kills = harness.env_int("JITWATCH_FAULTS_KILLS", 3)
     started = time.monotonic()
-    events = harness.load(count, uuid.uuid4().hex[:6])
-    expectation = harness.expected(events)
     rng = random.Random()
     with harness.scenario_stack(stack, "kill9", tmp_path, logs) as (run, log_dir):
-        await harness.publish(run, harness.event_records(events))
+        group, inputs = run.env["JITWATCH_APP_ID"], harness.input_topics(run)
 
-        def start(name: str) -> object:
+        def start(name: str) -> subprocess.Popen[bytes]:
             return run.start("worker", log_dir, JITWATCH_DATA_DIR=str(tmp_path / name))
 
         workers = {name: start(name) for name in ("a", "b")}
-        # Random points of progress, measured in decisions published (redeliveries count).
-        points = sorted(rng.uniform(0.03, 0.97) for _ in range(kills))
-        for point in points:
-            await harness.wait_decisions(run, int(point * len(expectation[0])))
+
+        async def kill(_: int) -> int:
             name = rng.choice(["a", "b"])
-            victim = workers[name]
-            victim.send_signal(signal.SIGKILL)  # type: ignore[attr-defined]
-            victim.wait(timeout=30)  # type: ignore[attr-defined]
+            await asyncio.sleep(rng.uniform(0.1, 0.6))  # a random point of the segment
+            in_flight = await harness.in_flight_now(group, inputs)
+            workers[name].send_signal(signal.SIGKILL)
+            workers[name].wait(timeout=30)
             await asyncio.sleep(rng.uniform(0, 2))
             workers[name] = start(name)
+            return in_flight
+
+        events, hits = await mixed.drive(
+            run, count, kills, kill, lambda: harness.drained(group, inputs, quiet_s=0),
+            tag=uuid.uuid4().hex[:6], seed=rng.randrange(1 << 30))
         waited = await harness.workers_drained(run)
         for name, worker in workers.items():
-            assert worker.poll() is None, f"worker {name} exited; see {log_dir}"  # type: ignore[attr-defined]
-        outcome = await harness.check(run, events, expectation)
-    harness.finish("kill-9", outcome, events=count, faults=kills, started=started,
-           detail=f"2 workers, drained {waited:.0f} s after the last kill")
+            assert worker.poll() is None, f"worker {name} exited; see {log_dir}"
+        outcome = await harness.check(run, events)
+    harness.finish("kill-9", outcome, events=len(events), faults=kills, started=started,
+                   hits=hits, detail=f"2 workers, drained {waited:.0f} s after the last kill")

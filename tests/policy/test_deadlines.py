@@ -98,3 +98,23 @@ class TestExpiry:
         expiries = verdicts[2:4]
         assert [v.rule.id for v in expiries] == ["pending-expired", "ttl-expired"]
         assert [v.at for v in expiries] == sorted(v.at for v in expiries)
+
+
+def test_what_an_earlier_expiry_ended_is_not_ended_again() -> None:
+    """Issue I (the 100,000-event fault runs): an event decided after several deadlines
+    with no tick in between (the stream's tick still held) ends them in one go. A held
+    session that runs out locks the subject, which ends its grants; the grant's own expiry,
+    later in the same go, found it gone (ValueError: list.remove, an evaluation error
+    instead of the lock and its end). The outcome is the one ticks at every deadline give."""
+    session = event(raw_event("session.started", t=10, event_id="e-s-1", session_id="s-1",
+                              request_id="r-x", resource="db/b"))
+    events = [request("r-1", [("db/a", "staging")], ttl_s=60), session]
+    late = request("r-2", [("db/c", "staging")], t=100)
+    state, _ = run(events)
+    assert [s.held_until for s in state.sessions] == [at(40)]
+    _, at_once = run([late], state=state)
+    ticked, _ = run([request("r-t1", [("db/d", "staging")], t=45)], state=state)
+    assert brief(at_once)[0] == ("lock", "session-without-grant", "r-x", ("r-1",))
+    assert [v.rule.id for v in at_once] == ["session-without-grant", "subject-locked"]
+    assert all(v.rule.id != "evaluation-error" for v in at_once)
+    assert live(ticked) == []

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import UTC, datetime, timedelta
 
-from streams.engine.deadlines import DeadlineIndex, PartitionClock
+from streams.engine.deadlines import DeadlineIndex, GroupProgress, PartitionClock
 
 T = datetime(2026, 11, 23, 10, 0, 0, 714523, tzinfo=UTC)
 
@@ -134,10 +135,40 @@ def test_a_tick_waits_for_every_owned_partition_and_the_forwards() -> None:
     for offset in range(3):  # decided (or forwarded) past the deadline
         clock.decided("req", 1, offset, T)
     assert clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {}, now)
-    clock.expect(repartition, 0, 1)  # one was forwarded to partition 0: not decided yet
+    # One was forwarded to partition 0 (offset 0): not decided yet.
+    clock.expect(repartition, 0, 0, T - timedelta(seconds=1))
     assert not clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {}, now)
     clock.decided(repartition, 0, 0, T)
     assert clock.may_expire_owned(inputs, repartition, 0, {0, 1}, T, ends, {}, now)
+
+
+def test_a_later_forward_decided_first_does_not_pass_an_earlier_one() -> None:
+    """Forwards from two partitions interleave on the repartition topic: one of a record
+    stamped after the deadline may be decided while this worker's forward of a record
+    stamped before it (from a partition fetched later) is still on its way. The 100,000
+    event fault runs met this: the repartition topic counted as past the deadline by the
+    original's time of what it had decided."""
+    inputs, repartition = ("req", "ses"), "rep"
+    ends = {(topic, number): 0 for topic in (*inputs, repartition) for number in (0, 1, 2)}
+    now = dict.fromkeys(ends, T)
+    clock = PartitionClock()
+    clock.decided("req", 2, 0, T + timedelta(seconds=1))  # forwarded first: offset 0
+    clock.expect(repartition, 0, 0, T + timedelta(seconds=1))
+    clock.decided("req", 1, 0, T - timedelta(seconds=1))  # forwarded next: offset 1
+    clock.expect(repartition, 0, 1, T - timedelta(seconds=1))
+    ends[(repartition, 0)] = 2
+    # The first forward is decided; its own broker time (appended after T) is the mark.
+    clock.decided(repartition, 0, 0, T + timedelta(seconds=2))
+    assert clock.passed(repartition, 0, T)
+    assert not clock.may_expire_owned(inputs, repartition, 0, {0, 1, 2}, T, ends, {}, now), \
+        "the forward of the record stamped before the deadline is not decided"
+    clock.decided(repartition, 0, 1, T + timedelta(seconds=2))
+    assert clock.may_expire_owned(inputs, repartition, 0, {0, 1, 2}, T, ends, {}, now)
+    assert clock.forwards[(repartition, 0)] == deque(), "decided forwards are let go"
+    later = T + timedelta(seconds=5)
+    assert not clock.may_expire_owned(inputs, repartition, 0, {0, 1, 2}, T, ends, {}, now,
+                                      others_since=later), \
+        "other forwards known only from later on: the partition must be past that moment"
 
 
 def test_the_gate_trusts_no_end_offset_reported_before_the_deadline() -> None:
@@ -161,3 +192,44 @@ def test_the_gate_trusts_no_end_offset_reported_before_the_deadline() -> None:
     clock.decided("jit.requests", 0, 2917, T)  # an event stamped at the deadline
     assert clock.may_expire(INPUTS, 0, T, ends, _offsets(None, None), before), \
         "past the deadline needs no end offset"
+
+
+def test_a_misplaced_record_another_worker_has_not_committed_holds_the_tick() -> None:
+    """Issue I: a record of a subject owned here may wait on an input partition another
+    worker owns until that worker forwards it. Its forward is acknowledged before its offset
+    is committed, so the tick waits until the group's committed offset of every partition
+    this worker does not own reaches an end offset reported at or after the deadline, and
+    then for the repartition topic decided to an end offset reported after that commit
+    was seen."""
+    inputs, repartition = ("req", "ses"), "rep"
+    ends = {(topic, number): 0 for topic in (*inputs, repartition) for number in (0, 1)}
+    now = dict.fromkeys(ends, T)  # this worker's fetches, reported at the deadline
+    clock, progress = PartitionClock(), GroupProgress()
+
+    def may_expire(reported: dict[tuple[str, int], datetime | None]) -> bool:
+        return clock.may_expire_group(inputs, repartition, 0, {0}, 2, T, ends, {}, reported,
+                                      progress)
+
+    assert not may_expire(now), "nothing known of partition 1, owned by another worker"
+    # Partition 1 of requests, owned elsewhere, holds record 0: misplaced, for a subject of
+    # partition 0, stamped before the deadline and not yet forwarded (nor committed).
+    elsewhere_ends = {("req", 1): 1, ("ses", 1): 0}
+    progress.observe(T + timedelta(milliseconds=10), elsewhere_ends,
+                     T + timedelta(milliseconds=20), {("req", 1): 0, ("ses", 1): None})
+    assert not may_expire(now), "the other worker has not committed past the record"
+    progress.observe(T - timedelta(seconds=1), {("req", 1): 0, ("ses", 1): 0},
+                     T + timedelta(milliseconds=30), {("req", 1): 0, ("ses", 1): None})
+    assert not may_expire(now), "an end offset reported before the deadline proves nothing"
+    # The other worker forwarded it (to repartition partition 0, offset 0) and committed.
+    seen = T + timedelta(seconds=1)
+    progress.observe(T + timedelta(seconds=1), elsewhere_ends, seen,
+                     {("req", 1): 1, ("ses", 1): None})
+    ends[(repartition, 0)] = 1
+    assert not may_expire(now), "the repartition topic reported before the commit was seen"
+    after = {**now, (repartition, 0): seen}
+    assert not may_expire(after), "the forward is not decided yet"
+    clock.decided(repartition, 0, 0, T - timedelta(milliseconds=5))
+    assert may_expire(after)
+    assert clock.may_expire_group(inputs, repartition, 0, {0, 1}, 2, T, ends, {}, now,
+                                  GroupProgress()), \
+        "a worker that owns every partition needs nothing from the group"

@@ -105,8 +105,9 @@ def test_a_forwarded_record_is_decided_with_its_original_cause_and_broker_time()
     assert decision["at"] == "2026-11-23T10:00:05Z"  # the original broker time, not +60 s
     assert list(plan.writes) == [subject_key(SUBJECT)]
     assert plan.writes[subject_key(SUBJECT)].source == 0  # stored on the owner's partition
-    # The gate counts the repartition topic's own offset.
-    assert plan.decided == [(REPARTITION.topic, OWNER, 7, at(BROKER_S))]
+    # The gate counts the repartition topic's own offset, and its own broker time (the
+    # forward's, which rises with its offsets; the original's does not: issue I).
+    assert plan.decided == [(REPARTITION.topic, OWNER, 7, at(BROKER_S + 60))]
 
 
 def test_a_duplicate_forward_is_dropped_by_the_redelivery_memory() -> None:
