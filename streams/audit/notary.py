@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import stat
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -28,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from policy import signatures
-from schemas.errors import ConfigError
 from streams.audit.chain import (
     GENESIS,
     AuditTamperError,
@@ -38,7 +34,7 @@ from streams.audit.chain import (
     checkpoint_digest,
     entry_id,
 )
-from streams.audit.keyring import Keyring, another_kind_of_key, is_later, load_public_key
+from streams.audit.keyring import Keyring, is_later, load_public_key
 from streams.audit.keys import (
     StreamEntry,
     checkpoint_fields,
@@ -47,6 +43,7 @@ from streams.audit.keys import (
     redis_for,
     stream_key,
 )
+from streams.audit.notary_keys import generate_keys, load_private_key
 from streams.audit.replies import head_of
 from streams.audit.retry import until_redis_answers
 from streams.audit.topics import AnchorWriter, TopicReader, content_digest, kafka_options
@@ -67,55 +64,6 @@ CHECKPOINT_FUNCTION = "jitwatch_audit_checkpoint"
 """The Redis Function the notary appends checkpoints through (``ops/audit-functions.lua``)."""
 
 log = logging.getLogger(__name__)
-
-
-def generate_keys(directory: Path, keep_existing: bool = False) -> tuple[Path, Path]:
-    """Write a new key pair ``notary.key`` (mode 0600) and ``notary.pub``; never overwrites.
-    With ``keep_existing``, a complete pair already there is returned as it is."""
-    directory.mkdir(parents=True, exist_ok=True)
-    private_path, public_path = directory / "notary.key", directory / "notary.pub"
-    if keep_existing and private_path.is_file() and public_path.is_file():
-        return private_path, public_path
-    for path in (private_path, public_path):
-        if path.exists():
-            raise ConfigError(f"{path} exists; keys are never overwritten (move it away first)")
-    key = Ed25519PrivateKey.generate()
-    pem = signatures.private_key_pem(key)
-    # O_EXCL with mode 0600: the private key is never readable by others, not even briefly.
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    public_path.write_bytes(signatures.public_key_pem(key.public_key()))
-    return private_path, public_path
-
-
-def load_private_key(path: Path | None) -> Ed25519PrivateKey:
-    """The notary's signing key; refuses a file others can read."""
-    if path is None:
-        raise ConfigError("the notary needs JITWATCH_AUDIT_SIGNING_KEY_FILE (make a key pair "
-                          "with `jitwatch audit keygen --out DIR`)")
-    try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(f"JITWATCH_AUDIT_SIGNING_KEY_FILE {path} is readable by others "
-                              f"(mode {stat.S_IMODE(mode):o}); chmod 600 it")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read JITWATCH_AUDIT_SIGNING_KEY_FILE {path}: "
-                          f"{exc.strerror}") from exc
-    not_pem = f"JITWATCH_AUDIT_SIGNING_KEY_FILE {path} is not a PEM private key"
-    # The notary's key file is PEM only (the raw-seed form signatures also reads never was
-    # one); text before the PEM block is skipped, as the PEM reader always did.
-    start = data.find(b"-----BEGIN")
-    if start < 0:
-        raise ConfigError(not_pem)
-    try:
-        return signatures.private_key_from_file_bytes(data[start:])
-    except ValueError as exc:  # the library's message may quote the file: keep it out
-        if another_kind_of_key(exc):
-            raise ConfigError(f"JITWATCH_AUDIT_SIGNING_KEY_FILE {path} is not an Ed25519 "
-                              "key") from exc
-        raise ConfigError(not_pem) from exc
 
 
 class Notary:
@@ -141,6 +89,8 @@ class Notary:
         self._last_at: dict[int, str] = {}
         """Partition -> the ``at`` of its newest checkpoint (the next is never earlier)."""
         self._own = Keyring.of(key.public_key())
+        self._anchored: dict[int, int] = {}
+        """Partition -> how many checkpoints the anchor holds, as this notary knows it."""
 
     async def load(self, partitions: range | list[int] | None = None) -> bool:
         """Read each partition's newest checkpoint from Redis (where signing continues);
@@ -231,8 +181,12 @@ class Notary:
                                                              now - since)
 
     async def _sign(self, partition: int, now: float) -> None:
-        # Link to the newest checkpoint Redis has, not the one remembered: if Redis lost
-        # the last one (an OS crash inside the AOF fsync window), a link to it would break.
+        # Link to the newest checkpoint Redis has, not the one remembered; if Redis lost
+        # the last one after it was anchored (killed inside the AOF fsync window), put it
+        # back first: another checkpoint of that number would differ from the anchor's.
+        if self._anchored.get(partition, 0) > await self._client.xlen(
+                checkpoint_key(self._prefix, partition)):
+            await self._restore(partition)
         await self.load([partition])
         last_head, last_digest, _ = self._last[partition]
         verifier = ChainVerifier(partition, None)
@@ -278,6 +232,7 @@ class Notary:
         log.info("checkpoint: partition %d seq %d offset %d", partition, head.seq, head.offset)
         if self._anchor is not None:
             await self._anchor.publish(checkpoint, payload, signature.encode())
+            self._anchored[partition] = self._anchored.get(partition, 0) + 1
 
     async def _compare_with_topic(self, partition: int,
                                   fresh: dict[int, tuple[int, bytes]]) -> None:
@@ -304,14 +259,7 @@ class Notary:
         if self._anchor is None:
             return True
         for partition in self._partitions:
-            stored = [checkpoint_fields(fields) async for page in read_stream(
-                self._client, checkpoint_key(self._prefix, partition)) for _, fields in page]
-            anchored = await self._anchor.anchored(partition)
-            if stored[:len(anchored)] != anchored:
-                raise AuditTamperError(
-                    f"the checkpoints of partition {partition} in Redis are not the "
-                    f"{len(anchored)} the anchor topic {self._anchor.topic} holds (one was "
-                    "dropped or replaced; run `jitwatch audit verify`)")
+            stored, anchored = await self._restore(partition)
             for number in range(len(anchored), len(stored)):
                 # Only what this notary signed (it stopped before anchoring it), in its place:
                 # a checkpoint appended to Redis by anyone else never gets the anchor's standing.
@@ -325,7 +273,35 @@ class Notary:
                 _follows(partition, checkpoint, stored[number - 1][0] if number else None)
                 await self._anchor.publish(checkpoint, payload, signature)
                 log.info("anchored a checkpoint of partition %d the anchor lacked", partition)
+            self._anchored[partition] = max(len(anchored), len(stored))
         return True
+
+    async def restore_lost(self) -> None:
+        """Put back into Redis, for every chain, the anchored checkpoints it lost."""
+        for partition in self._partitions:
+            await self._restore(partition)
+
+    async def _restore(self, partition: int) -> tuple[list[tuple[bytes, bytes]],
+                                                      list[tuple[bytes, bytes]]]:
+        """Append to Redis the anchored checkpoints of ``partition`` that Redis lost from
+        its tail (a crash inside its fsync window), as they are: the anchor is the copy only
+        the notary's principal may write. Checkpoints that are not a prefix of the anchor's
+        (one dropped or replaced in the middle) are tampering. Returns (stored, anchored)."""
+        assert self._anchor is not None
+        key = checkpoint_key(self._prefix, partition)
+        stored = [checkpoint_fields(fields) async for page in read_stream(self._client, key)
+                  for _, fields in page]
+        anchored = await self._anchor.anchored(partition)
+        if stored[:len(anchored)] != anchored[:len(stored)]:
+            raise AuditTamperError(
+                f"the checkpoints of partition {partition} in Redis are not the "
+                f"{len(anchored)} the anchor topic {self._anchor.topic} holds (one was "
+                "dropped or replaced; run `jitwatch audit verify`)")
+        for payload, signature in anchored[len(stored):]:
+            await self._client.fcall(CHECKPOINT_FUNCTION, 1, key, payload, signature)
+            log.warning("partition %d: Redis lost an anchored checkpoint (a crash inside its "
+                        "fsync window?); put back from the anchor topic", partition)
+        return stored + anchored[len(stored):], anchored
 
 
 def _follows(partition: int, checkpoint: Checkpoint, before: bytes | None) -> None:
