@@ -103,6 +103,9 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
                                              for out in plan.outbound])
 
     handoff = install_batch_handoff(app) if worker.batch_handoff else None
+    if handoff is not None:
+        log.warning("batch hand-off on (JITWATCH_BATCH_HANDOFF, issue M): not the default "
+                    "until the kill -9 gate holds")
     deadlines = DeadlineIndex()
     clock = PartitionClock()
     input_topics = (topics.topic_requests, topics.topic_sessions)
