@@ -187,9 +187,7 @@ class WorkerSettings(_Section):
     session_timeout_s: float = Field(default=10.0, ge=3, le=300)
     """How soon the group notices a worker that died without leaving (kill -9)."""
     batch_handoff: bool = False
-    """Issue M: faust's fetch loop hands each fetched batch to the agent in one step and the
-    agent acknowledges per batch (``streams/worker/patches/handoff.py``). Off until the
-    kill -9 gate holds (ten consecutive full-size runs); off is faust's per-record path."""
+    """Experimental (issue M, patches/handoff.py): hand over and ack per fetched batch."""
 
 
 class PolicySettings(_Section):
