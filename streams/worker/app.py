@@ -102,7 +102,8 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
                                               out.headers)
                                              for out in plan.outbound])
 
-    handoff = install_batch_handoff(app) if worker.batch_handoff else None
+    handoff = install_batch_handoff(app, frozenset(inputs.topics)) \
+        if worker.batch_handoff else None
     if handoff is not None:
         log.warning("batch hand-off on (JITWATCH_BATCH_HANDOFF, issue M): not the default "
                     "until the kill -9 gate holds")

@@ -59,8 +59,12 @@ class Held:
 class BatchHandoff:
     """The queue between the fetch loop and the agent, and the per-batch bookkeeping."""
 
-    def __init__(self, app: Any, maxsize: int = QUEUED_BATCHES) -> None:
+    def __init__(self, app: Any, topics: frozenset[str] = frozenset(),
+                 maxsize: int = QUEUED_BATCHES) -> None:
         self._app = app
+        self.topics = topics
+        """The agent's input topics: only their records are batched. Others (the table's
+        changelog, read by recovery and standbys) go through faust's conductor as before."""
         self._queue: asyncio.Queue[tuple[int, list[Any]]] = asyncio.Queue(maxsize)
 
     async def put(self, messages: list[Any]) -> None:
@@ -132,6 +136,11 @@ async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no c
                     continue  # faust's "DROPPED MESSAGE": already handed over
                 if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
                     await self._add_gap(tp, r_offset + 1, offset)
+                if message.topic not in handoff.topics:
+                    # Changelog records (recovery, standbys): faust's per-record path.
+                    await self.wait_first(self.callback(message), self.suspend_flow.wait())
+                    read_offset[tp] = offset
+                    continue
                 batch.append(message)
                 last[tp] = offset
             if not batch:
@@ -168,11 +177,12 @@ async def _handed_over(put: Awaitable[None], suspended: Awaitable[Any]) -> bool:
     return putting.done() and not putting.cancelled() and putting.exception() is None
 
 
-def install_batch_handoff(app: Any) -> BatchHandoff:
-    """Give ``app``'s fetch loop a batch hand-off; faust's loop stays for any other app."""
+def install_batch_handoff(app: Any, topics: frozenset[str]) -> BatchHandoff:
+    """Give ``app``'s fetch loop a batch hand-off of the records of ``topics`` (the agent's
+    inputs); faust's loop stays for any other app, and other topics keep faust's path."""
     if not _unfixed:
         _unfixed["drain_messages"] = Consumer._drain_messages  # noqa: SLF001
         Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]  # noqa: SLF001
-    handoff = BatchHandoff(app)
+    handoff = BatchHandoff(app, topics)
     setattr(app, HANDOFF_ATTRIBUTE, handoff)
     return handoff
