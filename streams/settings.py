@@ -186,6 +186,8 @@ class WorkerSettings(_Section):
     """How long past a deadline the timer waits, so earlier events are decided first."""
     session_timeout_s: float = Field(default=10.0, ge=3, le=300)
     """How soon the group notices a worker that died without leaving (kill -9)."""
+    batch_handoff: bool = False
+    """Experimental (issue M, patches/handoff.py): hand over and ack per fetched batch."""
 
 
 class PolicySettings(_Section):
@@ -357,7 +359,7 @@ ENVIRONMENT_GROUPS: dict[str, tuple[str, ...]] = {
     "worker": ("policy_file", "policy_signers_file", "policy_poll_s", "data_dir", "store",
                "standby_replicas", "batch_max", "producer_linger_ms", "max_event_bytes",
                "max_stored_bytes", "expiry_check_s", "expiry_grace_s", "session_timeout_s",
-               "web_host", "web_port"),
+               "batch_handoff", "web_host", "web_port"),
     "sink": ("redis_url", "redis_user", "redis_password_file", "audit_group",
              "audit_key_prefix", "web_host", "audit_web_port"),
     "notary": ("redis_url", "notary_redis_user", "notary_redis_password_file",
