@@ -208,6 +208,27 @@ def worker(stack: Stack, logs: Path) -> subprocess.Popen[bytes]:
     return stack.worker
 
 
+@pytest.fixture(params=[False, True], ids=["per-record", "batch-handoff"])
+def handoff(request: pytest.FixtureRequest, stack: Stack, logs: Path,
+            worker: subprocess.Popen[bytes]) -> Iterator[bool]:
+    """The session's worker with faust's per-record hand-off (as started) and then with
+    the batch hand-off of issue M (restarted with ``JITWATCH_BATCH_HANDOFF=1``, and back
+    after the test). A test starting workers of its own gives them ``handoff_env``."""
+    if not request.param:
+        yield False
+        return
+    stack.restart_worker(logs, JITWATCH_BATCH_HANDOFF="1")
+    try:
+        yield True
+    finally:
+        stack.restart_worker(logs)
+
+
+def handoff_env(handoff: bool) -> dict[str, str]:
+    """The setting for a worker a test starts itself, as the ``handoff`` fixture's."""
+    return {"JITWATCH_BATCH_HANDOFF": str(int(handoff))}
+
+
 @pytest.fixture(scope="session")
 def audit_sink(stack: Stack, logs: Path) -> subprocess.Popen[bytes]:
     """One audit sink for the session."""

@@ -13,10 +13,8 @@ import random
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -119,21 +117,6 @@ async def assert_stream_equals(stack: Stack, expected: list[dict[str, Any]], tag
     report = compare(stream, expected)
     print(report)  # shown with -s: how much was compared
     assert report.equal, str(report)
-
-
-@pytest.fixture(params=[False, True], ids=["per-record", "batch-handoff"])
-def handoff(request: pytest.FixtureRequest, stack: Stack, logs: Path) -> Iterator[bool]:
-    """The session's worker with faust's per-record hand-off (as started) and then with
-    the batch hand-off of issue M (restarted with ``JITWATCH_BATCH_HANDOFF=1``, and back
-    after the test)."""
-    if not request.param:
-        yield False
-        return
-    stack.restart_worker(logs, JITWATCH_BATCH_HANDOFF="1")
-    try:
-        yield True
-    finally:
-        stack.restart_worker(logs)
 
 
 @pytest.mark.usefixtures("handoff")

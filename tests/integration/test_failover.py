@@ -1,6 +1,9 @@
 """Two workers share the partitions; one is killed with -9 mid-stream; the survivor takes
 its partitions, recovers their tables from the changelog and goes on. Afterwards the
-decisions, deduplicated by id, equal simulate's (issue C).
+decisions, deduplicated by id, equal simulate's (issue C). With faust's per-record hand-off
+and with the batch hand-off of issue M (``handoff``: both workers get the setting); the
+survivor holds standby replicas of the killed worker's tables (``standby_replicas`` 1), so
+this is also issue M's standby recovery with the flag on.
 
 The scenario keeps to one input topic: after a takeover the backlog of each topic is
 fetched on its own, and events of different topics in different batches are decided in
@@ -17,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Producer, Stack
+from tests.integration.conftest import Producer, Stack, handoff_env
 from tests.integration.test_equivalence import (
     assert_stream_equals_simulate,
     publish_paced,
@@ -28,8 +31,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("worker")]
 
 
 async def test_kill_9_one_of_two_workers(stack: Stack, producer: Producer, logs: Any,
-                                         tmp_path: Any) -> None:
-    second = stack.start("worker", logs, JITWATCH_DATA_DIR=str(tmp_path / "second"))
+                                         tmp_path: Any, handoff: bool) -> None:
+    second = stack.start("worker", logs, JITWATCH_DATA_DIR=str(tmp_path / "second"),
+                         **handoff_env(handoff))
     await asyncio.sleep(8)  # let the group rebalance onto both workers
     assert second.poll() is None, "second worker exited"
 

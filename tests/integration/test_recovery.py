@@ -7,7 +7,8 @@ committed at 0 or never committed (streams/worker/patches/seek.py). bench/recove
 the next restart (4 runs of 4 without the fix, none with it). This test checks the same
 situation in CI; it has not reproduced the skip without the fix (the record must have been
 fetched before faust paused the partition, a matter of timing), so it guards the behaviour,
-not the bug's every path.
+not the bug's every path. It runs with faust's per-record hand-off and with the batch
+hand-off of issue M (``JITWATCH_BATCH_HANDOFF``), whose dropped batches rely on the same seek.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schemas._base import format_time
 from streams.worker.app import TABLE_NAME
 from tests.factories import at, raw_request
-from tests.integration.conftest import BOOTSTRAP, REPO, Stack, decisions_for
+from tests.integration.conftest import BOOTSTRAP, REPO, Stack, decisions_for, handoff_env
 
 pytestmark = pytest.mark.integration
 
@@ -73,9 +74,10 @@ async def _commit_at_zero(stack: Stack) -> None:
         await consumer.stop()
 
 
+@pytest.mark.parametrize("handoff", [False, True], ids=["per-record", "batch-handoff"])
 async def test_request_waiting_during_a_long_recovery_is_decided(
-        stack: Stack, logs: Path, tmp_path: Path) -> None:
-    run = f"{stack.run}-recovery"
+        stack: Stack, logs: Path, tmp_path: Path, handoff: bool) -> None:
+    run = f"{stack.run}-recovery{int(handoff)}"
     own = Stack(run=run, env={  # own topics and group: the session's worker must not answer
         **stack.env,
         "JITWATCH_APP_ID": f"jitwatch-it-{run}",
@@ -100,7 +102,7 @@ async def test_request_waiting_during_a_long_recovery_is_decided(
         await producer.send_and_wait(own.requests, orjson.dumps(event), key=subject.encode())
     finally:
         await producer.stop()
-    worker = own.start("worker", logs)
+    worker = own.start("worker", logs, **handoff_env(handoff))
     try:
         [decision] = await decisions_for(own, subject, 1, timeout_s=240)
         assert decision["action"] == "approve"
