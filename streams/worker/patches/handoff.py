@@ -67,10 +67,13 @@ class BatchHandoff:
         changelog, read by recovery and standbys) go through faust's conductor as before."""
         self._queue: asyncio.Queue[tuple[int, list[Any]]] = asyncio.Queue(maxsize)
 
-    async def put(self, messages: list[Any]) -> None:
+    async def put(self, messages: list[Any], generation: int | None = None) -> None:
         """Called by the fetch loop: queue a fetched batch with the generation it was
-        fetched in (waits while the queue is full: faust's back-pressure)."""
-        await self._queue.put((self._app.consumer_generation_id, messages))
+        fetched in (default: the current one; waits while the queue is full: faust's
+        back-pressure)."""
+        if generation is None:
+            generation = self._app.consumer_generation_id
+        await self._queue.put((generation, messages))
 
     async def take(self) -> tuple[int, list[Any]]:
         """The next batch the agent may decide, tracked as unacknowledged; stale batches
@@ -145,14 +148,22 @@ async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no c
                 last[tp] = offset
             if not batch:
                 continue
+            # getmany hands on records of one generation only (it stops when it changes),
+            # stamped with it as it makes each message.
+            fetched_in = batch[0].generation_id
             commit_every = self._commit_every
             if commit_every is not None and self._n_acked >= commit_every:
                 self._n_acked = 0
                 await self.commit()
-            if await _handed_over(handoff.put(batch), self.suspend_flow.wait()):
+            # A rebalance during an await above (the commit can wait out a whole one)
+            # makes the batch another generation's: not handed over, and its offsets not
+            # recorded as read (they would make the new generation drop what its seek reads
+            # again below them). Interrupted by a suspension: nothing was handed over
+            # either; the seek that follows the rebalance or recovery reads it again.
+            if fetched_in == self.app.consumer_generation_id and await _handed_over(
+                    handoff.put(batch, fetched_in), self.suspend_flow.wait()) \
+                    and fetched_in == self.app.consumer_generation_id:
                 read_offset.update(last)
-            # else interrupted by a suspension: nothing was handed over, and the seek that
-            # follows the rebalance or recovery reads the batch again.
     except self.consumer_stopped_errors:
         if self.transport.app.should_stop:
             return
