@@ -30,6 +30,7 @@ from streams.worker.group_view import GroupView
 from streams.worker.observe import record_batch
 from streams.worker.patches.flow import install_flow_fix
 from streams.worker.patches.handoff import install_batch_handoff
+from streams.worker.patches.isolation import install_isolation_fix
 from streams.worker.patches.seek import install_seek_fix
 from streams.worker.send import send_all
 from streams.worker.table import BatchedTable
@@ -57,6 +58,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
     """
     install_seek_fix()  # before faust's consumer exists: see streams/worker/patches/seek.py
     install_flow_fix()  # nothing handed to the stream lost at a rebalance: patches/flow.py
+    install_isolation_fix()  # an upstream producer's aborted records are never decided
     app = faust.App(
         topics.app_id,
         broker=f"kafka://{kafka.kafka_bootstrap}",

@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.integration]
 EVENTS = 3000
 
 
-def _env(stack: Stack, tag: str, handoff: bool, data: Path) -> dict[str, str]:
+def gate_env(stack: Stack, tag: str, handoff: bool, data: Path) -> dict[str, str]:
+    """A worker's environment with topics and a group of its own (``gate-<tag>.*``)."""
     env = {**stack.env, "JITWATCH_APP_ID": f"jitwatch-gate-{tag}",
            "JITWATCH_DATA_DIR": str(data), "JITWATCH_BATCH_HANDOFF": str(int(handoff))}
     for topic in ("REQUESTS", "SESSIONS", "DECISIONS", "DEADLETTER", "NOTICES"):
@@ -37,13 +38,23 @@ def _env(stack: Stack, tag: str, handoff: bool, data: Path) -> dict[str, str]:
     return env
 
 
-def _probe(env: dict[str, str], report: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_probe(env: dict[str, str], report: Path, log: Path) -> subprocess.Popen[bytes]:
+    """Start :mod:`tests.integration.commit_probe` with ``env``, reporting to ``report``."""
     return subprocess.Popen([sys.executable, "-m", "tests.integration.commit_probe",
                              str(report)], cwd=REPO, env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-def _request(tag: str, number: int) -> bytes:
+async def create_topics(env: dict[str, str]) -> None:
+    """``jitwatch topics create`` with ``env``."""
+    created = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "streams.cli", "topics", "create"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert created.returncode == 0, created.stderr
+
+
+def gate_request(tag: str, number: int) -> bytes:
+    """Request number ``number`` of run ``tag`` (97 subjects, 5 resources)."""
     return orjson.dumps({
         "type": "request.created", "event_id": f"g-{tag}-{number}",
         "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "tenant": "default",
@@ -57,24 +68,21 @@ def _request(tag: str, number: int) -> bytes:
 async def test_no_commit_passes_an_undecided_input(stack: Stack, tmp_path: Path,
                                                    handoff: bool) -> None:
     tag = uuid.uuid4().hex[:6]
-    env = _env(stack, tag, handoff, tmp_path / "data")
-    created = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "streams.cli", "topics", "create"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert created.returncode == 0, created.stderr
+    env = gate_env(stack, tag, handoff, tmp_path / "data")
+    await create_topics(env)
     report, log = tmp_path / "commits.jsonl", tmp_path / "worker.log"
-    worker = _probe(env, report, log)
+    worker = start_probe(env, report, log)
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5)
     await producer.start()
     try:
         for number in range(EVENTS):
-            await producer.send(env["JITWATCH_TOPIC_REQUESTS"], _request(tag, number),
+            await producer.send(env["JITWATCH_TOPIC_REQUESTS"], gate_request(tag, number),
                                 key=f"gate-{tag}-{number % 97}".encode())
             if number == EVENTS // 2:
                 await producer.flush()
                 await asyncio.sleep(3)  # some decided and committed, the rest in flight
                 stop_all([worker])  # a clean stop: revocation with batches in flight
-                worker = _probe(env, report, log)
+                worker = start_probe(env, report, log)
         await producer.flush()
         decided = await read_topic(env["JITWATCH_TOPIC_DECISIONS"],
                                    lambda message: message.value, EVENTS, timeout_s=180)

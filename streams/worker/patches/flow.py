@@ -43,21 +43,58 @@ offset (the interrupted record's) makes faust drop every record from the committ
 offset up to it: they are never decided in that generation, and its commits
 stop at the first of them (a kill -9 scenario run: ``requests[1]`` decided up to 8,297,
 then from 8,450). So each partition's bookkeeping is forgotten again as it is assigned.
+
+Fourth, a gap right after what was committed or acknowledged. faust fills a gap only
+below the highest acknowledged offset, so offsets that no record will ever follow (a
+transactional producer's last commit marker) kept the partition's committed offset one
+short of its end for ever. A gap that starts where the commit would stop is done too:
+the commit moves to its end (gaps never cover a record handed over, above).
+
+Fifth, such trailing gaps are never seen: faust records a gap only when a record comes
+after it. aiokafka moves its position past the markers and aborted records it skips, so
+the fetch is wrapped (in faust's consumer thread) to note each partition's position
+before and after it and its last record; once the fetch was handed over whole (the read
+offset is its last record, or for a partition it returned nothing of, the one before
+its start; the same generation, the flow running), the offsets up to the new position
+are a gap. Found with a transactional producer on the real stack: every partition's
+commit stopped one short of its end (lag 1, both hand-offs), and the expiry gate waits
+for other workers' partitions to be committed to their end offsets.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, NamedTuple
 
 from faust.transport.consumer import Consumer, ThreadDelegateConsumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from mode.utils.queues import FlowControlEvent
 
-__all__ = ["install_flow_fix"]
+__all__ = ["BATCHED", "FETCHED", "Fetched", "close_trailing_gaps", "fetched_by", "install_flow_fix"]
 
 _unfixed: dict[str, Any] = {}
 
 _HANDED_OVER = "_jitwatch_handed_over"
 """Per consumer: {tp: last offset handed over when the latest perform_seek lowered it}."""
+
+BATCHED = "_jitwatch_batch_handoff"
+"""Attribute of the faust App holding the batch hand-off (:mod:`.handoff`), whose fetch
+loop closes the trailing gaps itself, once a batch is queued."""
+
+FETCHED = "_jitwatch_fetched"
+"""Attribute of faust's consumer: the latest fetch's :class:`Fetched` per partition."""
+
+
+class Fetched(NamedTuple):
+    """One partition of a fetch, as faust's consumer thread saw it."""
+
+    generation: int
+    before: int | None
+    """Its position when the fetch began."""
+    after: int
+    """Its position after it: past the last record and the markers after it."""
+    last: int | None
+    """The offset of the last record it returned (None: none)."""
 
 
 def _resume(self: FlowControlEvent) -> None:
@@ -87,6 +124,20 @@ async def _add_gap(self: Consumer, tp: Any, offset_from: int, offset_to: int) ->
         await _unfixed["add_gap"](self, tp, offset_from, offset_to)
 
 
+def _new_offset(self: Consumer, tp: Any) -> int | None:
+    offset: int | None = _unfixed["new_offset"](self, tp)
+    start = offset if offset is not None else self._committed_offset[tp]
+    if start is None:
+        return offset
+    gaps = self._gap[tp]
+    ends = [interval.end for interval in gaps.at(start)]
+    if not ends:
+        return offset
+    end: int = max(ends)
+    gaps.chop(0, end)
+    return end
+
+
 async def _on_partitions_assigned(self: Consumer, assigned: Any, generation_id: int = 0) -> None:
     # A new generation (the eager protocol revoked every partition first): nothing recorded
     # for these partitions since the revocation belongs to it.
@@ -100,6 +151,72 @@ async def _on_partitions_assigned(self: Consumer, assigned: Any, generation_id: 
     await _unfixed["on_partitions_assigned"](self, assigned, generation_id)
 
 
+async def _fetch_records(self: AIOKafkaConsumerThread, consumer: Any, active_partitions: Any,
+                         timeout: float | None = None,  # noqa: ASYNC109 - faust's
+                         max_records: int | None = None) -> Any:
+    # In faust's consumer thread, around its fetch (its rebalance callbacks run here too).
+    before = _positions(consumer, active_partitions)
+    records = await _unfixed["fetch_records"](self, consumer, active_partitions,
+                                              timeout=timeout, max_records=max_records)
+    generation = self.app.consumer_generation_id
+    setattr(self.consumer, FETCHED, {
+        tp: Fetched(generation, before.get(tp), after,
+                    records[tp][-1].offset if records.get(tp) else None)
+        for tp, after in _positions(consumer, active_partitions).items()})
+    return records
+
+
+def _positions(consumer: Any, partitions: Any) -> dict[Any, int]:
+    subscription = consumer._fetcher._subscriptions.subscription  # noqa: SLF001 - aiokafka's
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return {}
+    found = {}
+    for tp in partitions or ():
+        state = assignment.state_value(tp)
+        if state is not None and state.has_valid_position:
+            found[tp] = state.position
+    return found
+
+
+def fetched_by(consumer: Consumer) -> dict[Any, Fetched]:
+    """The latest fetch's partitions, once: a later look (no fetch since) finds none."""
+    fetched: dict[Any, Fetched] = getattr(consumer, FETCHED, None) or {}
+    setattr(consumer, FETCHED, None)
+    return fetched
+
+
+def close_trailing_gaps(consumer: Consumer, fetched: dict[Any, Fetched]) -> None:
+    """Record as a gap what the fetch skipped after its last record, on each acked
+    partition it was handed over whole (see the fifth fix above)."""
+    if not consumer.flow_active:
+        return
+    generation = consumer.app.consumer_generation_id
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    for tp, seen in fetched.items():
+        handed = consumer._read_offset.get(tp)  # noqa: SLF001 - faust's bookkeeping
+        whole = seen.last if seen.last is not None else \
+            (seen.before - 1 if seen.before is not None else None)
+        if seen.generation != generation or handed is None or handed != whole \
+                or not acks_enabled_for(tp.topic):
+            continue  # a seek, a rebalance or a hand-off that did not happen since
+        start = max(handed + 1, consumer._committed_offset.get(tp) or 0)  # noqa: SLF001
+        if start < seen.after:
+            gaps = consumer._gap[tp]  # noqa: SLF001
+            gaps.addi(start, seen.after)
+            gaps.merge_overlaps()
+            consumer._acked.setdefault(tp, [])  # noqa: SLF001 - faust's commits look at its keys
+
+
+async def _getmany(self: Consumer, timeout: float) -> AsyncIterator[Any]:  # noqa: ASYNC109
+    async for item in _unfixed["getmany"](self, timeout):
+        yield item
+    # faust's own fetch loop asks for the next record only once it handed this one over.
+    # (The batch hand-off looks at the fetch itself, once the batch is queued.)
+    if getattr(self.app, BATCHED, None) is None:
+        close_trailing_gaps(self, fetched_by(self))
+
+
 def install_flow_fix() -> None:
     """Install the fixes on mode's ``FlowControlEvent`` and faust's ``Consumer``
     (idempotent)."""
@@ -108,9 +225,15 @@ def install_flow_fix() -> None:
     _unfixed.update(resume=FlowControlEvent.resume,
                     seek_to_committed=ThreadDelegateConsumer.seek_to_committed,
                     add_gap=Consumer._add_gap,  # noqa: SLF001 - the method being fixed
-                    on_partitions_assigned=Consumer.on_partitions_assigned)
+                    new_offset=Consumer._new_offset,  # noqa: SLF001 - as above
+                    on_partitions_assigned=Consumer.on_partitions_assigned,
+                    getmany=Consumer.getmany,
+                    fetch_records=AIOKafkaConsumerThread._fetch_records)  # noqa: SLF001
     # mode and faust type these as methods of their own; these take the same calls.
     FlowControlEvent.resume = _resume  # type: ignore[method-assign]
     ThreadDelegateConsumer.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]
     Consumer._add_gap = _add_gap  # type: ignore[method-assign]  # noqa: SLF001 - as above
+    Consumer._new_offset = _new_offset  # type: ignore[method-assign]  # noqa: SLF001 - as above
     Consumer.on_partitions_assigned = _on_partitions_assigned  # type: ignore[method-assign]
+    Consumer.getmany = _getmany  # type: ignore[method-assign]
+    AIOKafkaConsumerThread._fetch_records = _fetch_records  # type: ignore[method-assign]  # noqa: SLF001

@@ -20,7 +20,13 @@ The rules that keep an offset from being committed before its verdicts and state
   between the check and the tracking, so a revocation (``wait_empty``) waits for it;
 - a batch is acknowledged only after its handler returned (verdicts acknowledged by Kafka,
   state stored), and only if the generation is still the one it was taken in; otherwise
-  the acknowledgement is dropped and the records are only untracked.
+  the acknowledgement is dropped and the records are only untracked;
+- a batch is handed over only in the generation it was fetched in (a rebalance can
+  complete while the loop awaits a commit between the two), and only then are its
+  offsets recorded as read;
+- the offsets a fetch skipped after its last record (markers, aborted records) become
+  a gap only once the whole fetch was handed over (:mod:`streams.worker.patches.flow`,
+  fifth fix), so the commit reaches the end of what was fetched.
 
 The kill -9 gate of issue 24 is not met yet (ten full-size green runs): the setting stays
 off by default until it is.
@@ -34,9 +40,11 @@ from typing import Any, cast
 
 from faust.transport.consumer import Consumer
 
+from streams.worker.patches.flow import BATCHED, close_trailing_gaps, fetched_by
+
 __all__ = ["BatchHandoff", "Held", "install_batch_handoff"]
 
-HANDOFF_ATTRIBUTE = "_jitwatch_batch_handoff"
+HANDOFF_ATTRIBUTE = BATCHED
 """Attribute of the faust App holding its :class:`BatchHandoff` (absent: faust's loop)."""
 
 QUEUED_BATCHES = 2
@@ -113,7 +121,7 @@ class BatchHandoff:
             self.ack(generation, messages)
 
 
-async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no cover - live
+async def _drain_messages(self: Consumer, fetcher: Any) -> None:
     handoff: BatchHandoff | None = getattr(self.app, HANDOFF_ATTRIBUTE, None)
     if handoff is None:
         await _unfixed["drain_messages"](self, fetcher)
@@ -146,7 +154,9 @@ async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no c
                     continue
                 batch.append(message)
                 last[tp] = offset
+            fetched = fetched_by(self)
             if not batch:
+                close_trailing_gaps(self, fetched)
                 continue
             # getmany hands on records of one generation only (it stops when it changes),
             # stamped with it as it makes each message.
@@ -164,6 +174,7 @@ async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no c
                     handoff.put(batch, fetched_in), self.suspend_flow.wait()) \
                     and fetched_in == self.app.consumer_generation_id:
                 read_offset.update(last)
+                close_trailing_gaps(self, fetched)
     except self.consumer_stopped_errors:
         if self.transport.app.should_stop:
             return

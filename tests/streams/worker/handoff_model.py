@@ -72,16 +72,22 @@ class _Broker:
 
     def __init__(self, logs: dict[TP, list[int]]) -> None:
         self.logs = logs
+        self.ends: dict[TP, int] = {}
+        """End offsets past the last record (trailing control records)."""
         self.position: dict[TP, int] = dict.fromkeys(logs, 0)
         self.committed: dict[TP, int] = {}
 
     def fetch(self, tp: TP, count: int) -> list[int]:
         """The next ``count`` records from the position; the position moves past them
-        (and past control records after them, as aiokafka's does)."""
-        offsets = [offset for offset in self.logs[tp] if offset >= self.position[tp]][:count]
-        if offsets:
-            self.position[tp] = offsets[-1] + 1
+        and past the control records after them, as aiokafka's does."""
+        ahead = [offset for offset in self.logs[tp] if offset >= self.position[tp]]
+        offsets = ahead[:count]
+        self.position[tp] = ahead[count] if len(ahead) > count else self.end(tp)
         return offsets
+
+    def end(self, tp: TP) -> int:
+        """The end offset (control records included)."""
+        return self.ends.get(tp, max(self.logs[tp], default=-1) + 1)
 
 
 class _Thread:
@@ -162,17 +168,26 @@ class _Consumer:
         self.can_resume_flow = asyncio.Event()
         self.suspend_flow = asyncio.Event()
         self.not_waiting_next_records = asyncio.Event()
-        self.fetches: asyncio.Queue[dict[TP, list[int]]] = asyncio.Queue()
+        self.fetches: asyncio.Queue[tuple[dict[TP, list[int]], dict[TP, int],
+                                          dict[TP, int]]] = asyncio.Queue()
         self.hold_commits: asyncio.Event | None = None
         """Set to an unset event: the next commit waits for it (a slow broker)."""
         self.commits: list[dict[TP, int]] = []
+        self.callback: Any = None
+        """What faust's own fetch loop hands each record to (the conductor)."""
         self.on_commit: Any = None
         """Called with each commit's offsets before they are committed."""
 
     def _on_message_in(self, tp: TP, offset: int, message: Message) -> None: ...
 
+    async def wait_first(self, *coroutines: Any) -> None:
+        tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
     def highwater(self, tp: TP) -> int:
-        return max(self._broker.logs[tp]) + 1
+        return self._broker.end(tp)
 
     def assignment(self) -> set[TP]:
         return set(self._assignment)
@@ -182,8 +197,14 @@ class _Consumer:
 
     async def _wait_next_records(self, timeout: float  # noqa: ASYNC109 - faust's
                                  ) -> tuple[dict[TP, list[int]], set[TP]]:
-        # A fetch comes back when the test hands it over (from the position it was made at).
-        return await self.fetches.get(), set(self._assignment)
+        # A fetch comes back when the test hands it over (from the position it was made at),
+        # with the positions around it, as the hand-off's wrapper in faust's thread notes.
+        fetched, before, after = await self.fetches.get()
+        generation = self.app.consumer_generation_id
+        setattr(self, flow_fix.FETCHED, {
+            tp: flow_fix.Fetched(generation, before[tp], after[tp],
+                                 fetched[tp][-1] if fetched[tp] else None) for tp in after})
+        return fetched, set(self._assignment)
 
     def _to_message(self, tp: TP, offset: int) -> Message:
         # As faust's aiokafka driver: the generation when the fetched record is handed on.
@@ -212,13 +233,20 @@ class Model:
     """The hand-off between a modelled faust consumer and an agent that records what it
     decides; the test drives fetches, holds and rebalances."""
 
-    def __init__(self, logs: dict[TP, list[int]]) -> None:
+    def __init__(self, logs: dict[TP, list[int]], per_record: bool = False) -> None:
         self.broker = _Broker(logs)
         self.app = _App()
         self.consumer = _Consumer(self.app, self.broker)
         self.app.consumer = self.consumer
         self.handoff = BatchHandoff(self.app, frozenset({TOPIC}))
-        setattr(self.app, handoff_patch.HANDOFF_ATTRIBUTE, self.handoff)
+        self.per_record = per_record
+        """faust's own fetch loop and a stream that decides and acks each record at once,
+        for comparison (the flag off)."""
+        if not per_record:
+            setattr(self.app, handoff_patch.HANDOFF_ATTRIBUTE, self.handoff)
+        self.consumer.callback = self._deliver
+        self.stop_flow_at: tuple[TP, int] | None = None
+        """(per record) Stop the consumer's flow as this record is handed over."""
         self.decided: list[tuple[int, TP, int]] = []
         """(generation, tp, offset) of each record decided, in order."""
         self.holding: asyncio.Event | None = None
@@ -232,10 +260,26 @@ class Model:
     async def __aenter__(self) -> Model:
         fetcher = _Fetcher()
         self._fetcher = fetcher
-        self._tasks = [
-            asyncio.ensure_future(handoff_patch._drain_messages(self.consumer, fetcher)),
-            asyncio.ensure_future(self.handoff.run(self._decide))]
+        if self.per_record:  # faust's own loop, however the hand-off was installed
+            drain = handoff_patch._unfixed.get("drain_messages", Consumer._drain_messages)
+            self._tasks = [asyncio.ensure_future(drain(self.consumer, fetcher))]
+        else:
+            self._tasks = [
+                asyncio.ensure_future(handoff_patch._drain_messages(self.consumer, fetcher)),
+                asyncio.ensure_future(self.handoff.run(self._decide))]
         return self
+
+    async def _deliver(self, message: Message) -> None:
+        # faust's stream, per record: skips other generations and a suspended flow.
+        if message.generation_id != self.app.consumer_generation_id \
+                or not self.app.flow_control.is_active():
+            return
+        if (message.tp, message.offset) == self.stop_flow_at:
+            self.stop_flow_at = None
+            self.consumer.stop_flow()  # a revocation begins while records are handed over
+        self.consumer.track_message(message)
+        self.decided.append((self.app.consumer_generation_id, message.tp, message.offset))
+        self.consumer.ack(message)
 
     async def __aexit__(self, *exc: object) -> None:
         for task in self._tasks:
@@ -259,7 +303,15 @@ class Model:
     async def fetch(self, count: int = 10, tps: Iterable[TP] | None = None) -> None:
         """The broker answers a fetch of ``count`` records per partition; settles."""
         chosen = list(tps if tps is not None else sorted(self.consumer._assignment))
-        await self.consumer.fetches.put({tp: self.broker.fetch(tp, count) for tp in chosen})
+        before = {tp: self.broker.position[tp] for tp in chosen}
+        fetched = {tp: self.broker.fetch(tp, count) for tp in chosen}
+        await self.consumer.fetches.put((fetched, before, {tp: self.broker.position[tp]
+                                                           for tp in chosen}))
+        await self.settle()
+
+    async def fetch_nothing(self) -> None:
+        """A fetch that comes back empty (as one with the flow stopped does)."""
+        await self.consumer.fetches.put(({}, {}, {}))
         await self.settle()
 
     def decided_in(self, generation: int) -> dict[TP, set[int]]:
