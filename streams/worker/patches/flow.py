@@ -43,6 +43,11 @@ offset (the interrupted record's) makes faust drop every record from the committ
 offset up to it: they are never decided in that generation, and its commits
 stop at the first of them (a kill -9 scenario run: ``requests[1]`` decided up to 8,297,
 then from 8,450). So each partition's bookkeeping is forgotten again as it is assigned.
+The loop can also record a read offset after the assignment: it commits between two
+records of a fetch (``commit_every``), and that commit can wait out a whole rebalance;
+the next record is an old generation's (the stream skips it), but its offset was
+recorded as read in the new one (issue M's gate model, ``tests/streams/worker``). So a
+record's read offset is forgotten when the generation changed while it was handed over.
 
 Fourth, a gap right after what was committed or acknowledged. faust fills a gap only
 below the highest acknowledged offset, so offsets that no record will ever follow (a
@@ -209,8 +214,13 @@ def close_trailing_gaps(consumer: Consumer, fetched: dict[Any, Fetched]) -> None
 
 
 async def _getmany(self: Consumer, timeout: float) -> AsyncIterator[Any]:  # noqa: ASYNC109
-    async for item in _unfixed["getmany"](self, timeout):
-        yield item
+    async for tp, message in _unfixed["getmany"](self, timeout):
+        yield tp, message
+        # faust's loop has just recorded the record as read, once its hand-off returned: if
+        # a rebalance completed meanwhile (the loop's commit before it can wait one out),
+        # that read offset is the old generation's (the third fix, after the assignment).
+        if message.generation_id != self.app.consumer_generation_id:
+            self._read_offset.pop(tp, None)
     # faust's own fetch loop asks for the next record only once it handed this one over.
     # (The batch hand-off looks at the fetch itself, once the batch is queued.)
     if getattr(self.app, BATCHED, None) is None:

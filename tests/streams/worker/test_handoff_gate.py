@@ -129,6 +129,32 @@ async def test_a_batch_fetched_before_a_rebalance_does_not_leave_its_read_offset
         assert stale_decided == {}
 
 
+async def test_faust_s_loop_leaves_no_read_offset_from_before_a_rebalance() -> None:
+    # The same in faust's own loop (the flag off): it commits between two records of a
+    # fetch (every 6 acks here), and the commit waits out a rebalance that gives the
+    # partition back. The stream skips the next record (an old generation's), but the loop
+    # records it as read: the seek's records 10 and 11 below it were dropped, and the
+    # partition's commits stopped at 10.
+    model = Model(_log(40), per_record=True)
+    model.consumer._commit_every = 6  # faust's loop reads it once, as it starts
+    async with model:
+        await _start(model)
+        await model.fetch()  # 0..9, a commit at 6
+        await model.commit()  # committed 10; 4 acks counted towards the next
+        model.consumer.hold_commits = slow = asyncio.Event()
+        await model.fetch()  # 10 and 11 decided, then the loop commits before 12
+        assert model.decided_in(1)[P0] == set(range(12))
+        await model.revoke()
+        await model.assign({P0}, 2)
+        await model.recover()  # seek to 10
+        slow.set()
+        await model.settle()
+        await model.drain()
+        assert model.decided_in(2) == {P0: set(range(10, 40))}
+        assert model.broker.committed[P0] == 40
+        assert not model.passed
+
+
 async def test_a_batch_fetched_before_a_rebalance_is_not_decided_by_a_non_owner() -> None:
     # As above, but the partition went to another worker: deciding the batch here would
     # write state for a partition this worker no longer owns.
