@@ -42,6 +42,9 @@ def next_notice_at(expires_at: datetime, before_expiry_s: tuple[int, ...], after
     """When the next expiry notice of a grant expiring at ``expires_at`` is due: the
     earliest of ``expires_at`` less each ``before_expiry_s`` that is after ``after``, if
     any (``notices.before_expiry_s``: each moment before expiry gets one notice)."""
+    if len(before_expiry_s) == 1:  # the packaged policy's one notice: no lists to build
+        moment = expires_at - timedelta(seconds=before_expiry_s[0])
+        return moment if moment > after else None
     moments = [expires_at - timedelta(seconds=before) for before in before_expiry_s]
     return min([moment for moment in moments if moment > after], default=None)
 

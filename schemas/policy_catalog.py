@@ -10,7 +10,7 @@ case-folded everywhere (:func:`label`), so ``"Research"`` and ``"research "`` ar
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -28,6 +28,7 @@ from schemas.events import Sensitivity
 __all__ = ["CatalogEntry", "CatalogPolicy", "Label", "LimitsPolicy", "label", "resource_key"]
 
 
+@lru_cache(maxsize=4096)  # the core labels every env and role of every request and grant
 def label(text: str) -> str:
     """An env or role as compared: canonical (:mod:`schemas.canonical`: invisible
     characters removed, NFKC, case-folded) and trimmed."""

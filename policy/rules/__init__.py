@@ -9,6 +9,8 @@ sentence and, where it judges new requests, its check. This module only puts the
   gates. Their order interleaves areas on purpose: the first finding names the verdict and
   the others follow it in this order after "; also: ", so it is part of every decision's
   bytes;
+* :data:`SILENT_UNLESS`: checks that can find something only under some settings, so a
+  tenant's requests skip them where the settings are absent (:func:`checks_for`);
 * :func:`combine`: deny wins, then escalate, then approve. Nothing else decides that.
 """
 
@@ -36,7 +38,7 @@ from policy.rules import (
     sessions,
     windows,
 )
-from policy.rules.base import Finding, Outcome, RequestContext, Rule, top_rank
+from policy.rules.base import Finding, Outcome, RequestContext, Rule, per_policy, top_rank
 from schemas.events import RequestCreated, Resource
 from schemas.policy import TenantPolicy
 from schemas.state import Grant
@@ -49,11 +51,13 @@ __all__ = [
     "GATES",
     "OBJECTIONS",
     "RULES",
+    "SILENT_UNLESS",
     "Check",
     "Finding",
     "Outcome",
     "RequestContext",
     "Rule",
+    "checks_for",
     "combine",
     "displacements",
     "evaluate",
@@ -184,6 +188,43 @@ ESCALATIONS: tuple[Check, ...] = (
 """Checks that want a human first, in the order their reasons are reported (step-up before
 resource-unknown: "it is high" says more than "no catalog entry names it")."""
 
+SILENT_UNLESS: tuple[tuple[Check, Callable[[TenantPolicy], bool]], ...] = (
+    # Either machine kind listed requires both; none listed, nobody is asked.
+    (identity.check_attestation, lambda tenant: bool(tenant.identity.require_attestation)),
+    (identity.check_owner, lambda tenant: bool(tenant.identity.require_owner)),
+    (catalog.check_unknown_deny, lambda tenant: tenant.catalog.unknown == "deny"),
+    # It fires only when the per-request cap is the stricter of the two.
+    (caps.check_per_request, lambda tenant: (tenant.caps.max_resources_per_request
+                                             < tenant.caps.max_active_resources)),
+    (exclusive.check_spans, lambda tenant: bool(tenant.exclusive)),
+    (_check_displacements, lambda tenant: tenant.caps.strategy == "deny_new" or any(
+        group.strategy == "deny_new" for group in tenant.exclusive)),
+    (justification.check_reason, lambda tenant: tenant.justification.reason_from != "never"),
+    (justification.check_ticket, lambda tenant: tenant.justification.ticket_from != "never"),
+    (lifetime.check_max, lambda tenant: tenant.ttl.over_max == "deny"),
+    (windows.check_deny, lambda tenant: any(
+        window.outside == "deny" for window in tenant.windows)),
+    (windows.check_escalate, lambda tenant: any(
+        window.outside == "escalate" for window in tenant.windows)),
+    (review.check_step_up, lambda tenant: tenant.step_up.from_sensitivity != "never"),
+    (catalog.check_unknown_escalate, lambda tenant: tenant.catalog.unknown == "escalate"),
+    (baseline.check_novel, lambda tenant: tenant.baseline.novel_workload == "escalate"),
+)
+"""Checks of :data:`OBJECTIONS` and :data:`ESCALATIONS` that find nothing, whatever the
+request and the subject's state, for a tenant without the settings their test asks for
+(issue M: the packaged policy's requests skip five of them). Each check stays as written;
+this only says when asking it is known to be wasted. Not listed: asked always."""
+
+
+@per_policy
+def checks_for(tenant: TenantPolicy) -> tuple[tuple[Check, ...], tuple[Check, ...]]:
+    """The objections and escalations a request of ``tenant`` is asked, in report order:
+    :data:`OBJECTIONS` and :data:`ESCALATIONS` less the checks :data:`SILENT_UNLESS` shows
+    silent under its settings. Worked out once per loaded tenant policy."""
+    silent = {check for check, fires in SILENT_UNLESS if not fires(tenant)}
+    return (tuple([check for check in OBJECTIONS if check not in silent]),
+            tuple([check for check in ESCALATIONS if check not in silent]))
+
 
 EXTENSION_OBJECTIONS: tuple[Check, ...] = (
     identity.check_kind_mismatch,
@@ -215,9 +256,9 @@ def gates(ctx: RequestContext) -> tuple[Finding, ...]:
 def _prepared(ctx: RequestContext) -> RequestCreated:
     """Work out once per request what several checks read; returns the request."""
     event, tenant = ctx.event, ctx.tenant
-    ctx.requested, ctx.max_s = lifetime.limits(event, tenant)
-    ctx.outside = windows.outside(event, tenant, ctx.held.now)
-    ctx.rank = top_rank(event.resources)
+    ctx.rank = rank = top_rank(event.resources)
+    ctx.requested, ctx.max_s = lifetime.limits(event, tenant, rank)
+    ctx.outside = windows.outside(event, tenant, ctx.held.now) if tenant.windows else ()
     ctx.asked = {resource.id for resource in event.resources}
     return event
 
@@ -230,15 +271,16 @@ def evaluate(ctx: RequestContext) -> list[Finding]:
     asks its ration instead, and only when nothing else objects.
     """
     event = _prepared(ctx)
+    objections, escalations = checks_for(ctx.tenant)
     found: list[Finding] = []
-    for check in OBJECTIONS:
+    for check in objections:
         found += check(ctx)
     if found:
         return found
     if event.break_glass:
         found += break_glass.check_ration(ctx)
         return found
-    for check in ESCALATIONS:
+    for check in escalations:
         found += check(ctx)
     return found
 

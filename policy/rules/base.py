@@ -11,9 +11,10 @@ a read-only view the ledger (:mod:`policy.ledger`) satisfies.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from schemas.events import RequestCreated, Resource
 from schemas.policy import SENSITIVITY_RANK, TenantPolicy
@@ -25,6 +26,7 @@ __all__ = [
     "Outcome",
     "RequestContext",
     "Rule",
+    "per_policy",
     "reaches",
     "top_rank",
     "top_sensitivity",
@@ -57,6 +59,41 @@ class Finding:
     reason: str
     lock_s: int = 0
     lock_reason: str = ""
+
+
+_Section = TypeVar("_Section")
+_Prepared = TypeVar("_Prepared")
+
+PREPARED_POLICIES = 64
+"""How many policy sections each :func:`per_policy` function remembers its answer for. A
+process serves one loaded policy (a few tenants) at a time; a reload makes new sections,
+and past the bound the old answers are dropped together."""
+
+
+def per_policy(build: Callable[[_Section], _Prepared]) -> Callable[[_Section], _Prepared]:
+    """``build``, answered once per policy section (issue M): what a check needs from a
+    tenant's settings is worked out the first time and looked up after.
+
+    Loaded policies are frozen, so a section's identity stands for its contents: the
+    answer is kept against the section object itself (held, so its id is not reused while
+    the answer is kept), never against an equal copy, and building it must not read
+    anything else.
+    """
+    answers: dict[int, tuple[_Section, _Prepared]] = {}
+
+    def prepared(section: _Section) -> _Prepared:
+        kept = answers.get(id(section))
+        if kept is not None and kept[0] is section:
+            return kept[1]
+        if len(answers) >= PREPARED_POLICIES:
+            answers.clear()
+        answer = build(section)
+        answers[id(section)] = (section, answer)
+        return answer
+
+    prepared.__doc__ = build.__doc__
+    prepared.__name__ = build.__name__
+    return prepared
 
 
 class Holdings(Protocol):

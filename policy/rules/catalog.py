@@ -37,24 +37,30 @@ class Resolved:
     under ``escalate`` or ``deny``)."""
 
 
-def _plain(resource: Resource) -> bool:
-    return resource.env == label(resource.env) and all(
-        role == label(role) for role in resource.roles)
+def _plain(resources: tuple[Resource, ...]) -> bool:
+    """Whether every env and role of ``resources`` is a label already."""
+    for resource in resources:
+        env = resource.env
+        if env != label(env):
+            return False
+        for role in resource.roles:
+            if role != label(role):
+                return False
+    return True
 
 
 def resolve(resources: tuple[Resource, ...], catalog: CatalogPolicy) -> Resolved:
     """The effective resources of a request (the same tuple when nothing changes)."""
-    ids = [resource.id for resource in resources]
-    if (not catalog.resources and len(set(ids)) == len(ids)
-            and all(_plain(resource) for resource in resources)):
+    if not catalog.resources and (len(resources) == 1 or len(
+            {resource.id for resource in resources}) == len(resources)) and _plain(resources):
         # The common case (the packaged policy's): nothing to merge, normalise or look up,
         # so the claims stand, and only which are unknown from unknown_from up is asked.
         if catalog.unknown == "claim":
             return Resolved(resources)
         floor = SENSITIVITY_RANK[catalog.unknown_from]
-        return Resolved(resources, (), tuple(
+        return Resolved(resources, (), tuple([
             resource.id for resource in resources
-            if SENSITIVITY_RANK[resource.sensitivity] >= floor))
+            if SENSITIVITY_RANK[resource.sensitivity] >= floor]))
     merged: dict[str, tuple[set[str], Sensitivity, list[str]]] = {}
     for resource in resources:
         envs, sensitivity, roles = merged.setdefault(resource.id, (set(), "low", []))

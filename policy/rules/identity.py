@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
 
 from policy.rules.base import Finding, RequestContext, Rule
 
@@ -60,7 +61,8 @@ def is_machine(kind: str) -> bool:
     return kind in MACHINE_KINDS
 
 
-def _with_machines(kinds: Iterable[str]) -> frozenset[str]:
+@cache  # a policy's tuple of kinds: a handful per process, asked on every request
+def _with_machines(kinds: tuple[str, ...]) -> frozenset[str]:
     """``kinds``, with both machine kinds when either is listed."""
     listed = frozenset(kinds)
     return listed | MACHINE_KINDS if listed & MACHINE_KINDS else listed

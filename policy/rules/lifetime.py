@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from policy.rules.base import Finding, RequestContext, Rule, top_sensitivity
+from policy.rules.base import Finding, RequestContext, Rule, per_policy, top_rank
 from schemas.events import RequestCreated
 from schemas.policy import SENSITIVITY_RANK, TenantPolicy
+from schemas.policy_lifecycle import TtlPolicy
 
 __all__ = ["TTL_EXPIRED", "TTL_MAX", "check_max", "limits"]
 
@@ -12,19 +13,37 @@ TTL_MAX = Rule("ttl-max", "A grant may not be asked for longer than the policy's
 TTL_EXPIRED = Rule("ttl-expired", "A grant ends when its time to live runs out.")
 
 
-def limits(event: RequestCreated, tenant: TenantPolicy) -> tuple[int, int]:
-    """(requested or default lifetime, maximum): the strictest limit matching any resource."""
-    default_s, max_s = tenant.ttl.default_s, tenant.ttl.max_s
-    for limit in tenant.ttl.limits:
+_Limit = tuple[str | None, int, int, int]
+"""A ``ttl.limits`` entry as :func:`limits` asks it: env (None: any), the rank its
+sensitivity_from names (0: any), default_s, max_s."""
+
+
+@per_policy
+def _prepared(ttl: TtlPolicy) -> tuple[tuple[_Limit, ...], tuple[int, ...]]:
+    """The section's limits with their sensitivities ranked, and ``total_s`` by rank."""
+    ranked = tuple(sorted(SENSITIVITY_RANK, key=SENSITIVITY_RANK.__getitem__))
+    return (tuple([(limit.env, 0 if limit.sensitivity_from is None
+                    else SENSITIVITY_RANK[limit.sensitivity_from], limit.default_s,
+                    limit.max_s) for limit in ttl.limits]),
+            tuple([ttl.total_s(sensitivity) for sensitivity in ranked]))
+
+
+def limits(event: RequestCreated, tenant: TenantPolicy, rank: int | None = None
+           ) -> tuple[int, int]:
+    """(requested or default lifetime, maximum): the strictest limit matching any resource.
+    ``rank`` is the resources' top rank (:func:`top_rank`) when the caller has it."""
+    ttl = tenant.ttl
+    default_s, max_s = ttl.default_s, ttl.max_s
+    ranked_limits, totals = _prepared(ttl)
+    for env, floor, limit_default_s, limit_max_s in ranked_limits:
         for resource in event.resources:
-            if (limit.env is None or limit.env == resource.env) and (
-                limit.sensitivity_from is None
-                or SENSITIVITY_RANK[resource.sensitivity]
-                >= SENSITIVITY_RANK[limit.sensitivity_from]
-            ):
-                default_s, max_s = min(default_s, limit.default_s), min(max_s, limit.max_s)
+            if (env is None or env == resource.env) and (
+                    SENSITIVITY_RANK[resource.sensitivity] >= floor):
+                # One matching resource applies the limit; more would apply it again.
+                default_s, max_s = min(default_s, limit_default_s), min(max_s, limit_max_s)
+                break
     # Issue J: no grant's whole life passes ttl.max_total_s, its first lifetime included.
-    max_s = min(max_s, tenant.ttl.total_s(top_sensitivity(event.resources)))
+    max_s = min(max_s, totals[top_rank(event.resources) if rank is None else rank])
     return (event.ttl_s if event.ttl_s is not None else default_s), max_s
 
 
