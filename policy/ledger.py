@@ -179,7 +179,9 @@ class Ledger:
         if not self.requested:
             return False
         mark = self._mark(request_id)
-        return any(item.mark == mark for item in self.requested)
+        # One list and a C-level search, not any() resuming a generator per mark: every
+        # request asks this.
+        return mark in [item.mark for item in self.requested]
 
     def _mark(self, request_id: str) -> str:
         # A request's mark is asked for twice (is it remembered? remember it): hashed once.

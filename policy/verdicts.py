@@ -10,7 +10,7 @@ from policy.rules.base import Rule
 from schemas.decisions import Action, StateSummary
 from schemas.state import Grant
 
-__all__ = ["Verdict", "summarize"]
+__all__ = ["SUMMARY_MEMORY", "Verdict", "summarize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,11 @@ class Verdict:
 
 _NOTHING_HELD = StateSummary(active_grants=0, active_resources=0, envs=())
 
+SUMMARY_MEMORY = 4096
+"""How many distinct summaries :func:`summarize` keeps to hand out again (then it starts
+over): counts and env names, a few hundred bytes each."""
+_SUMMARIES: dict[tuple[int, int, tuple[str, ...]], StateSummary] = {}
+
 
 def summarize(grants: Iterable[Grant]) -> StateSummary:
     """Count live grants, distinct resource ids and environments held."""
@@ -51,4 +56,12 @@ def summarize(grants: Iterable[Grant]) -> StateSummary:
             envs.add(resource.env)
     if not count:
         return _NOTHING_HELD  # immutable, so one instance serves every empty holding
-    return StateSummary(count, len(resources), tuple(sorted(envs)))
+    # Immutable too, and few distinct ones occur (a few grants over a few envs): one
+    # instance per distinct summary, looked up rather than built each time (issue M).
+    key = (count, len(resources), tuple(sorted(envs)))
+    summary = _SUMMARIES.get(key)
+    if summary is None:
+        if len(_SUMMARIES) >= SUMMARY_MEMORY:
+            _SUMMARIES.clear()
+        summary = _SUMMARIES[key] = StateSummary(*key)
+    return summary

@@ -212,7 +212,7 @@ SILENT_UNLESS: tuple[tuple[Check, Callable[[TenantPolicy], bool]], ...] = (
 )
 """Checks of :data:`OBJECTIONS` and :data:`ESCALATIONS` that find nothing, whatever the
 request and the subject's state, for a tenant without the settings their test asks for
-(issue M: the packaged policy's requests skip five of them). Each check stays as written;
+(issue M: the packaged policy's requests skip six of them). Each check stays as written;
 this only says when asking it is known to be wasted. Not listed: asked always."""
 
 
