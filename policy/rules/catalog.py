@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policy.rules.base import Finding, RequestContext, Rule
+from policy.rules.base import Finding, RequestContext, Rule, per_policy
 from schemas.events import Resource, Sensitivity
 from schemas.policy import SENSITIVITY_RANK, CatalogPolicy
 from schemas.policy_catalog import label
 
-__all__ = ["RESOURCE_MISMATCH", "RESOURCE_UNKNOWN", "Resolved", "check_mismatch",
+__all__ = ["RESOLVED_MEMORY", "RESOURCE_MISMATCH", "RESOURCE_UNKNOWN", "Resolved", "check_mismatch",
            "check_unknown_deny", "check_unknown_escalate", "resolve"]
 
 RESOURCE_MISMATCH = Rule("resource-mismatch", "A request's env or roles for a resource must be "
@@ -49,10 +49,30 @@ def _plain(resources: tuple[Resource, ...]) -> bool:
     return True
 
 
+_Claim = tuple[str, str, str, tuple[str, ...]]
+"""One claimed resource as :func:`resolve` remembers it: id, env, sensitivity, roles."""
+_One = tuple[tuple[Resource, ...], tuple[str, ...], bool]
+"""What one claim resolves to on its own: effective resources (``()``: the claim stands),
+mismatches, whether it is unknown."""
+
+RESOLVED_MEMORY = 8192
+"""How many claims :func:`resolve` remembers the resolution of, per catalog (then it
+starts over): a claim is a resource as requesters name it, a few hundred bytes each."""
+
+
+@per_policy
+def _remembered(catalog: CatalogPolicy) -> dict[_Claim, _One]:
+    """What each claim resolved to under ``catalog`` (frozen, so it resolves the same)."""
+    del catalog  # the memory is per catalog; its contents come from resolve
+    return {}
+
+
 def resolve(resources: tuple[Resource, ...], catalog: CatalogPolicy) -> Resolved:
     """The effective resources of a request (the same tuple when nothing changes)."""
-    if not catalog.resources and (len(resources) == 1 or len(
-            {resource.id for resource in resources}) == len(resources)) and _plain(resources):
+    if not (len(resources) == 1 or len({resource.id for resource in resources})
+            == len(resources)):
+        return _merged(resources, catalog)  # a repeated id: its claims are merged first
+    if not catalog.resources and _plain(resources):
         # The common case (the packaged policy's): nothing to merge, normalise or look up,
         # so the claims stand, and only which are unknown from unknown_from up is asked.
         if catalog.unknown == "claim":
@@ -61,6 +81,40 @@ def resolve(resources: tuple[Resource, ...], catalog: CatalogPolicy) -> Resolved
         return Resolved(resources, (), tuple([
             resource.id for resource in resources
             if SENSITIVITY_RANK[resource.sensitivity] >= floor]))
+    # Distinct ids: each claim resolves on its own, as it did before under this catalog
+    # (issue M: the catalog's lookups and the effective resources once per claim, not per
+    # request). A claim the catalog leaves as it is stays the claimed object itself.
+    memory = _remembered(catalog)
+    effective: list[Resource] = []
+    mismatches: list[str] = []
+    unknown: list[str] = []
+    changed = False
+    for resource in resources:
+        claim = (resource.id, resource.env, resource.sensitivity, resource.roles)
+        one = memory.get(claim)
+        if one is None:
+            alone = _merged((resource,), catalog)
+            # () for a claim that stands: the request's own object is kept, not an equal one.
+            one = (() if alone.resources == (resource,) else alone.resources,
+                   alone.mismatches, bool(alone.unknown))
+            if len(memory) >= RESOLVED_MEMORY:
+                memory.clear()
+            memory[claim] = one
+        placed, contradicted, unlisted = one
+        if placed:
+            effective += placed
+            changed = True
+        else:
+            effective.append(resource)
+        mismatches += contradicted
+        if unlisted:
+            unknown.append(resource.id)
+    return Resolved(tuple(effective) if changed else resources, tuple(mismatches),
+                    tuple(unknown))
+
+
+def _merged(resources: tuple[Resource, ...], catalog: CatalogPolicy) -> Resolved:
+    """The general resolution: repeated ids merged, every claim looked up."""
     merged: dict[str, tuple[set[str], Sensitivity, list[str]]] = {}
     for resource in resources:
         envs, sensitivity, roles = merged.setdefault(resource.id, (set(), "low", []))

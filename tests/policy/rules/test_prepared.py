@@ -5,7 +5,9 @@
   every check of :data:`OBJECTIONS` and :data:`ESCALATIONS` asked in order;
 * :func:`policy.rules.lifetime.limits` over its ranked limits equals the walk over the
   policy's ``ttl.limits`` it replaced;
-* :func:`policy.verdicts.summarize`, handing out kept summaries, equals one built afresh.
+* :func:`policy.verdicts.summarize`, handing out kept summaries, equals one built afresh;
+* :func:`policy.rules.catalog.resolve`, claim by claim from what it remembers, equals the
+  general resolution, and :func:`policy.handlers.request.with_resources` pydantic's copy.
 
 Tenant settings, requests and holdings are drawn (hypothesis), policies parsed from text.
 """
@@ -17,7 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policy.handlers.request import rate_window
+from policy.handlers.request import rate_window, with_resources
 from policy.ledger import Ledger
 from policy.rules import (
     ESCALATIONS,
@@ -30,11 +32,11 @@ from policy.rules import (
     lifetime,
 )
 from policy.rules.base import per_policy, top_sensitivity
-from policy.rules.catalog import resolve
+from policy.rules.catalog import _merged, resolve
 from policy.verdicts import summarize
 from schemas.decisions import StateSummary
 from schemas.events import RequestCreated
-from schemas.policy import SENSITIVITY_RANK, TenantPolicy, parse_policy
+from schemas.policy import SENSITIVITY_RANK, CatalogPolicy, TenantPolicy, parse_policy
 from schemas.state import Grant, SubjectState
 from tests.factories import at, event, raw_request
 
@@ -226,3 +228,58 @@ def test_per_policy_answers_by_identity_not_equality() -> None:
     one, copy = TenantPolicy(), TenantPolicy()
     assert one == copy
     assert (names(one), names(one), names(copy)) == (1, 1, 2)
+
+
+@st.composite
+def catalogs(draw: st.DrawFn) -> CatalogPolicy:
+    lines = ['version = "t"', "[defaults.catalog]",
+             f'unknown = "{draw(st.sampled_from(["claim", "escalate", "deny"]))}"',
+             f'unknown_from = "{draw(st.sampled_from(LEVELS))}"']
+    for _ in range(draw(st.integers(0, 3))):
+        lines.append("[[defaults.catalog.resources]]")
+        if draw(st.booleans()):
+            lines.append(f'id = "{draw(st.sampled_from(["a", "B", "c"]))}"')
+        else:
+            lines.append(f'glob = "{draw(st.sampled_from(["*", "[ab]", "d*"]))}"')
+        if draw(st.booleans()):
+            lines.append(f'env = "{draw(st.sampled_from(ENVS[:3]))}"')
+        if draw(st.booleans()):
+            lines.append(f'sensitivity = "{draw(st.sampled_from(LEVELS))}"')
+        if draw(st.booleans()):
+            lines.append(f"roles = {toml_list(draw(st.lists(st.sampled_from(['r', 'w']))))}")
+    return parse_policy("\n".join(lines) + "\n").policy.defaults.catalog
+
+
+claims = st.lists(st.fixed_dictionaries({
+    "id": st.sampled_from(["a", "b", "c", "d", "A"]), "env": st.sampled_from(ENVS),
+    "sensitivity": st.sampled_from(LEVELS),
+    "roles": st.lists(st.sampled_from(["r", "W", " w"]), max_size=2)}), min_size=1, max_size=4)
+
+
+@common
+@given(catalogs(), claims, claims)
+def test_remembered_resolution_equals_the_general_one(
+        catalog: CatalogPolicy, first: list[dict[str, Any]], second: list[dict[str, Any]]
+) -> None:
+    for listed in (first, second, first):  # the second time round, from what it remembers
+        request = event(raw_request("r-1", listed))
+        assert isinstance(request, RequestCreated)
+        resolved, general = resolve(request.resources, catalog), _merged(request.resources,
+                                                                          catalog)
+        assert resolved == general
+        distinct = len({item["id"] for item in listed}) == len(listed)
+        if distinct and general.resources == request.resources:
+            assert resolved.resources is request.resources, "nothing changed: same tuple"
+
+
+@common
+@given(requests(), claims)
+def test_with_resources_is_model_copy(request: RequestCreated,
+                                      listed: list[dict[str, Any]]) -> None:
+    other = event(raw_request("r-2", listed)).resources  # type: ignore[union-attr]
+    copied, reference = (with_resources(request, other),
+                         request.model_copy(update={"resources": other}))
+    assert copied == reference
+    assert copied.__pydantic_fields_set__ == reference.__pydantic_fields_set__
+    assert copied.model_dump_json() == reference.model_dump_json()
+    assert request.resources is not other or other == ()
