@@ -10,8 +10,11 @@ Run from the root of the tree to measure (it imports that tree's code):
 and take the difference of the two ``Collected`` counts over the event count: the
 instructions ``step()`` spends per event (stored values kept as ``bench/core.py`` keeps
 them), repeatable on a loaded machine where wall and CPU times are not. ``profile`` in
-place of ``step`` prints a cProfile of the same loop instead. The old tree needs only this
-file copied in (``bench/core.generate`` makes the same events).
+place of ``step`` prints a cProfile of the same loop instead. A fourth argument
+``catalog`` adds a catalog naming every resource of the bench (``glob = "res-*"``, an
+owner, the claims' own sensitivity: every claim stands), so each request takes the catalog's
+path. The old tree needs only this file copied in (``bench/core.generate`` makes the same
+events).
 """
 
 from __future__ import annotations
@@ -47,7 +50,11 @@ def run(events: list[InputEvent], policy: LoadedPolicy) -> None:
 
 def main() -> None:
     count, subjects, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    policy = parse_policy(resources.files("policy").joinpath("default.toml").read_text())
+    text = resources.files("policy").joinpath("default.toml").read_text()
+    if sys.argv[4:] == ["catalog"]:
+        text = text.replace("[defaults.limits]", '[[defaults.catalog.resources]]\nglob = "res-*"'
+                            '\nsensitivity = "low"\nowner = "bench"\n\n[defaults.limits]')
+    policy = parse_policy(text)
     events = generate(count, subjects)
     gc.collect()
     gc.freeze()
