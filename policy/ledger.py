@@ -131,12 +131,11 @@ class Ledger:
         if key is None:
             key = f"{self._event.type}:{self._event.event_id}#{self._count}"
             self._count += 1
+        # Positional, in Verdict's field order: every verdict is built here.
         self.verdicts.append(Verdict(
-            action=action, rule=rule, reason=reason,
-            at=self.now if at is None else at,
-            request_id=request_id, targets=targets, resources=resources,
-            expires_at=expires_at, before=after if before is None else before,
-            after=after, key=key, post_review=post_review,
+            action, rule, reason, self.now if at is None else at, request_id, targets,
+            resources, expires_at, after if before is None else before, after, key,
+            post_review,
         ))
 
     def notice(self, kind: NoticeKind, at: datetime, request_id: str,

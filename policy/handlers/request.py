@@ -34,7 +34,10 @@ def rate_window(ledger: Ledger, tenant: TenantPolicy) -> tuple[datetime, ...]:
     """The subject's requests within the baseline window, the one being decided (at
     ``ledger.now``) last: what the rate baseline counts."""
     now = ledger.now
-    return (*_within(ledger.state.recent_requests, now, tenant.baseline.window_s), now)
+    start = now - timedelta(seconds=tenant.baseline.window_s)
+    within = [moment for moment in ledger.state.recent_requests if moment > start]
+    within.append(now)  # one list and one tuple, as _within's filter would keep them
+    return tuple(within)
 
 
 def on_request_created(ledger: Ledger, event: RequestCreated,
