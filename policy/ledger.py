@@ -65,6 +65,12 @@ def resource_ids(resources: Iterable[Resource]) -> tuple[str, ...]:
 class Ledger:
     """The subject's state being changed by one event, and the verdicts that record it."""
 
+    # One per event: slots spare the instance dictionary its set-up would fill.
+    __slots__ = ("_count", "_event", "_marked", "_summary", "ended", "event_time", "grants",
+                 "kind", "lock_s", "locked_until", "notice_before", "notices", "now",
+                 "obligations", "owner", "pending", "request_locks", "requested", "sessions",
+                 "signed", "state", "verdicts")
+
     def __init__(self, state: SubjectState, event: InputEvent | ClockTick,
                  now: datetime | None = None, *, event_time: datetime | None = None
                  ) -> None:
