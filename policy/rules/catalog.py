@@ -16,8 +16,9 @@ from schemas.events import Resource, Sensitivity
 from schemas.policy import SENSITIVITY_RANK, CatalogPolicy
 from schemas.policy_catalog import label
 
-__all__ = ["RESOLVED_MEMORY", "RESOURCE_MISMATCH", "RESOURCE_UNKNOWN", "Resolved", "check_mismatch",
-           "check_unknown_deny", "check_unknown_escalate", "resolve"]
+__all__ = ["REMEMBERED_ROLES", "RESOLVED_MEMORY", "RESOURCE_MISMATCH", "RESOURCE_UNKNOWN",
+           "Resolved", "check_mismatch", "check_unknown_deny", "check_unknown_escalate",
+           "resolve"]
 
 RESOURCE_MISMATCH = Rule("resource-mismatch", "A request's env or roles for a resource must be "
                          "the policy catalog's, and one resource has one env per request.")
@@ -55,9 +56,14 @@ _One = tuple[tuple[Resource, ...], tuple[str, ...], bool]
 """What one claim resolves to on its own: effective resources (``()``: the claim stands),
 mismatches, whether it is unknown."""
 
-RESOLVED_MEMORY = 8192
+RESOLVED_MEMORY = 2048
 """How many claims :func:`resolve` remembers the resolution of, per catalog (then it
-starts over): a claim is a resource as requesters name it, a few hundred bytes each."""
+starts over). Only claims of at most :data:`REMEMBERED_ROLES` roles are kept, so with the
+longest ids, envs and roles the contract allows a catalog's memory stays within about 8 MB
+(ids of a few dozen characters: a few hundred KB), whatever requesters send."""
+
+REMEMBERED_ROLES = 4
+"""A claim naming more roles is resolved afresh each time (rare, and unbounded in size)."""
 
 
 @per_policy
@@ -97,9 +103,10 @@ def resolve(resources: tuple[Resource, ...], catalog: CatalogPolicy) -> Resolved
             # () for a claim that stands: the request's own object is kept, not an equal one.
             one = (() if alone.resources == (resource,) else alone.resources,
                    alone.mismatches, bool(alone.unknown))
-            if len(memory) >= RESOLVED_MEMORY:
-                memory.clear()
-            memory[claim] = one
+            if len(resource.roles) <= REMEMBERED_ROLES:
+                if len(memory) >= RESOLVED_MEMORY:
+                    memory.clear()
+                memory[claim] = one
         placed, contradicted, unlisted = one
         if placed:
             effective += placed

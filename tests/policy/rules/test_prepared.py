@@ -282,4 +282,3 @@ def test_with_resources_is_model_copy(request: RequestCreated,
     assert copied == reference
     assert copied.__pydantic_fields_set__ == reference.__pydantic_fields_set__
     assert copied.model_dump_json() == reference.model_dump_json()
-    assert request.resources is not other or other == ()
