@@ -32,7 +32,7 @@ from streams.worker.patches.flow import install_flow_fix
 from streams.worker.patches.handoff import install_batch_handoff
 from streams.worker.patches.isolation import install_isolation_fix
 from streams.worker.patches.seek import install_seek_fix
-from streams.worker.send import send_all
+from streams.worker.send import BatchProducer, send_all
 from streams.worker.table import BatchedTable
 
 __all__ = ["STREAM_BUFFER_MAX", "TABLE_NAME", "build_app", "quiet_worker"]
@@ -98,11 +98,15 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
         value_type=bytes,
     )
 
+    def producer() -> Any:
+        # With the hand-off on (issue M), one aiokafka batch per topic-partition.
+        return BatchProducer(app.producer) if worker.batch_handoff else app.producer
+
     async def send(plan: BatchPlan) -> list[Any]:
         # Every verdict is acknowledged by Kafka before the state that records it is stored.
-        return await send_all(app.producer, [(out.topic, out.key, out.value, out.partition,
-                                              out.headers)
-                                             for out in plan.outbound])
+        return await send_all(producer(), [(out.topic, out.key, out.value, out.partition,
+                                            out.headers)
+                                           for out in plan.outbound])
 
     handoff = install_batch_handoff(app, frozenset(inputs.topics)) \
         if worker.batch_handoff else None
@@ -139,7 +143,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
         return ends, commits, reported
 
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
-        access = BatchedTable(table, app.producer)
+        access = BatchedTable(table, producer())
 
         async def handle(events: Sequence[EventT[Any]]) -> None:
             current = policy() if callable(policy) else policy  # in force now (reloads)
