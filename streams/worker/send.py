@@ -87,28 +87,20 @@ class BatchProducer:
     async def send_all(self, records: Sequence[Outgoing]) -> list[Any]:
         """:func:`send_all` by batches; see the class."""
         aio = self._aiokafka()
-        groups = await _grouped(aio, records)
+        built = [(topic, partition, _batches(aio, records, indices))
+                 for (topic, partition), indices in (await _grouped(aio, records)).items()]
+        # Queued a round at a time (every partition's first batch, then every second one):
+        # aiokafka queues a partition's next batch only once its sender took the last, and
+        # its sender takes at most one batch per partition into a request, so a round's
+        # batches travel together. Partition by partition, a partition's later batches
+        # would each wait for a request of their own (measured: twice the requests).
         queued: list[tuple[asyncio.Future[Any], list[_Placed]]] = []
-        for (topic, partition), indices in groups.items():
-            batch = aio.create_batch()
-            placed: list[_Placed] = []
-            for index in indices:
-                _, key, value, _, headers = records[index]
-                if key is None and value is None:  # refused as aiokafka's send refuses it
-                    raise AssertionError("Need at least one: key or value")
-                aio._serialize(key, value, headers or [])  # noqa: SLF001 - send()'s size check
-                while (appended := batch.append(key=key, value=value, timestamp=None,
-                                                headers=headers or [])) is None:
-                    if not placed:  # an empty batch takes any record: never here
-                        raise RuntimeError(f"aiokafka refused a record for {topic}")
-                    # Full: send it and start the next.
+        for round_ in range(max(len(batches) for _, _, batches in built) if built else 0):
+            for topic, partition, batches in built:
+                if round_ < len(batches):
+                    batch, placed = batches[round_]
                     queued.append((await aio.send_batch(batch, topic, partition=partition),
                                    placed))
-                    batch, placed = aio.create_batch(), []
-                placed.append((index, appended))
-            # Closed: nothing else (the timer's sends) joins a batch whose offsets we count.
-            batch.close()
-            queued.append((await aio.send_batch(batch, topic, partition=partition), placed))
         # Every batch's outcome is read, so a second failure is not logged as unretrieved.
         outcomes = await asyncio.gather(*(future for future, _ in queued),
                                         return_exceptions=True)
@@ -118,6 +110,30 @@ class BatchProducer:
                 raise outcome
             _resolve(outcome, placed, results)
         return results
+
+
+def _batches(aio: Any, records: Sequence[Outgoing],
+             indices: list[int]) -> list[tuple[Any, list[_Placed]]]:
+    # One topic-partition's records appended in order; a batch that fills is closed and
+    # the next started. Each batch is closed, so nothing else (the expiry timer's sends)
+    # joins a batch whose offsets are counted here.
+    batch = aio.create_batch()
+    placed: list[_Placed] = []
+    batches = [(batch, placed)]
+    for index in indices:
+        _, key, value, _, headers = records[index]
+        if key is None and value is None:  # refused as aiokafka's send refuses it
+            raise AssertionError("Need at least one: key or value")
+        aio._serialize(key, value, headers or [])  # noqa: SLF001 - send()'s size check
+        while (appended := batch.append(key=key, value=value, timestamp=None,
+                                        headers=headers or [])) is None:
+            if not placed:  # an empty batch takes any record: never here
+                raise RuntimeError("aiokafka refused a record in an empty batch")
+            batch, placed = aio.create_batch(), []
+            batches.append((batch, placed))
+        placed.append((index, appended))
+    batch.close()
+    return batches
 
 
 async def _grouped(aio: Any, records: Sequence[Outgoing]) -> dict[tuple[str, int], list[int]]:

@@ -114,7 +114,7 @@ def _where(sent: list[Any]) -> list[tuple[str, int, int]]:
     return [(meta.topic, meta.partition, meta.offset) for meta in sent]
 
 
-KEYS = [b"alice", b"bob", "zoë".encode(), b"", b"carol", "рус".encode()]
+KEYS = [b"alice", b"bob", "zoë".encode(), b"", b"carol", "ключ".encode()]
 
 
 async def test_records_are_grouped_by_partition_and_offsets_follow_each_batch() -> None:
@@ -166,6 +166,18 @@ async def test_every_batch_is_queued_before_any_acknowledgement_is_awaited() -> 
     assert sum(len(batch.records) for _, _, batch in aio.queued) == 7
     aio.ack.set()
     assert [meta.offset for meta in await sending] == [0, 0, 1, 1, 2, 2, 3]
+
+
+async def test_batches_are_queued_a_round_at_a_time() -> None:
+    # Every partition's first batch, then every second one: aiokafka's sender takes one
+    # batch per partition into a request, so each round can travel in one request.
+    aio = _Aiokafka(capacity=2)
+    records: list[Outgoing] = [("changelog", b"k", b"v", 0, None)] * 5 + \
+        [("changelog", b"k", b"v", 1, None)] * 3 + [("decisions", b"k", b"v", 0, None)]
+    await send_all(_producer(aio), records)
+    assert [(topic, partition) for topic, partition, _ in aio.queued] == [
+        ("changelog", 0), ("changelog", 1), ("decisions", 0), ("changelog", 0),
+        ("changelog", 1), ("changelog", 0)]
 
 
 async def test_a_failed_batch_fails_send_all() -> None:
