@@ -23,6 +23,7 @@ from faust.types import TP
 from streams.engine.partitioner import partition_of
 from streams.worker.send import BatchProducer, Outgoing, send_all
 from streams.worker.table import BatchedTable
+from tests.streams.worker.test_table import _Event, _Message, _Table
 
 PARTITIONS = 4
 NOW_MS = 1_700_000_000_000
@@ -222,34 +223,6 @@ async def test_a_stopped_producer_raises() -> None:
     with pytest.raises(RuntimeError, match="not started"):
         await send_all(BatchProducer(SimpleNamespace(_producer=None)),
                        [("decisions", b"k", b"v", 0, None)])
-
-
-@dataclass
-class _Message:
-    partition: int
-
-
-@dataclass
-class _Event:
-    message: _Message
-
-
-@dataclass
-class _Store:
-    persisted: dict[TP, int] = field(default_factory=dict)
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        pass
-
-    def set_persisted_offset(self, tp: TP, offset: int) -> None:
-        self.persisted[tp] = offset
-
-
-@dataclass
-class _Table:
-    data: _Store = field(default_factory=_Store)
-    changelog_topic: Any = field(default_factory=lambda: SimpleNamespace(
-        get_topic_name=lambda: "app-grants-changelog"))
 
 
 async def test_the_tables_persisted_offset_is_the_last_record_of_its_partition() -> None:
