@@ -98,7 +98,7 @@ def main() -> None:
                                                              type=event.type))
         if result.changed:
             states[key] = result.stored
-        decisions += len(result.decisions)
+        decisions += len(result.encoded)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
 
     grants = sum(len(s.grants) for stored in states.values() for s in stored.tenants.values())

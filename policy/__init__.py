@@ -23,7 +23,7 @@ using only those above it::
 
 from policy.deadlines import next_deadline
 from policy.decide import APPLIED_EVENT_MEMORY, Decided, decide, decide_all
-from policy.decisions import decision_id, to_decisions
+from policy.decisions import decision_id, encode_decisions, to_decisions
 from policy.identities import canonical_id, same_identity
 from policy.ledger import ENDED_GRANT_MEMORY, ended_mark
 from policy.notices import NoticeDraft, notice_id, to_notices
@@ -48,6 +48,7 @@ __all__ = [
     "decide",
     "decide_all",
     "decision_id",
+    "encode_decisions",
     "ended_mark",
     "next_deadline",
     "notice_id",

@@ -1,4 +1,10 @@
-"""Turn core verdicts into contract decisions: content-derived ids, cause and policy pinned."""
+"""Turn core verdicts into contract decisions: content-derived ids, cause and policy pinned.
+
+:func:`encode_decisions` writes a decision's wire bytes straight from its verdict (what the
+stream and the replay publish); :func:`to_decisions` builds the :class:`Decision` models
+of the same verdicts, for tools and tests. The two agree byte for byte
+(tests/policy/test_decision_bytes.py).
+"""
 
 from __future__ import annotations
 
@@ -19,9 +25,9 @@ from schemas.decisions import (
     RuleRef,
     StateChange,
 )
-from schemas.events import ClockTick, InputEvent
+from schemas.events import ClockTick, InputEvent, SubjectKind
 
-__all__ = ["decision_id", "to_decisions"]
+__all__ = ["decision_id", "encode_decisions", "to_decisions"]
 
 _DECISION_SET = frozenset(Decision.model_fields) - {"schema_"}
 """The fields to_decisions passes: all but the constant schema, as model_construct saw it."""
@@ -55,15 +61,16 @@ def decision_id(tenant: str, subject: DecisionSubject, verdict: Verdict,
     id covered only the key, action, rule and targets, so an event id reused once it was
     forgotten gave an earlier id other contents.
     """
-    return _decision_id(_about(tenant, subject, policy), verdict)
+    return _decision_id(_about(tenant, subject.id, subject.kind, subject.owner, policy), verdict)
 
 
-def _about(tenant: str, subject: DecisionSubject, policy: PolicyRef) -> hashlib._Hash:
+def _about(tenant: str, subject_id: str, kind: str, owner: str | None,
+           policy: PolicyRef) -> hashlib._Hash:
     """The hash fed with what all of one event's decisions share, to be copied for each
     (a JSON array delimits itself, so the two arrays hashed one after the other are
     unambiguous)."""
-    return hashlib.sha256(orjson.dumps((tenant, subject.id, subject.kind, subject.owner,
-                                        policy.version, policy.sha256)))
+    return hashlib.sha256(orjson.dumps((tenant, subject_id, kind, owner, policy.version,
+                                        policy.sha256)))
 
 
 def _decision_id(about: hashlib._Hash, verdict: Verdict) -> str:
@@ -100,7 +107,7 @@ def to_decisions(
     # Built unvalidated: every field comes typed from the core, so validating it again
     # would only cost time (a third of a step); the golden replays pin the wire bytes.
     tenant = event.tenant
-    about = _about(tenant, subject, policy)
+    about = _about(tenant, subject.id, subject.kind, subject.owner, policy)
     return tuple(
         trusted_model(Decision, {
             "schema_": DECISION_SCHEMA,
@@ -124,3 +131,68 @@ def to_decisions(
         }, set(_DECISION_SET))
         for verdict in verdicts
     )
+
+
+_UTC_Z = orjson.OPT_UTC_Z
+"""Times as pydantic writes a UTC ``UtcDatetime`` field: ``...Z``, microseconds when set."""
+_RULE_BYTES: dict[tuple[str, str], orjson.Fragment] = {}
+"""The wire form of each rule (``{"id", "description"}``), made once."""
+
+
+def _rule_bytes(rule: Rule) -> orjson.Fragment:
+    key = (rule.id, rule.description)
+    fragment = _RULE_BYTES.get(key)
+    if fragment is None:
+        fragment = orjson.Fragment(orjson.dumps({"id": rule.id,
+                                                 "description": rule.description}))
+        _RULE_BYTES[key] = fragment
+    return fragment
+
+
+def encode_decisions(
+    verdicts: tuple[Verdict, ...],
+    tenant: str,
+    subject: tuple[str, SubjectKind, str | None],
+    policy: PolicyRef,
+    cause: Cause,
+    emitted_at: datetime | None,
+) -> tuple[bytes, ...]:
+    """The wire bytes of :func:`to_decisions`' decisions, without building the models:
+    ``encode_decision(to_decisions(...)[i])`` exactly (field order, ``...Z`` times, escapes,
+    compact separators), at about a third of the cost.
+
+    ``subject`` is (id, kind, owner) as the state knows them. What every decision of one
+    event shares (subject, policy, cause) is encoded once and spliced in as a fragment.
+    """
+    subject_id, kind, owner = subject
+    about = _about(tenant, subject_id, kind, owner, policy)
+    shared_subject = orjson.Fragment(orjson.dumps({"id": subject_id, "kind": kind,
+                                                   "owner": owner}))
+    shared_policy = orjson.Fragment(orjson.dumps({"version": policy.version,
+                                                  "sha256": policy.sha256}))
+    shared_cause = orjson.Fragment(orjson.dumps({
+        "event_id": cause.event_id, "type": cause.type, "topic": cause.topic,
+        "partition": cause.partition, "offset": cause.offset}))
+    return tuple([
+        orjson.dumps({
+            "schema": DECISION_SCHEMA,
+            "decision_id": _decision_id(about, verdict),
+            "action": verdict.action,
+            "at": verdict.at,
+            "emitted_at": verdict.at if emitted_at is None else emitted_at,
+            "tenant": tenant,
+            "subject": shared_subject,
+            "request_id": verdict.request_id,
+            "targets": verdict.targets,
+            "resources": verdict.resources,
+            "expires_at": verdict.expires_at,
+            "rule": _rule_bytes(verdict.rule),
+            "reason": verdict.reason,
+            "policy": shared_policy,
+            # StateSummary is a slotted dataclass: orjson writes its fields in order.
+            "state": {"before": verdict.before, "after": verdict.after},
+            "cause": shared_cause,
+            "post_review": verdict.post_review,
+        }, option=_UTC_Z)
+        for verdict in verdicts
+    ])

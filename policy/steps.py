@@ -11,7 +11,7 @@ from datetime import datetime
 
 from policy.deadlines import holds
 from policy.decide import decide_all
-from policy.decisions import to_decisions
+from policy.decisions import encode_decisions
 from policy.ledger import Ledger, resource_ids
 from policy.notices import to_notices
 from policy.rules.bounds import STATE_LIMIT
@@ -26,6 +26,7 @@ from schemas.events import (
     RequestCreated,
     RequestReviewed,
     Subject,
+    SubjectKind,
 )
 from schemas.notices import Notice
 from schemas.policy import LoadedPolicy
@@ -38,13 +39,21 @@ _SUBJECT_SET = frozenset(DecisionSubject.model_fields)
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """What one event did: the subject's new stored value, the decisions to publish, and
-    the notices (issue J) to publish on ``jit.notices``."""
+    """What one event did: the subject's new stored value, the decisions to publish (their
+    wire bytes), and the notices (issue J) to publish on ``jit.notices``."""
 
     stored: StoredSubject
-    decisions: tuple[Decision, ...]
+    encoded: tuple[bytes, ...]
+    """Each decision's bytes for ``jit.decisions``, as
+    :func:`streams.engine.codec.encode_decision` writes its model (issue M: made without
+    the models, which only tools and tests read)."""
     changed: bool
     notices: tuple[Notice, ...] = ()
+
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        """The decisions as models, read back (validated) from :attr:`encoded`."""
+        return tuple([Decision.model_validate_json(value) for value in self.encoded])
 
 
 def step(
@@ -77,7 +86,7 @@ def step(
                          others=others)
     new_state, verdicts = decided.state, decided.verdicts
     if new_state is state:
-        return Step(stored=stored, decisions=(), changed=False)
+        return Step(stored=stored, encoded=(), changed=False)
     # A new mapping, never a mutation: the table gets a fresh value to assign back. An
     # event that would start a tenant's state with nothing live or remembered but its own
     # id (one that decides nothing, or is refused: unknown tenant, too many tenants) starts
@@ -86,7 +95,7 @@ def step(
     # memory even when nothing else is left.
     if held is None and vacant(new_state):
         if not verdicts:
-            return Step(stored=stored, decisions=(), changed=False)
+            return Step(stored=stored, encoded=(), changed=False)
         tenants = dict(stored.tenants)
     elif isinstance(event, ClockTick) and vacant(new_state):
         # Expiry emptied the tenant (its last grant, lock or remembered id ran out): it is
@@ -101,10 +110,11 @@ def step(
     return Step(
         stored=trusted_model(StoredSubject, {"v": STORED_STATE_VERSION, "tenants": tenants},
                              {"tenants"}),
-        decisions=to_decisions(verdicts, event, policy.ref, cause, emitted_at, subject),
+        encoded=encode_decisions(verdicts, event.tenant, subject, policy.ref, cause,
+                                 emitted_at) if verdicts else (),
         changed=True,
-        notices=to_notices(decided.notices, event.tenant, subject, policy.ref, cause,
-                           emitted_at) if decided.notices else (),
+        notices=to_notices(decided.notices, event.tenant, _decision_subject(subject),
+                           policy.ref, cause, emitted_at) if decided.notices else (),
     )
 
 
@@ -118,13 +128,19 @@ def vacant(state: SubjectState) -> bool:
                 or state.break_glass_uses or state.seen or state.kind_fixed)
 
 
-def _subject(event: InputEvent | ClockTick, state: SubjectState | Ledger) -> DecisionSubject:
+def _subject(event: InputEvent | ClockTick, state: SubjectState | Ledger
+             ) -> tuple[str, SubjectKind, str | None]:
     # Kind and owner as the subject's requests stated them: reviews and session events may
     # name the subject by id alone, and one decision id must always carry one content.
+    return event.subject.id, state.kind, state.owner
+
+
+def _decision_subject(subject: tuple[str, SubjectKind, str | None]) -> DecisionSubject:
     # Built unvalidated: every value comes from a validated event or state (validating
-    # again cost about 2.5 µs per event).
-    return trusted_model(DecisionSubject, {"id": event.subject.id, "kind": state.kind,
-                                           "owner": state.owner}, set(_SUBJECT_SET))
+    # again cost about 2.5 µs per event). Only notices, rarer than decisions, need it.
+    subject_id, kind, owner = subject
+    return trusted_model(DecisionSubject, {"id": subject_id, "kind": kind, "owner": owner},
+                         set(_SUBJECT_SET))
 
 
 def refuse(
@@ -142,15 +158,15 @@ def refuse(
     gets no decision."""
     stored = stored if stored is not None else StoredSubject()
     if isinstance(event, ClockTick):
-        return Step(stored=stored, decisions=(), changed=False)
+        return Step(stored=stored, encoded=(), changed=False)
     state = stored.tenants.get(event.tenant, SubjectState())
     ledger = Ledger(state, event, trusted_now(state.clock, event.at, received))
     ledger.deny(getattr(event, "request_id", None),
                 resource_ids(event.resources) if isinstance(event, RequestCreated) else (),
                 STATE_LIMIT, reason)
-    return Step(stored=stored, decisions=to_decisions(
-        tuple(ledger.verdicts), event, policy.ref, cause, emitted_at, _subject(event, ledger)),
-        changed=False)
+    return Step(stored=stored, encoded=encode_decisions(
+        tuple(ledger.verdicts), event.tenant, _subject(event, ledger), policy.ref, cause,
+        emitted_at), changed=False)
 
 
 def tick(

@@ -51,7 +51,7 @@ def fit(result: Step, before: StoredSubject | None, event: InputEvent | ClockTic
     reason = (f"the subject's new state would take {len(value)} bytes, limit is "
               f"{max_stored_bytes} (JITWATCH_MAX_STORED_BYTES); nothing changed")
     if event is None or cause is None:
-        unchanged = Step(stored=before or StoredSubject(), decisions=(), changed=False)
+        unchanged = Step(stored=before or StoredSubject(), encoded=(), changed=False)
         return Fitted(unchanged, None, reason)
     return Fitted(refuse(before, event, policy, cause, reason, emitted_at, received), None,
                   reason)

@@ -26,7 +26,6 @@ from streams.engine.codec import (
     decode_command,
     decode_event,
     decode_stored,
-    encode_decision,
     encode_notice,
     encode_stored,
     subject_key,
@@ -242,11 +241,9 @@ def plan_batch(
             again = encode_stored(stored)
             if len(again) <= max_stored_bytes:  # one stored before the limit is not resent
                 plan.writes[key] = Write(key=key, value=again, source=index)
-        for decision in result.decisions:
-            plan.outbound.append(
-                Outbound(decisions_topic, key, encode_decision(decision), source=index)
-            )
-        plan.decisions += len(result.decisions)
+        for value in result.encoded:
+            plan.outbound.append(Outbound(decisions_topic, key, value, source=index))
+        plan.decisions += len(result.encoded)
         if notices_topic is not None:
             for notice in result.notices:
                 plan.outbound.append(
