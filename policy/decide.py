@@ -48,7 +48,8 @@ from schemas.events import (
 from schemas.policy import Policy, TenantPolicy
 from schemas.state import SubjectState
 
-__all__ = ["APPLIED_EVENT_MEMORY", "Decided", "applied_mark", "decide", "decide_all"]
+__all__ = ["APPLIED_EVENT_MEMORY", "V1_MARK_LENGTH", "Decided", "applied_mark", "applied_mark_v1",
+           "decide", "decide_all"]
 
 APPLIED_EVENT_MEMORY = 64
 """How many recent events (:func:`applied_mark`) a subject remembers to drop redeliveries.
@@ -58,10 +59,13 @@ traffic), so one subject seeing more than this many events in that window is not
 """
 
 
-def applied_mark(event: InputEvent, received: datetime | None = None) -> str:
-    """The mark ``SubjectState.applied`` keeps of an applied record: 16 hex of a BLAKE2b
-    hash of the whole event as validated (its id and every field) and the broker time it
-    was appended at (``received``; none for a replay line without one).
+def applied_mark(event: InputEvent, received: datetime | None = None,
+                 raw: bytes | None = None) -> str:
+    """The mark ``SubjectState.applied`` keeps of an applied record (mark v2, issue M): 18
+    hex of a BLAKE2b hash (personal ``jitwatch-mark/v2``) of the record's own bytes
+    (``raw``, leading and trailing whitespace left out; without them, the event as
+    validated, serialized) and the broker time it was appended at (``received``; none for a
+    replay line without one).
 
     A redelivery is the same record again, so it has the same mark and is dropped. An event
     that only shares an id is another event, and the same event appended at another time is
@@ -69,19 +73,47 @@ def applied_mark(event: InputEvent, received: datetime | None = None) -> str:
     gateway or task runner would use next could send a harmless event under it first and
     have the real one dropped as a "redelivery"; keyed on the event alone, it could send the
     gateway's exact future activity while its grant was live and have the real record,
-    arriving after the grant ended, dropped (issue H, adversarial reviews)."""
+    arriving after the grant ended, dropped (issue H, adversarial reviews). The bytes, not
+    the validated event, so that no event is serialized again only to be hashed; marks of
+    version 1 (:func:`applied_mark_v1`), stored before, are still recognised."""
+    digest = hashlib.blake2b(
+        raw.strip() if raw is not None else event.__pydantic_serializer__.to_json(event),
+        digest_size=_V2_BYTES, person=b"jitwatch-mark/v2")
+    if received is not None:
+        # JSON bytes never hold a raw NUL: the time cannot be read as part of the record.
+        digest.update(b"\0" + received.isoformat().encode())
+    return digest.hexdigest()
+
+
+_V2_BYTES = 9
+"""A mark v2 is 18 hex characters, a v1 mark 16: the lengths tell them apart."""
+
+V1_MARK_LENGTH = 16
+"""The length of a mark of version 1 (:func:`applied_mark_v1`)."""
+
+
+def applied_mark_v1(event: InputEvent, received: datetime | None = None) -> str:
+    """The mark of version 1 (issue H, stored until issue M): 16 hex of a BLAKE2b hash of
+    the whole event as validated (serialized again) and its broker time. Recognised, never
+    written: a record decided before an upgrade and redelivered after it is still a
+    redelivery."""
     digest = hashlib.blake2b(event.__pydantic_serializer__.to_json(event), digest_size=8)
     if received is not None:
         digest.update(received.isoformat().encode())
     return digest.hexdigest()
 
 
-def _redelivered(state: SubjectState, event: InputEvent, mark: str) -> bool:
+def _redelivered(state: SubjectState, event: InputEvent, mark: str,
+                 received: datetime | None) -> bool:
     # A plain event id in ``applied`` is a value stored before marks (it ages out after
     # APPLIED_EVENT_MEMORY events); a mark is never a plain id an attacker can choose, short
-    # of a preimage of the hash.
-    return mark in state.applied or event.event_id in state.applied or bool(
-        state.signed and _replayed(state, event))
+    # of a preimage of the hash. A v1 mark (16 characters: a plain id of that length only
+    # costs the v1 hash) is looked for only while one may still be stored.
+    applied = state.applied
+    return mark in applied or event.event_id in applied or bool(
+        state.signed and _replayed(state, event)) or (
+        V1_MARK_LENGTH in map(len, applied)
+        and applied_mark_v1(event, received) in applied)
 
 
 _SIGNED = (RequestReviewed, LockReleased)
@@ -145,16 +177,17 @@ def _refused(state: SubjectState, event: InputEvent, applied: tuple[str, ...], n
 
 def decide(
     state: SubjectState, event: InputEvent | ClockTick, now: datetime, policy: Policy,
-    *, received: datetime | None = None, others: int = 0,
+    *, received: datetime | None = None, others: int = 0, raw: bytes | None = None,
 ) -> tuple[SubjectState, tuple[Verdict, ...]]:
     """:func:`decide_all` without its notices: the new state and the verdicts."""
-    decided = decide_all(state, event, now, policy, received=received, others=others)
+    decided = decide_all(state, event, now, policy, received=received, others=others,
+                         raw=raw)
     return decided.state, decided.verdicts
 
 
 def decide_all(
     state: SubjectState, event: InputEvent | ClockTick, now: datetime, policy: Policy,
-    *, received: datetime | None = None, others: int = 0,
+    *, received: datetime | None = None, others: int = 0, raw: bytes | None = None,
 ) -> Decided:
     """Apply one event to one subject's state in one tenant.
 
@@ -167,6 +200,10 @@ def decide_all(
     ``others`` is how many other tenants the subject holds state in when it holds none in
     this one (``limits.max_tenants``: from that many on, the event is denied, rule
     state-limit, and starts no state here).
+
+    ``raw`` is the record's own bytes (the stream's record value, a replay's line), what
+    its redelivery mark is made of (:func:`applied_mark`); without them the event is
+    serialized for it.
 
     Whatever ran out by the decision time (grants, pending reviews, locks) ends first. A
     redelivered event (its id already applied, or a signed review or release whose mark is
@@ -199,8 +236,8 @@ def decide_all(
         # Quiet past forget_at with nothing left: an empty state (policy.steps drops it).
         return Decided(SubjectState() if forgotten(ended, now) else ended,
                        tuple(ledger.verdicts), tuple(ledger.notices))
-    mark = applied_mark(event, received)
-    if _redelivered(state, event, mark):
+    mark = applied_mark(event, received, raw)
+    if _redelivered(state, event, mark, received):
         return Decided(state, ())
     applied = (*state.applied, mark)[-APPLIED_EVENT_MEMORY:]
     if received is not None:

@@ -63,10 +63,12 @@ def step(
     cause: Cause,
     emitted_at: datetime | None = None,
     received: datetime | None = None,
+    raw: bytes | None = None,
 ) -> Step:
     """Decide one event against the subject's state in the event's tenant, at the broker's
     time ``received`` (per subject never earlier than its last decision), or at the event's
-    own ``at`` when there is no broker time (a replay line without one, a tick).
+    own ``at`` when there is no broker time (a replay line without one, a tick). ``raw``:
+    the bytes the event was read from, for its redelivery mark (:func:`policy.decide_all`).
 
     Raises:
         InputError: ``clock-skew`` for an event other than a request or a review whose
@@ -83,7 +85,7 @@ def step(
     state = held if held is not None else SubjectState()
     others = len(stored.tenants) if held is None else 0
     decided = decide_all(state, event, event.at, policy.policy, received=received,
-                         others=others)
+                         others=others, raw=raw)
     new_state, verdicts = decided.state, decided.verdicts
     if new_state is state:
         return Step(stored=stored, encoded=(), changed=False)

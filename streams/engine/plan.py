@@ -209,7 +209,7 @@ def plan_batch(
                                          record.topic, record.partition, record.offset))
             else:
                 result = step(stored, event, policy, cause, emitted_at=emitted,
-                              received=received)
+                              received=received, raw=record.value)
             fitted = fit(result, stored, event, policy, cause, max_stored_bytes, emitted,
                          received) if result.changed else None
         except InputError as exc:

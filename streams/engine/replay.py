@@ -159,7 +159,7 @@ def replay_lines(
     ``notices`` each step's notices (issue J, ``jit.notices``) follow its decisions.
     """
     deadlines = DeadlineIndex()
-    accepted: list[tuple[int, InputEvent, datetime | None]] = []
+    accepted: list[tuple[int, InputEvent, datetime | None, bytes]] = []
     for number, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
@@ -171,19 +171,22 @@ def replay_lines(
             replay.bad_lines.append(bad)
             yield bad
             continue
-        accepted.append((number, event, received))
+        accepted.append((number, event, received, line))
     # The stream's order (streams.engine.plan): by broker time, else by ``at``; stable, so
     # the file's order stands on ties. A file exported from the topics is already in it.
     accepted.sort(key=_moment)
-    for number, event, received in accepted:
-        moment = _moment((number, event, received))
+    for number, event, received, line in accepted:
+        moment = _moment((number, event, received, line))
         replay.last_at = moment if replay.last_at is None else max(replay.last_at, moment)
         yield from _ticks(deadlines, moment, policy, replay, max_stored_bytes, notices)
         key = subject_key(event.subject.id)  # as the stream keys state: one per subject
         cause = Cause(event_id=event.event_id, type=event.type)
         try:
+            # The line's bytes make its redelivery mark: two lines are one record when the
+            # records the stream read differed at most in surrounding whitespace (the
+            # export, streams.engine.codec.replay_line, strips it), as the stream's marks.
             result = step(replay.states.get(key), event, policy, cause, emitted_at=None,
-                          received=received)
+                          received=received, raw=line)
         except InputError as exc:  # clock-skew: the stream dead-letters it
             bad = BadLine(number, exc.error_class, exc.message)
             replay.bad_lines.append(bad)
@@ -199,9 +202,9 @@ def replay_lines(
         yield from _ticks(deadlines, until, policy, replay, max_stored_bytes, notices)
 
 
-def _moment(line: tuple[int, InputEvent, datetime | None]) -> datetime:
+def _moment(line: tuple[int, InputEvent, datetime | None, bytes]) -> datetime:
     """The time a parsed line is decided in order of: its broker time, else its ``at``."""
-    _, event, received = line
+    _, event, received, _ = line
     return event.at if received is None else received
 
 
