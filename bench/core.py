@@ -3,7 +3,10 @@
 Run: .venv/bin/python bench/core.py [--events N] [--subjects N]
 Prints one line per figure: name, value, unit. Events are generated and validated before
 timing starts, so the figure is the core alone (decide + decision building), as the stream
-and simulate run it. ``core.plan`` is the worker's planning of the same events as records
+and simulate run it: ``core.step`` hands each event's bytes in (what its redelivery mark is
+made of, where ``step`` takes them) and takes each decision's wire bytes out (encoding the
+models, in a tree whose ``step`` returns models), so the figure is comparable across trees.
+``core.plan`` is the worker's planning of the same events as records
 (``plan_batch`` in batches of 500: decode event and stored state, step, encode state and
 decisions), and ``state.read_*`` the two readers of the final stored values. Each rate
 comes twice: by the wall clock and by this process's CPU time (``*_cpu``), which stays
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,7 +29,7 @@ from schemas.events import INPUT_EVENT, InputEvent
 from schemas.policy import LoadedPolicy, parse_policy
 from schemas.state import StoredSubject, SubjectState
 from streams.cli.gc_tuning import tune_gc
-from streams.engine.codec import decode_stored, encode_stored
+from streams.engine.codec import decode_stored, encode_decision, encode_stored
 from streams.engine.plan import Record, plan_batch
 from streams.engine.stored import read_stored
 from streams.engine.topics import InputTopics
@@ -89,17 +93,8 @@ def main() -> None:
     print(f"core.decide.verdicts_per_s_cpu {verdicts / cpu:,.0f} verdicts/s")
 
     # step(): decide plus the contract decisions the stream and simulate publish.
-    states: dict[str, StoredSubject] = {}
-    decisions = 0
-    started, cpu = time.perf_counter(), time.process_time()
-    for event in events:
-        key = event.subject.id
-        result = step(states.get(key), event, policy, Cause(event_id=event.event_id,
-                                                             type=event.type))
-        if result.changed:
-            states[key] = result.stored
-        decisions += len(result.encoded)
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    raws = [event.__pydantic_serializer__.to_json(event) for event in events]
+    states, decisions, elapsed, cpu = run_steps(events, raws, policy)
 
     grants = sum(len(s.grants) for stored in states.values() for s in stored.tenants.values())
     state_bytes = sum(len(encode_stored(stored)) for stored in states.values())
@@ -118,6 +113,29 @@ def main() -> None:
         print(f"state.{name}_cpu {cpu / len(values) * 1e6:,.1f} µs/value")
     print(f"state.bytes_per_active_grant {state_bytes / max(grants, 1):,.0f} B "
           f"({grants} live grants, {len(states)} subjects, incl. applied-event ids)")
+
+
+def run_steps(events: list[InputEvent], raws: list[bytes], policy: LoadedPolicy
+              ) -> tuple[dict[str, StoredSubject], int, float, float]:
+    """``step()`` over ``events`` as the stream runs it: each record's bytes (``raws``) in,
+    the decisions' wire bytes out. Returns the states, the decision count, wall and CPU
+    time."""
+    takes_raw = "raw" in inspect.signature(step).parameters  # issue M on
+    states: dict[str, StoredSubject] = {}
+    decisions = 0
+    started, cpu = time.perf_counter(), time.process_time()
+    for event, raw in zip(events, raws, strict=True):
+        key = event.subject.id
+        cause = Cause(event_id=event.event_id, type=event.type)
+        result = (step(states.get(key), event, policy, cause, raw=raw) if takes_raw
+                  else step(states.get(key), event, policy, cause))
+        if result.changed:
+            states[key] = result.stored
+        encoded = getattr(result, "encoded", None)  # issue M on: the bytes already
+        if encoded is None:
+            encoded = [encode_decision(decision) for decision in result.decisions]
+        decisions += len(encoded)
+    return states, decisions, time.perf_counter() - started, time.process_time() - cpu
 
 
 def plan(events: list[InputEvent], policy: LoadedPolicy, batch: int = 500) -> None:

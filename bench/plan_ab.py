@@ -8,9 +8,10 @@ Run from the root of the tree to measure (it imports that tree's code):
 and take the difference of the two ``Collected`` counts over the event count: the
 instructions ``plan_batch`` spends per event (batches of 500, stored values kept as the
 table would), repeatable on a loaded machine where wall and CPU times are not. Mode
-``step`` counts policy ``step()`` alone over the same events (as ``bench/core.py``'s
-``core.step`` runs it: no bytes, no broker time). The old tree needs only this file copied
-in (``bench/core.generate`` makes the same events).
+``step`` counts policy ``step()`` alone over the same events, as ``bench/core.py``'s
+``core.step`` runs it (the events' bytes in, the decisions' bytes out; no broker time).
+The old tree needs this file and ``bench/core.py`` copied in (``generate`` makes the same
+events, ``run_steps`` adapts to a ``step`` without ``raw`` or ``encoded``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path.cwd()), str(Path.cwd() / "bench")]
 
-from core import generate  # noqa: E402 - the tree under test, by path
+from core import generate, run_steps  # noqa: E402 - the tree under test, by path
 
-from policy import step  # noqa: E402
-from schemas.decisions import Cause  # noqa: E402
 from schemas.policy import parse_policy  # noqa: E402
 from streams.engine.plan import Record, plan_batch  # noqa: E402
 from streams.engine.topics import InputTopics  # noqa: E402
@@ -44,12 +43,7 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     if mode == "step":
-        states: dict[str, object] = {}
-        for event in events:
-            result = step(states.get(event.subject.id), event, policy,  # type: ignore[arg-type]
-                          Cause(event_id=event.event_id, type=event.type))
-            if result.changed:
-                states[event.subject.id] = result.stored
+        run_steps(events, [record.value or b"" for record in records], policy)
         return
     if mode != "plan":
         return  # the baseline: everything but the planning

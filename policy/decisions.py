@@ -24,6 +24,7 @@ from schemas.decisions import (
     PolicyRef,
     RuleRef,
     StateChange,
+    StateSummary,
 )
 from schemas.events import ClockTick, InputEvent, SubjectKind
 
@@ -135,18 +136,32 @@ def to_decisions(
 
 _UTC_Z = orjson.OPT_UTC_Z
 """Times as pydantic writes a UTC ``UtcDatetime`` field: ``...Z``, microseconds when set."""
-_RULE_BYTES: dict[tuple[str, str], orjson.Fragment] = {}
-"""The wire form of each rule (``{"id", "description"}``), made once."""
+_FRAGMENTS: dict[tuple[object, ...], orjson.Fragment] = {}
+"""Wire forms made once: of each rule, policy reference and pair of holdings summaries
+(``state``); bounded, started again when full."""
+_FRAGMENT_MEMORY = 4096
 
 
-def _rule_bytes(rule: Rule) -> orjson.Fragment:
-    key = (rule.id, rule.description)
-    fragment = _RULE_BYTES.get(key)
+def _fragment(key: tuple[object, ...], value: object) -> orjson.Fragment:
+    fragment = _FRAGMENTS.get(key)
     if fragment is None:
-        fragment = orjson.Fragment(orjson.dumps({"id": rule.id,
-                                                 "description": rule.description}))
-        _RULE_BYTES[key] = fragment
+        if len(_FRAGMENTS) >= _FRAGMENT_MEMORY:
+            _FRAGMENTS.clear()
+        fragment = _FRAGMENTS[key] = orjson.Fragment(orjson.dumps(value))
     return fragment
+
+
+def _state(before: StateSummary, after: StateSummary) -> orjson.Fragment:
+    # Keyed by value: holdings summaries repeat, and orjson reads a slotted dataclass's
+    # fields slower than it writes the few bytes they make.
+    key = ("state", before.active_grants, before.active_resources, before.envs,
+           after.active_grants, after.active_resources, after.envs)
+    fragment = _FRAGMENTS.get(key)
+    return fragment if fragment is not None else _fragment(key, {
+        "before": {"active_grants": before.active_grants,
+                   "active_resources": before.active_resources, "envs": before.envs},
+        "after": {"active_grants": after.active_grants,
+                  "active_resources": after.active_resources, "envs": after.envs}})
 
 
 def encode_decisions(
@@ -162,19 +177,24 @@ def encode_decisions(
     compact separators), at about a third of the cost.
 
     ``subject`` is (id, kind, owner) as the state knows them. What every decision of one
-    event shares (subject, policy, cause) is encoded once and spliced in as a fragment.
+    event shares (subject, cause) is encoded once, what recurs across events (rules, the
+    policy, holdings) once in a while, and spliced in as fragments.
     """
     subject_id, kind, owner = subject
     about = _about(tenant, subject_id, kind, owner, policy)
     shared_subject = orjson.Fragment(orjson.dumps({"id": subject_id, "kind": kind,
                                                    "owner": owner}))
-    shared_policy = orjson.Fragment(orjson.dumps({"version": policy.version,
-                                                  "sha256": policy.sha256}))
+    version, sha256 = policy.version, policy.sha256
+    shared_policy = _FRAGMENTS.get(("policy", version, sha256)) or _fragment(
+        ("policy", version, sha256), {"version": version, "sha256": sha256})
     shared_cause = orjson.Fragment(orjson.dumps({
         "event_id": cause.event_id, "type": cause.type, "topic": cause.topic,
         "partition": cause.partition, "offset": cause.offset}))
-    return tuple([
-        orjson.dumps({
+    encoded = []
+    for verdict in verdicts:
+        rule = verdict.rule
+        rule_key = ("rule", rule.id, rule.description)
+        encoded.append(orjson.dumps({
             "schema": DECISION_SCHEMA,
             "decision_id": _decision_id(about, verdict),
             "action": verdict.action,
@@ -186,13 +206,12 @@ def encode_decisions(
             "targets": verdict.targets,
             "resources": verdict.resources,
             "expires_at": verdict.expires_at,
-            "rule": _rule_bytes(verdict.rule),
+            "rule": _FRAGMENTS.get(rule_key) or _fragment(
+                rule_key, {"id": rule.id, "description": rule.description}),
             "reason": verdict.reason,
             "policy": shared_policy,
-            # StateSummary is a slotted dataclass: orjson writes its fields in order.
-            "state": {"before": verdict.before, "after": verdict.after},
+            "state": _state(verdict.before, verdict.after),
             "cause": shared_cause,
             "post_review": verdict.post_review,
-        }, option=_UTC_Z)
-        for verdict in verdicts
-    ])
+        }, option=_UTC_Z))
+    return tuple(encoded)

@@ -15,6 +15,7 @@ in many grants. tests/streams/engine/test_stored.py checks that both readers agr
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, get_args
@@ -230,15 +231,18 @@ WRITTEN_MEMORY = 2048
 """How many values :func:`remember` keeps: the ones encoded last (the bytes and the
 immutable value they came from), about 10 kB each for a typical subject."""
 
-_WRITTEN: dict[bytes, StoredSubject] = {}
+_WRITTEN: OrderedDict[bytes, StoredSubject] = OrderedDict()
+"""An OrderedDict, not a dict: dropping a dict's first key leaves a hole that every later
+``next(iter(...))`` walks past until the dict is next resized (1.8 µs per value noted
+against 0.25, issue M)."""
 
 
 def remember(value: bytes, stored: StoredSubject) -> None:
     """Note that ``stored`` encodes to ``value`` (:func:`streams.engine.codec.encode_stored`
     just made it), so reading those bytes back needs no decoding (:func:`recall`)."""
-    if value not in _WRITTEN and len(_WRITTEN) >= WRITTEN_MEMORY:
-        del _WRITTEN[next(iter(_WRITTEN))]  # the oldest noted: insertion order
     _WRITTEN[value] = stored
+    if len(_WRITTEN) > WRITTEN_MEMORY:
+        _WRITTEN.popitem(last=False)  # the oldest noted: insertion order
 
 
 def recall(value: bytes) -> StoredSubject | None:
