@@ -184,6 +184,7 @@ def plan_batch(
                    else subject_key(event.subject.id))
             plan.decided.append((record.topic, record.partition, record.offset,
                                  _progress_time(record, origin, event.at, received)))
+            read: bytes | None = None  # the bytes stored, when read from the table
             if key in pending:
                 stored: StoredSubject | None = pending[key]
             else:
@@ -191,6 +192,7 @@ def plan_batch(
                 if isinstance(value, Exception):
                     raise value
                 stored = decode_stored(value)
+                read = value
             # Unvalidated: a validated event's id and type, and the record's typed
             # coordinates (validating them again cost about 2.5 µs per event).
             cause = trusted_model(Cause, {
@@ -237,12 +239,12 @@ def plan_batch(
             # Nothing changed: a redelivery, or a tick with nothing left to end. Store the
             # value again all the same: after a kill -9 the local store may hold a value
             # whose changelog write was lost, and only a new write puts it back there for
-            # the next owner of the partition.
-            again = encode_stored(stored)
+            # the next owner of the partition. The very bytes read, not encoded again.
+            again = read if read is not None else encode_stored(stored)
             if len(again) <= max_stored_bytes:  # one stored before the limit is not resent
                 plan.writes[key] = Write(key=key, value=again, source=index)
-        for value in result.encoded:
-            plan.outbound.append(Outbound(decisions_topic, key, value, source=index))
+        for encoded in result.encoded:
+            plan.outbound.append(Outbound(decisions_topic, key, encoded, source=index))
         plan.decisions += len(result.encoded)
         if notices_topic is not None:
             for notice in result.notices:
