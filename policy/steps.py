@@ -35,6 +35,9 @@ from schemas.state import STORED_STATE_VERSION, StoredSubject, SubjectState
 __all__ = ["Step", "refuse", "step", "tick", "vacant"]
 
 _SUBJECT_SET = frozenset(DecisionSubject.model_fields)
+_SKEW_DECIDED = (ClockTick, RequestCreated, ExtensionRequested, RequestReviewed)
+"""Events whose skew :func:`policy.decide_all` decides (a tuple: ``A | B`` in the call
+built a union type on every event)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,7 @@ def step(
             ``at`` is further than ``time.max_skew_s`` from ``received``: it has no verdict
             to carry the refusal, so it is a dead letter (a skipped line in a replay).
     """
-    if not isinstance(event, ClockTick | RequestCreated | ExtensionRequested | RequestReviewed):
+    if not isinstance(event, _SKEW_DECIDED):
         tenant = policy.policy.for_tenant(event.tenant)
         untrusted = None if tenant is None else skew(event.at, received, tenant)
         if untrusted is not None:
