@@ -27,8 +27,11 @@ from streams.engine.stored import read_stored, recall, remember
 
 __all__ = [
     "BROKER_TIME",
+    "NULL_RECORD",
+    "VALUE_NULL_HEADER",
     "canonical_key",
     "dead_letter_headers",
+    "dead_letter_value",
     "decode_command",
     "decode_event",
     "decode_stored",
@@ -42,6 +45,16 @@ __all__ = [
     "stored_deadlines",
     "subject_key",
 ]
+
+
+NULL_RECORD = "null-record"
+"""The dead-letter error class of an input record with neither key nor value (a tombstone
+without a key, which the Java producer and kcat can write)."""
+
+VALUE_NULL_HEADER = "source.value-null"
+"""Dead-letter header (value ``true``) of a dead letter whose input record had neither key
+nor value: it carries an empty value instead, since producers refuse a record with neither
+(aiokafka's ``send`` asserts it), and a refused dead letter fails its whole batch."""
 
 
 def _describe(exc: ValidationError) -> str:
@@ -69,9 +82,13 @@ def decode_event(key: bytes | None, value: bytes | None, max_bytes: int) -> Inpu
     state, on one partition.
 
     Raises:
-        InputError: with ``error_class`` one of ``missing-key``, ``missing-value``,
-            ``oversized``, ``invalid-json``, ``schema-violation``, ``key-mismatch``.
+        InputError: with ``error_class`` one of ``null-record``, ``missing-key``,
+            ``missing-value``, ``oversized``, ``invalid-json``, ``schema-violation``,
+            ``key-mismatch``.
     """
+    if key is None and value is None:
+        raise InputError(NULL_RECORD, "record has neither key nor value (a tombstone "
+                         "without a key); the key must be the subject id")
     if not key:
         raise InputError("missing-key", "record has no key; the key must be the subject id")
     if value is None:
@@ -296,6 +313,18 @@ def dead_letter_headers(
         ("error.class", error_class.encode()),
         ("error.message", message[:2000].encode("utf-8", "replace")),
     ]
+
+
+def dead_letter_value(key: bytes | None, value: bytes | None,
+                      headers: list[tuple[str, bytes]]) -> bytes | None:
+    """The value of the dead letter of a record with ``key`` and ``value``: ``value``
+    unchanged, except for a record with neither, whose dead letter carries an empty value
+    and the header :data:`VALUE_NULL_HEADER` (appended to ``headers``): no producer sends a
+    record with neither, so it could never be dead-lettered as it was."""
+    if key is None and value is None:
+        headers.append((VALUE_NULL_HEADER, b"true"))
+        return b""
+    return value
 
 
 def encode_tick(deadline: datetime, key: bytes, tenant: str) -> bytes:

@@ -23,6 +23,7 @@ from streams.engine.bounds import fit
 from streams.engine.codec import (
     canonical_key,
     dead_letter_headers,
+    dead_letter_value,
     decode_command,
     decode_event,
     decode_stored,
@@ -299,7 +300,8 @@ def _dead_letter(
     headers = dead_letter_headers(
         source.topic, source.partition, source.offset, error_class, message
     )
-    plan.outbound.append(Outbound(topic, record.key, record.value, headers, source=index))
+    value = dead_letter_value(record.key, record.value, headers)  # always sendable
+    plan.outbound.append(Outbound(topic, record.key, value, headers, source=index))
     plan.dead_letters += 1
     # Done with, too: a partition whose last record is a dead letter is still decided to
     # its end, or ticks due after its last good event would wait for ever.
