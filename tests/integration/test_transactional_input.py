@@ -63,7 +63,7 @@ async def _produce(topic: str, tag: str) -> tuple[dict[str, tuple[int, int]], se
     return committed, aborted
 
 
-async def _lag(group: str, topic: str) -> dict[int, tuple[int | None, int]]:
+async def group_lag(group: str, topic: str) -> dict[int, tuple[int | None, int]]:
     """Each partition of ``topic``: (the group's committed offset, the end offset)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
@@ -113,10 +113,10 @@ async def test_transactional_input_is_decided_once_and_fully_committed(
         committed, aborted = await _produce(requests, tag)
         await read_topic(env["JITWATCH_TOPIC_DECISIONS"], lambda message: message.value,
                          len(committed), timeout_s=120)
-        deadline, lag = time.monotonic() + 60, await _lag(env["JITWATCH_APP_ID"], requests)
+        deadline, lag = time.monotonic() + 60, await group_lag(env["JITWATCH_APP_ID"], requests)
         while any(done != end for done, end in lag.values()) and time.monotonic() < deadline:
             await asyncio.sleep(1)
-            lag = await _lag(env["JITWATCH_APP_ID"], requests)
+            lag = await group_lag(env["JITWATCH_APP_ID"], requests)
         await asyncio.sleep(2)  # anything decided twice, or late
         decided = await _causes(env["JITWATCH_TOPIC_DECISIONS"])
     finally:
