@@ -23,7 +23,7 @@ from streams.engine.bounds import fit
 from streams.engine.codec import (
     canonical_key,
     dead_letter_headers,
-    dead_letter_value,
+    dead_letter_record,
     decode_command,
     decode_event,
     decode_stored,
@@ -111,6 +111,7 @@ def plan_batch(
     max_stored_bytes: int = MAX_STORED_BYTES,
     repartition: Repartition | None = None,
     notices_topic: str | None = None,
+    max_record_bytes: int | None = None,
 ) -> BatchPlan:
     """Decide every record of a batch, in trusted-time order (issue H).
 
@@ -142,8 +143,13 @@ def plan_batch(
     (:mod:`streams.engine.repartition`).
     Notices (issue J) go to ``notices_topic`` after the decisions of the same record, keyed
     by subject like them (none is sent without one: tests and tools that do not ask).
+    Every dead letter is a record a producer accepts: one of a record with neither key nor
+    value, or one over ``max_record_bytes`` (the worker's producer's ``max_request_size``;
+    None: no limit), carries an empty value and a header that says why
+    (:func:`streams.engine.codec.dead_letter_record`).
     """
     plan = BatchPlan()
+    dead = _DeadLetters(deadletter_topic, max_record_bytes)
     pending: dict[bytes, StoredSubject] = {}
     decoded: list[tuple[int, InputEvent | ClockTick, datetime | None, Record]] = []
     for index, record in enumerate(records):
@@ -168,12 +174,12 @@ def plan_batch(
             # input is past ``received`` too.
             plan.decided.append((record.topic, record.partition, record.offset, received))
         except InputError as exc:
-            _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message,
+            _dead_letter(plan, index, record, dead, exc.error_class, exc.message,
                          origin=origin)
         except Exception as exc:  # one bad record must not stop the batch
             log.exception("unexpected failure decoding %s[%d]@%d", record.topic,
                           record.partition, record.offset)
-            _dead_letter(plan, index, record, deadletter_topic, type(exc).__name__, str(exc),
+            _dead_letter(plan, index, record, dead, type(exc).__name__, str(exc),
                          origin=origin)
     decoded.sort(key=lambda item: item[1].at if item[2] is None else item[2])
     for index, event, received, origin in decoded:
@@ -216,13 +222,13 @@ def plan_batch(
             fitted = fit(result, stored, event, policy, cause, max_stored_bytes, emitted,
                          received) if result.changed else None
         except InputError as exc:
-            _dead_letter(plan, index, record, deadletter_topic, exc.error_class, exc.message,
+            _dead_letter(plan, index, record, dead, exc.error_class, exc.message,
                          origin=origin)
             continue
         except Exception as exc:
             log.exception("unexpected failure deciding %s[%d]@%d", record.topic,
                           record.partition, record.offset)
-            _dead_letter(plan, index, record, deadletter_topic, type(exc).__name__, str(exc),
+            _dead_letter(plan, index, record, dead, type(exc).__name__, str(exc),
                          origin=origin)
             continue
         if fitted is not None and fitted.oversized is None:
@@ -254,7 +260,7 @@ def plan_batch(
             plan.notices += len(result.notices)
         if fitted is not None and fitted.oversized is not None:
             log.warning("state of %r too large to store: %s", key[:80], fitted.oversized)
-            _dead_letter(plan, index, record, deadletter_topic, "state-oversized",
+            _dead_letter(plan, index, record, dead, "state-oversized",
                          fitted.oversized, decided=False, origin=origin)
     return plan
 
@@ -291,17 +297,25 @@ def _broker_time(record: Record, required: bool) -> datetime | None:
                      f"message.timestamp.type=LogAppendTime on topic {record.topic}")
 
 
+@dataclass(frozen=True, slots=True)
+class _DeadLetters:
+    """Where dead letters go, and the largest record the producer sends there."""
+
+    topic: str
+    max_bytes: int | None
+
+
 def _dead_letter(
-    plan: BatchPlan, index: int, record: Record, topic: str, error_class: str, message: str,
-    *, decided: bool = True, origin: Record | None = None,
+    plan: BatchPlan, index: int, record: Record, to: _DeadLetters, error_class: str,
+    message: str, *, decided: bool = True, origin: Record | None = None,
 ) -> None:
     # Named by the input record a producer wrote: a forwarded one's original coordinates.
     source = record if origin is None else origin
     headers = dead_letter_headers(
         source.topic, source.partition, source.offset, error_class, message
     )
-    value = dead_letter_value(record.key, record.value, headers)  # always sendable
-    plan.outbound.append(Outbound(topic, record.key, value, headers, source=index))
+    key, value = dead_letter_record(record.key, record.value, headers, to.max_bytes)
+    plan.outbound.append(Outbound(to.topic, key, value, headers, source=index))
     plan.dead_letters += 1
     # Done with, too: a partition whose last record is a dead letter is still decided to
     # its end, or ticks due after its last good event would wait for ever.

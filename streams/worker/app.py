@@ -150,7 +150,8 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
             await _handle_batch(events, access=access, send=send, topics=topics,
                                 max_event_bytes=worker.max_event_bytes,
                                 max_stored_bytes=worker.max_stored_bytes,
-                                policy=current, deadlines=deadlines, clock=clock)
+                                policy=current, deadlines=deadlines, clock=clock,
+                                max_record_bytes=app.conf.producer_max_request_size)
 
         if handoff is None:
             await in_batches(stream, handle, worker.batch_max)
@@ -313,6 +314,7 @@ async def _handle_batch(
     policy: LoadedPolicy,
     deadlines: DeadlineIndex,
     clock: PartitionClock,
+    max_record_bytes: int,
 ) -> None:
     records = [
         Record(
@@ -351,6 +353,7 @@ async def _handle_batch(
         max_stored_bytes=max_stored_bytes,
         repartition=Repartition(topics.topic_repartition, topics.topic_partitions),
         notices_topic=topics.topic_notices,
+        max_record_bytes=max_record_bytes,  # what the producer sends: no dead letter over it
     )
     sent = await send(plan)
     record_batch(records, plan, time.time(), policy, topics, max_event_bytes)  # acknowledged

@@ -83,7 +83,8 @@ async def test_a_forward_is_acknowledged_before_its_record_is() -> None:
     async def handle(batch: Sequence[Any]) -> None:
         await _handle_batch(batch, access=Access(), send=send,  # type: ignore[arg-type]
                             topics=TOPICS, max_event_bytes=65536, max_stored_bytes=1 << 20,
-                            policy=POLICY, deadlines=DeadlineIndex(), clock=PartitionClock())
+                            policy=POLICY, deadlines=DeadlineIndex(), clock=PartitionClock(),
+                            max_record_bytes=1_000_000)
 
     stream = _Stream(events, log)
     await asyncio.wait_for(in_batches(stream, handle, max_events=10), 5)

@@ -236,3 +236,19 @@ async def test_the_tables_persisted_offset_is_the_last_record_of_its_partition()
                                                              partition)]) - 1
         for partition in (0, 2)}
     assert table.data.persisted[TP("app-grants-changelog", 2)] == 3 + 13 - 1
+
+
+@pytest.mark.parametrize("key_bytes", [0, 5, 2048, 400_000])
+def test_a_dead_letter_the_producer_would_refuse_is_never_left_whole(key_bytes: int) -> None:
+    # The planner bounds dead letters by the producer's max_request_size without aiokafka
+    # (streams.engine.codec): its estimate must never be below aiokafka's own check.
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    from streams.engine.codec import dead_letter_headers, dead_letter_record
+
+    key = b"k" * key_bytes or None
+    for value_bytes in (1, 300, 70_000, 999_000):
+        headers = dead_letter_headers("jit.requests", 11, 123_456, "oversized", "é" * 2000)
+        value = b"v" * value_bytes
+        refused = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers) - 1
+        assert dead_letter_record(key, value, list(headers), refused) != (key, value)

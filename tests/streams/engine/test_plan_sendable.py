@@ -12,7 +12,12 @@ import orjson
 import pytest
 
 from schemas.policy import parse_policy
-from streams.engine.codec import NULL_RECORD, VALUE_NULL_HEADER
+from streams.engine.codec import (
+    KEY_OMITTED_HEADER,
+    NULL_RECORD,
+    VALUE_NULL_HEADER,
+    VALUE_OMITTED_HEADER,
+)
 from streams.engine.plan import LOG_APPEND_TIME, BatchPlan, Record, plan_batch, stored_keys
 from streams.engine.repartition import Repartition
 from streams.engine.topics import InputTopics
@@ -35,13 +40,13 @@ def _good(offset: int) -> Record:
                   timestamp_type=LOG_APPEND_TIME)
 
 
-def _plan(records: list[Record]) -> BatchPlan:
+def _plan(records: list[Record], max_record_bytes: int | None = None) -> BatchPlan:
     return plan_batch(records, dict.fromkeys(stored_keys(records)), POLICY,
                       input_topics=TOPICS, decisions_topic="jit.decisions",
                       deadletter_topic="jit.deadletter", max_event_bytes=65536,
                       now=lambda: datetime(2026, 12, 7, tzinfo=UTC),
                       commands_topic="jitwatch-commands", require_broker_time=True,
-                      repartition=REPARTITION)
+                      repartition=REPARTITION, max_record_bytes=max_record_bytes)
 
 
 @pytest.mark.parametrize("topic", ["jit.requests", "jit.sessions"])
@@ -95,3 +100,42 @@ def test_no_outbound_record_has_neither_key_nor_value() -> None:
     plan = _plan(records)
     assert len(plan.outbound) == len(records)
     assert all(out.key is not None or out.value is not None for out in plan.outbound)
+
+
+LIMIT = 1_000_000
+
+
+def _big(key: bytes, value: bytes) -> Record:
+    return Record("jit.requests", 0, 9, key, value, timestamp=BROKER,
+                  timestamp_type=LOG_APPEND_TIME)
+
+
+def test_a_dead_letter_over_the_producers_limit_drops_its_value_and_says_so() -> None:
+    # The broker takes input up to its message.max.bytes (1,048,588 by default), more than
+    # the worker's producer sends (max_request_size, 1,000,000): such a dead letter was
+    # refused, and its batch with it, for ever.
+    [dead] = _plan([_big(b"alice", b"x" * 999_900)], LIMIT).outbound
+    assert (dead.key, dead.value) == (b"alice", b"")
+    headers = dict(dead.headers)
+    assert headers[VALUE_OMITTED_HEADER] == b"999900"
+    assert headers["error.class"] == b"oversized"
+    assert KEY_OMITTED_HEADER not in headers
+
+
+def test_a_key_too_large_to_send_is_dropped_too() -> None:
+    [dead] = _plan([_big(b"k" * 999_700, b"{}")], LIMIT).outbound
+    assert (dead.key, dead.value) == (None, b"")
+    headers = dict(dead.headers)
+    assert (headers[VALUE_OMITTED_HEADER], headers[KEY_OMITTED_HEADER]) == (b"2", b"999700")
+    [dead] = _plan([_big(b"k" * 999_700, b"")], LIMIT).outbound  # nothing to omit: no header
+    assert (dead.key, dead.value) == (None, b"")
+    assert VALUE_OMITTED_HEADER not in dict(dead.headers)
+
+
+def test_a_dead_letter_within_the_limit_keeps_its_bytes() -> None:
+    value = b"y" * 900_000
+    [dead] = _plan([_big(b"alice", value)], LIMIT).outbound
+    assert (dead.key, dead.value) == (b"alice", value)
+    assert not {VALUE_OMITTED_HEADER, KEY_OMITTED_HEADER} & set(dict(dead.headers))
+    [dead] = _plan([_big(b"alice", b"z" * 2_000_000)]).outbound  # no limit: tools, tests
+    assert dead.value == b"z" * 2_000_000

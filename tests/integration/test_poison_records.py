@@ -22,7 +22,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.engine.codec import NULL_RECORD, VALUE_NULL_HEADER
+from streams.engine.codec import NULL_RECORD, VALUE_NULL_HEADER, VALUE_OMITTED_HEADER
 from streams.engine.partitioner import partition_of
 from tests.factories import raw_event, raw_request
 from tests.integration.conftest import BOOTSTRAP, Producer, Stack, decisions_for, read_topic
@@ -105,3 +105,29 @@ async def _null_then_good(stack: Stack, producer: Producer, where: str) -> None:
     assert stack.worker is not None
     assert stack.worker.poll() is None, "the worker stopped"
 
+
+
+async def test_an_input_record_too_large_to_dead_letter_as_it_is_does_not_wedge(
+        stack: Stack, producer: Producer, handoff: bool) -> None:
+    # The broker takes input records up to its message.max.bytes (1,048,588 by default),
+    # the worker's producer sends records up to max_request_size (1,000,000, faust's
+    # default) headers and all: an input record in between cannot be dead-lettered whole.
+    subject = f"it-big-{uuid.uuid4().hex[:10]}"
+    partition, offset = await producer.raw(subject.encode(), b"x" * 999_900)
+    await producer.publish(raw_request("r-1", [("db", "prod")], subject=subject))
+    [decision] = await decisions_for(stack, subject, 1)
+    assert decision["request_id"] == "r-1"
+
+    def ours(message: Any) -> Any:
+        headers = dict(message.headers)
+        source = (headers["source.topic"].decode(), int(headers["source.partition"]),
+                  int(headers["source.offset"]))
+        return (message.key, message.value, headers) \
+            if source == (stack.requests, partition, offset) else None
+
+    [(key, value, headers)] = await read_topic(stack.deadletter, ours, 1)
+    assert (key, value) == (subject.encode(), b"")
+    assert headers["error.class"] == b"oversized"
+    assert headers[VALUE_OMITTED_HEADER] == b"999900"
+    committed = await _committed_past(stack, stack.requests, partition, offset)
+    assert (committed or 0) > offset, (committed, offset)
