@@ -32,7 +32,7 @@ from streams.worker.patches.flow import install_flow_fix
 from streams.worker.patches.handoff import install_batch_handoff
 from streams.worker.patches.isolation import install_isolation_fix
 from streams.worker.patches.seek import install_seek_fix
-from streams.worker.send import BatchProducer, send_all
+from streams.worker.send import BatchProducer, send_all, unsent
 from streams.worker.table import BatchedTable
 
 __all__ = ["STREAM_BUFFER_MAX", "TABLE_NAME", "build_app", "quiet_worker"]
@@ -355,7 +355,13 @@ async def _handle_batch(
         notices_topic=topics.topic_notices,
         max_record_bytes=max_record_bytes,  # what the producer sends: no dead letter over it
     )
-    sent = await send(plan)
+    try:
+        sent = await send(plan)
+    except Exception as exc:
+        # faust logs the traceback ("Crashed") and restarts the agent; the batch stays
+        # unacknowledged (README, "Known problems"): say which records it was.
+        log.error("%s", unsent(exc, records, plan.outbound))
+        raise
     record_batch(records, plan, time.time(), policy, topics, max_event_bytes)  # acknowledged
     for out, metadata in zip(plan.outbound, sent, strict=True):
         if out.topic == topics.topic_repartition:  # the gate waits for it to be decided

@@ -15,8 +15,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import RecordMetadata
 
 from streams.engine.partitioner import partition_of
+from streams.engine.records import Outbound, Record
 
-__all__ = ["BatchProducer", "Outgoing", "send_all"]
+__all__ = ["BatchProducer", "Outgoing", "RecordNotSent", "send_all", "unsent"]
 
 Outgoing = tuple[str, bytes | None, bytes | None, int | None, list[tuple[str, bytes]] | None]
 """(topic, key, value, partition or None for the key's, headers or None)."""
@@ -26,6 +27,39 @@ _Placed = tuple[int, Any]
 within the batch and its create time)."""
 
 
+class RecordNotSent(Exception):  # noqa: N818 - says what happened, as aiokafka's do
+    """The producer raised while record ``index`` of a :func:`send_all` call was handed to
+    it (a record it refuses: no key and no value, over ``max_request_size``; or a wait for
+    the topic's metadata that timed out); the cause is chained."""
+
+    def __init__(self, index: int, cause: BaseException) -> None:
+        super().__init__(f"record {index} not sent: {type(cause).__name__}: {cause}")
+        self.index = index
+
+
+def unsent(exc: BaseException, records: Sequence[Record], outbound: Sequence[Outbound]
+           ) -> str:
+    """What a batch whose :func:`send_all` raised ``exc`` was: the input record whose
+    outbound record was refused (for :class:`RecordNotSent`), and every input's coordinates
+    (topic[partition]@first..last), for the log: a failed batch is neither stored nor
+    acknowledged, so its partitions' committed offsets stay below it."""
+    spans: dict[tuple[str, int], list[int]] = {}
+    for record in records:
+        span = spans.setdefault((record.topic, record.partition), [record.offset] * 2)
+        span[0], span[1] = min(span[0], record.offset), max(span[1], record.offset)
+    inputs = ", ".join(f"{topic}[{partition}]@{first}..{last}"
+                       for (topic, partition), (first, last) in spans.items())
+    culprit = ""
+    if isinstance(exc, RecordNotSent) and exc.index < len(outbound):
+        out = outbound[exc.index]
+        source = records[out.source]
+        culprit = (f"{out.topic} record (key {len(out.key or b'')} bytes, value "
+                   f"{'null' if out.value is None else len(out.value)} bytes) for input "
+                   f"{source.topic}[{source.partition}]@{source.offset} refused; ")
+    return (f"{culprit}batch not sent ({type(exc).__name__}: {exc}), so neither stored nor "
+            f"acknowledged: inputs {inputs}")
+
+
 async def send_all(producer: Any, records: Sequence[Outgoing]) -> list[Any]:
     """Send every record, then await all acknowledgements; returns their metadata
     (``.topic``, ``.partition``, ``.offset``), in the order of ``records``.
@@ -33,15 +67,18 @@ async def send_all(producer: Any, records: Sequence[Outgoing]) -> list[Any]:
     Every record is handed to the producer before any acknowledgement is awaited, so a
     batch's records go out together in as few requests as the producer can make. Records
     of one topic-partition are written in the order given. Any failure raises (nothing
-    sent may then count as acknowledged).
+    sent may then count as acknowledged); a failure while a record is handed over raises
+    :class:`RecordNotSent` naming it.
     """
     if isinstance(producer, BatchProducer):
         return await producer.send_all(records)
-    futures = [
-        await producer.send(topic, key, value, partition=partition, timestamp=None,
-                            headers=headers or None)
-        for topic, key, value, partition, headers in records
-    ]
+    futures = []
+    for index, (topic, key, value, partition, headers) in enumerate(records):
+        try:
+            futures.append(await producer.send(topic, key, value, partition=partition,
+                                               timestamp=None, headers=headers or None))
+        except Exception as exc:
+            raise RecordNotSent(index, exc) from exc
     return list(await asyncio.gather(*futures))
 
 
@@ -122,9 +159,12 @@ def _batches(aio: Any, records: Sequence[Outgoing],
     batches = [(batch, placed)]
     for index in indices:
         _, key, value, _, headers = records[index]
-        if key is None and value is None:  # refused as aiokafka's send refuses it
-            raise AssertionError("Need at least one: key or value")
-        aio._serialize(key, value, headers or [])  # noqa: SLF001 - send()'s size check
+        try:
+            if key is None and value is None:  # refused as aiokafka's send refuses it
+                raise AssertionError("Need at least one: key or value")
+            aio._serialize(key, value, headers or [])  # noqa: SLF001 - send()'s size check
+        except Exception as exc:
+            raise RecordNotSent(index, exc) from exc
         while (appended := batch.append(key=key, value=value, timestamp=None,
                                         headers=headers or [])) is None:
             if not placed:  # an empty batch takes any record: never here

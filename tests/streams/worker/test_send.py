@@ -21,7 +21,8 @@ from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.types import TP
 
 from streams.engine.partitioner import partition_of
-from streams.worker.send import BatchProducer, Outgoing, send_all
+from streams.engine.records import Outbound, Record
+from streams.worker.send import BatchProducer, Outgoing, RecordNotSent, send_all, unsent
 from streams.worker.table import BatchedTable
 from tests.streams.worker.test_table import _Event, _Message, _Table
 
@@ -192,10 +193,37 @@ async def test_a_failed_batch_fails_send_all() -> None:
 
 async def test_a_refused_record_fails_before_anything_is_acknowledged() -> None:
     aio = _Aiokafka()
-    with pytest.raises(ValueError, match="max_request_size"):
-        await send_all(_producer(aio), [("decisions", b"k", b"v" * 20_000, None, None)])
-    with pytest.raises(AssertionError):  # as aiokafka's send: no key and no value
+    with pytest.raises(RecordNotSent) as refused:
+        await send_all(_producer(aio), [("decisions", b"k", b"v", None, None),
+                                        ("decisions", b"k", b"v" * 20_000, None, None)])
+    assert refused.value.index == 1
+    assert isinstance(refused.value.__cause__, ValueError)
+    assert "max_request_size" in str(refused.value)
+    with pytest.raises(RecordNotSent) as refused:  # as aiokafka's send: no key and no value
         await send_all(_producer(aio), [("deadletter", None, None, None, [])])
+    assert isinstance(refused.value.__cause__, AssertionError)
+
+
+async def test_faust_s_per_record_path_names_the_refused_record() -> None:
+    class Refusing:
+        async def send(self, topic: str, key: bytes | None, value: bytes | None,
+                       **_: Any) -> Any:
+            assert not (value is None and key is None), "Need at least one: key or value"
+            return asyncio.get_running_loop().create_future()
+
+    with pytest.raises(RecordNotSent) as refused:
+        await send_all(Refusing(), [("decisions", b"k", b"v", None, None),
+                                    ("deadletter", None, None, None, None)])
+    assert refused.value.index == 1
+    records = [Record("jit.requests", 2, 40, b"k", b"{}"), Record("jit.requests", 2, 41,
+                                                                   None, None),
+               Record("jit.sessions", 0, 7, b"k", b"{}")]
+    outbound = [Outbound("decisions", b"k", b"v", source=0),
+                Outbound("deadletter", None, None, source=1)]
+    said = unsent(refused.value, records, outbound)
+    assert said.startswith("deadletter record (key 0 bytes, value null bytes) for input "
+                           "jit.requests[2]@41 refused; ")
+    assert "inputs jit.requests[2]@40..41, jit.sessions[0]@7..7" in said
 
 
 async def test_another_partitioner_is_asked_for_every_record() -> None:
