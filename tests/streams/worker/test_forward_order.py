@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
+import pytest
 
 from schemas.policy import parse_policy
 from streams.engine.deadlines import DeadlineIndex, PartitionClock
@@ -19,6 +20,7 @@ from streams.engine.plan import LOG_APPEND_TIME
 from streams.settings import TopicSettings
 from streams.worker.app import _handle_batch
 from streams.worker.batching import in_batches
+from streams.worker.send import RecordNotSent
 from tests.factories import at, raw_request
 
 POLICY = parse_policy(resources.files("policy").joinpath("default.toml").read_text())
@@ -94,3 +96,30 @@ async def test_a_forward_is_acknowledged_before_its_record_is() -> None:
     store = next(number for number, line in enumerate(log) if line.startswith("store"))
     assert forward < store < first_ack, log
     assert f"ack {elsewhere}/7" in log
+
+
+async def test_a_batch_whose_send_fails_is_logged_by_its_inputs_and_not_stored(
+        caplog: pytest.LogCaptureFixture) -> None:
+    events = [_event(SUBJECTS[0], 1, 40), _event(SUBJECTS[1], 1, 41)]
+    stored: list[Any] = []
+
+    async def send(plan: Any) -> list[Any]:
+        raise RecordNotSent(1, AssertionError("Need at least one: key or value"))
+
+    class Access:
+        def get(self, event: Any, key: bytes) -> None:
+            return None
+
+        async def put_all(self, writes: Sequence[Any]) -> None:
+            stored.append(writes)
+
+    with pytest.raises(RecordNotSent):
+        await _handle_batch(events, access=Access(), send=send,  # type: ignore[arg-type]
+                            topics=TOPICS, max_event_bytes=65536, max_stored_bytes=1 << 20,
+                            policy=POLICY, deadlines=DeadlineIndex(), clock=PartitionClock(),
+                            max_record_bytes=1_000_000)
+    assert stored == []
+    [error] = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    requests = TOPICS.topic_requests
+    assert f"for input {requests}[1]@40 refused" in error  # outbound 1: its second record
+    assert f"inputs {requests}[1]@40..41" in error
