@@ -65,9 +65,13 @@ def _file_lines(path: Path) -> Iterator[bytes]:
         yield from _lines(handle, path.stat().st_size, path.name)
 
 
-def _fold(builder: ExposureBuilder, number: int, value: bytes) -> None:
+def _fold(builder: ExposureBuilder, number: int, value: bytes | None) -> None:
     from streams.engine.decision_lines import UnreadableError, read_record
 
+    if value is None:  # a tombstone on the decisions topic: no decision, and not silent
+        builder.unreadable += 1
+        print(f"record {number} skipped: no value", file=sys.stderr)
+        return
     try:
         record = read_record(value)
     except UnreadableError as exc:
@@ -78,10 +82,11 @@ def _fold(builder: ExposureBuilder, number: int, value: bytes) -> None:
         builder.add(record)
 
 
-async def _read_topic(settings: Settings, topic: str, each: Callable[[int, bytes], None]
-                      ) -> None:
-    """Pass every value of ``topic`` (from its start to its end now) to ``each`` as it is
-    read (never all held at once), with a progress bar over its offsets."""
+async def _read_topic(settings: Settings, topic: str,
+                      each: Callable[[int, bytes | None], None]) -> None:
+    """Pass every value of ``topic`` (from its start to its end now; None for a record
+    without one) to ``each`` as it is read (never all held at once), with a progress bar
+    over its offsets."""
     from tqdm import tqdm
 
     from streams.kafka.decisions import read_to_end
@@ -132,9 +137,10 @@ def _facts(settings: Settings, args: argparse.Namespace, builder: ExposureBuilde
         for line in _file_lines(args.events):
             bad += not _fact(builder, line, lambda value: parse_line(value, most)[0])
     if args.inputs:
-        def each(_: int, value: bytes) -> None:
-            nonlocal bad
-            bad += not _fact(builder, value, lambda raw: parse_event(raw, most))
+        def each(_: int, value: bytes | None) -> None:
+            nonlocal bad  # a record without a value (a tombstone) is not an event either
+            bad += value is None or not _fact(builder, value,
+                                              lambda raw: parse_event(raw, most))
 
         asyncio.run(_read_topic(settings, settings.topics.topic_requests, each))
     if bad:

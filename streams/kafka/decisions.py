@@ -86,11 +86,12 @@ async def follow_decisions(
 
 
 async def read_to_end(kafka: KafkaSettings, topic: str,
-                      on_total: Callable[[int], None]) -> AsyncIterator[bytes]:
+                      on_total: Callable[[int], None]) -> AsyncIterator[bytes | None]:
     """Every value of ``topic`` from its start to the end it had when this began (read
-    committed, no group), for a report of the topic as it stands. ``on_total`` is told
-    first how many offsets that spans, for a progress bar (transaction markers take
-    offsets too, so a little fewer values may come)."""
+    committed, no group), for a report of the topic as it stands; None for a record without
+    a value (a tombstone: the caller says it skipped it). ``on_total`` is told first how
+    many offsets that spans, for a progress bar (transaction markers take offsets too, so a
+    little fewer values may come)."""
     async with assigned(kafka, [topic]) as (client, tps):
         starts = await client.beginning_offsets(tps)
         ends = await client.end_offsets(tps)
@@ -101,6 +102,6 @@ async def read_to_end(kafka: KafkaSettings, topic: str,
             batches = await client.getmany(*left, timeout_ms=500)
             for tp, records in batches.items():
                 for record in records:
-                    if record.offset < ends[tp] and record.value is not None:
+                    if record.offset < ends[tp]:
                         yield record.value
             left = [tp for tp in left if await client.position(tp) < ends[tp]]
