@@ -8,6 +8,7 @@ one; SIEMs drop the duplicates by ``metadata.uid`` (the decision id).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
@@ -17,6 +18,8 @@ from streams.kafka.clients import consumer, producer
 from streams.settings import KafkaSettings, TopicSettings
 
 __all__ = ["forward"]
+
+log = logging.getLogger(__name__)
 
 
 async def forward(kafka: KafkaSettings, topics: TopicSettings, stop: asyncio.Event,
@@ -52,7 +55,11 @@ async def _forward(kafka: KafkaSettings, topics: TopicSettings, stop: asyncio.Ev
             sent = []
             for records in batches.values():
                 for record in records:
-                    event = convert(record.value) if record.value is not None else None
+                    if record.value is None:  # a tombstone: no decision (only said)
+                        log.warning("%s[%d]@%d has no value: no OCSF event", record.topic,
+                                    record.partition, record.offset)
+                        continue
+                    event = convert(record.value)
                     if event is not None:
                         sent.append(await sink.send(topics.topic_decisions_ocsf, event,
                                                     key=record.key))
