@@ -23,17 +23,13 @@ from schemas.errors import InputError
 from schemas.events import INPUT_EVENT, ClockTick, InputEvent
 from schemas.notices import Notice
 from schemas.state import STORED_STATE_VERSION, StoredSubject
+from streams.engine.dead_letters import NULL_RECORD
 from streams.engine.stored import read_stored, recall, remember
 
 __all__ = [
     "BROKER_TIME",
-    "KEY_OMITTED_HEADER",
-    "NULL_RECORD",
-    "VALUE_NULL_HEADER",
-    "VALUE_OMITTED_HEADER",
     "canonical_key",
     "dead_letter_headers",
-    "dead_letter_record",
     "decode_command",
     "decode_event",
     "decode_stored",
@@ -47,27 +43,6 @@ __all__ = [
     "stored_deadlines",
     "subject_key",
 ]
-
-
-NULL_RECORD = "null-record"
-"""The dead-letter error class of an input record with neither key nor value (a tombstone
-without a key, which the Java producer and kcat can write)."""
-
-VALUE_NULL_HEADER = "source.value-null"
-"""Dead-letter header (value ``true``) of a dead letter whose input record had neither key
-nor value: it carries an empty value instead, since producers refuse a record with neither
-(aiokafka's ``send`` asserts it), and a refused dead letter fails its whole batch."""
-
-
-VALUE_OMITTED_HEADER = "source.value-omitted"
-"""Dead-letter header of a dead letter whose input record was too large to send again with
-the dead-letter headers (the producer's ``max_request_size``): it carries an empty value,
-and this header the original value's length in bytes (decimal)."""
-
-KEY_OMITTED_HEADER = "source.key-omitted"
-"""Dead-letter header of a dead letter whose input record's key alone was too large (as
-:data:`VALUE_OMITTED_HEADER`, for the key): it carries no key, and this header the original
-key's length in bytes."""
 
 
 def _describe(exc: ValidationError) -> str:
@@ -326,43 +301,6 @@ def dead_letter_headers(
         ("error.class", error_class.encode()),
         ("error.message", message[:2000].encode("utf-8", "replace")),
     ]
-
-
-def dead_letter_record(key: bytes | None, value: bytes | None,
-                       headers: list[tuple[str, bytes]], max_bytes: int | None = None
-                       ) -> tuple[bytes | None, bytes | None]:
-    """The key and value of the dead letter of a record with ``key`` and ``value``, whose
-    dead-letter headers are ``headers``: both unchanged, except where the dead letter could
-    never be sent (a refused dead letter fails its whole batch, which is then never
-    acknowledged). A record with neither key nor value (no producer sends one) gets an empty
-    value and :data:`VALUE_NULL_HEADER`. One whose dead letter would be over ``max_bytes``
-    (the producer's ``max_request_size``; the broker takes input records a little larger)
-    gets an empty value and :data:`VALUE_OMITTED_HEADER`, and if that is not enough no key
-    and :data:`KEY_OMITTED_HEADER`. Headers are appended to ``headers``."""
-    if key is None and value is None:
-        headers.append((VALUE_NULL_HEADER, b"true"))
-        return None, b""
-    if max_bytes is None or _record_bytes(key, value, headers) <= max_bytes:
-        return key, value
-    if value:
-        headers.append((VALUE_OMITTED_HEADER, str(len(value)).encode()))
-        value = b""
-    if key and _record_bytes(key, value, headers) > max_bytes:
-        headers.append((KEY_OMITTED_HEADER, str(len(key)).encode()))
-        key = None
-    return key, b"" if key is None and value is None else value
-
-
-_RECORD_OVERHEAD = 512
-"""Bytes counted beyond a record's key, value and header bytes: Kafka's batch header (61)
-and record framing (varints), with room to spare; aiokafka's own estimate is smaller."""
-
-
-def _record_bytes(key: bytes | None, value: bytes | None,
-                  headers: list[tuple[str, bytes]]) -> int:
-    # An upper bound of what aiokafka's producer checks against max_request_size.
-    return (_RECORD_OVERHEAD + len(key or b"") + len(value or b"")
-            + sum(len(name.encode()) + len(data) + 10 for name, data in headers))
 
 
 def encode_tick(deadline: datetime, key: bytes, tenant: str) -> bytes:

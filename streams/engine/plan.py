@@ -23,7 +23,6 @@ from streams.engine.bounds import fit
 from streams.engine.codec import (
     canonical_key,
     dead_letter_headers,
-    dead_letter_record,
     decode_command,
     decode_event,
     decode_stored,
@@ -31,6 +30,7 @@ from streams.engine.codec import (
     encode_stored,
     subject_key,
 )
+from streams.engine.dead_letters import dead_letter_record
 from streams.engine.deadlines import decide_tick
 from streams.engine.records import LOG_APPEND_TIME, Outbound, Record
 from streams.engine.repartition import Repartition
@@ -146,7 +146,7 @@ def plan_batch(
     Every dead letter is a record a producer accepts: one of a record with neither key nor
     value, or one over ``max_record_bytes`` (the worker's producer's ``max_request_size``;
     None: no limit), carries an empty value and a header that says why
-    (:func:`streams.engine.codec.dead_letter_record`).
+    (:func:`streams.engine.dead_letters.dead_letter_record`).
     """
     plan = BatchPlan()
     dead = _DeadLetters(deadletter_topic, max_record_bytes)

@@ -22,7 +22,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.engine.codec import NULL_RECORD, VALUE_NULL_HEADER, VALUE_OMITTED_HEADER
+from streams.engine.dead_letters import NULL_RECORD, VALUE_NULL_HEADER, VALUE_OMITTED_HEADER
 from streams.engine.partitioner import partition_of
 from tests.factories import raw_event, raw_request
 from tests.integration.conftest import BOOTSTRAP, Producer, Stack, decisions_for, read_topic

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from schemas.policy import parse_policy
-from streams.engine.codec import (
+from streams.engine.dead_letters import (
     KEY_OMITTED_HEADER,
     NULL_RECORD,
     VALUE_NULL_HEADER,

@@ -272,7 +272,8 @@ def test_a_dead_letter_the_producer_would_refuse_is_never_left_whole(key_bytes: 
     # (streams.engine.codec): its estimate must never be below aiokafka's own check.
     from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-    from streams.engine.codec import dead_letter_headers, dead_letter_record
+    from streams.engine.codec import dead_letter_headers
+    from streams.engine.dead_letters import dead_letter_record
 
     key = b"k" * key_bytes or None
     for value_bytes in (1, 300, 70_000, 999_000):
