@@ -39,6 +39,7 @@ __all__ = [
     "encode_tick",
     "parse_event",
     "parse_line",
+    "record_of_line",
     "replay_line",
     "stored_deadlines",
     "subject_key",
@@ -169,6 +170,29 @@ def replay_line(value: bytes | None, broker_time: datetime) -> bytes | None:
     if not data:
         return b'{"' + BROKER_TIME.encode() + b'":' + stamp + b"}"
     return value.rstrip()[:-1] + b',"' + BROKER_TIME.encode() + b'":' + stamp + b"}"
+
+
+def record_of_line(line: bytes) -> bytes:
+    """The record a replay line was exported from: the line without the ``broker_time``
+    member :func:`replay_line` appended (and without surrounding whitespace, which the
+    redelivery mark leaves out too); any other line as it is.
+
+    The redelivery mark hashes the record's own bytes (policy.decide.applied_mark), so a
+    replay of an export stores the marks the stream stored, and ends with its state.
+    """
+    stripped = line.strip()
+    at = stripped.rfind(b'"' + BROKER_TIME.encode() + b'":')
+    if at <= 0 or not stripped.endswith(b'"}'):
+        return line
+    try:
+        stamp = orjson.loads(stripped[at + len(BROKER_TIME) + 3:-1])
+    except orjson.JSONDecodeError:
+        return line
+    if not isinstance(stamp, str) or not stripped.endswith(orjson.dumps(stamp) + b"}"):
+        return line
+    if at == 1:  # the record was {}
+        return b"{}"
+    return stripped[:at - 1] + b"}" if stripped[at - 1:at] == b"," else line
 
 
 _STAMP_ROOM = 64

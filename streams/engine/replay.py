@@ -22,7 +22,7 @@ from schemas.notices import Notice
 from schemas.policy import LoadedPolicy
 from schemas.state import MAX_STORED_BYTES, StoredSubject
 from streams.engine.bounds import fit
-from streams.engine.codec import parse_line, subject_key
+from streams.engine.codec import parse_line, record_of_line, subject_key
 from streams.engine.deadlines import DeadlineIndex, decide_tick
 
 __all__ = ["BadLine", "Item", "Replay", "UndecidedTick", "changed_events", "outcomes",
@@ -182,11 +182,11 @@ def replay_lines(
         key = subject_key(event.subject.id)  # as the stream keys state: one per subject
         cause = Cause(event_id=event.event_id, type=event.type)
         try:
-            # The line's bytes make its redelivery mark: two lines are one record when the
-            # records the stream read differed at most in surrounding whitespace (the
-            # export, streams.engine.codec.replay_line, strips it), as the stream's marks.
+            # The record's bytes make its redelivery mark, as in the stream: an exported
+            # line without the broker_time member the export appended (record_of_line),
+            # so a replay of the export ends with the state the stream stored.
             result = step(replay.states.get(key), event, policy, cause, emitted_at=None,
-                          received=received, raw=line)
+                          received=received, raw=record_of_line(line))
         except InputError as exc:  # clock-skew: the stream dead-letters it
             bad = BadLine(number, exc.error_class, exc.message)
             replay.bad_lines.append(bad)

@@ -128,3 +128,30 @@ def test_a_v1_mark_behind_v2_marks_is_still_found() -> None:
     # Only the same record: the same event at another broker time is decided.
     assert decide(mixed, item, at(2), POLICY.policy, received=at(2), raw=SECOND)[1] != ()
 
+
+
+def test_a_replay_of_the_export_stores_the_marks_the_stream_stored() -> None:
+    """A replay line is the record with a ``broker_time`` member appended (the export,
+    replay_line): the mark is made of the record's bytes, not the line's, so the state a
+    replay ends with equals the stream's (the kill -9 scenario compares the two tables)."""
+    from streams.engine.codec import replay_line
+    from streams.engine.replay import Replay, replay_lines
+
+    value = FIRST
+    plan = _plan([_record(0, value, 0)], None)
+    ((_, stream_value),) = [(write.key, write.value) for write in plan.writes.values()]
+    replay = Replay()
+    list(replay_lines([replay_line(value, at(0)) or b""], POLICY, replay, 64 * 1024,
+                      until=at(0)))
+    (state,) = replay.states.values()
+    assert encode_stored(state) == stream_value
+
+
+def test_the_record_of_a_line_is_the_line_without_its_appended_broker_time() -> None:
+    from streams.engine.codec import record_of_line, replay_line
+
+    for value in (b'{"a":1}', b'  {"a": "x"}  \n', b"{}", FIRST):
+        assert record_of_line(replay_line(value, at(3)) or b"") == value.strip()
+    # A line written by hand: the broker time elsewhere, or none: the line as it is.
+    for line in (b'{"broker_time":"2026-11-23T12:00:00Z","a":1}', b'{"a":1}'):
+        assert record_of_line(line) == line
