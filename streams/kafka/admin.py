@@ -191,8 +191,24 @@ def timestamp_problems(types: Mapping[str, str | None], inputs: Iterable[str],
     return found
 
 
-async def _timestamp_types(admin: AIOKafkaAdminClient, names: Iterable[str]
-                           ) -> dict[str, str | None]:
+async def _timestamp_types(admin: AIOKafkaAdminClient, names: Iterable[str],
+                           timeout_s: float = 15.0) -> dict[str, str | None]:
+    # Right after CreateTopics a broker may answer DescribeConfigs for a new topic with an
+    # error (it has not seen the topic yet: a fresh stack under load did): ask again until
+    # every topic's type is known, or the deadline passes and the caller refuses the ones
+    # still unknown, naming them.
+    names = tuple(names)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        found = await _described_timestamp_types(admin, names)
+        if all(found.get(name) for name in names) or loop.time() >= deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
+async def _described_timestamp_types(admin: AIOKafkaAdminClient, names: tuple[str, ...]
+                                     ) -> dict[str, str | None]:
     # DescribeConfigs answers per resource (error_code, error_message, resource_type,
     # resource_name, config_entries), each entry starting (name, value, ...).
     responses: list[Any] = await admin.describe_configs([

@@ -40,3 +40,25 @@ def test_input_topics_without_log_append_time_are_refused_naming_the_fix() -> No
     assert "--entity-name jit.requests --add-config message.timestamp.type=LogAppendTime" \
         in problems[0]
     assert "jit.sessions has message.timestamp.type=unknown" in problems[1]
+
+
+async def test_a_topic_the_broker_has_not_seen_yet_is_asked_about_again() -> None:
+    """Right after CreateTopics a broker can answer DescribeConfigs with an error for the new
+    topic: that is not a topic without LogAppendTime (a fresh stack under load refused its
+    own new topics)."""
+    from types import SimpleNamespace
+
+    from streams.kafka.admin import _timestamp_types
+
+    answers = [
+        [(3, "unknown topic", 2, "t.requests", [])],
+        [(0, None, 2, "t.requests", [("message.timestamp.type", "LogAppendTime")])],
+    ]
+
+    class Admin:
+        async def describe_configs(self, resources: object) -> list[SimpleNamespace]:
+            return [SimpleNamespace(resources=answers.pop(0))]
+
+    assert await _timestamp_types(Admin(), ["t.requests"]) == {  # type: ignore[arg-type]
+        "t.requests": "LogAppendTime"}
+    assert not answers
