@@ -1,0 +1,98 @@
+"""The cross-topic hold: decide a record only once its partition's other input topics are
+decided up to its broker time, so the stream decides in broker-time order across topics,
+the order ``simulate`` replays (a watermark, as Kafka Streams' ``max.task.idle.ms``).
+
+Kafka orders each topic-partition on its own, and the consumer fetches them on their own:
+a partition whose fetched records are still buffered is left out of the next fetch, so
+under load the sessions topic's later records can reach the agent a batch or more before
+the requests topic's earlier ones. Deciding them as they came ended nothing when a
+``task.completed`` overtook the request of its grant, and the grant lived until its TTL
+(tests/integration/test_equivalence.py under load; ``simulate`` ends it at once).
+
+A record on an input topic, stamped ``b`` by the broker, is decided once every input topic
+of its partition is known to hold nothing undecided from before ``b``: a record of that
+topic stamped at or after ``b`` was decided or is in the same batch (Kafka hands a
+partition's records over in offset order, and LogAppendTime rises with them), or the topic
+is decided (or in the batch) up to the end offset its last fetch reported, and that fetch
+was answered at or after ``b``. The batch then orders what it decides by broker time
+(:func:`streams.engine.plan.plan_batch`). The rest waits for a later batch, unacknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from streams.engine.deadlines import Moments, Offsets, PartitionClock
+from streams.engine.records import LOG_APPEND_TIME, Record
+
+__all__ = ["MAX_HOLD", "held_back"]
+
+MAX_HOLD = timedelta(seconds=5)
+"""How long after its broker time a record waits at most (wall clock): a topic whose
+fetches keep failing must not stop its partition. Past it the record is decided in the
+order it came, as before the hold (and logged by the worker)."""
+
+
+def _stamp(record: Record) -> datetime | None:
+    if record.timestamp_type == LOG_APPEND_TIME and record.timestamp is not None:
+        return datetime.fromtimestamp(record.timestamp, UTC)
+    return None
+
+
+def _frontier(topic: str, partition: int, seen: tuple[datetime, int] | None,
+              clock: PartitionClock, end_offsets: Offsets, reported_at: Moments,
+              committed: Offsets) -> datetime | None:
+    """The time before which ``topic``/``partition`` holds nothing undecided that is not
+    in the batch (``seen``: the batch's latest broker time and next offset there)."""
+    where = (topic, partition)
+    marks = [mark for mark in (clock.watermark.get(where), seen and seen[0]) if mark]
+    done = max((offset for offset in (clock.decided_offsets.get(where, committed.get(where)),
+                                      seen and seen[1]) if offset is not None), default=None)
+    end, reported = end_offsets.get(where), reported_at.get(where)
+    if end is not None and reported is not None and (
+            end == 0 or (done is not None and done >= end)):
+        marks.append(reported)  # caught up as of that fetch's answer
+    return max(marks, default=None)
+
+
+def held_back(records: Sequence[Record], inputs: Sequence[str], clock: PartitionClock,
+              end_offsets: Offsets, reported_at: Moments, committed: Offsets, *,
+              now: datetime, max_hold: timedelta = MAX_HOLD) -> set[int]:
+    """The indices of ``records`` to hold for a later batch (see the module).
+
+    Only records of the ``inputs`` topics with a broker time wait: ticks are gated before
+    they are sent, forwards are decided at their original's time, and a record without
+    LogAppendTime is a dead letter whenever it is decided. ``clock`` is what this worker
+    decided; ``end_offsets``, ``reported_at`` and ``committed`` are the consumer's view, as
+    for the tick gate (:meth:`PartitionClock.caught_up`). Held records are a suffix of
+    their topic-partition, so acknowledging the others never commits past one.
+    """
+    seen: dict[tuple[str, int], tuple[datetime, int]] = {}
+    stamps: list[datetime | None] = []
+    for record in records:
+        stamp = _stamp(record) if record.topic in inputs else None
+        stamps.append(stamp)
+        if stamp is not None:
+            where = (record.topic, record.partition)
+            last = seen.get(where)
+            seen[where] = (stamp if last is None else max(last[0], stamp),
+                           record.offset + 1 if last is None else max(last[1],
+                                                                       record.offset + 1))
+    safe: dict[int, datetime | None] = {}
+    for partition in {partition for _, partition in seen}:
+        fronts = [_frontier(topic, partition, seen.get((topic, partition)), clock,
+                            end_offsets, reported_at, committed) for topic in inputs]
+        safe[partition] = None if None in fronts else min(f for f in fronts if f)
+    released = now - max_hold
+    held: set[int] = set()
+    waiting: set[tuple[str, int]] = set()
+    for index, (record, stamp) in enumerate(zip(records, stamps, strict=True)):
+        if stamp is None:
+            continue
+        where = (record.topic, record.partition)
+        limit = safe[record.partition]
+        if where in waiting or (stamp > released and (limit is None or stamp > limit)):
+            held.add(index)
+            waiting.add(where)
+    return held
