@@ -41,8 +41,8 @@ def _stamp(record: Record) -> datetime | None:
 
 
 def _frontier(topic: str, partition: int, seen: tuple[datetime, int] | None,
-              clock: PartitionClock, end_offsets: Offsets, reported_at: Moments,
-              committed: Offsets) -> datetime | None:
+              clock: PartitionClock, end_offsets: Offsets, committed: Offsets,
+              reported_at: Moments) -> datetime | None:
     """The time before which ``topic``/``partition`` holds nothing undecided that is not
     in the batch (``seen``: the batch's latest broker time and next offset there)."""
     where = (topic, partition)
@@ -57,14 +57,14 @@ def _frontier(topic: str, partition: int, seen: tuple[datetime, int] | None,
 
 
 def held_back(records: Sequence[Record], inputs: Sequence[str], clock: PartitionClock,
-              end_offsets: Offsets, reported_at: Moments, committed: Offsets, *,
+              end_offsets: Offsets, committed: Offsets, reported_at: Moments, *,
               now: datetime, max_hold: timedelta = MAX_HOLD) -> set[int]:
     """The indices of ``records`` to hold for a later batch (see the module).
 
     Only records of the ``inputs`` topics with a broker time wait: ticks are gated before
     they are sent, forwards are decided at their original's time, and a record without
     LogAppendTime is a dead letter whenever it is decided. ``clock`` is what this worker
-    decided; ``end_offsets``, ``reported_at`` and ``committed`` are the consumer's view, as
+    decided; ``end_offsets``, ``committed`` and ``reported_at`` are the consumer's view, as
     for the tick gate (:meth:`PartitionClock.caught_up`). Held records are a suffix of
     their topic-partition, so acknowledging the others never commits past one.
     """
@@ -82,7 +82,7 @@ def held_back(records: Sequence[Record], inputs: Sequence[str], clock: Partition
     safe: dict[int, datetime | None] = {}
     for partition in {partition for _, partition in seen}:
         fronts = [_frontier(topic, partition, seen.get((topic, partition)), clock,
-                            end_offsets, reported_at, committed) for topic in inputs]
+                            end_offsets, committed, reported_at) for topic in inputs]
         safe[partition] = None if None in fronts else min(f for f in fronts if f)
     released = now - max_hold
     held: set[int] = set()

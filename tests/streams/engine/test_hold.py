@@ -40,7 +40,7 @@ def clock_at(*decided: tuple[str, int, float]) -> PartitionClock:
 
 def hold(records: list[Record], clock: PartitionClock, ends: dict[tuple[str, int], int],
          reported: dict[tuple[str, int], datetime], now: float = 1.0) -> set[int]:
-    return held_back(records, INPUTS, clock, ends, reported, {}, now=at(now))
+    return held_back(records, INPUTS, clock, ends, {}, reported, now=at(now))
 
 
 def test_a_session_record_waits_while_the_requests_fetch_is_older_than_it() -> None:
@@ -122,7 +122,7 @@ def test_offsets_not_decided_here_yet_count_from_the_committed_offset() -> None:
     records = [rec(SES, 0, 0.3)]
     ends = {(REQ, 0): 7}
     reported = {(REQ, 0): at(0.4)}
-    assert held_back(records, INPUTS, PartitionClock(), ends, reported, {(REQ, 0): 7},
+    assert held_back(records, INPUTS, PartitionClock(), ends, {(REQ, 0): 7}, reported,
                      now=at(1)) == set()
-    assert held_back(records, INPUTS, PartitionClock(), ends, reported, {(REQ, 0): 6},
+    assert held_back(records, INPUTS, PartitionClock(), ends, {(REQ, 0): 6}, reported,
                      now=at(1)) == {0}
