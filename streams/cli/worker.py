@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from streams.cli.support import Commands
 from streams.settings import Settings
@@ -30,6 +33,11 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.worker.observe import PolicyState, attach_web
     from streams.worker.policy_poll import attach_policy_control
 
+    # Until faust's worker handles SIGTERM itself (it installs its own handlers as it
+    # starts), a stop ends the start in order, exit 0, instead of the default kill
+    # (returncode -15: a test restarting a worker that had just been started failed
+    # "worker did not stop cleanly"). Nothing is decided before faust runs.
+    signal.signal(signal.SIGTERM, _stop_before_start)
     # Issue F: validated and (with signers configured) signature-checked, before anything
     # connects; every load is recorded on the decisions topic; reloads when it changes.
     # Rollback protection compares with the policy this worker last put in force, kept in
@@ -50,3 +58,7 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         worker = quiet_worker(app, settings.log_level)
         worker.execute_from_commandline()
     return 0
+
+
+def _stop_before_start(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)
