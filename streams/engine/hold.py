@@ -47,7 +47,9 @@ def _frontier(topic: str, partition: int, seen: tuple[datetime, int] | None,
     in the batch (``seen``: the batch's latest broker time and next offset there)."""
     where = (topic, partition)
     marks = [mark for mark in (clock.watermark.get(where), seen and seen[0]) if mark]
-    done = max((offset for offset in (clock.decided_offsets.get(where, committed.get(where)),
+    # The group's commit counts too: it passes transaction markers, which are never
+    # decided, so a topic ending on one would otherwise never look caught up.
+    done = max((offset for offset in (clock.decided_offsets.get(where), committed.get(where),
                                       seen and seen[1]) if offset is not None), default=None)
     end, reported = end_offsets.get(where), reported_at.get(where)
     if end is not None and reported is not None and (

@@ -68,6 +68,15 @@ async def in_batches(
             if filler in done:
                 filler.result()  # re-raise what stopped the stream
                 return
+            if held and _generation(held[0]) != _generation(stream):
+                # Rebalanced meanwhile: faust's stream skips another generation's events
+                # (the seek after the rebalance reads them again), and so does this:
+                # untracked, never acknowledged (that would commit past them).
+                unacked: Any = getattr(getattr(stream.app, "consumer", None),
+                                       "_unacked_messages", set())
+                for event in held:
+                    unacked.discard(event.message)
+                held = []
             batch = held + buffer[:max_events]
             del buffer[:max_events]
             if not buffer:
@@ -82,3 +91,12 @@ async def in_batches(
         filler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await filler
+
+
+def _generation(item: Any) -> Any:
+    # An event's generation (its message's), or a stream's (its app consumer's): faust's;
+    # None where there is none (tests' stand-ins).
+    message = getattr(item, "message", None)
+    if message is not None:
+        return getattr(message, "generation_id", None)
+    return getattr(getattr(item, "app", None), "consumer_generation_id", None)

@@ -126,3 +126,13 @@ def test_offsets_not_decided_here_yet_count_from_the_committed_offset() -> None:
                      now=at(1)) == set()
     assert held_back(records, INPUTS, PartitionClock(), ends, {(REQ, 0): 6}, reported,
                      now=at(1)) == {0}
+
+
+def test_a_commit_past_a_transaction_marker_counts_as_caught_up() -> None:
+    # Offset 5 is a commit marker: never decided, but the group's commit passes it.
+    clock = clock_at((REQ, 4, 0.0))
+    records = [rec(SES, 0, 0.3)]
+    ends, reported = {(REQ, 0): 6}, {(REQ, 0): at(0.4)}
+    assert held_back(records, INPUTS, clock, ends, {}, reported, now=at(1)) == {0}
+    assert held_back(records, INPUTS, clock, ends, {(REQ, 0): 6}, reported,
+                     now=at(1)) == set()

@@ -142,3 +142,36 @@ async def test_held_events_lead_the_next_batch_and_are_acked_once_decided() -> N
     assert seen[0] == [1]
     assert seen[1:] == [[2], [2]]  # the second offer came with nothing new
     assert log == ["ack 0/1", "ack 0/2"]
+
+
+class _Tracked(list[Any]):
+    """faust's set of unacknowledged messages, for messages that do not hash."""
+
+    def discard(self, message: Any) -> None:
+        if message in self:
+            self.remove(message)
+
+
+async def test_held_events_of_another_generation_are_dropped_unacknowledged() -> None:
+    log: list[str] = []
+    events = [_event(SUBJECTS[0], 0, offset) for offset in (1, 2)]
+    for event in events:
+        event.message.generation_id = 1
+    stream = _Stream(events, log)
+    unacked = _Tracked(event.message for event in events)
+    stream.app = SimpleNamespace(consumer=SimpleNamespace(  # type: ignore[attr-defined]
+        _unacked_messages=unacked), consumer_generation_id=1)
+    seen: list[list[int]] = []
+
+    async def handle(batch: Sequence[Any]) -> list[Any]:
+        seen.append([event.message.offset for event in batch])
+        if len(seen) == 1:
+            stream.app.consumer_generation_id = 2  # type: ignore[attr-defined]
+            return list(batch)  # offset 1 waits, then the group rebalances
+        stream.all_acked.set()
+        return []
+
+    await asyncio.wait_for(in_batches(stream, handle, max_events=1), 5)
+    assert seen == [[1], [2]]
+    assert log == ["ack 0/2"]
+    assert {message.offset for message in unacked} == {2}  # 1 untracked, never acked
