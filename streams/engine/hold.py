@@ -26,12 +26,16 @@ from datetime import UTC, datetime, timedelta
 from streams.engine.deadlines import Moments, Offsets, PartitionClock
 from streams.engine.records import LOG_APPEND_TIME, Record
 
-__all__ = ["MAX_HOLD", "held_back"]
+__all__ = ["MAX_HOLD", "Since", "held_back"]
 
 MAX_HOLD = timedelta(seconds=5)
-"""How long after its broker time a record waits at most (wall clock): a topic whose
-fetches keep failing must not stop its partition. Past it the record is decided in the
-order it came, as before the hold (and logged by the worker)."""
+"""How long a record is held at most (the worker's clock, from the first batch that held
+it): a topic whose fetches keep failing must not stop its partition. Past it the record is
+decided in the order it came, as before the hold. Counted from when it was first held, not
+from its broker time: a worker seconds behind under load would otherwise hold nothing."""
+
+Since = dict[tuple[str, int, int], datetime]
+"""When each held record (topic, partition, offset) was first held."""
 
 
 def _stamp(record: Record) -> datetime | None:
@@ -60,7 +64,8 @@ def _frontier(topic: str, partition: int, seen: tuple[datetime, int] | None,
 
 def held_back(records: Sequence[Record], inputs: Sequence[str], clock: PartitionClock,
               end_offsets: Offsets, committed: Offsets, reported_at: Moments, *,
-              now: datetime, max_hold: timedelta = MAX_HOLD) -> set[int]:
+              now: datetime, since: Since | None = None,
+              max_hold: timedelta = MAX_HOLD) -> set[int]:
     """The indices of ``records`` to hold for a later batch (see the module).
 
     Only records of the ``inputs`` topics with a broker time wait: ticks are gated before
@@ -68,8 +73,14 @@ def held_back(records: Sequence[Record], inputs: Sequence[str], clock: Partition
     LogAppendTime is a dead letter whenever it is decided. ``clock`` is what this worker
     decided; ``end_offsets``, ``committed`` and ``reported_at`` are the consumer's view, as
     for the tick gate (:meth:`PartitionClock.caught_up`). Held records are a suffix of
-    their topic-partition, so acknowledging the others never commits past one.
+    their topic-partition, so acknowledging the others never commits past one. ``since``
+    (kept by the caller from batch to batch) is updated to the records held now, with
+    when each was first held; a record held ``max_hold`` is decided (and the records
+    before it in its partition's broker time with it).
     """
+    since = {} if since is None else since
+    first = dict(since)
+    since.clear()
     seen: dict[tuple[str, int], tuple[datetime, int]] = {}
     stamps: list[datetime | None] = []
     for record in records:
@@ -86,7 +97,12 @@ def held_back(records: Sequence[Record], inputs: Sequence[str], clock: Partition
         fronts = [_frontier(topic, partition, seen.get((topic, partition)), clock,
                             end_offsets, committed, reported_at) for topic in inputs]
         safe[partition] = None if None in fronts else min(f for f in fronts if f)
-    released = now - max_hold
+    # A record held for max_hold lets its partition go up to its broker time.
+    for index, record in enumerate(records):
+        stamp, coordinates = stamps[index], (record.topic, record.partition, record.offset)
+        if stamp is not None and coordinates in first and now - first[coordinates] >= max_hold:
+            limit = safe.get(record.partition)
+            safe[record.partition] = stamp if limit is None else max(limit, stamp)
     held: set[int] = set()
     waiting: set[tuple[str, int]] = set()
     for index, (record, stamp) in enumerate(zip(records, stamps, strict=True)):
@@ -94,7 +110,9 @@ def held_back(records: Sequence[Record], inputs: Sequence[str], clock: Partition
             continue
         where = (record.topic, record.partition)
         limit = safe[record.partition]
-        if where in waiting or (stamp > released and (limit is None or stamp > limit)):
+        if where in waiting or limit is None or stamp > limit:
             held.add(index)
             waiting.add(where)
+            coordinates = (record.topic, record.partition, record.offset)
+            since[coordinates] = first.get(coordinates, now)
     return held

@@ -20,7 +20,7 @@ from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from streams.engine.codec import encode_tick, stored_deadlines
 from streams.engine.deadlines import DeadlineIndex, GroupProgress, PartitionClock
-from streams.engine.hold import held_back
+from streams.engine.hold import Since, held_back
 from streams.engine.partitioner import partition_of
 from streams.engine.plan import BatchPlan, Record, Repartition, plan_batch, stored_keys
 from streams.engine.topics import InputTopics
@@ -116,6 +116,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
                     "until the kill -9 gate holds")
     deadlines = DeadlineIndex()
     clock = PartitionClock()
+    held_since: Since = {}  # the cross-topic hold's record of what waits since when
     input_topics = (topics.topic_requests, topics.topic_sessions)
     progress = GroupProgress()
     assignment = _Assignment()
@@ -152,7 +153,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
                                        max_event_bytes=worker.max_event_bytes,
                                        max_stored_bytes=worker.max_stored_bytes,
                                        policy=current, deadlines=deadlines, clock=clock,
-                                       view=consumer_view,
+                                       view=consumer_view, since=held_since,
                                        max_record_bytes=app.conf.producer_max_request_size)
 
         if handoff is None:
@@ -320,6 +321,7 @@ async def _handle_batch(
     clock: PartitionClock,
     max_record_bytes: int,
     view: Callable[[set[int]], tuple[Any, Any, Any]],
+    since: Since | None = None,
 ) -> list[EventT[Any]]:
     """Decide ``events`` but those the cross-topic hold keeps back (returned, undecided:
     :mod:`streams.engine.hold`); ``view`` gives the consumer's view of some partitions."""
@@ -339,7 +341,7 @@ async def _handle_batch(
     ]
     inputs = (topics.topic_requests, topics.topic_sessions)
     held = held_back(records, inputs, clock, *view({record.partition for record in records}),
-                     now=datetime.now(UTC))
+                     now=datetime.now(UTC), since=since)
     later = [events[index] for index in sorted(held)]
     if held:
         events = [event for index, event in enumerate(events) if index not in held]

@@ -127,27 +127,31 @@ class BatchHandoff:
         it (untracked, as a stale batch: the seek after it reads the records again)."""
         held: list[Held] = []
         since = self._app.consumer_generation_id
+        while True:
+            taken = await (self._take_within(recheck_s) if held else self.take())
+            generation, messages = (since, []) if taken is None else taken
+            if generation != since or since != self._app.consumer_generation_id:
+                self.drop([item.message for item in held])
+                held = []
+            batch = held + [Held(message) for message in messages]
+            if not batch:
+                continue
+            held, since = list(await handle(batch) or ()), generation
+            waiting = {id(item) for item in held}
+            self.ack(generation, [item.message for item in batch if id(item) not in waiting])
+
+    async def _take_within(self, seconds: float) -> tuple[int, list[Any]] | None:
+        """:meth:`take`, or None after ``seconds``. Cancelling it is safe: an
+        ``asyncio.Queue.get`` cancelled leaves its item queued, and nothing is tracked
+        before that get returns; a take that finished first is used, not lost."""
         taking = asyncio.ensure_future(self.take())
         try:
-            while True:
-                # Not cancelled on a timeout: a batch taken is tracked and must be decided.
-                await asyncio.wait({taking}, timeout=recheck_s if held else None)
-                generation, messages = since, list[Any]()
-                if taking.done():
-                    generation, messages = taking.result()
-                    taking = asyncio.ensure_future(self.take())
-                if generation != since or since != self._app.consumer_generation_id:
-                    self.drop([item.message for item in held])
-                    held = []
-                batch = held + [Held(message) for message in messages]
-                if not batch:
-                    continue
-                held, since = list(await handle(batch) or ()), generation
-                waiting = {id(item) for item in held}
-                self.ack(generation,
-                         [item.message for item in batch if id(item) not in waiting])
+            await asyncio.wait({taking}, timeout=seconds)
         finally:
-            taking.cancel()
+            if not taking.done():
+                taking.cancel()
+                await asyncio.wait({taking})
+        return None if taking.cancelled() else taking.result()
 
 
 async def _drain_messages(self: Consumer, fetcher: Any) -> None:

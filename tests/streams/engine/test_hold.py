@@ -110,12 +110,24 @@ def test_other_topics_and_records_without_broker_time_never_wait() -> None:
 
 
 def test_a_record_held_longer_than_the_bound_is_decided_all_the_same() -> None:
-    # A fetch that keeps failing must not stop the partition: after MAX_HOLD the record is
-    # decided in the order it has (as before the hold), and so is all before it.
+    # A fetch that keeps failing must not stop the partition: after MAX_HOLD of being held
+    # the record is decided in the order it has (as before the hold), and so is all before
+    # it; the bound runs from when it was first held, not from its broker time (a worker
+    # seconds behind would otherwise hold nothing).
     records = [rec(SES, 0, 0.3), rec(SES, 1, 0.4)]
-    late = 0.3 + MAX_HOLD.total_seconds()
-    assert hold(records, PartitionClock(), {}, {}, now=late) == {1}
-    assert hold(records, PartitionClock(), {}, {}, now=late + 0.1) == set()
+    since: dict[tuple[str, int, int], datetime] = {}
+    late = 60.0
+    assert held_back(records, INPUTS, PartitionClock(), {}, {}, {}, now=at(late),
+                     since=since) == {0, 1}
+    assert since == {(SES, 0, 0): at(late), (SES, 0, 1): at(late)}
+    assert held_back(records[:1], INPUTS, PartitionClock(), {}, {}, {},
+                     now=at(late + 0.1), since=since) == {0}
+    assert since == {(SES, 0, 0): at(late)}  # only what is held now
+    bound = late + MAX_HOLD.total_seconds()
+    records.append(rec(SES, 2, 0.5))
+    assert held_back(records, INPUTS, PartitionClock(), {}, {}, {}, now=at(bound),
+                     since=since) == {1, 2}
+    assert since == {(SES, 0, 1): at(bound), (SES, 0, 2): at(bound)}
 
 
 def test_offsets_not_decided_here_yet_count_from_the_committed_offset() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from types import SimpleNamespace
 from typing import Any
@@ -61,6 +62,12 @@ class _Stream:
         return True
 
 
+def _sessions_empty(owned: set[int]) -> tuple[Any, Any, Any]:
+    # The consumer's view: the sessions topic empty as of now, so requests do not wait.
+    where = [(TOPICS.topic_sessions, number) for number in owned]
+    return dict.fromkeys(where, 0), {}, dict.fromkeys(where, datetime.now(UTC))
+
+
 async def test_a_forward_is_acknowledged_before_its_record_is() -> None:
     log: list[str] = []
     home = partition_of(SUBJECTS[0].encode(), TOPICS.topic_partitions)
@@ -86,7 +93,7 @@ async def test_a_forward_is_acknowledged_before_its_record_is() -> None:
         await _handle_batch(batch, access=Access(), send=send,  # type: ignore[arg-type]
                             topics=TOPICS, max_event_bytes=65536, max_stored_bytes=1 << 20,
                             policy=POLICY, deadlines=DeadlineIndex(), clock=PartitionClock(),
-                            max_record_bytes=1_000_000, view=lambda owned: ({}, {}, {}))
+                            max_record_bytes=1_000_000, view=_sessions_empty)
 
     stream = _Stream(events, log)
     await asyncio.wait_for(in_batches(stream, handle, max_events=10), 5)
@@ -117,7 +124,7 @@ async def test_a_batch_whose_send_fails_is_logged_by_its_inputs_and_not_stored(
         await _handle_batch(events, access=Access(), send=send,  # type: ignore[arg-type]
                             topics=TOPICS, max_event_bytes=65536, max_stored_bytes=1 << 20,
                             policy=POLICY, deadlines=DeadlineIndex(), clock=PartitionClock(),
-                            max_record_bytes=1_000_000, view=lambda owned: ({}, {}, {}))
+                            max_record_bytes=1_000_000, view=_sessions_empty)
     assert stored == []
     [error] = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
     requests = TOPICS.topic_requests
