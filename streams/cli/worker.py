@@ -25,6 +25,11 @@ def register(commands: Commands) -> None:
 
 
 def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    # Until faust's worker handles SIGTERM itself (it installs its own handlers as it
+    # starts), a stop ends the start in order, exit 0, instead of the default kill
+    # (returncode -15: a test restarting a worker that had just been started failed
+    # "worker did not stop cleanly"). Nothing is decided before faust runs.
+    signal.signal(signal.SIGTERM, _stop_before_start)
     from streams.control.rollback import IN_FORCE_FILE
     from streams.control.start import load_policy_control
     from streams.kafka.admin import broker_answers
@@ -33,11 +38,6 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.worker.observe import PolicyState, attach_web
     from streams.worker.policy_poll import attach_policy_control
 
-    # Until faust's worker handles SIGTERM itself (it installs its own handlers as it
-    # starts), a stop ends the start in order, exit 0, instead of the default kill
-    # (returncode -15: a test restarting a worker that had just been started failed
-    # "worker did not stop cleanly"). Nothing is decided before faust runs.
-    signal.signal(signal.SIGTERM, _stop_before_start)
     # Issue F: validated and (with signers configured) signature-checked, before anything
     # connects; every load is recorded on the decisions topic; reloads when it changes.
     # Rollback protection compares with the policy this worker last put in force, kept in
