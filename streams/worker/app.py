@@ -25,7 +25,7 @@ from streams.engine.partitioner import partition_of
 from streams.engine.plan import BatchPlan, Record, Repartition, plan_batch, stored_keys
 from streams.engine.topics import InputTopics
 from streams.settings import KafkaSettings, TopicSettings, WorkerSettings
-from streams.worker.batching import in_batches
+from streams.worker.batching import in_batches, in_slices
 from streams.worker.credentials import faust_credentials
 from streams.worker.group_view import GroupView
 from streams.worker.observe import record_batch
@@ -159,7 +159,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
         if handoff is None:
             await in_batches(stream, handle, worker.batch_max)
         else:  # issue M, behind the setting: whole fetched batches, acked per batch
-            await handoff.run(lambda events: _in_slices(events, handle, worker.batch_max))
+            await handoff.run(lambda events: in_slices(events, handle, worker.batch_max))
 
     async def send_ticks() -> None:
         # Timers cannot write tables: this only asks the owning partition to expire.
@@ -233,16 +233,6 @@ class _Assignment:
 
     owned: set[int] = field(default_factory=set)
     since: datetime | None = None
-
-
-async def _in_slices(events: Sequence[Any], handle: Callable[[Sequence[Any]], Any],
-                     most: int) -> list[Any]:
-    # A fetched batch can hold more than batch_max records: decide it a slice at a time
-    # (the batch is acknowledged once, after its last slice, but for what a slice held).
-    held: list[Any] = []
-    for start in range(0, len(events), most):
-        held += await handle(events[start:start + most])
-    return held
 
 
 def _end_reported_at(consumer: Any, tp: TP) -> datetime | None:

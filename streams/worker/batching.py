@@ -25,7 +25,7 @@ from typing import Any
 
 from faust.types import EventT
 
-__all__ = ["HOLD_RECHECK_S", "in_batches"]
+__all__ = ["HOLD_RECHECK_S", "in_batches", "in_slices"]
 
 HOLD_RECHECK_S = 0.05
 """How often held events are offered again when nothing new arrives."""
@@ -100,3 +100,14 @@ def _generation(item: Any) -> Any:
     if message is not None:
         return getattr(message, "generation_id", None)
     return getattr(getattr(item, "app", None), "consumer_generation_id", None)
+
+
+async def in_slices(events: Sequence[Any], handle: Callable[[Sequence[Any]], Any],
+                    most: int) -> list[Any]:
+    """Call ``handle`` on ``events`` a slice of at most ``most`` at a time (the batch
+    hand-off's fetched batch can hold more than ``batch_max`` records; it is acknowledged
+    once, after its last slice); returns what the slices held back, in order."""
+    held: list[Any] = []
+    for start in range(0, len(events), most):
+        held += await handle(events[start:start + most]) or ()
+    return held

@@ -76,7 +76,7 @@ async def test_a_completion_waits_for_its_grants_request_fetched_but_not_handed_
             batch, access=access, send=send, topics=TOPICS,  # type: ignore[arg-type]
             max_event_bytes=65536, max_stored_bytes=1 << 20, policy=POLICY,
             deadlines=DeadlineIndex(), clock=clock,
-            view=lambda owned: (ends, committed, reported))
+            max_record_bytes=1_000_000, view=lambda owned: (ends, committed, reported))
 
     assert await handle([completed]) == [completed]
     assert sent == []  # nothing decided: the completion waits
