@@ -74,13 +74,14 @@ def held_back(records: Sequence[Record], inputs: Sequence[str], clock: Partition
     decided; ``end_offsets``, ``committed`` and ``reported_at`` are the consumer's view, as
     for the tick gate (:meth:`PartitionClock.caught_up`). Held records are a suffix of
     their topic-partition, so acknowledging the others never commits past one. ``since``
-    (kept by the caller from batch to batch) is updated to the records held now, with
-    when each was first held; a record held ``max_hold`` is decided (and the records
-    before it in its partition's broker time with it).
+    (kept by the caller from call to call: a batch may be decided in slices) records when
+    each record held was first held, and forgets it once it is decided, or 10 ``max_hold``
+    on (held when a rebalance dropped it); a record held ``max_hold`` is decided (and the
+    records before it in its partition's broker time with it).
     """
     since = {} if since is None else since
-    first = dict(since)
-    since.clear()
+    for stale in [key for key, first in since.items() if now - first > 10 * max_hold]:
+        del since[stale]
     seen: dict[tuple[str, int], tuple[datetime, int]] = {}
     stamps: list[datetime | None] = []
     for record in records:
@@ -100,7 +101,7 @@ def held_back(records: Sequence[Record], inputs: Sequence[str], clock: Partition
     # A record held for max_hold lets its partition go up to its broker time.
     for index, record in enumerate(records):
         stamp, coordinates = stamps[index], (record.topic, record.partition, record.offset)
-        if stamp is not None and coordinates in first and now - first[coordinates] >= max_hold:
+        if stamp is not None and coordinates in since and now - since[coordinates] >= max_hold:
             limit = safe.get(record.partition)
             safe[record.partition] = stamp if limit is None else max(limit, stamp)
     held: set[int] = set()
@@ -110,9 +111,11 @@ def held_back(records: Sequence[Record], inputs: Sequence[str], clock: Partition
             continue
         where = (record.topic, record.partition)
         limit = safe[record.partition]
+        coordinates = (record.topic, record.partition, record.offset)
         if where in waiting or limit is None or stamp > limit:
             held.add(index)
             waiting.add(where)
-            coordinates = (record.topic, record.partition, record.offset)
-            since[coordinates] = first.get(coordinates, now)
+            since.setdefault(coordinates, now)
+        else:
+            since.pop(coordinates, None)
     return held

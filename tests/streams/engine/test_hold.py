@@ -120,14 +120,19 @@ def test_a_record_held_longer_than_the_bound_is_decided_all_the_same() -> None:
     assert held_back(records, INPUTS, PartitionClock(), {}, {}, {}, now=at(late),
                      since=since) == {0, 1}
     assert since == {(SES, 0, 0): at(late), (SES, 0, 1): at(late)}
+    # A batch decided in slices: a slice without record 1 leaves its time as it is.
     assert held_back(records[:1], INPUTS, PartitionClock(), {}, {}, {},
                      now=at(late + 0.1), since=since) == {0}
-    assert since == {(SES, 0, 0): at(late)}  # only what is held now
+    assert since == {(SES, 0, 0): at(late), (SES, 0, 1): at(late)}
     bound = late + MAX_HOLD.total_seconds()
     records.append(rec(SES, 2, 0.5))
     assert held_back(records, INPUTS, PartitionClock(), {}, {}, {}, now=at(bound),
-                     since=since) == {1, 2}
-    assert since == {(SES, 0, 1): at(bound), (SES, 0, 2): at(bound)}
+                     since=since) == {2}  # both held since `late`: both go
+    assert since == {(SES, 0, 2): at(bound)}  # decided ones forgotten
+    # One dropped at a rebalance (never offered again) is forgotten in time.
+    assert held_back([], INPUTS, PartitionClock(), {}, {}, {},
+                     now=at(bound + 11 * MAX_HOLD.total_seconds()), since=since) == set()
+    assert since == {}
 
 
 def test_offsets_not_decided_here_yet_count_from_the_committed_offset() -> None:
