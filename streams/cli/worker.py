@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from streams.cli.support import Commands
 from streams.settings import Settings
@@ -22,6 +25,11 @@ def register(commands: Commands) -> None:
 
 
 def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    # Until faust's worker handles SIGTERM itself (it installs its own handlers as it
+    # starts), a stop ends the start in order, exit 0, instead of the default kill
+    # (returncode -15: a test restarting a worker that had just been started failed
+    # "worker did not stop cleanly"). Nothing is decided before faust runs.
+    signal.signal(signal.SIGTERM, _stop_before_start)
     from streams.control.rollback import IN_FORCE_FILE
     from streams.control.start import load_policy_control
     from streams.kafka.admin import broker_answers
@@ -50,3 +58,7 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         worker = quiet_worker(app, settings.log_level)
         worker.execute_from_commandline()
     return 0
+
+
+def _stop_before_start(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)

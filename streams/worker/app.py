@@ -20,11 +20,12 @@ from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from streams.engine.codec import encode_tick, stored_deadlines
 from streams.engine.deadlines import DeadlineIndex, GroupProgress, PartitionClock
+from streams.engine.hold import Since, held_back
 from streams.engine.partitioner import partition_of
 from streams.engine.plan import BatchPlan, Record, Repartition, plan_batch, stored_keys
 from streams.engine.topics import InputTopics
 from streams.settings import KafkaSettings, TopicSettings, WorkerSettings
-from streams.worker.batching import in_batches
+from streams.worker.batching import in_batches, in_slices
 from streams.worker.credentials import faust_credentials
 from streams.worker.group_view import GroupView
 from streams.worker.observe import record_batch
@@ -115,6 +116,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
                     "until the kill -9 gate holds")
     deadlines = DeadlineIndex()
     clock = PartitionClock()
+    held_since: Since = {}  # the cross-topic hold's record of what waits since when
     input_topics = (topics.topic_requests, topics.topic_sessions)
     progress = GroupProgress()
     assignment = _Assignment()
@@ -145,18 +147,19 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
     async def enforce(stream: Any) -> None:  # a faust.Stream; faust types it loosely
         access = BatchedTable(table, producer())
 
-        async def handle(events: Sequence[EventT[Any]]) -> None:
+        async def handle(events: Sequence[EventT[Any]]) -> list[EventT[Any]]:
             current = policy() if callable(policy) else policy  # in force now (reloads)
-            await _handle_batch(events, access=access, send=send, topics=topics,
-                                max_event_bytes=worker.max_event_bytes,
-                                max_stored_bytes=worker.max_stored_bytes,
-                                policy=current, deadlines=deadlines, clock=clock,
-                                max_record_bytes=app.conf.producer_max_request_size)
+            return await _handle_batch(events, access=access, send=send, topics=topics,
+                                       max_event_bytes=worker.max_event_bytes,
+                                       max_stored_bytes=worker.max_stored_bytes,
+                                       policy=current, deadlines=deadlines, clock=clock,
+                                       view=consumer_view, since=held_since,
+                                       max_record_bytes=app.conf.producer_max_request_size)
 
         if handoff is None:
             await in_batches(stream, handle, worker.batch_max)
         else:  # issue M, behind the setting: whole fetched batches, acked per batch
-            await handoff.run(lambda events: _in_slices(events, handle, worker.batch_max))
+            await handoff.run(lambda events: in_slices(events, handle, worker.batch_max))
 
     async def send_ticks() -> None:
         # Timers cannot write tables: this only asks the owning partition to expire.
@@ -230,14 +233,6 @@ class _Assignment:
 
     owned: set[int] = field(default_factory=set)
     since: datetime | None = None
-
-
-async def _in_slices(events: Sequence[Any], handle: Callable[[Sequence[Any]], Any],
-                     most: int) -> None:
-    # A fetched batch can hold more than batch_max records: decide it a slice at a time
-    # (the batch is acknowledged once, after its last slice).
-    for start in range(0, len(events), most):
-        await handle(events[start:start + most])
 
 
 def _end_reported_at(consumer: Any, tp: TP) -> datetime | None:
@@ -315,7 +310,11 @@ async def _handle_batch(
     deadlines: DeadlineIndex,
     clock: PartitionClock,
     max_record_bytes: int,
-) -> None:
+    view: Callable[[set[int]], tuple[Any, Any, Any]],
+    since: Since | None = None,
+) -> list[EventT[Any]]:
+    """Decide ``events`` but those the cross-topic hold keeps back (returned, undecided:
+    :mod:`streams.engine.hold`); ``view`` gives the consumer's view of some partitions."""
     records = [
         Record(
             topic=event.message.topic,
@@ -330,6 +329,15 @@ async def _handle_batch(
         )
         for event in events
     ]
+    inputs = (topics.topic_requests, topics.topic_sessions)
+    held = held_back(records, inputs, clock, *view({record.partition for record in records}),
+                     now=datetime.now(UTC), since=since)
+    later = [events[index] for index in sorted(held)]
+    if held:
+        events = [event for index, event in enumerate(events) if index not in held]
+        records = [record for index, record in enumerate(records) if index not in held]
+    if not records:
+        return later
     # Each subject's state as of before the batch, read on its record's partition. A read
     # that fails becomes a dead letter of the records that needed it (plan_batch), as it
     # did when the planner read the table itself: one bad read must not stop the batch.
@@ -379,6 +387,7 @@ async def _handle_batch(
     if plan.forwarded:
         log.info("batch of %d: %d forwarded to their subject's partition", len(records),
                  plan.forwarded)
+    return later
 
 
 def _headers(headers: Any) -> list[tuple[str, bytes]]:

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests import factories
 from tests.paths import REPO
+from tests.processes import wait_handles_sigterm
 from tests.requires import unavailable
 
 BOOTSTRAP = os.environ.get("JITWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -124,6 +125,9 @@ class Stack:
         """Stop the session's worker cleanly and start a new one (e.g. with a fresh data
         directory, so its state can only come from the changelog)."""
         if self.worker is not None:
+            # A worker stopped before Python ran its SIGTERM handler dies of the signal
+            # (-15): the handoff fixture, run alone, restarts the worker just started.
+            wait_handles_sigterm(self.worker)
             self.worker.terminate()
             assert self.worker.wait(timeout=60) == 0, "worker did not stop cleanly"
         self.worker = self.start("worker", log_dir, **env)

@@ -104,21 +104,54 @@ class BatchHandoff:
         was taken, in which case the records are only untracked."""
         consumer = self._app.consumer
         if generation != self._app.consumer_generation_id:
-            unacked = consumer._unacked_messages  # noqa: SLF001 - faust's own set
-            for message in messages:
-                unacked.discard(message)
+            self.drop(messages)
             return False
         ack = consumer.ack
         for message in messages:
             ack(message)
         return True
 
-    async def run(self, handle: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
-        """The agent's loop: take a batch, decide it, acknowledge it; forever."""
+    def drop(self, messages: Sequence[Any]) -> None:
+        """Untrack taken records without acknowledging them (another generation's)."""
+        unacked = self._app.consumer._unacked_messages  # noqa: SLF001 - faust's own set
+        for message in messages:
+            unacked.discard(message)
+
+    async def run(self, handle: Callable[[Sequence[Any]], Awaitable[Sequence[Any] | None]],
+                  recheck_s: float = 0.05) -> None:
+        """The agent's loop: take a batch, decide it, acknowledge it; forever.
+
+        What ``handle`` returns was not decided (the cross-topic hold,
+        :mod:`streams.engine.hold`): it stays tracked, unacknowledged, and leads the next
+        batch, or is offered again after ``recheck_s`` when none comes; a rebalance drops
+        it (untracked, as a stale batch: the seek after it reads the records again)."""
+        held: list[Held] = []
+        since = self._app.consumer_generation_id
         while True:
-            generation, messages = await self.take()
-            await handle([Held(message) for message in messages])
-            self.ack(generation, messages)
+            taken = await (self._take_within(recheck_s) if held else self.take())
+            generation, messages = (since, []) if taken is None else taken
+            if generation != since or since != self._app.consumer_generation_id:
+                self.drop([item.message for item in held])
+                held = []
+            batch = held + [Held(message) for message in messages]
+            if not batch:
+                continue
+            held, since = list(await handle(batch) or ()), generation
+            waiting = {id(item) for item in held}
+            self.ack(generation, [item.message for item in batch if id(item) not in waiting])
+
+    async def _take_within(self, seconds: float) -> tuple[int, list[Any]] | None:
+        """:meth:`take`, or None after ``seconds``. Cancelling it is safe: an
+        ``asyncio.Queue.get`` cancelled leaves its item queued, and nothing is tracked
+        before that get returns; a take that finished first is used, not lost."""
+        taking = asyncio.ensure_future(self.take())
+        try:
+            await asyncio.wait({taking}, timeout=seconds)
+        finally:
+            if not taking.done():
+                taking.cancel()
+                await asyncio.wait({taking})
+        return None if taking.cancelled() else taking.result()
 
 
 async def _drain_messages(self: Consumer, fetcher: Any) -> None:

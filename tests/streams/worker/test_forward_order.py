@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from types import SimpleNamespace
 from typing import Any
@@ -61,6 +62,12 @@ class _Stream:
         return True
 
 
+def _sessions_empty(owned: set[int]) -> tuple[Any, Any, Any]:
+    # The consumer's view: the sessions topic empty as of now, so requests do not wait.
+    where = [(TOPICS.topic_sessions, number) for number in owned]
+    return dict.fromkeys(where, 0), {}, dict.fromkeys(where, datetime.now(UTC))
+
+
 async def test_a_forward_is_acknowledged_before_its_record_is() -> None:
     log: list[str] = []
     home = partition_of(SUBJECTS[0].encode(), TOPICS.topic_partitions)
@@ -86,7 +93,7 @@ async def test_a_forward_is_acknowledged_before_its_record_is() -> None:
         await _handle_batch(batch, access=Access(), send=send,  # type: ignore[arg-type]
                             topics=TOPICS, max_event_bytes=65536, max_stored_bytes=1 << 20,
                             policy=POLICY, deadlines=DeadlineIndex(), clock=PartitionClock(),
-                            max_record_bytes=1_000_000)
+                            max_record_bytes=1_000_000, view=_sessions_empty)
 
     stream = _Stream(events, log)
     await asyncio.wait_for(in_batches(stream, handle, max_events=10), 5)
@@ -117,9 +124,61 @@ async def test_a_batch_whose_send_fails_is_logged_by_its_inputs_and_not_stored(
         await _handle_batch(events, access=Access(), send=send,  # type: ignore[arg-type]
                             topics=TOPICS, max_event_bytes=65536, max_stored_bytes=1 << 20,
                             policy=POLICY, deadlines=DeadlineIndex(), clock=PartitionClock(),
-                            max_record_bytes=1_000_000)
+                            max_record_bytes=1_000_000, view=_sessions_empty)
     assert stored == []
     [error] = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
     requests = TOPICS.topic_requests
     assert f"for input {requests}[1]@40 refused" in error  # outbound 1: its second record
     assert f"inputs {requests}[1]@40..41" in error
+
+
+async def test_held_events_lead_the_next_batch_and_are_acked_once_decided() -> None:
+    # The cross-topic hold (streams/engine/hold.py): in_batches keeps what the handler
+    # returns, unacknowledged, and offers it again, new events or not.
+    log: list[str] = []
+    events = [_event(SUBJECTS[0], 0, offset) for offset in (1, 2)]
+    seen: list[list[int]] = []
+
+    async def handle(batch: Sequence[Any]) -> list[Any]:
+        seen.append([event.message.offset for event in batch])
+        return [event for event in batch if event.message.offset == 2] if len(seen) < 3 \
+            else []
+
+    stream = _Stream(events, log)
+    await asyncio.wait_for(in_batches(stream, handle, max_events=1), 5)
+    assert seen[0] == [1]
+    assert seen[1:] == [[2], [2]]  # the second offer came with nothing new
+    assert log == ["ack 0/1", "ack 0/2"]
+
+
+class _Tracked(list[Any]):
+    """faust's set of unacknowledged messages, for messages that do not hash."""
+
+    def discard(self, message: Any) -> None:
+        if message in self:
+            self.remove(message)
+
+
+async def test_held_events_of_another_generation_are_dropped_unacknowledged() -> None:
+    log: list[str] = []
+    events = [_event(SUBJECTS[0], 0, offset) for offset in (1, 2)]
+    for event in events:
+        event.message.generation_id = 1
+    stream = _Stream(events, log)
+    unacked = _Tracked(event.message for event in events)
+    stream.app = SimpleNamespace(consumer=SimpleNamespace(  # type: ignore[attr-defined]
+        _unacked_messages=unacked), consumer_generation_id=1)
+    seen: list[list[int]] = []
+
+    async def handle(batch: Sequence[Any]) -> list[Any]:
+        seen.append([event.message.offset for event in batch])
+        if len(seen) == 1:
+            stream.app.consumer_generation_id = 2  # type: ignore[attr-defined]
+            return list(batch)  # offset 1 waits, then the group rebalances
+        stream.all_acked.set()
+        return []
+
+    await asyncio.wait_for(in_batches(stream, handle, max_events=1), 5)
+    assert seen == [[1], [2]]
+    assert log == ["ack 0/2"]
+    assert {message.offset for message in unacked} == {2}  # 1 untracked, never acked

@@ -151,3 +151,67 @@ async def test_a_batch_taken_while_the_flow_is_suspended_is_dropped(app: _App) -
     await handoff.put(_batch(11))
     _, taken = await taker
     assert [message.offset for message in taken] == [11]
+
+
+async def test_held_records_lead_the_next_batch_and_are_acked_once_decided(app: _App
+                                                                          ) -> None:
+    # The cross-topic hold (streams/engine/hold.py): what the handler returns waits,
+    # tracked and unacknowledged, and is offered again with the next batch.
+    handoff = BatchHandoff(app)
+    await handoff.put(_batch(1, 2))
+    seen: list[list[int]] = []
+    second = asyncio.Event()
+
+    async def handle(events: Sequence[Held]) -> list[Held]:
+        seen.append([event.message.offset for event in events])
+        if len(seen) == 1:
+            return [events[1]]  # offset 2 waits
+        second.set()
+        return []
+
+    agent = asyncio.ensure_future(handoff.run(handle, recheck_s=10))
+    await asyncio.sleep(0.05)
+    assert app.consumer.acked == [1]
+    assert {message.offset for message in app.consumer._unacked_messages} == {2}
+    await handoff.put(_batch(3))
+    await asyncio.wait_for(second.wait(), 1)
+    assert seen == [[1, 2], [2, 3]]
+    assert app.consumer.acked == [1, 2, 3]
+    agent.cancel()
+
+
+async def test_held_records_are_offered_again_when_nothing_comes(app: _App) -> None:
+    handoff = BatchHandoff(app)
+    await handoff.put(_batch(1))
+    seen: list[list[int]] = []
+
+    async def handle(events: Sequence[Held]) -> list[Held]:
+        seen.append([event.message.offset for event in events])
+        return list(events) if len(seen) < 3 else []
+
+    agent = asyncio.ensure_future(handoff.run(handle, recheck_s=0.01))
+    await asyncio.sleep(0.2)
+    assert seen == [[1], [1], [1]]
+    assert app.consumer.acked == [1]
+    agent.cancel()
+
+
+async def test_held_records_are_dropped_at_a_rebalance(app: _App) -> None:
+    # Another generation's records are read again after the seek, as a stale batch is.
+    handoff = BatchHandoff(app)
+    await handoff.put(_batch(1))
+    seen: list[list[int]] = []
+
+    async def handle(events: Sequence[Held]) -> list[Held]:
+        seen.append([event.message.offset for event in events])
+        return list(events) if len(seen) == 1 else []
+
+    agent = asyncio.ensure_future(handoff.run(handle, recheck_s=10))
+    await asyncio.sleep(0.05)
+    app.consumer_generation_id = 2
+    await handoff.put(_batch(1), generation=2)
+    await asyncio.sleep(0.05)
+    assert seen == [[1], [1]]  # the new generation's copy alone
+    assert app.consumer.acked == [1]
+    assert not app.consumer._unacked_messages
+    agent.cancel()
