@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from schemas.errors import InputError
 from schemas.policy import parse_policy
 from streams.engine.codec import decode_event, parse_event
+from streams.engine.dead_letters import VALUE_NULL_HEADER
 from streams.engine.plan import Record, plan_batch
 from streams.engine.topics import InputTopics
 from tests.faults.report import summary
@@ -172,8 +173,8 @@ def _decodes(key: bytes | None, value: bytes | None) -> bool:
         error_class = exc.error_class
     else:
         return True
-    assert error_class in {"missing-key", "missing-value", "oversized", "invalid-json",
-                           "schema-violation", "key-mismatch"}, error_class
+    assert error_class in {"null-record", "missing-key", "missing-value", "oversized",
+                           "invalid-json", "schema-violation", "key-mismatch"}, error_class
     return False
 
 
@@ -235,7 +236,11 @@ def test_batches_dead_letter_bad_records_and_never_approve_them(
         if _decodes(key, value):
             continue
         assert [out.topic for out in produced] == ["jit.deadletter"], produced
-        assert (produced[0].key, produced[0].value) == (key, value), "bytes kept unchanged"
+        if key is None and value is None:  # no producer sends neither: CONTRACT, null-record
+            assert (produced[0].key, produced[0].value) == (None, b"")
+            assert (VALUE_NULL_HEADER, b"true") in produced[0].headers
+        else:
+            assert (produced[0].key, produced[0].value) == (key, value), "bytes kept unchanged"
     for out in plan.outbound:
         if out.topic == "jit.decisions":
             assert _decodes(*batch[out.source]), "a decision from a record that cannot decode"
