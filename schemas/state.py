@@ -14,8 +14,8 @@ from pydantic import Field
 from schemas._base import Model, UtcDatetime
 from schemas.events import Resource, SubjectKind
 
-__all__ = ["MAX_STORED_BYTES", "STORED_STATE_VERSION", "Grant", "Mark", "Obligation", "Pending",
-           "RequestLock", "Session", "StoredSubject", "SubjectState"]
+__all__ = ["MAX_STORED_BYTES", "STORED_RECORD_HEADROOM", "STORED_STATE_VERSION", "Grant", "Mark",
+           "Obligation", "Pending", "RequestLock", "Session", "StoredSubject", "SubjectState"]
 
 STORED_STATE_VERSION = 1
 
@@ -23,7 +23,13 @@ MAX_STORED_BYTES = 1_000_000
 """Default largest encoded stored value (``JITWATCH_MAX_STORED_BYTES``): the broker's
 default ``message.max.bytes`` (1,048,588) less 48,588 bytes of headroom for the key (a
 subject id, at most 2,048 bytes of UTF-8), the record and batch overhead; it also stays
-under the producer's default ``max_request_size`` (1,048,576)."""
+under aiokafka's default ``max_request_size`` (1,048,576), which the worker's producer is
+given (faust's own default, 1,000,000, would refuse a value at the limit with its key)."""
+
+STORED_RECORD_HEADROOM = 48_576
+"""Bytes a changelog record takes beyond its stored value: the key (a canonical subject id;
+512 characters NFKC can lengthen to 16,896 bytes of UTF-8) and the record's framing, with
+room to spare. The worker's producer takes records up to the stored limit plus this."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,8 +178,9 @@ class WorkerSettings(_Section):
     max_event_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     """Inputs larger than this go to the dead letter topic."""
     max_stored_bytes: int = Field(default=MAX_STORED_BYTES, ge=64 * 1024, le=64 * 1024 * 1024)
-    """Largest subject state stored (one changelog message): keep it below the changelog
-    topic's ``max.message.bytes`` less about 48 KB; a bigger state is refused (state-limit)."""
+    """Largest subject state stored (one changelog message); a bigger state is refused
+    (state-limit). The producer and a new changelog topic take it plus the key's headroom
+    (``schemas.state.STORED_RECORD_HEADROOM``); an existing changelog topic keeps its own."""
     expiry_check_s: float = Field(default=0.2, gt=0, le=60)
     """How often the expiry timer looks for deadlines that passed."""
     expiry_grace_s: float = Field(default=0.5, ge=0, le=60)

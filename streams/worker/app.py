@@ -18,6 +18,7 @@ from faust.types import TP, EventT
 
 from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
+from schemas.state import STORED_RECORD_HEADROOM
 from streams.engine.codec import encode_tick, stored_deadlines
 from streams.engine.deadlines import DeadlineIndex, GroupProgress, PartitionClock
 from streams.engine.hold import Since, held_back
@@ -46,9 +47,8 @@ TABLE_NAME = "grants"
 STREAM_BUFFER_MAX = 1000
 """Events faust queues for the stream ahead of the agent (faust's default is 4,096).
 
-A batch is at most 500 events, so 1,000 still keeps the next batch ready, and a revocation
-(where faust waits until every event already handed to the stream is decided) has less to
-wait for."""
+A batch is at most 500 events, so 1,000 still keeps the next batch ready, and a revocation (where
+faust waits until every event already handed to the stream is decided) has less to wait for."""
 
 
 def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSettings,
@@ -60,6 +60,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
     install_seek_fix()  # before faust's consumer exists: see streams/worker/patches/seek.py
     install_flow_fix()  # nothing handed to the stream lost at a rebalance: patches/flow.py
     install_isolation_fix()  # an upstream producer's aborted records are never decided
+    record_limit = worker.max_stored_bytes + STORED_RECORD_HEADROOM  # a value at the limit
     app = faust.App(
         topics.app_id,
         broker=f"kafka://{kafka.kafka_bootstrap}",
@@ -72,6 +73,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger_ms=worker.producer_linger_ms,
+        producer_max_request_size=record_limit,
         web_enabled=False,
         broker_session_timeout=worker.session_timeout_s,
         broker_heartbeat_interval=min(3.0, worker.session_timeout_s / 3),
@@ -97,6 +99,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
         partitions=topics.topic_partitions,
         key_type=bytes,  # bytes means the raw serializer: we encode state ourselves
         value_type=bytes,
+        extra_topic_configs={"max.message.bytes": str(record_limit)},  # a new changelog's
     )
 
     def producer() -> Any:
@@ -392,7 +395,5 @@ async def _handle_batch(
 
 def _headers(headers: Any) -> list[tuple[str, bytes]]:
     # faust gives a message's headers as a list of pairs or a mapping (or None).
-    if not headers:
-        return []
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
     return [(str(name), bytes(value or b"")) for name, value in pairs]
