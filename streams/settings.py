@@ -173,22 +173,21 @@ class WorkerSettings(_Section):
     batch_max: int = Field(default=500, ge=1, le=100_000)
     """Most events decided in one batch."""
     producer_linger_ms: int = Field(default=2, ge=0, le=1000)
-    """How long the worker's producer gathers records into one request: a little latency
-    for far fewer produce requests (verdicts and changelog writes) under load."""
+    """How long the producer gathers records per request: far fewer requests under load."""
     max_event_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     """Inputs larger than this go to the dead letter topic."""
     max_stored_bytes: int = Field(default=MAX_STORED_BYTES, ge=64 * 1024, le=64 * 1024 * 1024)
-    """Largest subject state stored (one changelog message); a bigger state is refused
-    (state-limit). The producer and a new changelog topic take it plus the key's headroom
-    (``schemas.state.STORED_RECORD_HEADROOM``); an existing changelog topic keeps its own."""
+    """Largest subject state stored, else state-limit; records up to it plus the key's
+    headroom (``STORED_RECORD_HEADROOM``) are sent, and a new changelog topic takes them."""
     expiry_check_s: float = Field(default=0.2, gt=0, le=60)
     """How often the expiry timer looks for deadlines that passed."""
     expiry_grace_s: float = Field(default=0.5, ge=0, le=60)
     """How long past a deadline the timer waits, so earlier events are decided first."""
     session_timeout_s: float = Field(default=10.0, ge=3, le=300)
     """How soon the group notices a worker that died without leaving (kill -9)."""
-    batch_handoff: bool = False
-    """Experimental (issue M, patches/handoff.py): hand over and ack per fetched batch."""
+    batch_handoff: bool = True
+    """Hand over, decide and ack each fetched batch whole, and send by aiokafka batches
+    (issue M: patches/handoff.py, send.py); off: faust's per-record path (half the speed)."""
 
 
 class PolicySettings(_Section):

@@ -114,9 +114,8 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
 
     handoff = install_batch_handoff(app, frozenset(inputs.topics)) \
         if worker.batch_handoff else None
-    if handoff is not None:
-        log.warning("batch hand-off on (JITWATCH_BATCH_HANDOFF, issue M): not the default "
-                    "until the kill -9 gate holds")
+    if handoff is None:
+        log.info("batch hand-off off (JITWATCH_BATCH_HANDOFF=0): faust's per-record path")
     deadlines = DeadlineIndex()
     clock = PartitionClock()
     held_since: Since = {}  # the cross-topic hold's record of what waits since when

@@ -215,15 +215,15 @@ def worker(stack: Stack, logs: Path) -> subprocess.Popen[bytes]:
 @pytest.fixture(params=[False, True], ids=["per-record", "batch-handoff"])
 def handoff(request: pytest.FixtureRequest, stack: Stack, logs: Path,
             worker: subprocess.Popen[bytes]) -> Iterator[bool]:
-    """The session's worker with faust's per-record hand-off (as started) and then with
-    the batch hand-off of issue M (restarted with ``JITWATCH_BATCH_HANDOFF=1``, and back
-    after the test). A test starting workers of its own gives them ``handoff_env``."""
-    if not request.param:
-        yield False
-        return
-    stack.restart_worker(logs, JITWATCH_BATCH_HANDOFF="1")
-    try:
+    """The session's worker with the batch hand-off of issue M (the default, as started)
+    and with faust's per-record hand-off (restarted with ``JITWATCH_BATCH_HANDOFF=0``, and
+    back after the test). A test starting workers of its own gives them ``handoff_env``."""
+    if request.param:
         yield True
+        return
+    stack.restart_worker(logs, JITWATCH_BATCH_HANDOFF="0")
+    try:
+        yield False
     finally:
         stack.restart_worker(logs)
 

@@ -1,4 +1,4 @@
-"""Batch hand-off (issue M, behind ``WorkerSettings.batch_handoff``, default off).
+"""Batch hand-off (issue M, ``WorkerSettings.batch_handoff``, on by default).
 
 faust passes every fetched record on through ``wait_first(callback(message),
 suspend_flow.wait())`` and the conductor, the stream queue and the stream's iteration:
@@ -28,8 +28,8 @@ The rules that keep an offset from being committed before its verdicts and state
   a gap only once the whole fetch was handed over (:mod:`streams.worker.patches.flow`,
   fifth fix), so the commit reaches the end of what was fetched.
 
-The kill -9 gate of issue 24 is not met yet (ten full-size green runs): the setting stays
-off by default until it is.
+It became the default once the kill -9 gate of issue 24 held: ten consecutive full-size
+runs (100k events, 20 kills, two workers) green on the final code (bench/HISTORY.md).
 """
 
 from __future__ import annotations
