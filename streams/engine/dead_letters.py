@@ -5,8 +5,8 @@ records with neither key nor value (2026-12-07)"."""
 
 from __future__ import annotations
 
-__all__ = ["KEY_OMITTED_HEADER", "NULL_RECORD", "VALUE_NULL_HEADER", "VALUE_OMITTED_HEADER",
-           "dead_letter_record"]
+__all__ = ["DEAD_LETTER_MAX_BYTES", "KEY_OMITTED_HEADER", "NULL_RECORD", "VALUE_NULL_HEADER",
+           "VALUE_OMITTED_HEADER", "dead_letter_limit", "dead_letter_record"]
 
 NULL_RECORD = "null-record"
 """The dead-letter error class of an input record with neither key nor value (a tombstone
@@ -19,13 +19,26 @@ nor value: it carries an empty value instead, since producers refuse a record wi
 
 VALUE_OMITTED_HEADER = "source.value-omitted"
 """Dead-letter header of a dead letter whose input record was too large to send again with
-the dead-letter headers (the producer's ``max_request_size``): it carries an empty value,
+the dead-letter headers (:func:`dead_letter_limit`): it carries an empty value,
 and this header the original value's length in bytes (decimal)."""
+
+DEAD_LETTER_MAX_BYTES = 1_000_000
+"""The most bytes a dead letter takes, headers and framing included, however much the
+worker's producer sends: the dead-letter topic keeps the broker's default
+``message.max.bytes`` (1,048,588), and a dead letter the broker refuses fails its batch as
+one the producer refuses does. (The producer sends more since stored values at
+``JITWATCH_MAX_STORED_BYTES`` go out with their key: ``schemas.state.STORED_RECORD_HEADROOM``.)"""
 
 KEY_OMITTED_HEADER = "source.key-omitted"
 """Dead-letter header of a dead letter whose input record's key alone was too large (as
 :data:`VALUE_OMITTED_HEADER`, for the key): it carries no key, and this header the original
 key's length in bytes."""
+
+
+def dead_letter_limit(producer_max_request_size: int) -> int:
+    """The bound the worker gives :func:`dead_letter_record`: what both its producer (its
+    ``max_request_size``) and a topic at the broker's default limit take."""
+    return min(producer_max_request_size, DEAD_LETTER_MAX_BYTES)
 
 
 def dead_letter_record(key: bytes | None, value: bytes | None,
@@ -36,7 +49,7 @@ def dead_letter_record(key: bytes | None, value: bytes | None,
     never be sent (a refused dead letter fails its whole batch, which is then never
     acknowledged). A record with neither key nor value (no producer sends one) gets an empty
     value and :data:`VALUE_NULL_HEADER`. One whose dead letter would be over ``max_bytes``
-    (the producer's ``max_request_size``; the broker takes input records a little larger)
+    (:func:`dead_letter_limit`; the broker takes input records a little larger)
     gets an empty value and :data:`VALUE_OMITTED_HEADER`, and if that is not enough no key
     and :data:`KEY_OMITTED_HEADER`. Headers are appended to ``headers``."""
     if key is None and value is None:

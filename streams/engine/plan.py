@@ -144,8 +144,9 @@ def plan_batch(
     Notices (issue J) go to ``notices_topic`` after the decisions of the same record, keyed
     by subject like them (none is sent without one: tests and tools that do not ask).
     Every dead letter is a record a producer accepts: one of a record with neither key nor
-    value, or one over ``max_record_bytes`` (the worker's producer's ``max_request_size``;
-    None: no limit), carries an empty value and a header that says why
+    value, or one over ``max_record_bytes`` (the worker's
+    :func:`~streams.engine.dead_letters.dead_letter_limit`; None: no limit), carries an
+    empty value and a header that says why
     (:func:`streams.engine.dead_letters.dead_letter_record`).
     """
     plan = BatchPlan()

@@ -20,6 +20,7 @@ from schemas.errors import InputError
 from schemas.policy import LoadedPolicy
 from schemas.state import STORED_RECORD_HEADROOM
 from streams.engine.codec import encode_tick, stored_deadlines
+from streams.engine.dead_letters import dead_letter_limit
 from streams.engine.deadlines import DeadlineIndex, GroupProgress, PartitionClock
 from streams.engine.hold import Since, held_back
 from streams.engine.partitioner import partition_of
@@ -61,6 +62,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
     install_flow_fix()  # nothing handed to the stream lost at a rebalance: patches/flow.py
     install_isolation_fix()  # an upstream producer's aborted records are never decided
     record_limit = worker.max_stored_bytes + STORED_RECORD_HEADROOM  # a value at the limit
+    dead_letter_bytes = dead_letter_limit(record_limit)  # and the dead-letter topic's
     app = faust.App(
         topics.app_id,
         broker=f"kafka://{kafka.kafka_bootstrap}",
@@ -156,7 +158,7 @@ def build_app(kafka: KafkaSettings, topics: TopicSettings, worker: WorkerSetting
                                        max_stored_bytes=worker.max_stored_bytes,
                                        policy=current, deadlines=deadlines, clock=clock,
                                        view=consumer_view, since=held_since,
-                                       max_record_bytes=app.conf.producer_max_request_size)
+                                       max_record_bytes=dead_letter_bytes)
 
         if handoff is None:
             await in_batches(stream, handle, worker.batch_max)

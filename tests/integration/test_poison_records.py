@@ -109,9 +109,10 @@ async def _null_then_good(stack: Stack, producer: Producer, where: str) -> None:
 
 async def test_an_input_record_too_large_to_dead_letter_as_it_is_does_not_wedge(
         stack: Stack, producer: Producer, handoff: bool) -> None:
-    # The broker takes input records up to its message.max.bytes (1,048,588 by default),
-    # the worker's producer sends records up to max_request_size (1,000,000, faust's
-    # default) headers and all: an input record in between cannot be dead-lettered whole.
+    # The broker takes input records up to its message.max.bytes (1,048,588 by default);
+    # a dead letter goes out whole up to 1,000,000 bytes headers and all (the dead-letter
+    # topic keeps the broker's default, whatever the producer sends: DEAD_LETTER_MAX_BYTES).
+    # An input record in between cannot be dead-lettered whole.
     subject = f"it-big-{uuid.uuid4().hex[:10]}"
     partition, offset = await producer.raw(subject.encode(), b"x" * 999_900)
     await producer.publish(raw_request("r-1", [("db", "prod")], subject=subject))

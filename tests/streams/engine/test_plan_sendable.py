@@ -12,11 +12,14 @@ import orjson
 import pytest
 
 from schemas.policy import parse_policy
+from schemas.state import MAX_STORED_BYTES, STORED_RECORD_HEADROOM
 from streams.engine.dead_letters import (
+    DEAD_LETTER_MAX_BYTES,
     KEY_OMITTED_HEADER,
     NULL_RECORD,
     VALUE_NULL_HEADER,
     VALUE_OMITTED_HEADER,
+    dead_letter_limit,
 )
 from streams.engine.plan import LOG_APPEND_TIME, BatchPlan, Record, plan_batch, stored_keys
 from streams.engine.repartition import Repartition
@@ -139,3 +142,22 @@ def test_a_dead_letter_within_the_limit_keeps_its_bytes() -> None:
     assert not {VALUE_OMITTED_HEADER, KEY_OMITTED_HEADER} & set(dict(dead.headers))
     [dead] = _plan([_big(b"alice", b"z" * 2_000_000)]).outbound  # no limit: tools, tests
     assert dead.value == b"z" * 2_000_000
+
+
+@pytest.mark.parametrize("max_stored_bytes", [MAX_STORED_BYTES, 8 * 1024 * 1024])
+def test_a_dead_letter_fits_a_topic_at_the_brokers_default_limit_too(
+        max_stored_bytes: int) -> None:
+    # The worker's producer sends stored values at JITWATCH_MAX_STORED_BYTES with their key
+    # (8 MiB and more if so set), but the dead-letter topic takes what the broker's default
+    # message.max.bytes does (1,048,588): a dead letter in between would pass the producer,
+    # the broker would refuse it, and its batch would never be acknowledged.
+    bound = dead_letter_limit(max_stored_bytes + STORED_RECORD_HEADROOM)
+    assert bound == DEAD_LETTER_MAX_BYTES < 1_048_588
+    [dead] = _plan([_big(b"alice", b"x" * 1_040_000)], bound).outbound
+    assert (dead.key, dead.value) == (b"alice", b"")
+    assert dict(dead.headers)[VALUE_OMITTED_HEADER] == b"1040000"
+
+
+def test_a_smaller_producer_limit_bounds_dead_letters_too() -> None:
+    small = 64 * 1024 + STORED_RECORD_HEADROOM  # JITWATCH_MAX_STORED_BYTES at its least
+    assert dead_letter_limit(small) == small
